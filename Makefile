@@ -1,0 +1,37 @@
+# The two quickstart commands: `make run` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+
+.PHONY: run test lint fmt bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "livecommerce needs Python 3.11+; set PYTHON=python3.x")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[embedded,test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	PORT=$(PORT) $(BIN)/livecommerce serve --seed-demo
+
+test: $(STAMP)
+	$(BIN)/ruff check livecommerce tests bench
+	$(BIN)/ruff format --check livecommerce tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check livecommerce tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix livecommerce tests bench
+	$(BIN)/ruff format livecommerce tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""livecommerce: an asyncio live-commerce server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""The application factory: middlewares, the route table and one cleanup context per resource."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import WSCloseCode, web
+from redis.asyncio import Redis
+
+from livecommerce import keys, ops
+from livecommerce.config import Settings
+from livecommerce.db import create_pool
+from livecommerce.errors import Handler, error_middleware
+from livecommerce.logs import request_id
+from livecommerce.metrics import Metrics, metrics_middleware
+
+log = logging.getLogger("livecommerce.app")
+
+# Sent to every open socket when the node shuts down: "this node is going away, reconnect
+# (to another node) and resume". RFC 6455 1012 = Service Restart. Documented in docs/protocol.md.
+CLOSE_RECONNECT = WSCloseCode.SERVICE_RESTART
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-Id", "")
+    rid = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    try:
+        response = await handler(request)
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+    finally:
+        request_id.reset(token)
+
+
+async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = await create_pool(app[keys.SETTINGS].database)
+    app[keys.PG_POOL] = pool
+    yield
+    await pool.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.SETTINGS].redis
+    # Connects lazily: a Redis that is down at start shows in /readyz instead of a crash loop.
+    client = Redis.from_url(cfg.url, max_connections=cfg.max_connections)
+    app[keys.REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def close_websockets(app: web.Application) -> None:
+    sockets = list(app[keys.WEBSOCKETS].sockets)
+    if sockets:
+        log.info("closing %d websockets with code %d (reconnect)", len(sockets), CLOSE_RECONNECT)
+    for ws in sockets:
+        await ws.close(code=CLOSE_RECONNECT, message=b"reconnect")
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the app; resources are created when it starts, never at import."""
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=[request_id_middleware, metrics_middleware(metrics), error_middleware],
+        client_max_size=settings.server.max_body_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = metrics
+    app[keys.WEBSOCKETS] = keys.OpenSockets()
+    app.cleanup_ctx.append(postgres_ctx)
+    app.cleanup_ctx.append(redis_ctx)
+    app.on_shutdown.append(close_websockets)
+    ops.add_routes(app)
+    return app

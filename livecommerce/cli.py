@@ -1,0 +1,231 @@
+"""``livecommerce`` command line: serve, migrate, seed-demo.
+
+Exit codes: 0 success, 1 runtime failure (a backend could not start, a migration failed),
+2 bad configuration or usage — always with one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from livecommerce import __version__
+from livecommerce.app import create_app
+from livecommerce.config import ConfigError, Settings, load_settings
+from livecommerce.db import connect, ensure_database, redact
+from livecommerce.devtools.demo import seed_demo
+from livecommerce.embedded import EmbeddedBackends, EmbeddedError
+from livecommerce.logs import setup_logging
+from livecommerce.migrations import MigrationError, migrate
+
+log = logging.getLogger("livecommerce.cli")
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr with exit code 1."""
+
+
+def say(message: str) -> None:
+    print(f"livecommerce: {message}", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livecommerce",
+        description="Live-commerce server: live rooms over WebSocket, scheduled pushes, commerce.",
+    )
+    parser.add_argument("--version", action="version", version=f"livecommerce {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config file (default: $LIVECOMMERCE_CONFIG or ./config.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the HTTP + WebSocket server",
+        description="Run the server. With no database/redis URL configured, start the embedded "
+        "PostgreSQL and Valkey in the data dir and stop them on exit.",
+    )
+    serve.add_argument("--host", help="listen address (default: server.host)")
+    serve.add_argument(
+        "--port", type=int, help="listen port, 0 for any free one (default: $PORT or server.port)"
+    )
+    serve.add_argument("--seed-demo", action="store_true", help="insert the demo data if absent")
+    serve.add_argument("--no-migrate", action="store_true", help="skip migrations at start")
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser(
+        "migrate",
+        help="apply pending schema migrations",
+        description="Apply pending schema migrations and exit.",
+    )
+    mig.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser(
+        "seed-demo",
+        help="insert demo data (idempotent)",
+        description="Migrate, then insert the demo host, goods and live room unless present.",
+    )
+    seed.set_defaults(func=cmd_seed_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        overrides: dict[str, Any] = {}
+        if getattr(args, "host", None):
+            overrides["host"] = args.host
+        if getattr(args, "port", None) is not None:
+            if not 0 <= args.port <= 65535:
+                raise ConfigError(f"--port: must be 0..65535, got {args.port}")
+            overrides["port"] = args.port
+        if overrides:
+            settings = settings.with_server(**overrides)
+    except ConfigError as exc:
+        print(f"livecommerce: config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.server.log_format, settings.server.log_level)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return func(args, settings)
+    except (CliError, EmbeddedError, MigrationError) as exc:
+        print(f"livecommerce: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextlib.contextmanager
+def backends(settings: Settings) -> Iterator[Settings]:
+    """Yield settings pointing at real backends: the configured ones, or embedded ones."""
+    if not settings.uses_embedded:
+        say(f"PostgreSQL: external {redact(settings.database.url)}")
+        say(f"Redis: external {redact(settings.redis.url)}")
+        yield settings
+        return
+    emb = EmbeddedBackends(
+        settings.embedded.data_dir,
+        start_timeout=settings.embedded.start_timeout_seconds,
+        log=say,
+    )
+    urls = emb.start()
+    try:
+        say(f"PostgreSQL: embedded {redact(urls.database_url)}")
+        say(f"Redis: embedded (Valkey) {redact(urls.redis_url)}")
+        yield settings.with_backends(urls.database_url, urls.redis_url)
+    finally:
+        say("stopping embedded PostgreSQL and Valkey")
+        emb.stop()
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(coro: Awaitable[int]) -> int:
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def prepare_database(settings: Settings, *, embedded: bool, seed: bool) -> None:
+    """Create the embedded database if needed, apply migrations, optionally seed the demo."""
+    try:
+        if embedded:
+            await ensure_database(settings.database.url)
+        conn = await connect(settings.database.url)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise CliError(
+            f"cannot reach PostgreSQL at {redact(settings.database.url)}: {exc}"
+        ) from None
+    try:
+        applied = await migrate(conn)
+        if applied:
+            say(f"applied migrations: {', '.join(applied)}")
+        if seed:
+            inserted = await seed_demo(conn)
+            say("demo data inserted" if inserted else "demo data already present")
+    finally:
+        await conn.close()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    embedded = settings.uses_embedded
+    with backends(settings) as ready:
+        return run(
+            _serve(ready, embedded=embedded, migrate_first=not args.no_migrate, seed=args.seed_demo)
+        )
+
+
+async def _serve(settings: Settings, *, embedded: bool, migrate_first: bool, seed: bool) -> int:
+    if migrate_first or seed:
+        await prepare_database(settings, embedded=embedded, seed=seed)
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=settings.server.shutdown_grace_seconds,
+        access_log=None,
+    )
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, settings.server.host, settings.server.port, backlog=4096)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror}"
+            ) from None
+        for host, port, *_ in runner.addresses:
+            say(f"listening on http://{host}:{port}")
+        await stop.wait()
+        say("shutting down: closing sockets, draining requests")
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    embedded = settings.uses_embedded
+    with backends(settings) as ready:
+        run(_return_zero(prepare_database(ready, embedded=embedded, seed=False)))
+    say("schema is up to date")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
+    embedded = settings.uses_embedded
+    with backends(settings) as ready:
+        run(_return_zero(prepare_database(ready, embedded=embedded, seed=True)))
+    return 0
+
+
+async def _return_zero(coro: Awaitable[None]) -> int:
+    await coro
+    return 0

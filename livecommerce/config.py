@@ -1,0 +1,287 @@
+"""Typed, immutable settings loaded from ``config.toml`` and the environment.
+
+Precedence, lowest first: the defaults below (which ``config.toml`` at the repository root
+documents one by one), the TOML file, then environment variables:
+
+* ``LIVECOMMERCE_<SECTION>_<KEY>`` sets ``[section] key`` (``LIVECOMMERCE_DATABASE_URL``,
+  ``LIVECOMMERCE_REDIS_URL``, ``LIVECOMMERCE_SECURITY_SECRET``, ...);
+* ``PORT`` sets ``server.port`` (the Procfile/PaaS convention);
+* ``LIVECOMMERCE_CONFIG`` names the TOML file (default ``./config.toml`` when it exists).
+
+Any problem — an unknown section or key, a value of the wrong type, a bad URL, a missing
+secret in production mode — raises :class:`ConfigError` whose message is one line naming the
+key; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "LIVECOMMERCE_"
+# Environment names under the prefix that are not settings (tests, benchmarks, the file path).
+RESERVED_ENV = ("LIVECOMMERCE_CONFIG", "LIVECOMMERCE_TEST_", "LIVECOMMERCE_BENCH_")
+DEV_SECRET = "dev-only-insecure-secret-change-me-in-production"
+
+
+class ConfigError(Exception):
+    """A setting is unknown, mistyped or missing; the message is one line naming it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mode: str = "development"
+    shutdown_grace_seconds: float = 10.0
+    log_format: str = "auto"
+    log_level: str = "info"
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = ""
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    command_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str = ""
+    max_connections: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    secret: str = ""
+    token_ttl_seconds: int = 7 * 24 * 3600
+    host_token_ttl_seconds: int = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedConfig:
+    data_dir: str = ".livecommerce"
+    start_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+
+    @property
+    def production(self) -> bool:
+        return self.server.mode == "production"
+
+    @property
+    def secret(self) -> str:
+        """The signing secret; development mode falls back to a fixed, loudly insecure one."""
+        return self.security.secret or DEV_SECRET
+
+    @property
+    def uses_embedded(self) -> bool:
+        return not (self.database.url and self.redis.url)
+
+    def with_backends(self, database_url: str, redis_url: str) -> Settings:
+        return dataclasses.replace(
+            self,
+            database=dataclasses.replace(self.database, url=database_url),
+            redis=dataclasses.replace(self.redis, url=redis_url),
+        )
+
+    def with_server(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, server=dataclasses.replace(self.server, **changes))
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+}
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from defaults, the TOML file and the environment.
+
+    Raises:
+        ConfigError: with a one-line message naming the offending key.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    sources: dict[tuple[str, str], str] = {}
+
+    file = _config_path(path, env)
+    if file is not None:
+        for (section, key), value in _read_toml(file).items():
+            raw[section][key] = value
+            sources[(section, key)] = str(file)
+
+    for name, value in env.items():
+        target = _env_target(name)
+        if target is None:
+            continue
+        raw[target[0]][target[1]] = _EnvValue(value)
+        sources[target] = f"env {name}"
+
+    sections = {
+        name: _build_section(name, cls, raw[name], sources) for name, cls in _SECTIONS.items()
+    }
+    settings = Settings(**sections)
+    _validate(settings)
+    return settings
+
+
+class _EnvValue(str):
+    """A value from the environment: a string to be parsed into the field's type."""
+
+
+def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        p = Path(path)
+    elif env.get("LIVECOMMERCE_CONFIG"):
+        p = Path(env["LIVECOMMERCE_CONFIG"])
+    else:
+        default = Path("config.toml")
+        return default if default.is_file() else None
+    if not p.is_file():
+        raise ConfigError(f"config file {p}: not found")
+    return p
+
+
+def _read_toml(file: Path) -> dict[tuple[str, str], Any]:
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {file}: not valid TOML: {exc}") from None
+    out: dict[tuple[str, str], Any] = {}
+    for section, table in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"config file {file}: unknown section [{section}]")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {file}: {section} must be a [section] table")
+        for key, value in table.items():
+            out[(section, key)] = value
+    return out
+
+
+def _env_target(name: str) -> tuple[str, str] | None:
+    if name == "PORT":
+        return ("server", "port")
+    if not name.startswith(ENV_PREFIX) or name.startswith(RESERVED_ENV):
+        return None
+    rest = name[len(ENV_PREFIX) :].lower()
+    for section in _SECTIONS:
+        if rest.startswith(section + "_"):
+            return (section, rest[len(section) + 1 :])
+    raise ConfigError(f"environment variable {name}: names no config section")
+
+
+def _build_section(
+    section: str, cls: type[Any], values: dict[str, Any], sources: dict[tuple[str, str], str]
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = sources.get((section, key), "")
+        if key not in hints:
+            raise ConfigError(f"{section}.{key}: unknown setting ({where})")
+        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value, where)
+    return cls(**kwargs)
+
+
+def _coerce(name: str, typ: Any, value: Any, where: str) -> Any:
+    from_env = isinstance(value, _EnvValue)
+    try:
+        if typ is bool:
+            if from_env:
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, bool):
+                return value
+        elif typ is int:
+            if from_env:
+                return int(value.strip())
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif typ is float:
+            if from_env:
+                return float(value.strip())
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        elif typ is str and isinstance(value, str):
+            return str(value)
+    except ValueError:
+        pass
+    raise ConfigError(f"{name}: expected {typ.__name__}, got {value!r} ({where})")
+
+
+def _validate(s: Settings) -> None:
+    if s.server.mode not in ("development", "production"):
+        raise ConfigError(
+            f"server.mode: must be 'development' or 'production', got {s.server.mode!r}"
+        )
+    if not 0 <= s.server.port <= 65535:
+        raise ConfigError(f"server.port: must be 0..65535, got {s.server.port}")
+    if s.server.log_format not in ("auto", "json", "text"):
+        raise ConfigError(
+            f"server.log_format: must be auto, json or text, got {s.server.log_format!r}"
+        )
+    if s.server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"server.log_level: unknown level {s.server.log_level!r}")
+    _positive("server.shutdown_grace_seconds", s.server.shutdown_grace_seconds)
+    _positive("server.max_body_bytes", s.server.max_body_bytes)
+    _positive("database.pool_min_size", s.database.pool_min_size + 1)
+    if s.database.pool_max_size < max(1, s.database.pool_min_size):
+        raise ConfigError("database.pool_max_size: must be >= database.pool_min_size and >= 1")
+    _positive("database.command_timeout_seconds", s.database.command_timeout_seconds)
+    _positive("redis.max_connections", s.redis.max_connections)
+    _positive("security.token_ttl_seconds", s.security.token_ttl_seconds)
+    _positive("security.host_token_ttl_seconds", s.security.host_token_ttl_seconds)
+    _positive("embedded.start_timeout_seconds", s.embedded.start_timeout_seconds)
+    if s.database.url:
+        _check_url("database.url", s.database.url, ("postgres", "postgresql"))
+    if s.redis.url:
+        _check_url("redis.url", s.redis.url, ("redis", "rediss", "unix"))
+    if bool(s.database.url) != bool(s.redis.url):
+        missing = "redis.url" if s.database.url else "database.url"
+        raise ConfigError(f"{missing}: set both database.url and redis.url, or neither (embedded)")
+    if s.production:
+        if not s.security.secret:
+            raise ConfigError("security.secret: required in production mode")
+        if len(s.security.secret) < 32 or s.security.secret == DEV_SECRET:
+            raise ConfigError("security.secret: must be at least 32 characters and not the dev one")
+        if s.uses_embedded:
+            raise ConfigError("database.url: production mode needs external PostgreSQL and Redis")
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name}: must be > 0, got {value}")
+
+
+def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a non-numeric port
+    except ValueError as exc:
+        raise ConfigError(f"{name}: not a valid URL ({exc})") from None
+    if parts.scheme not in schemes:
+        raise ConfigError(
+            f"{name}: scheme must be one of {', '.join(schemes)}, got {parts.scheme!r}"
+        )
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"{name}: URL has no host")

