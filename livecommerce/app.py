@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from redis.asyncio import Redis
 
 from livecommerce import keys, ops
@@ -16,12 +17,12 @@ from livecommerce.db import create_pool
 from livecommerce.errors import Handler, error_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
+from livecommerce.realtime.protocol import CLOSE_RECONNECT
+from livecommerce.realtime.setup import setup as realtime_setup
+from livecommerce.rooms import routes as rooms_routes
 
 log = logging.getLogger("livecommerce.app")
 
-# Sent to every open socket when the node shuts down: "this node is going away, reconnect
-# (to another node) and resume". RFC 6455 1012 = Service Restart. Documented in docs/protocol.md.
-CLOSE_RECONNECT = WSCloseCode.SERVICE_RESTART
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -59,8 +60,14 @@ async def close_websockets(app: web.Application) -> None:
     sockets = list(app[keys.WEBSOCKETS].sockets)
     if sockets:
         log.info("closing %d websockets with code %d (reconnect)", len(sockets), CLOSE_RECONNECT)
-    for ws in sockets:
-        await ws.close(code=CLOSE_RECONNECT, message=b"reconnect")
+    # All at once, each bounded: one unresponsive phone must not hold up the shutdown.
+    await asyncio.gather(
+        *(
+            asyncio.wait_for(ws.close(code=CLOSE_RECONNECT, message=b"reconnect"), 5.0)
+            for ws in sockets
+        ),
+        return_exceptions=True,
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -77,4 +84,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(redis_ctx)
     app.on_shutdown.append(close_websockets)
     ops.add_routes(app)
+    realtime_setup(app)
+    rooms_routes.add_routes(app)
     return app

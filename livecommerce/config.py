@@ -74,12 +74,64 @@ class EmbeddedConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WechatConfig:
+    """The WeChat mini-program API (login, messages). Empty base_url in development = fake."""
+
+    base_url: str = ""
+    app_id: str = ""
+    app_secret: str = ""
+    timeout_seconds: float = 5.0
+    max_attempts: int = 3
+    retry_backoff_seconds: float = 0.2
+    fake_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WechatPayConfig:
+    """WeChat Pay v3 notifications. Empty in development = dev keys made at startup."""
+
+    mch_id: str = ""
+    apiv3_key: str = ""
+    platform_keys_dir: str = ""
+    notify_max_age_seconds: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersConfig:
+    payment_timeout_seconds: float = 900.0
+    reaper_max_sleep_seconds: float = 30.0
+    reaper_batch_size: int = 100
+    max_quantity: int = 99
+
+
+@dataclass(frozen=True, slots=True)
+class RoomsConfig:
+    history_max_messages: int = 2000
+    history_max_age_seconds: float = 3600.0
+    max_frame_bytes: int = 4096
+    messages_per_second: float = 10.0
+    max_connections_per_ip: int = 200
+    max_connections_per_user: int = 5
+    send_buffer_max_bytes: int = 262_144
+    heartbeat_seconds: float = 20.0
+    tick_seconds: float = 1.0
+    comment_max_chars: int = 200
+    comment_min_interval_seconds: float = 1.0
+    like_max_per_message: int = 50
+    bubble_default_seconds: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+    wechat: WechatConfig = field(default_factory=WechatConfig)
+    wechatpay: WechatPayConfig = field(default_factory=WechatPayConfig)
+    orders: OrdersConfig = field(default_factory=OrdersConfig)
+    rooms: RoomsConfig = field(default_factory=RoomsConfig)
 
     @property
     def production(self) -> bool:
@@ -252,6 +304,22 @@ def _validate(s: Settings) -> None:
     _positive("security.token_ttl_seconds", s.security.token_ttl_seconds)
     _positive("security.host_token_ttl_seconds", s.security.host_token_ttl_seconds)
     _positive("embedded.start_timeout_seconds", s.embedded.start_timeout_seconds)
+    for name in (
+        "history_max_messages",
+        "history_max_age_seconds",
+        "max_frame_bytes",
+        "messages_per_second",
+        "max_connections_per_ip",
+        "max_connections_per_user",
+        "send_buffer_max_bytes",
+        "heartbeat_seconds",
+        "tick_seconds",
+        "comment_max_chars",
+        "comment_min_interval_seconds",
+        "like_max_per_message",
+        "bubble_default_seconds",
+    ):
+        _positive(f"rooms.{name}", getattr(s.rooms, name))
     if s.database.url:
         _check_url("database.url", s.database.url, ("postgres", "postgresql"))
     if s.redis.url:
@@ -266,6 +334,40 @@ def _validate(s: Settings) -> None:
             raise ConfigError("security.secret: must be at least 32 characters and not the dev one")
         if s.uses_embedded:
             raise ConfigError("database.url: production mode needs external PostgreSQL and Redis")
+    _validate_commerce(s)
+
+
+def _validate_commerce(s: Settings) -> None:
+    """WeChat, WeChat Pay and order settings; production needs the real WeChat endpoints."""
+    w, p, o = s.wechat, s.wechatpay, s.orders
+    if w.base_url:
+        _check_url("wechat.base_url", w.base_url, ("http", "https"))
+        for key in ("app_id", "app_secret"):
+            if not getattr(w, key):
+                raise ConfigError(f"wechat.{key}: required when wechat.base_url is set")
+    if not 0 <= w.fake_port <= 65535:
+        raise ConfigError(f"wechat.fake_port: must be 0..65535, got {w.fake_port}")
+    _positive("wechat.timeout_seconds", w.timeout_seconds)
+    _positive("wechat.max_attempts", w.max_attempts)
+    _positive("wechat.retry_backoff_seconds", w.retry_backoff_seconds)
+    if p.apiv3_key and len(p.apiv3_key.encode()) != 32:
+        raise ConfigError("wechatpay.apiv3_key: must be exactly 32 bytes")
+    if bool(p.mch_id) != bool(p.apiv3_key) or bool(p.apiv3_key) != bool(p.platform_keys_dir):
+        raise ConfigError(
+            "wechatpay.mch_id: set mch_id, apiv3_key and platform_keys_dir together, or none (dev)"
+        )
+    if p.platform_keys_dir and not Path(p.platform_keys_dir).is_dir():
+        raise ConfigError(f"wechatpay.platform_keys_dir: not a directory: {p.platform_keys_dir}")
+    _positive("wechatpay.notify_max_age_seconds", p.notify_max_age_seconds)
+    _positive("orders.payment_timeout_seconds", o.payment_timeout_seconds)
+    _positive("orders.reaper_max_sleep_seconds", o.reaper_max_sleep_seconds)
+    _positive("orders.reaper_batch_size", o.reaper_batch_size)
+    _positive("orders.max_quantity", o.max_quantity)
+    if s.production:
+        if not w.base_url:
+            raise ConfigError("wechat.base_url: required in production mode (no fake WeChat)")
+        if not p.mch_id:
+            raise ConfigError("wechatpay.mch_id: required in production mode (no dev pay keys)")
 
 
 def _positive(name: str, value: float) -> None:

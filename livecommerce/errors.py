@@ -23,9 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
-
-from livecommerce.httpio import json_response
 
 log = logging.getLogger("livecommerce.errors")
 
@@ -107,6 +106,10 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+def json_response(data: Any, *, status: int) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:

@@ -8,6 +8,9 @@ from redis.asyncio import Redis
 
 from livecommerce.config import Settings
 from livecommerce.metrics import Metrics
+from livecommerce.realtime.broker import Broker
+from livecommerce.realtime.hub import Hub
+from livecommerce.realtime.node import Node
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -28,3 +31,8 @@ class OpenSockets:
 
 
 WEBSOCKETS = web.AppKey("websockets", OpenSockets)
+
+# Realtime (live rooms): the publisher, this node's rooms, and its background tasks.
+BROKER = web.AppKey("broker", Broker)
+HUB = web.AppKey("hub", Hub)
+NODE = web.AppKey("node", Node)

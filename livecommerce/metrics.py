@@ -29,6 +29,28 @@ class Metrics:
         self.open_sockets = Gauge(
             "livecommerce_websockets_open", "Open WebSocket connections on this node", registry=r
         )
+        self.viewers = Gauge(
+            "livecommerce_room_viewers", "Viewers connected to rooms on this node", registry=r
+        )
+        self.fanout = Counter(
+            "livecommerce_room_frames_fanned_out",
+            "Room frames written to local viewers",
+            registry=r,
+        )
+        self.evictions = Counter(
+            "livecommerce_room_evictions", "Viewers evicted for a full send buffer", registry=r
+        )
+        self.resumes = Counter(
+            "livecommerce_room_resumes",
+            "Resume attempts by outcome (hit, miss)",
+            ["outcome"],
+            registry=r,
+        )
+        self.gap_fills = Counter(
+            "livecommerce_room_gap_fills",
+            "Frames recovered from history after a subscription gap",
+            registry=r,
+        )
         self.pool_size = Gauge(
             "livecommerce_db_pool_size", "PostgreSQL pool connections", registry=r
         )

@@ -1,0 +1,30 @@
+"""Reading the caller's token from an HTTP request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from livecommerce import keys
+from livecommerce.auth.tokens import Claims, Kind, verify_token
+from livecommerce.errors import Forbidden, Unauthorized
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token", code="missing_token")
+    return token.strip()
+
+
+def require_claims(request: web.Request, *kinds: Kind) -> Claims:
+    """The verified claims of the request's bearer token, which must be one of ``kinds``.
+
+    Raises:
+        Unauthorized: no token, a bad or expired one.
+        Forbidden: a valid token of another kind (a viewer calling a host action).
+    """
+    claims = verify_token(request.app[keys.SETTINGS].secret, bearer_token(request))
+    if kinds and claims.kind not in kinds:
+        raise Forbidden(f"this action needs a {' or '.join(kinds)} token", code="wrong_role")
+    return claims

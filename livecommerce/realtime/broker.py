@@ -1,0 +1,157 @@
+"""The one way a room message is published, and the atomic reads that go with it.
+
+``publish`` runs one Lua script (``lua/publish.lua``): INCR the room's sequence number, splice
+``seq`` and the Redis server time ``ts`` into the already-encoded body, append the frame to the
+room's bounded history, optionally update the room's state hash, and PUBLISH it to every node.
+Whatever produces a room message (host push, timer, order event, likes) goes through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from livecommerce import redis_keys as rk
+from livecommerce.config import RoomsConfig
+from livecommerce.realtime.protocol import encode
+
+_LUA = Path(__file__).resolve().parent.parent / "lua"
+
+
+def _script(name: str, *, core: bool = True) -> str:
+    body = (_LUA / f"{name}.lua").read_text()
+    return ((_LUA / "publish_core.lua").read_text() + "\n" + body) if core else body
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    seq: int
+    frame: bytes
+    fresh: bool  # False when the idempotency key had published before
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    seq: int
+    state: dict[str, bytes]
+    missed: list[bytes]
+    complete: bool
+
+
+class Broker:
+    """Room publishing and reads on one Redis client; scripts are registered once."""
+
+    def __init__(self, redis: Redis, rooms: RoomsConfig) -> None:
+        self.redis = redis
+        self.cfg = rooms
+        self._publish = redis.register_script(_script("publish"))
+        self._snapshot = redis.register_script(_script("snapshot", core=False))
+        self._tick = redis.register_script(_script("room_tick"))
+
+    @property
+    def _max_age_ms(self) -> int:
+        return int(self.cfg.history_max_age_seconds * 1000)
+
+    async def publish(
+        self,
+        room_id: int,
+        body: dict[str, Any],
+        *,
+        state_op: str = "",
+        state_field: str = "",
+        idempotency_key: str | None = None,
+    ) -> Published:
+        """Publish ``body`` (a dict with ``type``) to the room; returns its seq and frame.
+
+        ``state_op`` 'set'/'del' stores/removes the frame under ``state_field`` of the room's state
+        hash in the same atomic step (e.g. the current bubble). With ``idempotency_key``, a second
+        publish with the same key publishes nothing and returns ``fresh=False`` with the first seq.
+        """
+        if "type" not in body or "seq" in body or "ts" in body:
+            raise ValueError("body needs a type and must not carry seq/ts")
+        idem = idempotency_key or ""
+        res = await self._publish(
+            keys=[
+                rk.room_seq(room_id),
+                rk.room_history(room_id),
+                rk.room_state(room_id),
+                rk.room_publish_idem(room_id, idem) if idem else rk.room_seq(room_id),
+            ],
+            args=[
+                rk.room_channel(room_id),
+                encode(body),
+                self.cfg.history_max_messages,
+                self._max_age_ms,
+                state_op,
+                state_field,
+                "1" if idem else "0",
+                rk.PUBLISH_IDEMPOTENCY_TTL_SECONDS,
+            ],
+        )
+        return Published(seq=int(res[0]), frame=bytes(res[1]), fresh=bool(int(res[2])))
+
+    async def snapshot(self, room_id: int, last_seq: int | None) -> Snapshot:
+        res = await self._snapshot(
+            keys=[rk.room_seq(room_id), rk.room_history(room_id), rk.room_state(room_id)],
+            args=[-1 if last_seq is None else last_seq],
+        )
+        flat = res[1]
+        state = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+        return Snapshot(
+            seq=int(res[0]), state=state, missed=[bytes(m) for m in res[2]], complete=bool(res[3])
+        )
+
+    async def history_between(self, room_id: int, after: int, upto: int) -> list[tuple[int, bytes]]:
+        """Frames with after < seq <= upto still in history, oldest first (for gap filling)."""
+        items = cast(
+            "list[tuple[bytes, float]]",
+            await self.redis.zrangebyscore(
+                rk.room_history(room_id), f"({after}", upto, withscores=True
+            ),
+        )
+        return [(int(score), m.split(b"|", 1)[1]) for m, score in items]
+
+    async def current_seq(self, room_id: int) -> int:
+        return int(await self.redis.get(rk.room_seq(room_id)) or 0)
+
+    async def tick(self, room_id: int, node_id: str, viewers: int, likes: int) -> int:
+        """Report this node's viewers/likes; publishes counts if this node wins the tick."""
+        tick_ms = max(1, int(self.cfg.tick_seconds * 1000) - 50)
+        res = await self._tick(
+            keys=[
+                rk.room_seq(room_id),
+                rk.room_history(room_id),
+                rk.room_state(room_id),
+                rk.room_presence(room_id),
+                rk.room_tick_lock(room_id),
+                rk.room_pending_likes(room_id),
+            ],
+            args=[
+                rk.room_channel(room_id),
+                self.cfg.history_max_messages,
+                self._max_age_ms,
+                node_id,
+                viewers,
+                likes,
+                int(self.cfg.tick_seconds * 3000) + 2000,
+                tick_ms,
+            ],
+        )
+        return int(res)
+
+    async def set_room_info(self, room_id: int, info: dict[str, Any]) -> None:
+        """Cache the room's public info (and an epoch for this Redis incarnation) in its state."""
+        key = rk.room_state(room_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "room", encode(info))
+            pipe.hsetnx(key, "epoch", _new_epoch())
+            await pipe.execute()
+
+
+def _new_epoch() -> str:
+    import secrets
+
+    return secrets.token_hex(6)

@@ -1,0 +1,209 @@
+"""This node's live rooms: who is watching here, and the fan-out of each room frame to them.
+
+Fan-out writes one pre-built WebSocket frame (the same bytes) to every local viewer's transport
+with no await in between, so one slow phone never delays the next one; a viewer whose kernel
+send buffer plus our write buffer passes ``send_buffer_max_bytes`` is evicted (close 4408) and
+will resume on reconnect.
+
+Joining without loss or duplicates (the *seam*): a joining viewer is registered **before** the
+room snapshot is read from Redis, so every frame published after the snapshot reaches it:
+
+* phase A — snapshot pending: delivered frames are buffered for it;
+* the handler then writes ``welcome`` (state at seq S), the missed frames (N, S], and the buffered
+  frames with seq > S;
+* phase B — frames with seq <= S still in flight on this node's subscription are skipped for it,
+  later ones are written; once this node has delivered seq S it joins the plain live set, where
+  the hot loop needs no per-viewer check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from livecommerce.metrics import Metrics
+from livecommerce.realtime.protocol import CLOSE_TOO_SLOW, ws_text_frame
+
+log = logging.getLogger("livecommerce.hub")
+
+
+class Viewer:
+    """One WebSocket connection in one room."""
+
+    __slots__ = ("identity", "ip", "room_id", "since", "transport", "ws")
+
+    def __init__(
+        self, ws: web.WebSocketResponse, transport: Any, room_id: int, ip: str, identity: str
+    ) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.room_id = room_id
+        self.ip = ip
+        self.identity = identity
+        self.since: int | None = None  # snapshot seq, set when welcome has been written
+
+    def write(self, frame: bytes) -> None:
+        self.transport.write(frame)
+
+
+@dataclass
+class LocalRoom:
+    id: int
+    viewers: set[Viewer] = field(default_factory=set)
+    joining: dict[Viewer, list[tuple[int, bytes]]] = field(default_factory=dict)
+    last_seq: int | None = None  # highest seq this node delivered to the room
+    likes: int = 0  # likes received here since the last tick
+    reported: bool = False  # presence reported at least once (so leaving reports 0)
+
+    @property
+    def size(self) -> int:
+        return len(self.viewers) + len(self.joining)
+
+
+class Hub:
+    def __init__(self, metrics: Metrics, send_buffer_max_bytes: int) -> None:
+        self.rooms: dict[int, LocalRoom] = {}
+        self.metrics = metrics
+        self.send_buffer_max = send_buffer_max_bytes
+        self.per_ip: dict[str, int] = {}
+        self.per_identity: dict[str, int] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ membership
+
+    def admit(self, ip: str, identity: str, max_ip: int, max_identity: int) -> bool:
+        """Count a new connection against the per-IP and per-user limits; False when over."""
+        if self.per_ip.get(ip, 0) >= max_ip or self.per_identity.get(identity, 0) >= max_identity:
+            return False
+        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+        self.per_identity[identity] = self.per_identity.get(identity, 0) + 1
+        return True
+
+    def release(self, ip: str, identity: str) -> None:
+        for table, key in ((self.per_ip, ip), (self.per_identity, identity)):
+            left = table.get(key, 0) - 1
+            if left > 0:
+                table[key] = left
+            else:
+                table.pop(key, None)
+
+    def begin_join(self, viewer: Viewer) -> LocalRoom:
+        room = self.rooms.get(viewer.room_id)
+        if room is None:
+            room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id)
+        room.joining[viewer] = []
+        self.metrics.viewers.inc()
+        return room
+
+    def finish_join(self, viewer: Viewer, snapshot_seq: int, missed: Iterable[bytes]) -> None:
+        """Write the missed frames and the buffered ones after the snapshot; go live when caught up.
+
+        The caller has just written the welcome (or resync) frame.
+        """
+        room = self.rooms[viewer.room_id]
+        buffered = room.joining.get(viewer, [])
+        for payload in missed:
+            viewer.write(ws_text_frame(payload))
+        for seq, frame in buffered:
+            if seq > snapshot_seq:
+                viewer.write(frame)
+        viewer.since = snapshot_seq
+        room.joining[viewer] = []
+        if room.last_seq is not None and room.last_seq >= snapshot_seq:
+            del room.joining[viewer]
+            room.viewers.add(viewer)
+
+    def rejoin(self, viewer: Viewer) -> None:
+        """Back to phase A (buffering) for a mid-connection resume."""
+        room = self.rooms[viewer.room_id]
+        room.viewers.discard(viewer)
+        room.joining[viewer] = []
+        viewer.since = None
+
+    def leave(self, viewer: Viewer) -> None:
+        room = self.rooms.get(viewer.room_id)
+        if room is None:
+            return
+        present = viewer in room.viewers or viewer in room.joining
+        room.viewers.discard(viewer)
+        room.joining.pop(viewer, None)
+        if present:
+            self.metrics.viewers.dec()
+        if room.size == 0 and not room.reported:
+            del self.rooms[viewer.room_id]
+
+    def forget_if_empty(self, room_id: int) -> None:
+        """Called by the tick after it reported the room's presence as 0."""
+        room = self.rooms.get(room_id)
+        if room is not None and room.size == 0:
+            del self.rooms[room_id]
+
+    # ------------------------------------------------------------------ fan-out
+
+    def next_expected(self, room_id: int) -> int | None:
+        room = self.rooms.get(room_id)
+        if room is None or room.last_seq is None:
+            return None
+        return room.last_seq + 1
+
+    def deliver(self, room_id: int, seq: int, payload: bytes) -> None:
+        """Fan one room frame out to this node's viewers (in seq order, each seq once)."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        if room.last_seq is not None and seq <= room.last_seq:
+            return  # already delivered (e.g. gap fill raced the subscription)
+        room.last_seq = seq
+        frame = ws_text_frame(payload)
+        limit = self.send_buffer_max
+        slow: list[Viewer] = []
+        for v in room.viewers:
+            t = v.transport
+            if t is None or t.is_closing():
+                continue
+            t.write(frame)
+            if t.get_write_buffer_size() > limit:
+                slow.append(v)
+        self.metrics.fanout.inc(len(room.viewers))
+        if room.joining:
+            for v, buf in list(room.joining.items()):
+                if v.since is None:
+                    buf.append((seq, frame))
+                    continue
+                if seq > v.since:
+                    v.write(frame)
+                if seq >= v.since:
+                    del room.joining[v]
+                    room.viewers.add(v)
+        for v in slow:
+            self.evict(v, CLOSE_TOO_SLOW, "too slow: reconnect and resume")
+
+    def evict(self, viewer: Viewer, code: int, reason: str) -> None:
+        """Stop writing to ``viewer`` now and close it in the background."""
+        self.leave(viewer)
+        self.metrics.evictions.inc()
+        task = asyncio.get_running_loop().create_task(self._close(viewer, code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close(viewer: Viewer, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(viewer.ws.close(code=code, message=reason.encode()), 2.0)
+        if viewer.transport is not None:
+            viewer.transport.abort()
+
+    def local_viewers(self, room_id: int) -> int:
+        room = self.rooms.get(room_id)
+        return room.size if room else 0
+
+    def all_viewers(self) -> Iterable[Viewer]:
+        for room in list(self.rooms.values()):
+            yield from list(room.viewers)
+            yield from list(room.joining)

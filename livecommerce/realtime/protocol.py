@@ -1,0 +1,49 @@
+"""The WebSocket wire protocol: close codes, frame types, and pre-encoded WebSocket frames.
+
+docs/protocol.md is the reference for clients; this module is the one place the server keeps it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import orjson
+
+# Close codes (RFC 6455 ones where they fit, 4xxx for ours: 4000 + the HTTP status it echoes).
+CLOSE_NORMAL = 1000
+CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame
+CLOSE_MESSAGE_TOO_BIG = 1009  # a frame over rooms.max_frame_bytes
+CLOSE_RECONNECT = 1012  # node shutting down: reconnect (to another node) and resume
+CLOSE_BAD_REQUEST = 4400  # missing/invalid room or last_seq in the URL
+CLOSE_UNAUTHORIZED = 4401  # missing, bad or expired token
+CLOSE_ROOM_NOT_FOUND = 4404
+CLOSE_TOO_SLOW = 4408  # send buffer overflow: reconnect and resume
+CLOSE_ROOM_ENDED = 4410
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+
+# Viewer -> server message types; anything else gets an `error` frame with code unknown_type.
+CLIENT_TYPES = frozenset({"like", "comment", "ping", "resume"})
+
+
+def encode(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked, final server-to-client text frame carrying ``payload``.
+
+    Built once per room message and written as-is to every local viewer's transport.
+    """
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+def error_frame(code: str, message: str) -> bytes:
+    return encode({"type": "error", "code": code, "message": message})

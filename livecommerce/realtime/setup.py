@@ -1,0 +1,41 @@
+"""Wiring of the realtime pieces into the app: one cleanup context owns broker, hub and tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from livecommerce import keys
+from livecommerce.realtime.broker import Broker
+from livecommerce.realtime.hub import Hub
+from livecommerce.realtime.node import Node
+from livecommerce.realtime.socket import websocket_handler
+
+
+async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    redis = app[keys.REDIS]
+    broker = Broker(redis, settings.rooms)
+    hub = Hub(app[keys.METRICS], settings.rooms.send_buffer_max_bytes)
+    node = Node(redis, broker, hub, app[keys.METRICS], settings.rooms.tick_seconds)
+    app[keys.BROKER] = broker
+    app[keys.HUB] = hub
+    app[keys.NODE] = node
+    tasks = [
+        asyncio.create_task(node.run_subscriber(), name="room-subscriber"),
+        asyncio.create_task(node.run_ticker(), name="presence-ticker"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(realtime_ctx)
+    app.router.add_get("/ws", websocket_handler)

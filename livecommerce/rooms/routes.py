@@ -1,0 +1,151 @@
+"""HTTP routes for live rooms (host actions need a host token scoped to the host's rooms)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from livecommerce import keys
+from livecommerce.auth.http import require_claims
+from livecommerce.auth.tokens import anonymous_subject, issue_token
+from livecommerce.errors import NotFound, ValidationError
+from livecommerce.httpio import get_int, get_str, json_response, path_int, read_json
+from livecommerce.rooms import service
+
+
+def _host_id(request: web.Request) -> int:
+    host_id = require_claims(request, "host").host_id
+    assert host_id is not None
+    return host_id
+
+
+def _datetime(body: dict[str, object], name: str) -> datetime | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(name, "must be an ISO 8601 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(name, "must be an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise ValidationError(name, "must include a time zone offset")
+    return parsed
+
+
+async def create_room(request: web.Request) -> web.Response:
+    host_id = _host_id(request)
+    body = await read_json(request)
+    async with request.app[keys.PG_POOL].acquire() as conn:
+        room = await service.create_room(
+            conn,
+            host_id,
+            title=get_str(body, "title"),
+            cover_url=get_str(body, "cover_url", required=False, max_len=1000),
+            stream_url=get_str(body, "stream_url", required=False, max_len=1000),
+            planned_start_at=_datetime(body, "planned_start_at"),
+        )
+    return json_response(room, status=201)
+
+
+async def get_room(request: web.Request) -> web.Response:
+    room_id = path_int(request, "room_id")
+    pool = request.app[keys.PG_POOL]
+    room = await service.get_room(pool, room_id)
+    if room is None:
+        raise NotFound("no such room", code="room_not_found")
+    room["goods"] = await service.room_goods(pool, room_id)
+    return json_response(room)
+
+
+async def start_room(request: web.Request) -> web.Response:
+    host_id = _host_id(request)
+    room_id = path_int(request, "room_id")
+    app = request.app
+    return json_response(
+        await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "live")
+    )
+
+
+async def end_room(request: web.Request) -> web.Response:
+    host_id = _host_id(request)
+    room_id = path_int(request, "room_id")
+    app = request.app
+    return json_response(
+        await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "ended")
+    )
+
+
+async def attach_goods(request: web.Request) -> web.Response:
+    host_id = _host_id(request)
+    room_id = path_int(request, "room_id")
+    body = await read_json(request)
+    ids = body.get("goods_ids")
+    if (
+        not isinstance(ids, list)
+        or not 1 <= len(ids) <= 200
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)
+    ):
+        raise ValidationError("goods_ids", "must be a list of 1..200 goods ids")
+    async with request.app[keys.PG_POOL].acquire() as conn:
+        goods = await service.attach_goods(conn, host_id, room_id, ids)
+    return json_response({"goods": goods})
+
+
+async def push_goods(request: web.Request) -> web.Response:
+    host_id = _host_id(request)
+    room_id = path_int(request, "room_id")
+    body = await read_json(request)
+    app = request.app
+    default_show = app[keys.SETTINGS].rooms.bubble_default_seconds
+    goods_id = get_int(body, "goods_id", lo=1, hi=2**62)
+    show = get_int(body, "show_seconds", required=False, lo=1, hi=3600, default=default_show)
+    key = get_str(body, "idempotency_key", required=False, max_len=100) or None
+    assert goods_id is not None
+    assert show is not None
+    published = await service.push_goods(
+        app[keys.PG_POOL],
+        app[keys.BROKER],
+        host_id,
+        room_id,
+        goods_id,
+        show_seconds=show,
+        idempotency_key=key,
+    )
+    return json_response(
+        {"seq": published.seq, "duplicate": not published.fresh},
+        status=201 if published.fresh else 200,
+    )
+
+
+async def withdraw_goods(request: web.Request) -> web.Response:
+    host_id = _host_id(request)
+    room_id = path_int(request, "room_id")
+    app = request.app
+    published = await service.withdraw_goods(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id)
+    return json_response({"seq": published.seq})
+
+
+async def viewer_token(request: web.Request) -> web.Response:
+    """An anonymous viewer token for browsing and watching (no login)."""
+    security = request.app[keys.SETTINGS].security
+    token = issue_token(
+        request.app[keys.SETTINGS].secret, "viewer", anonymous_subject(), security.token_ttl_seconds
+    )
+    return json_response(
+        {"token": token, "kind": "viewer", "expires_in": security.token_ttl_seconds}, status=201
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/tokens/viewer", viewer_token)
+    r.add_post("/api/rooms", create_room)
+    r.add_get("/api/rooms/{room_id}", get_room)
+    r.add_post("/api/rooms/{room_id}/start", start_room)
+    r.add_post("/api/rooms/{room_id}/end", end_room)
+    r.add_post("/api/rooms/{room_id}/goods", attach_goods)
+    r.add_post("/api/rooms/{room_id}/push", push_goods)
+    r.add_post("/api/rooms/{room_id}/withdraw", withdraw_goods)

@@ -1,0 +1,196 @@
+"""Room REST endpoints: host actions, scoping, validation, and that viewers can never act as hosts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from livecommerce.auth.tokens import issue_token
+from livecommerce.config import DEV_SECRET, Settings
+from tests.realtime.conftest import World
+from tests.support import AppServer, http
+
+HOST_ACTIONS = [
+    ("POST", "/api/rooms", {"title": "x"}),
+    ("POST", "/api/rooms/{room}/start", None),
+    ("POST", "/api/rooms/{room}/end", None),
+    ("POST", "/api/rooms/{room}/goods", {"goods_ids": [1]}),
+    ("POST", "/api/rooms/{room}/push", {"goods_id": 1}),
+    ("POST", "/api/rooms/{room}/withdraw", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), HOST_ACTIONS)
+async def test_viewer_and_user_tokens_cannot_act_as_host(
+    server: AppServer, world: World, method: str, path: str, body: object
+) -> None:
+    """Every host action answers 403 to viewer/user tokens and 401 without or with a forged token."""
+    url = server.url + path.format(room=world.room_id)
+    for token in (world.viewer_token(), issue_token(DEV_SECRET, "user", 1, 60)):
+        status, resp = await http(
+            method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert status == 403, resp
+        assert resp["error"]["code"] == "wrong_role"  # type: ignore[index]
+    assert (await http(method, url, json=body))[0] == 401
+    forged = world.host_token[:-2] + ("AA" if not world.host_token.endswith("AA") else "BB")
+    assert (await http(method, url, json=body, headers={"Authorization": f"Bearer {forged}"}))[
+        0
+    ] == 401
+    expired = issue_token(DEV_SECRET, "host", world.host_id, 10, now=1_000_000)
+    status, resp = await http(
+        method, url, json=body, headers={"Authorization": f"Bearer {expired}"}
+    )
+    assert status == 401
+    assert resp["error"]["code"] == "token_expired"  # type: ignore[index]
+
+
+async def test_room_lifecycle(server: AppServer, world: World) -> None:
+    """create -> attach goods -> start -> push -> withdraw -> end; illegal transitions are 409."""
+    h = world.host_headers()
+    status, room = await http(
+        "POST",
+        server.url + "/api/rooms",
+        json={"title": "Evening show", "planned_start_at": "2030-01-01T20:00:00+08:00"},
+        headers=h,
+    )
+    assert status == 201, room
+    rid = room["id"]  # type: ignore[index]
+    assert room["state"] == "scheduled"  # type: ignore[index]
+    status, body = await http(
+        "POST",
+        f"{server.url}/api/rooms/{rid}/goods",
+        json={"goods_ids": world.goods_ids[:2]},
+        headers=h,
+    )
+    assert status == 200, body
+    assert [g["id"] for g in body["goods"]] == world.goods_ids[:2]  # type: ignore[index]
+    status, body = await http(
+        "POST",
+        f"{server.url}/api/rooms/{rid}/push",
+        json={"goods_id": world.goods_ids[0]},
+        headers=h,
+    )
+    assert status == 409
+    assert body["error"]["code"] == "room_not_live"  # type: ignore[index]
+    assert (await http("POST", f"{server.url}/api/rooms/{rid}/start", headers=h))[1][
+        "state"
+    ] == "live"  # type: ignore[index]
+    status, body = await http(
+        "POST",
+        f"{server.url}/api/rooms/{rid}/push",
+        json={"goods_id": world.goods_ids[0]},
+        headers=h,
+    )
+    assert status == 201, body
+    status, body = await http(
+        "POST",
+        f"{server.url}/api/rooms/{rid}/push",
+        json={"goods_id": world.goods_ids[2]},
+        headers=h,
+    )
+    assert status == 404
+    assert body["error"]["code"] == "goods_not_in_room"  # type: ignore[index]
+    assert (await http("POST", f"{server.url}/api/rooms/{rid}/withdraw", headers=h))[0] == 200
+    assert (await http("POST", f"{server.url}/api/rooms/{rid}/end", headers=h))[1][
+        "state"
+    ] == "ended"  # type: ignore[index]
+    status, body = await http("POST", f"{server.url}/api/rooms/{rid}/start", headers=h)
+    assert status == 409
+    assert body["error"]["code"] == "illegal_transition"  # type: ignore[index]
+    status, body = await http("GET", f"{server.url}/api/rooms/{rid}")
+    assert status == 200
+    assert body["state"] == "ended"  # type: ignore[index]
+
+
+async def test_other_hosts_room_is_404(server: AppServer, world: World) -> None:
+    """A host token for another host cannot touch this room, and learns nothing (404)."""
+    h = {"Authorization": f"Bearer {world.other_host_token}"}
+    for _method, path, body in HOST_ACTIONS[1:]:
+        status, resp = await http(
+            "POST", server.url + path.format(room=world.room_id), json=body, headers=h
+        )
+        assert status == 404, (path, resp)
+
+
+async def test_push_replay_with_idempotency_key_publishes_once(
+    server: AppServer, world: World
+) -> None:
+    """The same push sent twice with one idempotency key publishes one frame."""
+    h = world.host_headers()
+    url = f"{server.url}/api/rooms/{world.room_id}/push"
+    body = {"goods_id": world.goods_ids[0], "idempotency_key": "k-1"}
+    s1, r1 = await http("POST", url, json=body, headers=h)
+    s2, r2 = await http("POST", url, json=body, headers=h)
+    assert (s1, s2) == (201, 200)
+    assert r1["seq"] == r2["seq"]  # type: ignore[index]
+    assert r2["duplicate"] is True  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "goods_id"),
+        ({"goods_id": "1"}, "goods_id"),
+        ({"goods_id": True}, "goods_id"),
+        ({"goods_id": 1, "show_seconds": 0}, "show_seconds"),
+        ({"goods_id": 1, "show_seconds": 1.5}, "show_seconds"),
+        ({"goods_id": 1, "idempotency_key": "x" * 101}, "idempotency_key"),
+    ],
+)
+async def test_push_validation(
+    server: AppServer, world: World, body: dict[str, object], field: str
+) -> None:
+    """Bad push bodies are 400 naming the field."""
+    status, resp = await http(
+        "POST",
+        f"{server.url}/api/rooms/{world.room_id}/push",
+        json=body,
+        headers=world.host_headers(),
+    )
+    assert status == 400
+    assert resp["error"]["field"] == field  # type: ignore[index]
+
+
+async def test_malformed_and_oversized_bodies(server: AppServer, world: World) -> None:
+    """Non-JSON, non-object and oversized bodies get 400/413 JSON errors, never 500."""
+    h = {**world.host_headers(), "Content-Type": "application/json"}
+    url = server.url + "/api/rooms"
+    assert (await http("POST", url, data=b"{nope", headers=h))[1]["error"]["code"] == "bad_json"  # type: ignore[index]
+    assert (await http("POST", url, data=b"[1,2]", headers=h))[0] == 400
+    status, body = await http("POST", url, json={"title": "x" * 201}, headers=h)
+    assert (status, body["error"]["field"]) == (400, "title")  # type: ignore[index]
+    status, body = await http(
+        "POST", url, json={"title": "t", "planned_start_at": "tomorrow"}, headers=h
+    )
+    assert (status, body["error"]["field"]) == (400, "planned_start_at")  # type: ignore[index]
+    assert (await http("GET", server.url + "/api/rooms/abc"))[0] == 404
+    assert (await http("GET", server.url + "/api/rooms/99999999"))[0] == 404
+    status, body = await http(
+        "POST",
+        f"{server.url}/api/rooms/{world.room_id}/goods",
+        json={"goods_ids": [999999]},
+        headers=h,
+    )
+    assert (status, body["error"]["field"]) == (400, "goods_ids")  # type: ignore[index]
+
+
+async def test_viewer_token_endpoint(server: AppServer) -> None:
+    """Anyone can get an anonymous viewer token."""
+    status, body = await http("POST", server.url + "/api/tokens/viewer")
+    assert status == 201
+    assert body["kind"] == "viewer"  # type: ignore[index]
+
+
+async def test_oversized_body_is_413(
+    make_server: Callable[..., Any], settings: Settings, world: World
+) -> None:
+    """A body over server.max_body_bytes gets 413 payload_too_large and creates nothing."""
+    srv: AppServer = await make_server(settings.with_server(max_body_bytes=1000))
+    h = {**world.host_headers(), "Content-Type": "application/json"}
+    big = b'{"title": "' + b"x" * 5000 + b'"}'
+    status, body = await http("POST", srv.url + "/api/rooms", data=big, headers=h)
+    assert status == 413
+    assert body["error"]["code"] == "payload_too_large"  # type: ignore[index]
