@@ -1,0 +1,323 @@
+"""The viewer WebSocket on one node: welcome, fan-out order, resume, resync, and every bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+
+from livecommerce import keys
+from livecommerce.auth.tokens import issue_token
+from livecommerce.config import DEV_SECRET, Settings
+from tests.realtime.conftest import World, make_world
+from tests.realtime.viewer import TestViewer, assert_contiguous, wait_until
+from tests.support import AppServer, http
+
+
+async def push(server: AppServer, world: World, goods_index: int = 0) -> int:
+    status, body = await http(
+        "POST",
+        f"{server.url}/api/rooms/{world.room_id}/push",
+        json={"goods_id": world.goods_ids[goods_index % 3]},
+        headers=world.host_headers(),
+    )
+    assert status == 201, body
+    return int(body["seq"])  # type: ignore[index]
+
+
+async def test_welcome_then_pushes_in_order_to_every_viewer(
+    server: AppServer, world: World
+) -> None:
+    """50 viewers get a welcome with room state, then every push exactly once, in seq order."""
+    viewers = [TestViewer(server.ws_url(), world.room_id, world.viewer_token()) for _ in range(50)]
+    welcomes = await asyncio.gather(*(v.connect() for v in viewers))
+    assert all(w["type"] == "welcome" and w["room"]["state"] == "live" for w in welcomes)
+    seqs = [await push(server, world, i) for i in range(10)]
+    await wait_until(lambda: all(len(v.of_type("goods_push")) == 10 for v in viewers))
+    for v in viewers:
+        pushes = v.of_type("goods_push")
+        assert [f["seq"] for f in pushes] == seqs
+        assert pushes[0]["goods"]["price_fen"] == 1000
+        assert len(set(v.seqs())) == len(v.seqs()), "duplicate frame"
+        assert v.seqs() == sorted(v.seqs())
+    for v in viewers:
+        await v.close()
+
+
+async def test_welcome_carries_current_bubble(server: AppServer, world: World) -> None:
+    """A viewer joining after a push sees the shown bubble in welcome; after withdraw, none."""
+    await push(server, world, 1)
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    welcome = await v.connect()
+    assert welcome["bubble"]["goods"]["id"] == world.goods_ids[1]
+    await v.close()
+    await http(
+        "POST", f"{server.url}/api/rooms/{world.room_id}/withdraw", headers=world.host_headers()
+    )
+    v2 = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    assert (await v2.connect())["bubble"] is None
+    await v2.close()
+
+
+async def test_dropped_viewer_resumes_with_nothing_missed(server: AppServer, world: World) -> None:
+    """A viewer that drops mid-stream and reconnects with last_seq gets every missed frame once,
+    in order, then live frames with no gap or duplicate at the seam."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    welcome = await v.connect()
+    start = welcome["seq"]
+    await push(server, world)
+    await wait_until(lambda: len(v.frames) == 1)
+    await v.drop()
+    for i in range(5):
+        await push(server, world, i)
+    again = await v.connect(resume=True)
+    assert again["type"] == "welcome"
+    assert again["resumed"] is True
+    assert again["missed"] == 5
+    await asyncio.gather(*(push(server, world, i) for i in range(5)))
+    await wait_until(lambda: len(v.of_type("goods_push")) == 11)
+    assert_contiguous(v, start + 1, start + 11)
+    await v.close()
+
+
+async def test_resume_beyond_history_gets_resync(
+    make_server: Callable[..., Any], settings: Settings, pool: Any
+) -> None:
+    """When what a viewer missed is no longer retained, it gets a resync with the full state."""
+    import dataclasses
+
+    small = dataclasses.replace(
+        settings, rooms=dataclasses.replace(settings.rooms, history_max_messages=3)
+    )
+    srv: AppServer = await make_server(small)
+    world = await make_world(pool)
+    v = TestViewer(srv.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    await v.drop()
+    for i in range(6):
+        await push(srv, world, i)
+    again = await v.connect(resume=True)
+    assert again["type"] == "resync"
+    assert again["resumed"] is False
+    assert again["bubble"]["goods"]["id"] == world.goods_ids[5 % 3]
+    await push(srv, world)
+    await wait_until(lambda: len(v.frames) == 1)
+    assert v.frames[0]["seq"] == again["seq"] + 1
+    await v.close()
+
+
+async def test_epoch_change_forces_resync(server: AppServer, world: World, redis: Any) -> None:
+    """If Redis lost the room (new epoch), a resuming viewer gets resync, not stale seqs."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    await push(server, world)
+    await wait_until(lambda: len(v.frames) == 1)
+    await v.drop()
+    await redis.flushdb()
+    again = await v.connect(resume=True)
+    assert again["type"] == "resync"
+    assert again["epoch"] != v.welcomes[0]["epoch"]
+    await v.close()
+
+
+async def test_resume_message_as_first_frame(server: AppServer, world: World) -> None:
+    """`resume` sent as the first message replays what was missed before the welcome."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    first = await v.connect()
+    await v.close()
+    for i in range(3):
+        await push(server, world, i)
+    v2 = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v2.connect()
+    await v2.send({"type": "resume", "last_seq": first["seq"]})
+    await wait_until(lambda: len(v2.frames) == 3)
+    await push(server, world)
+    await wait_until(lambda: len(v2.frames) == 4)
+    assert_contiguous(v2, first["seq"] + 1, first["seq"] + 4)
+    await v2.send({"type": "resume", "last_seq": 0})
+    await wait_until(lambda: any(o.get("code") == "resume_too_late" for o in v2.others))
+    await v2.close()
+
+
+async def expect_close(url: str, code: int, error: str | None = None) -> None:
+    async with websockets.connect(url) as ws:
+        if error is not None:
+            msg = orjson.loads(await ws.recv())
+            assert msg == {"type": "error", "code": error, "message": msg["message"]}
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == code
+
+
+async def test_handshake_errors_have_close_codes(
+    server: AppServer, world: World, pool: Any
+) -> None:
+    """Missing/invalid params, bad or expired tokens, unknown and ended rooms: documented codes."""
+    base = server.ws_url()
+    tok = world.viewer_token()
+    await expect_close(f"{base}?token={tok}", 4400, "bad_request")
+    await expect_close(f"{base}?room=abc&token={tok}", 4400, "bad_request")
+    await expect_close(f"{base}?room={world.room_id}&token={tok}&last_seq=-1", 4400, "bad_request")
+    await expect_close(f"{base}?room={world.room_id}", 4401, "missing_token")
+    await expect_close(f"{base}?room={world.room_id}&token=garbage", 4401, "bad_token")
+    expired = issue_token(DEV_SECRET, "viewer", "anon-x", 5, now=1000)
+    await expect_close(f"{base}?room={world.room_id}&token={expired}", 4401, "token_expired")
+    await expect_close(f"{base}?room=987654&token={tok}", 4404, "room_not_found")
+    ended = await make_world(pool, state="ended")
+    await expect_close(f"{base}?room={ended.room_id}&token={tok}", 4410, "room_ended")
+    status, body = await http("GET", server.url + "/ws")
+    assert status == 400
+    assert body["error"]["code"] == "websocket_expected"  # type: ignore[index]
+
+
+async def test_bad_messages_get_error_frames(server: AppServer, world: World) -> None:
+    """Malformed JSON, non-objects, unknown types and bad fields get error frames; the socket lives."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    assert v.ws is not None
+    for raw in ("{oops", "[1]", '{"type": 5}', '{"type": "buy"}', '{"type": "like", "count": 0}',
+                '{"type": "like", "count": true}', '{"type": "comment"}', '{"type": "comment", "text": "\\u0000\\u200b"}',
+                '{"type": "resume", "last_seq": "x"}'):  # fmt: skip
+        await v.ws.send(raw)
+    await wait_until(lambda: len(v.others) == 9)
+    codes = [o["code"] for o in v.others]
+    assert codes == [
+        "bad_json",
+        "bad_message",
+        "bad_message",
+        "unknown_type",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+        "invalid",
+    ]
+    await v.send({"type": "ping", "t": 42})
+    await wait_until(lambda: v.others[-1].get("type") == "pong")
+    assert v.others[-1] == {"type": "pong", "t": 42}
+    await v.close()
+
+
+async def test_oversized_and_binary_frames_close(server: AppServer, world: World) -> None:
+    """A frame over max_frame_bytes closes with 1009; a binary frame closes with 1003."""
+    url = f"{server.ws_url()}?room={world.room_id}&token={world.viewer_token()}"
+    async with websockets.connect(url) as ws:
+        await ws.recv()
+        await ws.send('{"type":"comment","text":"' + "x" * 5000 + '"}')
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            while True:
+                await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1009
+    async with websockets.connect(url) as ws:
+        await ws.recv()
+        await ws.send(b"\x00\x01")
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            while True:
+                await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 1003
+
+
+async def test_comments_likes_and_rate_limits(server: AppServer, world: World) -> None:
+    """Comments are cleaned and published; likes are aggregated per tick; floods are refused."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    await v.send({"type": "comment", "text": "  hello\u202e  world\x07 "})
+    await wait_until(lambda: len(v.of_type("comment")) == 1)
+    assert v.of_type("comment")[0]["text"] == "hello world"
+    await v.send({"type": "comment", "text": "too soon"})
+    for _ in range(5):
+        await v.send({"type": "like", "count": 10})
+    await wait_until(lambda: sum(f["delta"] for f in v.of_type("likes")) == 50)
+    assert v.of_type("likes")[-1]["total"] == 50
+    assert any(o.get("code") == "rate_limited" for o in v.others)
+    for _ in range(40):
+        await v.send({"type": "ping"})
+    await wait_until(lambda: sum(o.get("code") == "rate_limited" for o in v.others) > 1)
+    await v.close()
+
+
+async def test_connection_limit_per_user(
+    make_server: Callable[..., Any], settings: Settings, world: World
+) -> None:
+    """Past rooms.max_connections_per_user, a new socket is closed with 4429."""
+    import dataclasses
+
+    srv: AppServer = await make_server(
+        dataclasses.replace(
+            settings, rooms=dataclasses.replace(settings.rooms, max_connections_per_user=2)
+        )
+    )
+    tok = world.viewer_token()
+    held = [TestViewer(srv.ws_url(), world.room_id, tok) for _ in range(2)]
+    for v in held:
+        await v.connect()
+    await expect_close(
+        f"{srv.ws_url()}?room={world.room_id}&token={tok}", 4429, "too_many_connections"
+    )
+    await held[0].close()
+    again = TestViewer(srv.ws_url(), world.room_id, tok)
+    await again.connect()
+    for v in (held[1], again):
+        await v.close()
+
+
+async def test_viewer_count_is_published(server: AppServer, world: World) -> None:
+    """Viewer counts reach viewers, throttled per tick, and fall when viewers leave."""
+    viewers = [TestViewer(server.ws_url(), world.room_id, world.viewer_token()) for _ in range(5)]
+    for v in viewers:
+        await v.connect()
+    await wait_until(lambda: any(f["count"] == 5 for f in viewers[0].of_type("viewer_count")))
+    for v in viewers[1:]:
+        await v.close()
+    await wait_until(lambda: viewers[0].of_type("viewer_count")[-1]["count"] == 1)
+    await viewers[0].close()
+
+
+async def test_slow_viewer_is_evicted_without_delaying_others(
+    make_server: Callable[..., Any], settings: Settings, world: World
+) -> None:
+    """A viewer that stops reading is evicted (4408) once its buffer passes the limit; others get all."""
+    import dataclasses
+
+    srv: AppServer = await make_server(
+        dataclasses.replace(
+            settings, rooms=dataclasses.replace(settings.rooms, send_buffer_max_bytes=32_768)
+        )
+    )
+    fast = TestViewer(srv.ws_url(), world.room_id, world.viewer_token())
+    await fast.connect()
+    # A raw client with a tiny receive window that never reads after the handshake.
+    host, port = srv.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    request = (
+        f"GET /ws?room={world.room_id}&token={world.viewer_token()} HTTP/1.1\r\nHost: x\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    await asyncio.get_running_loop().sock_sendall(sock, request)
+    hub = srv.app[keys.HUB]
+    await wait_until(lambda: hub.local_viewers(world.room_id) == 2)
+    broker = srv.app[keys.BROKER]
+    pad = "x" * 4000
+    for _ in range(3000):
+        await broker.publish(world.room_id, {"type": "filler", "pad": pad})
+        if srv.app[keys.METRICS].evictions._value.get() >= 1:
+            break
+    assert srv.app[keys.METRICS].evictions._value.get() == 1
+    await wait_until(lambda: hub.local_viewers(world.room_id) == 1)
+    last = await broker.current_seq(world.room_id)
+    await wait_until(lambda: fast.last_seq == last, timeout=30)
+    assert len(set(fast.seqs())) == len(fast.seqs())
+    sock.close()
+    await fast.close()
