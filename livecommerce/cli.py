@@ -20,9 +20,10 @@ from aiohttp import web
 
 from livecommerce import __version__
 from livecommerce.app import create_app
+from livecommerce.auth.tokens import issue_token
 from livecommerce.config import ConfigError, Settings, load_settings
 from livecommerce.db import connect, ensure_database, redact
-from livecommerce.devtools.demo import seed_demo
+from livecommerce.devtools.demo import DEMO_HOST, ensure_host, seed_demo
 from livecommerce.embedded import EmbeddedBackends, EmbeddedError
 from livecommerce.logs import setup_logging
 from livecommerce.migrations import MigrationError, migrate
@@ -78,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Migrate, then insert the demo host, goods and live room unless present.",
     )
     seed.set_defaults(func=cmd_seed_demo)
+
+    ht = sub.add_parser(
+        "host-token",
+        help="print a host token (creating the host if missing)",
+        description="Print a signed host token for NAME, creating the host if it does not exist. "
+        "Needs database.url (or a stopped embedded default: the data dir is locked while serving).",
+    )
+    ht.add_argument("name", help="host name (1..100 characters)")
+    ht.set_defaults(func=cmd_host_token)
     return parser
 
 
@@ -165,6 +175,12 @@ async def prepare_database(settings: Settings, *, embedded: bool, seed: bool) ->
         if seed:
             inserted = await seed_demo(conn)
             say("demo data inserted" if inserted else "demo data already present")
+            if not settings.production:
+                host_id = await ensure_host(conn, DEMO_HOST)
+                token = issue_token(
+                    settings.secret, "host", host_id, settings.security.host_token_ttl_seconds
+                )
+                say(f"demo host token (development only): {token}")
     finally:
         await conn.close()
 
@@ -229,3 +245,24 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def _return_zero(coro: Awaitable[None]) -> int:
     await coro
     return 0
+
+
+def cmd_host_token(args: argparse.Namespace, settings: Settings) -> int:
+    name = args.name.strip()
+    if not 1 <= len(name) <= 100:
+        raise CliError("host name must be 1..100 characters")
+    embedded = settings.uses_embedded
+    with backends(settings) as ready:
+        run(_return_zero(prepare_database(ready, embedded=embedded, seed=False)))
+        host_id = run(_host_id(ready, name))
+    ttl = settings.security.host_token_ttl_seconds
+    print(issue_token(settings.secret, "host", host_id, ttl), flush=True)
+    return 0
+
+
+async def _host_id(settings: Settings, name: str) -> int:
+    conn = await connect(settings.database.url)
+    try:
+        return await ensure_host(conn, name)
+    finally:
+        await conn.close()

@@ -20,6 +20,16 @@ DEMO_GOODS: list[tuple[str, str, int, int, str]] = [
 ]
 
 
+async def ensure_host(conn: asyncpg.Connection, name: str) -> int:
+    """The id of the host called ``name``, created if missing."""
+    host_id: int = await conn.fetchval(
+        """INSERT INTO hosts (name) VALUES ($1)
+           ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id""",
+        name,
+    )
+    return host_id
+
+
 async def seed_demo(conn: asyncpg.Connection) -> bool:
     """Insert the demo data unless present; True when this call inserted it."""
     async with conn.transaction():
