@@ -47,7 +47,7 @@ async def test_two_nodes_exactly_once_in_order_and_failover(
 
         pushed = [await push(urls[0], world, i) for i in range(10)]
         await wait_until(
-            lambda: all(len(v.of_type("goods_push")) == 10 for v in viewers), timeout=30
+            lambda: all(len(v.of_type("goods_push")) == 10 for v in viewers), within=30
         )
         for v in viewers:
             assert [f["seq"] for f in v.of_type("goods_push")] == pushed
@@ -58,13 +58,13 @@ async def test_two_nodes_exactly_once_in_order_and_failover(
                 any(f["count"] == 200 for f in v.of_type("viewer_count"))
                 for v in (viewers[0], viewers[1])
             ),
-            timeout=15,
+            within=15,
         )
 
         # Node 1 goes away: its viewers are told to reconnect (1012) and resume on node 0.
         leaving = viewers[1::2]
         stopper = asyncio.create_task(asyncio.to_thread(nodes[1].stop, signal.SIGTERM))
-        await wait_until(lambda: all(v.closed.is_set() for v in leaving), timeout=20)
+        await wait_until(lambda: all(v.closed.is_set() for v in leaving), within=20)
         assert all(v.ws is not None and v.ws.close_code == 1012 for v in leaving)
         during = asyncio.gather(*(push(urls[0], world, i) for i in range(5)))
         for batch in range(0, len(leaving), 25):
@@ -75,12 +75,12 @@ async def test_two_nodes_exactly_once_in_order_and_failover(
         await during
         assert await stopper == 0
         last = await push(urls[0], world, 99)
-        await wait_until(lambda: all(v.last_seq >= last for v in viewers), timeout=30)
+        await wait_until(lambda: all(v.last_seq >= last for v in viewers), within=30)
         for v in viewers:
             start = v.welcomes[0]["seq"]
             assert_contiguous(v, start + 1, v.last_seq)
             assert len(v.of_type("goods_push")) == 16
-        await wait_until(lambda: viewers[0].of_type("viewer_count")[-1]["count"] == 200, timeout=15)
+        await wait_until(lambda: viewers[0].of_type("viewer_count")[-1]["count"] == 200, within=15)
         for v in viewers:
             await v.close()
     finally:

@@ -84,8 +84,17 @@ class TestViewer:
         return [int(f["seq"]) for f in self.frames]
 
 
-async def wait_until(pred: Any, timeout: float = 15.0, interval: float = 0.02) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def close_code(ws: ClientConnection) -> int | None:
+    """Read until the server closes; the close code it sent."""
+    try:
+        while True:
+            await ws.recv()
+    except websockets.ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd is not None else None
+
+
+async def wait_until(pred: Any, within: float = 15.0, interval: float = 0.02) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not pred():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
