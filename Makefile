@@ -20,18 +20,18 @@ run: $(STAMP)
 	PORT=$(PORT) $(BIN)/livecommerce serve --seed-demo
 
 test: $(STAMP)
-	$(BIN)/ruff check livecommerce tests bench
-	$(BIN)/ruff format --check livecommerce tests bench
+	$(BIN)/ruff check livecommerce tests $(wildcard bench)
+	$(BIN)/ruff format --check livecommerce tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check livecommerce tests bench
+	$(BIN)/ruff check livecommerce tests $(wildcard bench)
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix livecommerce tests bench
-	$(BIN)/ruff format livecommerce tests bench
+	$(BIN)/ruff check --fix livecommerce tests $(wildcard bench)
+	$(BIN)/ruff format livecommerce tests $(wildcard bench)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
