@@ -24,6 +24,8 @@ test: $(STAMP)
 	$(BIN)/ruff format --check livecommerce tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	@if command -v node >/dev/null 2>&1; then node --test clients/miniprogram/test/; \
+	else echo "node not found: skipping the mini-program client tests (clients/miniprogram)"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check livecommerce tests $(wildcard bench)

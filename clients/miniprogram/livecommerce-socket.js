@@ -1,0 +1,216 @@
+'use strict';
+// Live-room WebSocket client for WeChat mini-programs. Speaks docs/protocol.md over
+// wx.connectSocket: resume with last_seq/epoch, backoff with full jitter, app-level heartbeat.
+// No dependencies; ES2017 so the mini-program toolchain accepts it as-is.
+
+var EVENTS = ['welcome', 'resync', 'goods_push', 'goods_withdraw', 'room_state', 'viewer_count',
+  'likes', 'comment', 'error', 'open', 'close', 'reconnecting', 'ended', 'unauthorized', 'frame'];
+// Frames a room publishes (they carry seq); everything else is per-connection.
+var SEQUENCED = { goods_push: 1, goods_withdraw: 1, room_state: 1, viewer_count: 1, likes: 1, comment: 1 };
+var STOP_CODES = { 4400: 1, 4401: 1, 4404: 1, 4410: 1 }; // retrying cannot help
+var NOW_CODES = { 1012: 1, 4408: 1 }; // node shutting down / evicted as slow: resume right away
+
+// Full jitter: uniform in [0, min(max, base * 2^attempt)) so a node restart does not make
+// thousands of phones reconnect in lockstep.
+function backoffDelay(attempt, base, max, random) {
+  base = base === undefined ? 500 : base;
+  max = max === undefined ? 30000 : max;
+  random = random || Math.random;
+  return random() * Math.min(max, base * Math.pow(2, attempt));
+}
+
+class LiveRoomClient {
+  constructor(opts) {
+    this.baseUrl = String(opts.baseUrl).replace(/\/+$/, '');
+    this.roomId = opts.roomId;
+    this.token = opts.token;
+    this.header = opts.header || {};
+    /* global wx */
+    this.wx = opts.wx || (typeof wx !== 'undefined' ? wx : null);
+    this.random = opts.random || Math.random;
+    this.now = opts.now || Date.now;
+    this._setTimeout = opts.setTimeout || setTimeout;
+    this._clearTimeout = opts.clearTimeout || clearTimeout;
+    this.heartbeatMs = opts.heartbeatMs || 15000;
+    this.backoffBaseMs = opts.backoffBaseMs || 500;
+    this.maxBackoffMs = opts.maxBackoffMs || 30000;
+    this.likeMax = opts.likeMax || 50; // server default rooms.like_max_per_message
+    this.commentMaxChars = opts.commentMaxChars || 200;
+    this.epoch = null; // from welcome/resync; with lastSeq it is what lets us resume
+    this.lastSeq = null;
+    this.state = { room: null, bubble: null, viewers: 0, likes: 0 };
+    this.attempt = 0;
+    this._handlers = {};
+    this._task = null;
+    this._open = false;
+    this._welcomed = false; // on the current socket
+    this._stopped = true;
+    this._reconnectTimer = null;
+    this._beatTimer = null;
+    this._awaitingPong = false;
+    this._lastError = null;
+  }
+
+  on(event, fn) {
+    if (EVENTS.indexOf(event) < 0) throw new Error('unknown event: ' + event);
+    (this._handlers[event] = this._handlers[event] || []).push(fn);
+    return this;
+  }
+
+  _emit(event, payload) {
+    (this._handlers[event] || []).slice().forEach(function (fn) { fn(payload); });
+  }
+
+  url() {
+    var u = this.baseUrl + '/ws?room=' + encodeURIComponent(this.roomId) +
+      '&token=' + encodeURIComponent(this.token);
+    if (this.lastSeq !== null && this.epoch !== null) {
+      u += '&last_seq=' + this.lastSeq + '&epoch=' + encodeURIComponent(this.epoch);
+    }
+    return u;
+  }
+
+  setToken(token) { this.token = token; } // e.g. after 'unauthorized', then connect() again
+
+  connect() {
+    this._stopped = false;
+    if (this._task || this._reconnectTimer) return; // already connected or about to be
+    var self = this;
+    var task = this.wx.connectSocket({ url: this.url(), header: this.header });
+    this._task = task;
+    this._open = false;
+    this._welcomed = false;
+    this._awaitingPong = false;
+    this._lastError = null;
+    // Events of a socket we already gave up on must not touch the current one.
+    var mine = function (fn) { return function (res) { if (self._task === task) fn.call(self, res || {}); }; };
+    task.onOpen(mine(function () { this._open = true; this._emit('open', {}); }));
+    task.onMessage(mine(function (res) { this._onText(res.data); }));
+    task.onClose(mine(function (res) { this._down(res.code, res.reason || ''); }));
+    task.onError(mine(function (res) {
+      this._emit('error', { type: 'error', code: 'socket_error', message: res.errMsg || '' });
+      this._down(1006, 'socket error');
+    }));
+    this._scheduleBeat(); // also bounds how long the socket may take to open
+  }
+
+  close() {
+    this._stopped = true;
+    this._clearTimer('_reconnectTimer');
+    this._drop(1000, 'client closed');
+  }
+
+  like(count) {
+    if (count === undefined) count = 1;
+    if (typeof count !== 'number' || count % 1 !== 0 || count < 1 || count > this.likeMax) {
+      throw new RangeError('like count must be an integer 1..' + this.likeMax);
+    }
+    return this._send({ type: 'like', count: count });
+  }
+
+  comment(text) {
+    // The server strips control characters and folds whitespace; we only pre-check.
+    var t = typeof text === 'string' ? text.replace(/\s+/g, ' ').trim() : '';
+    if (!t) throw new TypeError('comment text must be a non-empty string');
+    if (Array.from(t).length > this.commentMaxChars) {
+      throw new RangeError('comment is longer than ' + this.commentMaxChars + ' characters');
+    }
+    return this._send({ type: 'comment', text: t });
+  }
+
+  _send(obj) {
+    if (!this._task || !this._open) return false;
+    this._task.send({ data: JSON.stringify(obj) });
+    return true;
+  }
+
+  _onText(data) {
+    if (typeof data !== 'string') return; // the server only sends text frames
+    var f;
+    try { f = JSON.parse(data); } catch (e) { return; }
+    if (!f || typeof f.type !== 'string') return;
+    if (SEQUENCED[f.type] && typeof f.seq === 'number') {
+      if (this.lastSeq !== null && f.seq <= this.lastSeq) return; // duplicate: cheap insurance
+      this.lastSeq = f.seq;
+    }
+    var s = this.state;
+    switch (f.type) {
+      case 'welcome':
+      case 'resync':
+        this.epoch = f.epoch;
+        // A resumed welcome carries the room's *current* seq S and is followed by the missed
+        // frames (last_seq, S]: keep our lastSeq so those are not dropped as duplicates.
+        // A fresh welcome or a resync is the full state at S (seq may restart on a new epoch).
+        if (f.type === 'resync' || !f.resumed || this.lastSeq === null) this.lastSeq = f.seq;
+        this.state = { room: f.room, bubble: f.bubble || null, viewers: f.viewers, likes: f.likes };
+        this._welcomed = true;
+        this.attempt = 0;
+        break;
+      case 'goods_push': s.bubble = f; break;
+      case 'goods_withdraw': s.bubble = null; break;
+      case 'viewer_count': s.viewers = f.count; break;
+      case 'likes': s.likes = f.total; break;
+      case 'room_state': if (f.room) s.room = f.room; break;
+      case 'pong': this._awaitingPong = false; break;
+      case 'error': this._lastError = f; break;
+    }
+    this._emit('frame', f);
+    if (EVENTS.indexOf(f.type) >= 0) this._emit(f.type, f);
+    // The server does not close live sockets when the room ends; a reconnect would get 4410.
+    if (f.type === 'room_state' && f.state === 'ended') {
+      this.close();
+      this._emit('ended', { code: null, reason: 'room ended', frame: f });
+    }
+  }
+
+  // Application-level heartbeat: WeChat hides WebSocket ping/pong, and a phone that lost its
+  // network often gets no onClose for a long time. Ping every heartbeatMs; no pong by the next
+  // tick (or a socket still not open) means the connection is dead.
+  _scheduleBeat() {
+    var self = this;
+    this._beatTimer = this._setTimeout(function () {
+      self._beatTimer = null;
+      if (!self._open || self._awaitingPong) return self._down(4000, 'heartbeat timeout');
+      self._awaitingPong = true;
+      self._send({ type: 'ping', t: self.now() });
+      self._scheduleBeat();
+    }, this.heartbeatMs);
+  }
+
+  _clearTimer(name) {
+    if (this[name] !== null) { this._clearTimeout(this[name]); this[name] = null; }
+  }
+
+  // Forget the current socket (its late events are ignored) and close it if still up.
+  _drop(code, reason) {
+    this._clearTimer('_beatTimer');
+    var task = this._task;
+    this._task = null;
+    this._open = false;
+    if (task) { try { task.close({ code: code, reason: reason }); } catch (e) { /* already gone */ } }
+  }
+
+  _down(code, reason) {
+    var welcomed = this._welcomed;
+    this._drop(1000, reason);
+    var stop = !!STOP_CODES[code];
+    this._emit('close', { code: code, reason: reason, willReconnect: !stop && !this._stopped });
+    if (code === 4401) this._emit('unauthorized', { code: code, reason: reason, error: this._lastError });
+    if (code === 4410) this._emit('ended', { code: code, reason: reason });
+    if (stop) this._stopped = true;
+    if (this._stopped) return;
+    // Immediate only when this socket had been welcomed: a node refusing at handshake with
+    // 1012 ("not ready") must not turn into a tight reconnect loop.
+    var delay = NOW_CODES[code] && welcomed
+      ? 0 : backoffDelay(this.attempt, this.backoffBaseMs, this.maxBackoffMs, this.random);
+    this.attempt += 1;
+    this._emit('reconnecting', { attempt: this.attempt, delay: delay, code: code });
+    var self = this;
+    this._reconnectTimer = this._setTimeout(function () {
+      self._reconnectTimer = null;
+      if (!self._stopped) self.connect();
+    }, delay);
+  }
+}
+
+module.exports = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };

@@ -1,0 +1,343 @@
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const { LiveRoomClient, backoffDelay } = require('../livecommerce-socket.js');
+
+// A SocketTask the test drives: open(), msg(frame), serverClose(code), fail().
+class FakeTask {
+  constructor(opts) {
+    this.url = opts.url;
+    this.header = opts.header;
+    this.sent = [];
+    this.closedWith = null;
+    this.h = {};
+  }
+  onOpen(fn) { this.h.open = fn; }
+  onMessage(fn) { this.h.message = fn; }
+  onClose(fn) { this.h.close = fn; }
+  onError(fn) { this.h.error = fn; }
+  send({ data }) { this.sent.push(JSON.parse(data)); }
+  close(opts) { this.closedWith = opts; }
+  open() { this.h.open({}); }
+  msg(frame) { this.h.message({ data: JSON.stringify(frame) }); }
+  serverClose(code, reason) { this.h.close({ code, reason: reason || '' }); }
+  fail() { this.h.error({ errMsg: 'network down' }); }
+}
+
+// Fake clock: timers run only when the test advances time.
+function fakeClock() {
+  const c = { t: 1000, timers: new Map(), nextId: 1 };
+  c.now = () => c.t;
+  c.setTimeout = (fn, ms) => { const id = c.nextId++; c.timers.set(id, { at: c.t + ms, fn }); return id; };
+  c.clearTimeout = (id) => { c.timers.delete(id); };
+  c.advance = (ms) => {
+    const end = c.t + ms;
+    for (;;) {
+      let best = null;
+      for (const [id, tm] of c.timers) if (tm.at <= end && (!best || tm.at < best[1].at)) best = [id, tm];
+      if (!best) break;
+      c.timers.delete(best[0]);
+      c.t = best[1].at;
+      best[1].fn();
+    }
+    c.t = end;
+  };
+  return c;
+}
+
+function setup(extra) {
+  const clock = fakeClock();
+  const tasks = [];
+  const wx = { connectSocket: (opts) => { const t = new FakeTask(opts); tasks.push(t); return t; } };
+  const client = new LiveRoomClient(Object.assign({
+    baseUrl: 'wss://live.example.com/', roomId: 7, token: 'tok en', wx,
+    random: () => 0.5, now: clock.now, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout,
+    heartbeatMs: 15000, maxBackoffMs: 30000,
+  }, extra || {}));
+  const events = [];
+  ['welcome', 'resync', 'goods_push', 'goods_withdraw', 'room_state', 'viewer_count', 'likes', 'comment',
+    'error', 'open', 'close', 'reconnecting', 'ended', 'unauthorized', 'frame']
+    .forEach((e) => client.on(e, (p) => events.push([e, p])));
+  const last = () => tasks[tasks.length - 1];
+  const named = (name) => events.filter((e) => e[0] === name).map((e) => e[1]);
+  return { clock, tasks, wx, client, events, last, named };
+}
+
+const welcome = (o) => Object.assign({
+  type: 'welcome', seq: 41, epoch: 'ep1', room: { id: 7, state: 'live', stream_url: 'rtmp://x' },
+  bubble: null, viewers: 10, likes: 100, resumed: false, missed: 0,
+}, o || {});
+
+function connected(extra) {
+  const s = setup(extra);
+  s.client.connect();
+  s.last().open();
+  s.last().msg(welcome());
+  return s;
+}
+
+test('backoffDelay: full jitter over a capped exponential', () => {
+  assert.strictEqual(backoffDelay(0, 500, 30000, () => 1), 500);
+  assert.strictEqual(backoffDelay(3, 500, 30000, () => 0.5), 2000);
+  assert.strictEqual(backoffDelay(10, 500, 30000, () => 0.5), 15000); // capped at max
+  assert.strictEqual(backoffDelay(100, 500, 30000, () => 0.999), 29970);
+  assert.strictEqual(backoffDelay(5, 500, 30000, () => 0), 0);
+  assert.strictEqual(backoffDelay(1, undefined, undefined, () => 1), 1000); // defaults
+});
+
+test('first URL has room and token only; resume params appear after a welcome', () => {
+  const s = setup({ header: { 'X-A': '1' } });
+  s.client.connect();
+  assert.strictEqual(s.last().url, 'wss://live.example.com/ws?room=7&token=tok%20en');
+  assert.deepStrictEqual(s.last().header, { 'X-A': '1' });
+  s.last().open();
+  s.last().msg(welcome({ epoch: 'e/1' }));
+  s.last().msg({ seq: 42, ts: 1, type: 'likes', delta: 5, total: 105 });
+  s.last().serverClose(1006);
+  s.clock.advance(1000);
+  assert.strictEqual(s.tasks.length, 2);
+  assert.strictEqual(s.last().url, 'wss://live.example.com/ws?room=7&token=tok%20en&last_seq=42&epoch=e%2F1');
+});
+
+test('no resume params if the socket closed before any welcome', () => {
+  const s = setup();
+  s.client.connect();
+  s.last().serverClose(1006);
+  s.clock.advance(1000);
+  assert.strictEqual(s.last().url, 'wss://live.example.com/ws?room=7&token=tok%20en');
+});
+
+test('frames with seq <= last seen are dropped; state follows frames', () => {
+  const s = connected();
+  const t = s.last();
+  t.msg({ seq: 42, ts: 1, type: 'viewer_count', count: 11 });
+  t.msg({ seq: 42, ts: 1, type: 'viewer_count', count: 99 }); // duplicate
+  t.msg({ seq: 40, ts: 1, type: 'comment', user: { kind: 'user', id: '1' }, text: 'old' }); // before welcome's S
+  t.msg({ seq: 43, ts: 1, type: 'goods_push', push_id: 'p', goods: { id: 3, price_fen: 12900 }, show_seconds: 30 });
+  t.msg({ seq: 44, ts: 1, type: 'likes', delta: 3, total: 103 });
+  assert.deepStrictEqual(s.named('viewer_count').map((f) => f.count), [11]);
+  assert.strictEqual(s.named('comment').length, 0);
+  assert.strictEqual(s.client.lastSeq, 44);
+  assert.strictEqual(s.client.state.viewers, 11);
+  assert.strictEqual(s.client.state.likes, 103);
+  assert.strictEqual(s.client.state.bubble.goods.id, 3);
+  t.msg({ seq: 45, ts: 1, type: 'goods_withdraw' });
+  assert.strictEqual(s.client.state.bubble, null);
+  // pong/error carry no seq and are never dropped
+  t.msg({ type: 'error', code: 'rate_limited', message: 'slow down' });
+  assert.strictEqual(s.named('error')[0].code, 'rate_limited');
+  assert.strictEqual(s.named('frame').length, 6);
+});
+
+test('resumed welcome keeps last_seq so the missed frames that follow are not dropped', () => {
+  const s = connected();
+  s.last().msg({ seq: 42, ts: 1, type: 'likes', delta: 1, total: 101 });
+  s.last().serverClose(1006);
+  s.clock.advance(1000);
+  const t = s.last();
+  assert.match(t.url, /last_seq=42&epoch=ep1$/);
+  t.open();
+  // The server's welcome carries the current seq S=45, then replays (42, 45].
+  t.msg(welcome({ seq: 45, resumed: true, missed: 3, likes: 130 }));
+  t.msg({ seq: 43, ts: 1, type: 'comment', user: { kind: 'user', id: '2' }, text: 'a' });
+  t.msg({ seq: 44, ts: 1, type: 'comment', user: { kind: 'user', id: '2' }, text: 'b' });
+  t.msg({ seq: 45, ts: 1, type: 'likes', delta: 29, total: 130 });
+  t.msg({ seq: 45, ts: 1, type: 'likes', delta: 29, total: 130 }); // duplicate
+  assert.deepStrictEqual(s.named('comment').map((f) => f.text), ['a', 'b']);
+  assert.strictEqual(s.named('likes').length, 2);
+  assert.strictEqual(s.client.lastSeq, 45);
+});
+
+test('resync replaces state, epoch and seq, even when seq restarts lower', () => {
+  const s = connected();
+  s.last().msg({ seq: 42, ts: 1, type: 'goods_push', push_id: 'p', goods: { id: 3 }, show_seconds: 30 });
+  s.last().serverClose(1012);
+  s.clock.advance(0);
+  const t = s.last();
+  assert.match(t.url, /last_seq=42&epoch=ep1$/);
+  t.open();
+  t.msg(welcome({ type: 'resync', seq: 5, epoch: 'ep2', viewers: 3, likes: 7 }));
+  assert.strictEqual(s.named('resync').length, 1);
+  assert.strictEqual(s.client.epoch, 'ep2');
+  assert.strictEqual(s.client.lastSeq, 5);
+  assert.deepStrictEqual(s.client.state, { room: welcome().room, bubble: null, viewers: 3, likes: 7 });
+  t.msg({ seq: 6, ts: 1, type: 'viewer_count', count: 4 }); // not dropped although 6 < 42
+  assert.strictEqual(s.client.state.viewers, 4);
+  t.serverClose(1006);
+  s.clock.advance(1000);
+  assert.match(s.last().url, /last_seq=6&epoch=ep2$/);
+});
+
+for (const code of [1012, 4408]) {
+  test(`close ${code} after a welcome reconnects immediately`, () => {
+    const s = connected();
+    s.last().serverClose(code, 'bye');
+    assert.deepStrictEqual(s.named('reconnecting')[0], { attempt: 1, delay: 0, code });
+    assert.strictEqual(s.named('close')[0].willReconnect, true);
+    assert.strictEqual(s.tasks.length, 1);
+    s.clock.advance(0);
+    assert.strictEqual(s.tasks.length, 2);
+  });
+}
+
+test('1012 at handshake (no welcome) backs off instead of looping', () => {
+  const s = setup();
+  s.client.connect();
+  s.last().open();
+  s.last().msg({ type: 'error', code: 'unavailable', message: 'node not ready' });
+  s.last().serverClose(1012);
+  assert.strictEqual(s.named('reconnecting')[0].delay, 250); // 0.5 * 500 * 2^0
+});
+
+test('other closes back off exponentially; a welcome resets the attempt counter', () => {
+  const s = setup();
+  s.client.connect();
+  const delays = [];
+  for (let i = 0; i < 8; i++) {
+    s.last().serverClose(1006);
+    delays.push(s.named('reconnecting')[i].delay);
+    s.clock.advance(delays[i]);
+  }
+  assert.deepStrictEqual(delays, [250, 500, 1000, 2000, 4000, 8000, 15000, 15000]);
+  s.last().open();
+  s.last().msg(welcome());
+  assert.strictEqual(s.client.attempt, 0);
+  s.last().serverClose(4429);
+  assert.strictEqual(s.named('reconnecting').pop().delay, 250);
+});
+
+test('4401 emits unauthorized and never reconnects; setToken + connect() recovers', () => {
+  const s = setup();
+  s.client.connect();
+  s.last().open();
+  s.last().msg({ type: 'error', code: 'token_expired', message: 'expired' });
+  s.last().serverClose(4401, 'expired');
+  assert.strictEqual(s.named('unauthorized')[0].error.code, 'token_expired');
+  assert.strictEqual(s.named('close')[0].willReconnect, false);
+  s.clock.advance(600000);
+  assert.strictEqual(s.tasks.length, 1);
+  assert.strictEqual(s.named('reconnecting').length, 0);
+  s.client.setToken('new');
+  s.client.connect();
+  assert.strictEqual(s.last().url, 'wss://live.example.com/ws?room=7&token=new');
+});
+
+for (const code of [4400, 4404]) {
+  test(`${code} stops without reconnecting`, () => {
+    const s = connected();
+    s.last().serverClose(code);
+    s.clock.advance(600000);
+    assert.strictEqual(s.tasks.length, 1);
+    assert.deepStrictEqual(s.named('close')[0], { code, reason: '', willReconnect: false });
+    assert.strictEqual(s.named('unauthorized').length + s.named('ended').length, 0);
+  });
+}
+
+test('4410 emits ended and never reconnects', () => {
+  const s = connected();
+  s.last().serverClose(4410, 'the live has ended');
+  s.clock.advance(600000);
+  assert.strictEqual(s.tasks.length, 1);
+  assert.deepStrictEqual(s.named('ended'), [{ code: 4410, reason: 'the live has ended' }]);
+});
+
+test('room_state ended on a live socket emits ended and closes for good', () => {
+  const s = connected();
+  s.last().msg({ seq: 42, ts: 1, type: 'room_state', state: 'ended', room: { id: 7, state: 'ended' } });
+  assert.strictEqual(s.named('room_state').length, 1);
+  assert.strictEqual(s.named('ended').length, 1);
+  assert.ok(s.tasks[0].closedWith);
+  s.clock.advance(600000);
+  assert.strictEqual(s.tasks.length, 1);
+});
+
+test('heartbeat: ping every heartbeatMs, a missing pong closes and reconnects', () => {
+  const s = connected();
+  const t = s.last();
+  s.clock.advance(15000);
+  assert.deepStrictEqual(t.sent, [{ type: 'ping', t: 16000 }]);
+  t.msg({ type: 'pong', t: 16000 });
+  s.clock.advance(15000);
+  assert.deepStrictEqual(t.sent[1], { type: 'ping', t: 31000 });
+  assert.strictEqual(t.closedWith, null);
+  s.clock.advance(15000); // no pong for the second ping
+  assert.ok(t.closedWith, 'dead socket closed');
+  assert.strictEqual(s.named('close')[0].reason, 'heartbeat timeout');
+  assert.ok(s.named('reconnecting')[0].delay > 0);
+  t.serverClose(1006); // the late onClose of the abandoned socket is ignored
+  assert.strictEqual(s.named('close').length, 1);
+  s.clock.advance(1000);
+  assert.strictEqual(s.tasks.length, 2);
+  assert.match(s.last().url, /last_seq=41&epoch=ep1$/);
+});
+
+test('a socket that never opens is abandoned after heartbeatMs', () => {
+  const s = setup();
+  s.client.connect();
+  s.clock.advance(15000);
+  assert.ok(s.tasks[0].closedWith);
+  assert.strictEqual(s.named('reconnecting').length, 1);
+});
+
+test('onError is treated as a dead socket (once, even if onClose follows)', () => {
+  const s = connected();
+  s.last().fail();
+  s.last().serverClose(1006);
+  assert.strictEqual(s.named('error')[0].code, 'socket_error');
+  assert.strictEqual(s.named('reconnecting').length, 1);
+});
+
+test('close() stops heartbeat, pending reconnects and future reconnects', () => {
+  const s = connected();
+  s.client.close();
+  assert.deepStrictEqual(s.tasks[0].closedWith, { code: 1000, reason: 'client closed' });
+  s.clock.advance(600000);
+  assert.strictEqual(s.tasks[0].sent.length, 0); // no pings after close
+  assert.strictEqual(s.tasks.length, 1);
+  assert.strictEqual(s.clock.timers.size, 0);
+
+  const s2 = connected();
+  s2.last().serverClose(1006);
+  assert.strictEqual(s2.named('reconnecting').length, 1);
+  s2.client.close(); // cancels the pending reconnect
+  s2.clock.advance(600000);
+  assert.strictEqual(s2.tasks.length, 1);
+  assert.strictEqual(s2.client.like(1), false); // nothing to send on
+});
+
+test('like and comment send the right JSON and validate input', () => {
+  const s = connected();
+  const t = s.last();
+  assert.strictEqual(s.client.like(3), true);
+  s.client.like();
+  s.client.like(50);
+  s.client.comment('  好看\n  真的!  ');
+  assert.deepStrictEqual(t.sent, [
+    { type: 'like', count: 3 }, { type: 'like', count: 1 }, { type: 'like', count: 50 },
+    { type: 'comment', text: '好看 真的!' },
+  ]);
+  for (const bad of [0, 51, 1.5, -1, '2', NaN, null, true]) {
+    assert.throws(() => s.client.like(bad), RangeError, String(bad));
+  }
+  for (const bad of ['', '   \n', null, 42, undefined]) {
+    assert.throws(() => s.client.comment(bad), TypeError, String(bad));
+  }
+  assert.throws(() => s.client.comment('x'.repeat(201)), RangeError);
+  s.client.comment('😀'.repeat(200)); // counted in code points, like the server
+  assert.strictEqual(t.sent.length, 5);
+});
+
+test('like/comment before the socket opens return false', () => {
+  const s = setup();
+  s.client.connect();
+  assert.strictEqual(s.client.like(1), false);
+  assert.strictEqual(s.client.comment('hi'), false);
+});
+
+test('connect() twice does not open a second socket; on() rejects unknown events', () => {
+  const s = setup();
+  s.client.connect();
+  s.client.connect();
+  assert.strictEqual(s.tasks.length, 1);
+  assert.throws(() => s.client.on('nope', () => {}), /unknown event/);
+});
