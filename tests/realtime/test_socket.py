@@ -313,3 +313,14 @@ async def test_slow_viewer_is_evicted_without_delaying_others(
     assert len(set(fast.seqs())) == len(fast.seqs())
     sock.close()
     await fast.close()
+
+
+async def test_dead_node_leaves_no_ghost_viewers(server: AppServer, world: World) -> None:
+    """A node that reported viewers and then died (stopped reporting) drops out of the count."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    await wait_until(lambda: any(f["count"] == 1 for f in v.of_type("viewer_count")))
+    await server.app[keys.BROKER].tick(world.room_id, "node-that-dies", 50, 0)
+    await wait_until(lambda: v.of_type("viewer_count")[-1]["count"] == 51)
+    await wait_until(lambda: v.of_type("viewer_count")[-1]["count"] == 1, within=20)
+    await v.close()
