@@ -11,6 +11,7 @@ which gives them a resync.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 
@@ -25,6 +26,7 @@ from livecommerce.realtime.protocol import CLOSE_RECONNECT
 
 log = logging.getLogger("livecommerce.node")
 RECONNECT_DELAY_SECONDS = 0.5
+CLOSE_TIMEOUT_SECONDS = 1.0
 
 
 def parse_seq(payload: bytes) -> int | None:
@@ -105,7 +107,11 @@ class Node:
                 log.warning("room subscription lost (%s); reconnecting", exc)
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                # aclose() after a cancelled blocking read can wait forever on redis-py's locks
+                # (seen under load at shutdown); bound it. The client's pool close that follows
+                # disconnects the connection regardless.
+                with contextlib.suppress(TimeoutError, RedisError, OSError):
+                    await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT_SECONDS)  # type: ignore[no-untyped-call]
 
     async def run_ticker(self) -> None:
         """Every tick: report each local room's viewers and likes (one script call per room)."""
