@@ -12,6 +12,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from livecommerce import keys, ops
+from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import Settings
 from livecommerce.db import create_pool
 from livecommerce.errors import Handler, error_middleware
@@ -86,4 +87,5 @@ def create_app(settings: Settings) -> web.Application:
     ops.add_routes(app)
     realtime_setup(app)
     rooms_routes.add_routes(app)
+    commerce_routes.setup(app)
     return app

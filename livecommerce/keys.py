@@ -6,7 +6,11 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from livecommerce.commerce.reaper import OrderReaper
+from livecommerce.commerce.wechat_client import WechatClient
+from livecommerce.commerce.wechatpay import PayKeys
 from livecommerce.config import Settings
+from livecommerce.devtools.fake_wechat import FakeWechat
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
@@ -36,3 +40,11 @@ WEBSOCKETS = web.AppKey("websockets", OpenSockets)
 BROKER = web.AppKey("broker", Broker)
 HUB = web.AppKey("hub", Hub)
 NODE = web.AppKey("node", Node)
+
+# Commerce (login, goods, orders, payments): created by commerce.routes' cleanup contexts.
+WECHAT_CLIENT = web.AppKey("wechat_client", WechatClient)
+PAY_KEYS = web.AppKey("pay_keys", PayKeys)
+ORDER_REAPER = web.AppKey("order_reaper", OrderReaper)
+# Development only: the in-process fake WeChat server and its base URL.
+FAKE_WECHAT = web.AppKey("fake_wechat", FakeWechat)
+FAKE_WECHAT_URL = web.AppKey("fake_wechat_url", str)

@@ -1,0 +1,488 @@
+"""The OpenAPI 3.1 document served at ``GET /api/openapi.json``.
+
+Built as a plain dict next to the route table it describes; a test checks that every route of
+the app is documented here and every documented path is routed, so the two cannot drift.
+The live-room (WebSocket) endpoints are documented by their own module when they add to
+:data:`EXTRA_PATHS`-style hooks; this document covers the ops and commerce HTTP endpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from livecommerce import __version__
+from livecommerce.commerce import goods, orders
+from livecommerce.httpio import json_response
+
+MAX_ID = 2**63 - 1
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+ERROR_TEXT = {
+    400: "Invalid input; `error.field` names the field",
+    401: "Missing, malformed or expired token",
+    403: "A token of the wrong kind, or a blocked user",
+    404: "No such resource (or not yours)",
+    409: "Illegal state transition, sold out, or idempotency key reuse",
+    413: "Request body too large",
+    429: "Rate limited",
+    502: "WeChat failed",
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+def _id_param(what: str) -> dict[str, Any]:
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": f"The {what} id",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+USER: list[dict[str, list[str]]] = [{"userToken": []}]
+HOST: list[dict[str, list[str]]] = [{"hostToken": []}]
+_STR_OR_NULL = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+_STEP_TIMES = ("paid_at", "shipped_at", "completed_at", "cancelled_at", "refunded_at")
+_CURSOR = _query("cursor", {"type": "string", "maxLength": 200}, "`next_cursor` of the last page")
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "description": "Stable machine code"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string", "description": "The offending input field"},
+                },
+            }
+        },
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "nickname", "avatar_url", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "nickname": {"type": "string"},
+            "avatar_url": {"type": "string"},
+            "created_at": _TIME,
+        },
+    },
+    "LoginResult": {
+        "type": "object",
+        "required": ["token", "token_type", "expires_at", "expires_in", "user"],
+        "properties": {
+            "token": {"type": "string", "description": "Bearer token (also for the WebSocket)"},
+            "token_type": {"const": "Bearer"},
+            "expires_at": {"type": "integer", "description": "Unix seconds"},
+            "expires_in": {"type": "integer"},
+            "user": _ref("User"),
+        },
+    },
+    "Goods": {
+        "type": "object",
+        "required": [
+            "id",
+            "host_id",
+            "title",
+            "description",
+            "images",
+            "price_fen",
+            "stock",
+            "category",
+            "status",
+            "room_ids",
+            "created_at",
+            "updated_at",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "host_id": {"type": ["integer", "null"]},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "images": {"type": "array", "items": {"type": "string"}},
+            "price_fen": {"type": "integer", "description": "Price in fen (1/100 CNY)"},
+            "stock": {"type": "integer", "description": "Units left to sell"},
+            "category": {"type": "string"},
+            "status": {"enum": list(goods.STATUSES)},
+            "room_ids": {"type": "array", "items": {"type": "integer"}},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        },
+    },
+    "GoodsWrite": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": {"type": "string", "maxLength": 5000},
+            "images": {
+                "type": "array",
+                "maxItems": 9,
+                "items": {
+                    "type": "string",
+                    "pattern": "^https?://",
+                    "minLength": 8,
+                    "maxLength": 500,
+                },
+            },
+            "price_fen": {"type": "integer", "minimum": 0, "maximum": 10**10},
+            "stock": {"type": "integer", "minimum": 0, "maximum": 10**7},
+            "category": {"type": "string", "maxLength": 50},
+            "status": {"enum": list(goods.STATUSES)},
+            "room_ids": {
+                "type": "array",
+                "maxItems": 20,
+                "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                "description": "Live rooms (of this host) that show the goods",
+            },
+        },
+    },
+    "GoodsPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Goods")},
+            "next_cursor": {**_STR_OR_NULL, "description": "Opaque; null on the last page"},
+        },
+    },
+    "Order": {
+        "type": "object",
+        "required": ["id", "status", "goods_id", "quantity", "unit_price_fen", "total_fen"],
+        "properties": {
+            "id": {"type": "integer"},
+            "out_trade_no": {"type": "string", "description": "Merchant order no. for WeChat Pay"},
+            "user_id": {"type": "integer"},
+            "goods_id": {"type": "integer"},
+            "host_id": {"type": ["integer", "null"]},
+            "quantity": {"type": "integer"},
+            "unit_price_fen": {"type": "integer", "description": "Price snapshot at creation"},
+            "total_fen": {"type": "integer"},
+            "title": {"type": "string"},
+            "image": {"type": "string"},
+            "status": {"enum": list(orders.STATUSES)},
+            "carrier": _STR_OR_NULL,
+            "tracking_no": _STR_OR_NULL,
+            "transaction_id": _STR_OR_NULL,
+            "cancel_reason": _STR_OR_NULL,
+            "expires_at": {**_TIME, "description": "Unpaid orders auto-cancel at this time"},
+            **dict.fromkeys(
+                ("paid_at", "shipped_at", "completed_at", "cancelled_at", "refunded_at"),
+                _TIME_OR_NULL,
+            ),
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        },
+    },
+    "OrderPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref("Order")},
+            "next_cursor": _STR_OR_NULL,
+        },
+    },
+    "PayAck": {
+        "type": "object",
+        "required": ["code"],
+        "properties": {"code": {"const": "SUCCESS"}, "message": {"type": "string"}},
+    },
+}
+
+_ORDER_ERRORS = _errors(400, 401, 403, 404, 409)
+
+PATHS: dict[str, Any] = {
+    "/healthz": {
+        "get": {
+            "tags": ["ops"],
+            "summary": "Liveness: the process serves HTTP",
+            "responses": {"200": _json({"type": "object"}, "Alive")},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "tags": ["ops"],
+            "summary": "Readiness: PostgreSQL and Redis answer",
+            "responses": {
+                "200": _json({"type": "object"}, "Ready"),
+                "503": _json({"type": "object"}, "A backend is down (named in checks)"),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "tags": ["ops"],
+            "summary": "Prometheus metrics of this node",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/api/openapi.json": {
+        "get": {
+            "tags": ["ops"],
+            "summary": "This document",
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")},
+        }
+    },
+    "/api/auth/wechat/login": {
+        "post": {
+            "tags": ["auth"],
+            "summary": "Log in with a wx.login code",
+            "description": "Exchanges the code via WeChat jscode2session (each code works "
+            "once), creates the user on first login, returns a user token.",
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["code"],
+                    "additionalProperties": False,
+                    "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 128}},
+                }
+            ),
+            "responses": {
+                "200": _json(_ref("LoginResult"), "Logged in"),
+                **_errors(400, 403, 429, 502),
+            },
+        }
+    },
+    "/api/me": {
+        "get": {
+            "tags": ["auth"],
+            "summary": "The logged-in user",
+            "security": USER,
+            "responses": {"200": _json(_ref("User"), "Profile"), **_errors(401, 403, 404)},
+        }
+    },
+    "/api/goods": {
+        "get": {
+            "tags": ["goods"],
+            "summary": "Waterfall feed of goods on sale, newest first (keyset pagination)",
+            "parameters": [
+                _query("category", {"type": "string", "maxLength": 50}, "Only this category"),
+                _query(
+                    "room_id",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    "Only goods of this live room",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": goods.MAX_PAGE, "default": 20},
+                    "Page size",
+                ),
+                _CURSOR,
+            ],
+            "responses": {"200": _json(_ref("GoodsPage"), "A page"), **_errors(400)},
+        },
+        "post": {
+            "tags": ["goods"],
+            "summary": "Create goods (host)",
+            "security": HOST,
+            "requestBody": _body(
+                {**_ref("GoodsWrite"), "required": ["title", "price_fen", "stock"]}
+            ),
+            "responses": {"201": _json(_ref("Goods"), "Created"), **_errors(400, 401, 403)},
+        },
+    },
+    "/api/goods/{id}": {
+        "parameters": [_id_param("goods")],
+        "get": {
+            "tags": ["goods"],
+            "summary": "One goods item",
+            "responses": {"200": _json(_ref("Goods"), "Goods"), **_errors(404)},
+        },
+        "patch": {
+            "tags": ["goods"],
+            "summary": "Edit own goods (host); only the given fields change",
+            "security": HOST,
+            "requestBody": _body(_ref("GoodsWrite")),
+            "responses": {"200": _json(_ref("Goods"), "Updated"), **_errors(400, 401, 403, 404)},
+        },
+    },
+    "/api/orders": {
+        "post": {
+            "tags": ["orders"],
+            "summary": "Create an order: snapshot the price, reserve stock",
+            "description": "Retrying with the same Idempotency-Key returns the first order (200).",
+            "security": USER,
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                }
+            ],
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["goods_id", "quantity"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "goods_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        "quantity": {"type": "integer", "minimum": 1, "maximum": 99},
+                    },
+                }
+            ),
+            "responses": {
+                "201": _json(_ref("Order"), "Created"),
+                "200": _json(_ref("Order"), "The order this key created before"),
+                **_ORDER_ERRORS,
+            },
+        },
+        "get": {
+            "tags": ["orders"],
+            "summary": "The caller's orders, newest first",
+            "security": USER,
+            "parameters": [
+                _query("status", {"enum": list(orders.STATUSES)}, "Only this status"),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": orders.MAX_PAGE, "default": 20},
+                    "Page size",
+                ),
+                _CURSOR,
+            ],
+            "responses": {"200": _json(_ref("OrderPage"), "A page"), **_errors(400, 401, 403)},
+        },
+    },
+    "/api/orders/{id}": {
+        "parameters": [_id_param("order")],
+        "get": {
+            "tags": ["orders"],
+            "summary": "One of the caller's orders (another user's: 404)",
+            "security": USER,
+            "responses": {"200": _json(_ref("Order"), "Order"), **_errors(401, 403, 404)},
+        },
+    },
+    "/api/orders/{id}/cancel": {
+        "parameters": [_id_param("order")],
+        "post": {
+            "tags": ["orders"],
+            "summary": "Cancel an unpaid order (releases its stock)",
+            "security": USER,
+            "responses": {"200": _json(_ref("Order"), "Cancelled"), **_ORDER_ERRORS},
+        },
+    },
+    "/api/orders/{id}/confirm": {
+        "parameters": [_id_param("order")],
+        "post": {
+            "tags": ["orders"],
+            "summary": "Confirm receipt of a shipped order",
+            "security": USER,
+            "responses": {"200": _json(_ref("Order"), "Completed"), **_ORDER_ERRORS},
+        },
+    },
+    "/api/host/orders/{id}/ship": {
+        "parameters": [_id_param("order")],
+        "post": {
+            "tags": ["orders"],
+            "summary": "Ship a paid order of the host's goods",
+            "security": HOST,
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["carrier", "tracking_no"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "carrier": {"type": "string", "minLength": 1, "maxLength": 50},
+                        "tracking_no": {"type": "string", "minLength": 1, "maxLength": 64},
+                    },
+                }
+            ),
+            "responses": {"200": _json(_ref("Order"), "Shipped"), **_ORDER_ERRORS},
+        },
+    },
+    "/api/pay/wechat/notify": {
+        "post": {
+            "tags": ["payments"],
+            "summary": "WeChat Pay v3 payment notification (called by WeChat only)",
+            "description": "Verified with the Wechatpay-Signature/-Serial/-Timestamp/-Nonce "
+            "headers (RSA-SHA256), resource decrypted with the APIv3 key (AES-256-GCM). Applied "
+            "once per transaction id; replays answer 200 'already processed'.",
+            "parameters": [
+                {
+                    "name": f"Wechatpay-{h}",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+                for h in ("Timestamp", "Nonce", "Signature", "Serial")
+            ],
+            "requestBody": _body({"type": "object"}),
+            "responses": {
+                "200": _json(_ref("PayAck"), "Processed (or already processed)"),
+                **_errors(400, 401),
+            },
+        }
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "livecommerce",
+            "version": __version__,
+            "description": "Live-commerce HTTP API. Errors are always "
+            '`{"error": {"code", "message", "field?"}}`; money is integer fen.',
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "userToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A user token from login",
+                },
+                "hostToken": {"type": "http", "scheme": "bearer", "description": "A host token"},
+            },
+            "responses": {
+                f"E{status}": _json(_ref("Error"), text) for status, text in ERROR_TEXT.items()
+            },
+        },
+    }
+
+
+async def serve(request: web.Request) -> web.Response:
+    """GET /api/openapi.json."""
+    return json_response(document())

@@ -1,0 +1,275 @@
+"""Orders: creation with atomic stock reservation, the state machine, and auto-cancel.
+
+States and who moves them (every move is one conditional ``UPDATE ... WHERE status = <from>``;
+0 rows means "not in that state" and becomes 404 or 409, never a silent double move)::
+
+    pending_payment --pay notification--> paid --host ships--> shipped --buyer confirms--> completed
+         |  buyer cancels / payment timeout                 (a late payment re-takes stock:
+         v                                                   cancelled -> paid, or if sold out
+     cancelled ----------- late payment, stock gone -------> refunded)
+
+Stock: an order holds ``quantity`` units from creation (``UPDATE goods SET stock = stock - q
+WHERE stock >= q``: never negative, never oversold) until it is cancelled, which gives them back.
+Lock order is always order row, then goods row (payments, cancels, the reaper) or goods row
+alone (create), so these paths cannot deadlock each other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from livecommerce.errors import Conflict, NotFound
+
+STATUSES = ("pending_payment", "paid", "shipped", "completed", "cancelled", "refunded")
+MAX_PAGE = 50
+COLUMNS = """id, user_id, goods_id, host_id, quantity, unit_price_fen, total_fen, title, image,
+    status, carrier, tracking_no, transaction_id, cancel_reason, expires_at, paid_at, shipped_at,
+    completed_at, cancelled_at, refunded_at, created_at, updated_at"""
+_TIMES = (
+    "expires_at",
+    "paid_at",
+    "shipped_at",
+    "completed_at",
+    "cancelled_at",
+    "refunded_at",
+    "created_at",
+    "updated_at",
+)
+
+
+class _DuplicateKey(Exception):
+    """Another request with the same idempotency key committed first."""
+
+
+def out_trade_no(order_id: int) -> str:
+    """The merchant order number sent to WeChat Pay (6-32 chars of [0-9A-Za-z])."""
+    return f"LC{order_id:016d}"
+
+
+def parse_out_trade_no(value: object) -> int | None:
+    if not isinstance(value, str) or len(value) != 18 or not value.startswith("LC"):
+        return None
+    digits = value[2:]
+    return int(digits) if digits.isdigit() and int(digits) > 0 else None
+
+
+def to_json(row: asyncpg.Record) -> dict[str, Any]:
+    out = {k: row[k] for k in row.keys() if k not in _TIMES}  # noqa: SIM118 (Record)
+    for k in _TIMES:
+        out[k] = row[k].isoformat() if row[k] is not None else None
+    out["out_trade_no"] = out_trade_no(row["id"])
+    return out
+
+
+async def _by_key(conn: asyncpg.Connection, user_id: int, key: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2", user_id, key
+    )
+    return row
+
+
+def _same_request(row: asyncpg.Record, goods_id: int, quantity: int) -> dict[str, Any]:
+    if row["goods_id"] != goods_id or row["quantity"] != quantity:
+        raise Conflict(
+            "Idempotency-Key was already used for another order", code="idempotency_key_reused"
+        )
+    return to_json(row)
+
+
+async def create_order(
+    conn: asyncpg.Connection,
+    *,
+    user_id: int,
+    goods_id: int,
+    quantity: int,
+    idempotency_key: str,
+    payment_timeout_seconds: float,
+) -> tuple[dict[str, Any], bool]:
+    """Reserve stock and create a pending order; returns (order, created).
+
+    A repeated ``idempotency_key`` of the same user returns the first order (created False),
+    even when both requests race: the loser's transaction rolls its stock reservation back.
+
+    Raises:
+        NotFound: no such goods (or a draft). Conflict: sold out, not on sale, or the key was
+            used for a different goods/quantity.
+    """
+    existing = await _by_key(conn, user_id, idempotency_key)
+    if existing is not None:
+        return _same_request(existing, goods_id, quantity), False
+    try:
+        async with conn.transaction():
+            goods = await conn.fetchrow(
+                """UPDATE goods SET stock = stock - $2, updated_at = now()
+                   WHERE id = $1 AND status = 'on_sale' AND stock >= $2
+                   RETURNING host_id, price_fen, title, images""",
+                goods_id,
+                quantity,
+            )
+            if goods is None:
+                status = await conn.fetchval("SELECT status FROM goods WHERE id = $1", goods_id)
+                if status is None or status == "draft":
+                    raise NotFound("no such goods")
+                if status != "on_sale":
+                    raise Conflict("these goods are not on sale", code="not_on_sale")
+                raise Conflict("not enough stock", code="sold_out")
+            row = await conn.fetchrow(
+                f"""INSERT INTO orders (user_id, goods_id, host_id, quantity, unit_price_fen,
+                                        total_fen, title, image, idempotency_key, expires_at)
+                    VALUES ($1, $2, $3, $4::int, $5::bigint, $5::bigint * $4::int, $6, $7, $8,
+                            now() + make_interval(secs => $9::float8))
+                    ON CONFLICT (user_id, idempotency_key) DO NOTHING
+                    RETURNING {COLUMNS}""",
+                user_id,
+                goods_id,
+                goods["host_id"],
+                quantity,
+                goods["price_fen"],
+                goods["title"],
+                goods["images"][0] if goods["images"] else "",
+                idempotency_key,
+                float(payment_timeout_seconds),
+            )
+            if row is None:
+                raise _DuplicateKey
+    except _DuplicateKey:
+        existing = await _by_key(conn, user_id, idempotency_key)
+        assert existing is not None  # the conflicting row committed before ON CONFLICT decided
+        return _same_request(existing, goods_id, quantity), False
+    return to_json(row), True
+
+
+async def get_order(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, order_id: int
+) -> dict[str, Any]:
+    """The user's own order; anyone else's is NotFound (existence is not leaked)."""
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM orders WHERE id = $1 AND user_id = $2", order_id, user_id
+    )
+    if row is None:
+        raise NotFound("no such order")
+    return to_json(row)
+
+
+async def list_orders(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_id: int,
+    *,
+    limit: int,
+    after_id: int | None = None,
+    status: str | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the user's orders, newest first (keyset on id)."""
+    rows = await conn.fetch(
+        f"""SELECT {COLUMNS} FROM orders
+            WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2)
+              AND ($3::text IS NULL OR status = $3)
+            ORDER BY id DESC LIMIT $4""",
+        user_id,
+        after_id,
+        status,
+        limit + 1,
+    )
+    items = [to_json(r) for r in rows[:limit]]
+    return items, (items[-1]["id"] if len(rows) > limit else None)
+
+
+async def _refuse(
+    conn: asyncpg.Connection, where: str, args: tuple[Any, ...], action: str
+) -> Conflict:
+    """Why a conditional transition touched no row: 404 if not the caller's, else 409."""
+    status = await conn.fetchval(f"SELECT status FROM orders WHERE {where}", *args)
+    if status is None:
+        raise NotFound("no such order")
+    return Conflict(f"cannot {action} an order that is {status}", code="illegal_transition")
+
+
+async def cancel_order(conn: asyncpg.Connection, user_id: int, order_id: int) -> dict[str, Any]:
+    """The buyer cancels an unpaid order; its stock is released in the same transaction."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"""UPDATE orders SET status = 'cancelled', cancel_reason = 'buyer',
+                       cancelled_at = now(), stock_held = false, updated_at = now()
+                WHERE id = $1 AND user_id = $2 AND status = 'pending_payment'
+                RETURNING {COLUMNS}""",
+            order_id,
+            user_id,
+        )
+        if row is None:
+            raise await _refuse(conn, "id = $1 AND user_id = $2", (order_id, user_id), "cancel")
+        await conn.execute(
+            "UPDATE goods SET stock = stock + $2 WHERE id = $1", row["goods_id"], row["quantity"]
+        )
+    return to_json(row)
+
+
+async def confirm_received(conn: asyncpg.Connection, user_id: int, order_id: int) -> dict[str, Any]:
+    """The buyer confirms receipt: shipped -> completed."""
+    row = await conn.fetchrow(
+        f"""UPDATE orders SET status = 'completed', completed_at = now(), updated_at = now()
+            WHERE id = $1 AND user_id = $2 AND status = 'shipped' RETURNING {COLUMNS}""",
+        order_id,
+        user_id,
+    )
+    if row is None:
+        raise await _refuse(conn, "id = $1 AND user_id = $2", (order_id, user_id), "complete")
+    return to_json(row)
+
+
+async def ship_order(
+    conn: asyncpg.Connection, host_id: int, order_id: int, carrier: str, tracking_no: str
+) -> dict[str, Any]:
+    """The host ships a paid order of its goods: paid -> shipped. Other hosts' orders: 404."""
+    row = await conn.fetchrow(
+        f"""UPDATE orders SET status = 'shipped', carrier = $3, tracking_no = $4,
+                   shipped_at = now(), updated_at = now()
+            WHERE id = $1 AND host_id = $2 AND status = 'paid' RETURNING {COLUMNS}""",
+        order_id,
+        host_id,
+        carrier,
+        tracking_no,
+    )
+    if row is None:
+        raise await _refuse(conn, "id = $1 AND host_id = $2", (order_id, host_id), "ship")
+    return to_json(row)
+
+
+async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
+    """Cancel up to ``batch`` unpaid orders past their deadline and release their stock.
+
+    ``FOR UPDATE SKIP LOCKED`` lets several nodes sweep at once without waiting on each other
+    or cancelling an order twice; an order locked by an arriving payment is skipped (the payment
+    decides it). Goods are restocked in id order so two sweepers cannot deadlock.
+    """
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """WITH due AS (
+                   SELECT id FROM orders
+                   WHERE status = 'pending_payment' AND expires_at <= now()
+                   ORDER BY expires_at LIMIT $1
+                   FOR UPDATE SKIP LOCKED)
+               UPDATE orders o SET status = 'cancelled', cancel_reason = 'payment_timeout',
+                      cancelled_at = now(), stock_held = false, updated_at = now()
+               FROM due WHERE o.id = due.id
+               RETURNING o.id, o.goods_id, o.quantity""",
+            batch,
+        )
+        release: dict[int, int] = {}
+        for r in rows:
+            release[r["goods_id"]] = release.get(r["goods_id"], 0) + r["quantity"]
+        for goods_id in sorted(release):
+            await conn.execute(
+                "UPDATE goods SET stock = stock + $2 WHERE id = $1", goods_id, release[goods_id]
+            )
+    return [r["id"] for r in rows]
+
+
+async def seconds_to_next_deadline(conn: asyncpg.Connection) -> float | None:
+    """Seconds until the earliest unpaid order expires (<= 0: due now); None if none pending."""
+    value = await conn.fetchval(
+        """SELECT EXTRACT(EPOCH FROM min(expires_at) - now())::float8
+           FROM orders WHERE status = 'pending_payment'"""
+    )
+    return None if value is None else float(value)

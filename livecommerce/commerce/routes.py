@@ -1,0 +1,112 @@
+"""The commerce route table and its resources (WeChat client, fake WeChat, pay keys, reaper).
+
+``setup(app)`` is called once from ``create_app``. In development with no ``wechat.base_url``
+it starts the fake WeChat server in-process on its own port and points the client at it, with
+dev WeChat Pay keys generated at startup and shared with the fake's pay simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+import aiohttp
+from aiohttp import web
+
+from livecommerce import keys
+from livecommerce.commerce import (
+    auth_api,
+    goods_api,
+    openapi,
+    orders_api,
+    pay_api,
+    wechatpay,
+)
+from livecommerce.commerce.reaper import OrderReaper
+from livecommerce.commerce.wechat_client import WechatClient
+from livecommerce.devtools.fake_wechat import FakeWechat, start_fake
+
+log = logging.getLogger("livecommerce.commerce")
+DEV_APP_ID = "wxdev0000000000000"
+
+
+@functools.cache
+def dev_platform() -> wechatpay.DevPlatform:
+    """One dev pay platform per process (made on first use: RSA key generation is slow)."""
+    return wechatpay.DevPlatform.generate()
+
+
+async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The WeChat client and pay keys; the in-process fake WeChat when none is configured."""
+    settings = app[keys.SETTINGS]
+    cfg = settings.wechat
+    runner: web.AppRunner | None = None
+    if cfg.base_url:
+        base_url, app_id, app_secret = cfg.base_url, cfg.app_id, cfg.app_secret
+    else:
+        # Development only (config validation requires base_url in production).
+        app_id, app_secret = cfg.app_id or DEV_APP_ID, cfg.app_secret or secrets.token_hex(16)
+        fake = FakeWechat(app_id=app_id, app_secret=app_secret, platform=dev_platform())
+        runner, base_url = await start_fake(fake, "127.0.0.1", cfg.fake_port)
+        app[keys.FAKE_WECHAT] = fake
+        app[keys.FAKE_WECHAT_URL] = base_url
+        log.info("fake WeChat server (development) on %s", base_url)
+    if settings.wechatpay.mch_id:
+        app[keys.PAY_KEYS] = wechatpay.load_pay_keys(settings)
+    else:
+        app[keys.PAY_KEYS] = dev_platform().pay_keys(
+            app_id, settings.wechatpay.notify_max_age_seconds
+        )
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=cfg.timeout_seconds))
+    app[keys.WECHAT_CLIENT] = WechatClient(
+        session=session,
+        base_url=base_url,
+        app_id=app_id,
+        app_secret=app_secret,
+        max_attempts=cfg.max_attempts,
+        backoff_seconds=cfg.retry_backoff_seconds,
+    )
+    try:
+        yield
+    finally:
+        await session.close()
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The auto-cancel task of unpaid orders: started with the app, cancelled and awaited."""
+    reaper = OrderReaper(app[keys.PG_POOL], app[keys.SETTINGS].orders)
+    app[keys.ORDER_REAPER] = reaper
+    task = asyncio.create_task(reaper.run(), name="order-reaper")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+def setup(app: web.Application) -> None:
+    """Add the commerce routes and cleanup contexts (after the PostgreSQL one)."""
+    app.cleanup_ctx.append(wechat_ctx)
+    app.cleanup_ctx.append(reaper_ctx)
+    r = app.router
+    r.add_get("/api/openapi.json", openapi.serve)
+    r.add_post("/api/auth/wechat/login", auth_api.login)
+    r.add_get("/api/me", auth_api.me)
+    r.add_get("/api/goods", goods_api.feed)
+    r.add_post("/api/goods", goods_api.create)
+    r.add_get("/api/goods/{id}", goods_api.read)
+    r.add_patch("/api/goods/{id}", goods_api.update)
+    r.add_post("/api/orders", orders_api.create)
+    r.add_get("/api/orders", orders_api.list_mine)
+    r.add_get("/api/orders/{id}", orders_api.read)
+    r.add_post("/api/orders/{id}/cancel", orders_api.cancel)
+    r.add_post("/api/orders/{id}/confirm", orders_api.confirm)
+    r.add_post("/api/host/orders/{id}/ship", orders_api.ship)
+    r.add_post("/api/pay/wechat/notify", pay_api.wechat_notify)
