@@ -21,6 +21,7 @@ from livecommerce.metrics import Metrics, metrics_middleware
 from livecommerce.realtime.protocol import CLOSE_RECONNECT
 from livecommerce.realtime.setup import setup as realtime_setup
 from livecommerce.rooms import routes as rooms_routes
+from livecommerce.timer import routes as timer_routes
 
 log = logging.getLogger("livecommerce.app")
 
@@ -87,5 +88,6 @@ def create_app(settings: Settings) -> web.Application:
     ops.add_routes(app)
     realtime_setup(app)
     rooms_routes.add_routes(app)
+    timer_routes.setup(app)
     commerce_routes.setup(app)
     return app

@@ -122,6 +122,52 @@ class RoomsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TimerConfig:
+    enabled: bool = True
+    lease_seconds: float = 10.0
+    max_lateness_seconds: float = 300.0
+    late_after_ms: int = 1000
+    claim_batch: int = 200
+    idle_recheck_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class FlashSaleConfig:
+    """Flash sales (秒杀): payment window of their orders, bubble stock updates, Redis TTL."""
+
+    payment_timeout_seconds: float = 300.0
+    max_per_user_limit: int = 10
+    stock_update_min_interval_ms: int = 500
+    redis_ttl_after_end_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class PointsConfig:
+    """The points ledger: earning rules, lot expiry, spending at checkout."""
+
+    time_zone: str = "Asia/Shanghai"
+    checkin_points: int = 10
+    share_points: int = 5
+    share_daily_cap: int = 3
+    purchase_points_per_yuan: int = 1
+    lot_ttl_days: int = 365
+    fen_per_point: int = 1
+    max_discount_percent: int = 50
+    expiring_soon_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class GroupsConfig:
+    """Group buying (拼团): join rules, success notifications, the background worker."""
+
+    one_open_group_per_offer: bool = True
+    success_template_id: str = "group_success"
+    notify_max_attempts: int = 5
+    worker_max_sleep_seconds: float = 30.0
+    worker_batch_size: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -132,6 +178,10 @@ class Settings:
     wechatpay: WechatPayConfig = field(default_factory=WechatPayConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     rooms: RoomsConfig = field(default_factory=RoomsConfig)
+    timer: TimerConfig = field(default_factory=TimerConfig)
+    flash_sale: FlashSaleConfig = field(default_factory=FlashSaleConfig)
+    points: PointsConfig = field(default_factory=PointsConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
 
     @property
     def production(self) -> bool:
@@ -320,6 +370,9 @@ def _validate(s: Settings) -> None:
         "bubble_default_seconds",
     ):
         _positive(f"rooms.{name}", getattr(s.rooms, name))
+    for name in ("lease_seconds", "max_lateness_seconds", "late_after_ms", "claim_batch"):
+        _positive(f"timer.{name}", getattr(s.timer, name))
+    _positive("timer.idle_recheck_seconds", s.timer.idle_recheck_seconds)
     if s.database.url:
         _check_url("database.url", s.database.url, ("postgres", "postgresql"))
     if s.redis.url:
@@ -335,6 +388,37 @@ def _validate(s: Settings) -> None:
         if s.uses_embedded:
             raise ConfigError("database.url: production mode needs external PostgreSQL and Redis")
     _validate_commerce(s)
+    _validate_social(s)
+
+
+def _validate_social(s: Settings) -> None:
+    """Flash sale, points and group-buying settings."""
+    f, p, g = s.flash_sale, s.points, s.groups
+    for name in ("payment_timeout_seconds", "max_per_user_limit", "redis_ttl_after_end_seconds"):
+        _positive(f"flash_sale.{name}", getattr(f, name))
+    if f.stock_update_min_interval_ms < 0:
+        raise ConfigError("flash_sale.stock_update_min_interval_ms: must be >= 0")
+    try:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        ZoneInfo(p.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"points.time_zone: unknown time zone {p.time_zone!r}") from None
+    for name in ("checkin_points", "share_points", "share_daily_cap", "lot_ttl_days"):
+        _positive(f"points.{name}", getattr(p, name))
+    for name in ("fen_per_point", "expiring_soon_days"):
+        _positive(f"points.{name}", getattr(p, name))
+    if p.purchase_points_per_yuan < 0:
+        raise ConfigError("points.purchase_points_per_yuan: must be >= 0")
+    if not 0 <= p.max_discount_percent <= 100:
+        raise ConfigError(
+            f"points.max_discount_percent: must be 0..100, got {p.max_discount_percent}"
+        )
+    if not 1 <= len(g.success_template_id) <= 128:
+        raise ConfigError("groups.success_template_id: must be 1..128 characters")
+    _positive("groups.notify_max_attempts", g.notify_max_attempts)
+    _positive("groups.worker_max_sleep_seconds", g.worker_max_sleep_seconds)
+    _positive("groups.worker_batch_size", g.worker_batch_size)
 
 
 def _validate_commerce(s: Settings) -> None:

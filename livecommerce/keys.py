@@ -15,6 +15,8 @@ from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
+from livecommerce.timer.dispatcher import Dispatcher
+from livecommerce.timer.wheel import Wheel
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -48,3 +50,7 @@ ORDER_REAPER = web.AppKey("order_reaper", OrderReaper)
 # Development only: the in-process fake WeChat server and its base URL.
 FAKE_WECHAT = web.AppKey("fake_wechat", FakeWechat)
 FAKE_WECHAT_URL = web.AppKey("fake_wechat_url", str)
+
+# Timer wheel (scheduled pushes): the Redis wheel and this node's dispatcher.
+WHEEL = web.AppKey("wheel", Wheel)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

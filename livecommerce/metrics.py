@@ -51,6 +51,18 @@ class Metrics:
             "Frames recovered from history after a subscription gap",
             registry=r,
         )
+        self.timer_lateness = Histogram(
+            "livecommerce_timer_lateness_seconds",
+            "Scheduled push lateness: frame published (Redis time) minus due time",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300),
+            registry=r,
+        )
+        self.timer_pushes = Counter(
+            "livecommerce_timer_pushes",
+            "Scheduled pushes by outcome (fired, skipped)",
+            ["outcome"],
+            registry=r,
+        )
         self.pool_size = Gauge(
             "livecommerce_db_pool_size", "PostgreSQL pool connections", registry=r
         )

@@ -55,3 +55,44 @@ def room_id_from_channel(channel: bytes) -> int | None:
         return int(channel.rsplit(b":", 1)[1])
     except (IndexError, ValueError):
         return None
+
+
+# Timer wheel: one sorted set (score = due time in ms, member = "<schedule id>:<version>"),
+# the lease set of claimed members, and a marker that the wheel was built from PostgreSQL
+# (missing after Redis lost its data -> rebuild). They share the hash tag {timer}; to shard
+# for Redis Cluster, split by a tag such as {timer:N} and run the claim per shard.
+TIMER_WHEEL = f"{PREFIX}{{timer}}:wheel"
+TIMER_LEASES = f"{PREFIX}{{timer}}:leases"
+TIMER_BUILT = f"{PREFIX}{{timer}}:built"
+TIMER_REBUILD_LOCK = f"{PREFIX}{{timer}}:rebuild-lock"
+TIMER_WAKE_CHANNEL = "lc:timer:wake"
+
+
+# Flash sales: a sale's keys share the hash tag {flash:ID} (its scripts touch them together).
+# meta: hash {loaded, start_ms, end_ms, limit, stock (units left)}; buyers: hash user id ->
+# units held; claims: hash claim id -> "user:quantity" (a claim is returned at most once).
+# Rebuilt from PostgreSQL (flash_sales.sold, flash_sale_buyers, flash_sale_orders) when missing.
+def flash_tag(sale_id: int) -> str:
+    return f"{{flash:{sale_id}}}"
+
+
+def flash_meta(sale_id: int) -> str:
+    return f"{PREFIX}{flash_tag(sale_id)}:meta"
+
+
+def flash_buyers(sale_id: int) -> str:
+    return f"{PREFIX}{flash_tag(sale_id)}:buyers"
+
+
+def flash_claims(sale_id: int) -> str:
+    return f"{PREFIX}{flash_tag(sale_id)}:claims"
+
+
+def flash_rooms(sale_id: int) -> str:
+    """Set of room ids the sale was pushed into (they get stock-left updates)."""
+    return f"{PREFIX}{flash_tag(sale_id)}:rooms"
+
+
+def flash_stock_throttle(sale_id: int, room_id: int) -> str:
+    """SET NX PX marker: a stock update was published to the room recently."""
+    return f"{PREFIX}{flash_tag(sale_id)}:throttle:{room_id}"

@@ -12,6 +12,7 @@ from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.errors import NotFound, ValidationError
 from livecommerce.httpio import get_int, get_str, json_response, path_int, read_json
 from livecommerce.rooms import service
+from livecommerce.timer import service as timer_service
 
 
 def _host_id(request: web.Request) -> int:
@@ -64,9 +65,10 @@ async def start_room(request: web.Request) -> web.Response:
     host_id = _host_id(request)
     room_id = path_int(request, "room_id")
     app = request.app
-    return json_response(
-        await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "live")
-    )
+    room = await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "live")
+    # Offsets ("+35:00 from start") become absolute times now.
+    await timer_service.resolve_offsets(app[keys.PG_POOL], app[keys.WHEEL], room_id)
+    return json_response(room)
 
 
 async def end_room(request: web.Request) -> web.Response:

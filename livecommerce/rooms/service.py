@@ -8,6 +8,7 @@ published through :class:`~livecommerce.realtime.broker.Broker`.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +87,7 @@ async def room_goods(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> l
     ]
 
 
-async def _owned_room(
+async def owned_room(
     conn: asyncpg.Connection, host_id: int, room_id: int, *, lock: bool = False
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
@@ -106,7 +107,7 @@ async def set_state(
 ) -> dict[str, Any]:
     """Move a room to ``live`` (from scheduled) or ``ended`` (from scheduled/live)."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await _owned_room(conn, host_id, room_id, lock=True)
+        row = await owned_room(conn, host_id, room_id, lock=True)
         if row["state"] == target:
             return room_info(row)  # repeating start/end is a no-op, not an error
         allowed = {"live": ("scheduled",), "ended": ("scheduled", "live")}[target]
@@ -131,7 +132,7 @@ async def attach_goods(
     conn: asyncpg.Connection, host_id: int, room_id: int, goods_ids: list[int]
 ) -> list[dict[str, Any]]:
     async with conn.transaction():
-        await _owned_room(conn, host_id, room_id)
+        await owned_room(conn, host_id, room_id)
         found = await conn.fetch("SELECT id FROM goods WHERE id = ANY($1::bigint[])", goods_ids)
         missing = sorted(set(goods_ids) - {r["id"] for r in found})
         if missing:
@@ -159,7 +160,7 @@ async def push_goods(
 ) -> Published:
     """Show a goods bubble in a live room now (the room's goods only)."""
     async with pool.acquire() as conn:
-        room = await _owned_room(conn, host_id, room_id)
+        room = await owned_room(conn, host_id, room_id)
         if room["state"] != "live":
             raise Conflict("the room is not live", code="room_not_live")
         goods = await conn.fetchrow(
@@ -171,7 +172,18 @@ async def push_goods(
         )
     if goods is None:
         raise NotFound("goods is not attached to this room", code="goods_not_in_room")
-    body = {
+    return await broker.publish(
+        room_id,
+        goods_push_body(goods, show_seconds),
+        state_op="set",
+        state_field="bubble",
+        idempotency_key=idempotency_key,
+    )
+
+
+def goods_push_body(goods: Mapping[str, Any], show_seconds: int, **extra: Any) -> dict[str, Any]:
+    """The ``goods_push`` frame body for a goods row (id, title, price_fen, stock, images)."""
+    return {
         "type": "goods_push",
         "push_id": secrets.token_hex(6),
         "goods": {
@@ -182,10 +194,8 @@ async def push_goods(
             "stock": goods["stock"],
         },
         "show_seconds": show_seconds,
+        **extra,
     }
-    return await broker.publish(
-        room_id, body, state_op="set", state_field="bubble", idempotency_key=idempotency_key
-    )
 
 
 async def withdraw_goods(
@@ -193,7 +203,7 @@ async def withdraw_goods(
 ) -> Published:
     """Hide the current bubble (idempotent: withdrawing nothing still publishes the state)."""
     async with pool.acquire() as conn:
-        room = await _owned_room(conn, host_id, room_id)
+        room = await owned_room(conn, host_id, room_id)
     if room["state"] == "ended":
         raise Conflict("the room has ended", code="room_ended")
     return await broker.publish(
