@@ -84,6 +84,7 @@ class WechatConfig:
     max_attempts: int = 3
     retry_backoff_seconds: float = 0.2
     fake_port: int = 0
+    order_template_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

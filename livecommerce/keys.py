@@ -12,6 +12,7 @@ from livecommerce.commerce.wechatpay import PayKeys
 from livecommerce.config import Settings
 from livecommerce.devtools.fake_wechat import FakeWechat
 from livecommerce.metrics import Metrics
+from livecommerce.notify.sender import NotificationSender
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
@@ -54,3 +55,6 @@ FAKE_WECHAT_URL = web.AppKey("fake_wechat_url", str)
 # Timer wheel (scheduled pushes): the Redis wheel and this node's dispatcher.
 WHEEL = web.AppKey("wheel", Wheel)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+
+# Notifications: the outbox sender of this node.
+NOTIFICATION_SENDER = web.AppKey("notification_sender", NotificationSender)

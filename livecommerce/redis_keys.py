@@ -50,6 +50,19 @@ def room_channel(room_id: int) -> str:
     return f"lc:room:{room_id}"
 
 
+USER_CHANNEL_PATTERN = "lc:user:*"
+
+
+def user_channel(user_id: int) -> str:
+    """Per-user notices (order paid/shipped, ...) for that user's open sockets on any node."""
+    return f"lc:user:{user_id}"
+
+
+def identity_from_user_channel(channel: bytes) -> str | None:
+    tail = channel.rsplit(b":", 1)[-1]
+    return f"user:{int(tail)}" if tail.isdigit() else None
+
+
 def room_id_from_channel(channel: bytes) -> int | None:
     try:
         return int(channel.rsplit(b":", 1)[1])

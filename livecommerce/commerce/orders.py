@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from livecommerce.errors import Conflict, NotFound
+from livecommerce.notify import outbox
 
 STATUSES = ("pending_payment", "paid", "shipped", "completed", "cancelled", "refunded")
 MAX_PAGE = 50
@@ -86,8 +87,14 @@ async def create_order(
     quantity: int,
     idempotency_key: str,
     payment_timeout_seconds: float,
+    unit_price_fen: int | None = None,
+    discount_fen: int = 0,
 ) -> tuple[dict[str, Any], bool]:
     """Reserve stock and create a pending order; returns (order, created).
+
+    ``unit_price_fen`` overrides the goods price (a flash-sale or group price) and
+    ``discount_fen`` is taken off the total (points spent at checkout). Called inside the
+    caller's transaction, everything here rolls back with it.
 
     A repeated ``idempotency_key`` of the same user returns the first order (created False),
     even when both requests race: the loser's transaction rolls its stock reservation back.
@@ -118,19 +125,20 @@ async def create_order(
             row = await conn.fetchrow(
                 f"""INSERT INTO orders (user_id, goods_id, host_id, quantity, unit_price_fen,
                                         total_fen, title, image, idempotency_key, expires_at)
-                    VALUES ($1, $2, $3, $4::int, $5::bigint, $5::bigint * $4::int, $6, $7, $8,
-                            now() + make_interval(secs => $9::float8))
+                    VALUES ($1, $2, $3, $4::int, $5::bigint, $5::bigint * $4::int - $10::bigint,
+                            $6, $7, $8, now() + make_interval(secs => $9::float8))
                     ON CONFLICT (user_id, idempotency_key) DO NOTHING
                     RETURNING {COLUMNS}""",
                 user_id,
                 goods_id,
                 goods["host_id"],
                 quantity,
-                goods["price_fen"],
+                goods["price_fen"] if unit_price_fen is None else unit_price_fen,
                 goods["title"],
                 goods["images"][0] if goods["images"] else "",
                 idempotency_key,
                 float(payment_timeout_seconds),
+                discount_fen,
             )
             if row is None:
                 raise _DuplicateKey
@@ -221,7 +229,17 @@ async def confirm_received(conn: asyncpg.Connection, user_id: int, order_id: int
 async def ship_order(
     conn: asyncpg.Connection, host_id: int, order_id: int, carrier: str, tracking_no: str
 ) -> dict[str, Any]:
-    """The host ships a paid order of its goods: paid -> shipped. Other hosts' orders: 404."""
+    """The host ships a paid order of its goods: paid -> shipped. Other hosts' orders: 404.
+
+    The buyer's ``order_shipped`` notification is queued in the same transaction.
+    """
+    async with conn.transaction():
+        return await _ship(conn, host_id, order_id, carrier, tracking_no)
+
+
+async def _ship(
+    conn: asyncpg.Connection, host_id: int, order_id: int, carrier: str, tracking_no: str
+) -> dict[str, Any]:
     row = await conn.fetchrow(
         f"""UPDATE orders SET status = 'shipped', carrier = $3, tracking_no = $4,
                    shipped_at = now(), updated_at = now()
@@ -233,6 +251,7 @@ async def ship_order(
     )
     if row is None:
         raise await _refuse(conn, "id = $1 AND host_id = $2", (order_id, host_id), "ship")
+    await outbox.order_event(conn, order_id, "shipped")
     return to_json(row)
 
 

@@ -16,6 +16,7 @@ import asyncpg
 from livecommerce.commerce.orders import parse_out_trade_no
 from livecommerce.commerce.wechatpay import PayKeys
 from livecommerce.errors import ValidationError
+from livecommerce.notify import outbox
 
 log = logging.getLogger("livecommerce.payments")
 
@@ -112,6 +113,7 @@ async def apply_transaction(conn: asyncpg.Connection, txn: Transaction) -> Outco
                 txn.order_id,
                 txn.transaction_id,
             )
+            await outbox.order_event(conn, txn.order_id, "paid")
         elif order["status"] == "cancelled":
             outcome = await _late_payment(conn, txn, order["goods_id"], order["quantity"])
         else:
@@ -148,6 +150,7 @@ async def _late_payment(
             txn.order_id,
             txn.transaction_id,
         )
+        await outbox.order_event(conn, txn.order_id, "paid")
         return "applied"
     await conn.execute(
         """UPDATE orders SET status = 'refunded', refunded_at = now(), transaction_id = $2,

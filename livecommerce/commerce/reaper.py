@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
 
 import asyncpg
 
+from livecommerce.aio import wait_event
 from livecommerce.commerce import orders
 from livecommerce.config import OrdersConfig
 
@@ -54,5 +54,4 @@ class OrderReaper:
                 delay = ERROR_RETRY_SECONDS
             cap = self._cfg.reaper_max_sleep_seconds
             delay = cap if delay is None else min(max(delay, MIN_SLEEP_SECONDS), cap)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await wait_event(self._wake, delay)

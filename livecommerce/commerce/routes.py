@@ -29,9 +29,11 @@ from livecommerce.commerce import (
 from livecommerce.commerce.reaper import OrderReaper
 from livecommerce.commerce.wechat_client import WechatClient
 from livecommerce.devtools.fake_wechat import FakeWechat, start_fake
+from livecommerce.notify.sender import NotificationSender
 
 log = logging.getLogger("livecommerce.commerce")
 DEV_APP_ID = "wxdev0000000000000"
+DEV_ORDER_TEMPLATE = "dev-order-template"
 
 
 @functools.cache
@@ -78,6 +80,25 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
             await runner.cleanup()
 
 
+async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbox sender: order events to the buyer's sockets and as subscribe messages."""
+    settings = app[keys.SETTINGS]
+    template = settings.wechat.order_template_id
+    if not template and not settings.wechat.base_url:
+        template = DEV_ORDER_TEMPLATE  # the fake WeChat accepts it, so the demo shows messages
+    sender = NotificationSender(
+        app[keys.PG_POOL], app[keys.REDIS], app[keys.WECHAT_CLIENT], template
+    )
+    app[keys.NOTIFICATION_SENDER] = sender
+    task = asyncio.create_task(sender.run(), name="notification-sender")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
 async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
     """The auto-cancel task of unpaid orders: started with the app, cancelled and awaited."""
     reaper = OrderReaper(app[keys.PG_POOL], app[keys.SETTINGS].orders)
@@ -95,6 +116,7 @@ def setup(app: web.Application) -> None:
     """Add the commerce routes and cleanup contexts (after the PostgreSQL one)."""
     app.cleanup_ctx.append(wechat_ctx)
     app.cleanup_ctx.append(reaper_ctx)
+    app.cleanup_ctx.append(notifications_ctx)
     r = app.router
     r.add_get("/api/openapi.json", openapi.serve)
     r.add_post("/api/auth/wechat/login", auth_api.login)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -57,6 +58,8 @@ class WechatClient:
     app_secret: str = field(repr=False)
     max_attempts: int = 3
     backoff_seconds: float = 0.2
+    _access_token: str = field(default="", repr=False)
+    _token_expires: float = 0.0
 
     async def code2session(self, code: str) -> WxSession:
         """Exchange a ``wx.login`` code for the user's openid (and unionid, session_key).
@@ -83,6 +86,46 @@ class WechatClient:
                 await asyncio.sleep(delay)
                 delay *= 2
         raise UpstreamError("WeChat login is unavailable, try again", code="wechat_unavailable")
+
+    async def send_subscribe(
+        self, openid: str, template_id: str, page: str, data: dict[str, str]
+    ) -> None:
+        """Send one subscribe message (``/cgi-bin/message/subscribe/send``).
+
+        Raises:
+            MessageRefused: final (the user did not subscribe to the template, bad openid).
+            MessageFailed: transient (network, busy, token) — retry later.
+        """
+        base = self.base_url.rstrip("/")
+        for _attempt in range(2):
+            if not self._access_token or time.monotonic() >= self._token_expires:
+                creds = {"appid": self.app_id, "secret": self.app_secret}
+                got = await _json_call(
+                    self.session, "GET", base + "/cgi-bin/token",
+                    params={"grant_type": "client_credential", **creds},
+                )  # fmt: skip
+                token, ttl = got.get("access_token"), got.get("expires_in", 7200)
+                if not isinstance(token, str) or not isinstance(ttl, int):
+                    raise MessageFailed(f"no access_token (errcode {got.get('errcode')})")
+                self._access_token, self._token_expires = token, time.monotonic() + ttl - 300
+            body = {
+                "touser": openid, "template_id": template_id, "page": page,
+                "data": {k: {"value": v} for k, v in data.items()},
+            }  # fmt: skip
+            answer = await _json_call(
+                self.session, "POST", base + "/cgi-bin/message/subscribe/send",
+                params={"access_token": self._access_token}, data=orjson.dumps(body),
+            )  # fmt: skip
+            errcode = answer.get("errcode", 0)
+            if errcode == 0:
+                return
+            if errcode in (40001, 42001):  # token invalid or expired: fetch a new one, once
+                self._access_token = ""
+                continue
+            if isinstance(errcode, int) and errcode in _FINAL_MESSAGE_ERRORS:
+                raise MessageRefused(f"errcode {errcode} ({_FINAL_MESSAGE_ERRORS[errcode]})")
+            raise MessageFailed(f"errcode {errcode}")
+        raise MessageFailed("access_token rejected twice")
 
     async def _once(self, params: dict[str, str]) -> WxSession:
         url = self.base_url.rstrip("/") + "/sns/jscode2session"
@@ -111,6 +154,36 @@ class WechatClient:
         return WxSession(
             openid=openid, unionid=unionid if isinstance(unionid, str) else None, session_key=key
         )
+
+
+class MessageRefused(Exception):
+    """WeChat will never deliver this message (the user did not subscribe, bad openid, ...)."""
+
+
+class MessageFailed(Exception):
+    """A transient failure sending a message: try again later."""
+
+
+_FINAL_MESSAGE_ERRORS = {43101: "user refused", 40003: "invalid openid", 47003: "invalid arguments"}
+
+
+async def _json_call(
+    session: aiohttp.ClientSession, method: str, url: str, **kw: object
+) -> dict[str, object]:
+    try:
+        async with session.request(method, url, **kw) as resp:  # type: ignore[arg-type]
+            raw = await resp.read()
+            if resp.status != 200:
+                raise MessageFailed(f"HTTP {resp.status}")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise MessageFailed(type(exc).__name__) from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MessageFailed("non-JSON answer") from None
+    if not isinstance(data, dict):
+        raise MessageFailed("non-object answer")
+    return data
 
 
 def _error_for(errcode: object) -> AppError:

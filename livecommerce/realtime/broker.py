@@ -146,7 +146,7 @@ class Broker:
         """Cache the room's public info (and an epoch for this Redis incarnation) in its state."""
         key = rk.room_state(room_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "room", encode(info))
+            pipe.hset(key, "room", encode(info).decode())
             pipe.hsetnx(key, "epoch", _new_epoch())
             await pipe.execute()
 

@@ -73,6 +73,8 @@ class Hub:
         self.send_buffer_max = send_buffer_max_bytes
         self.per_ip: dict[str, int] = {}
         self.per_identity: dict[str, int] = {}
+        # Open sockets by caller ("user:12"), for notices addressed to a user, not a room.
+        self.by_identity: dict[str, set[Viewer]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ membership
@@ -98,6 +100,7 @@ class Hub:
         if room is None:
             room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id)
         room.joining[viewer] = []
+        self.by_identity.setdefault(viewer.identity, set()).add(viewer)
         self.metrics.viewers.inc()
         return room
 
@@ -130,6 +133,11 @@ class Hub:
         room = self.rooms.get(viewer.room_id)
         if room is None:
             return
+        mine = self.by_identity.get(viewer.identity)
+        if mine is not None:
+            mine.discard(viewer)
+            if not mine:
+                del self.by_identity[viewer.identity]
         present = viewer in room.viewers or viewer in room.joining
         room.viewers.discard(viewer)
         room.joining.pop(viewer, None)
@@ -183,6 +191,17 @@ class Hub:
                     room.viewers.add(v)
         for v in slow:
             self.evict(v, CLOSE_TOO_SLOW, "too slow: reconnect and resume")
+
+    def deliver_to(self, identity: str, payload: bytes) -> int:
+        """Write a per-user frame (not room-sequenced) to that caller's sockets on this node."""
+        viewers = self.by_identity.get(identity)
+        if not viewers:
+            return 0
+        frame = ws_text_frame(payload)
+        for v in viewers:
+            if v.transport is not None and not v.transport.is_closing():
+                v.write(frame)
+        return len(viewers)
 
     def evict(self, viewer: Viewer, code: int, reason: str) -> None:
         """Stop writing to ``viewer`` now and close it in the background."""

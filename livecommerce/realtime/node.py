@@ -90,15 +90,20 @@ class Node:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(rk.ROOM_CHANNEL_PATTERN)
+                await pubsub.psubscribe(rk.ROOM_CHANNEL_PATTERN, rk.USER_CHANNEL_PATTERN)
                 await self.catch_up()
                 self.subscribed.set()
                 while True:
                     msg = await pubsub.get_message(timeout=None)
                     if msg is None or msg["type"] != "pmessage":
                         continue
-                    room_id = rk.room_id_from_channel(msg["channel"])
                     payload: bytes = msg["data"]
+                    if msg["pattern"] == rk.USER_CHANNEL_PATTERN.encode():
+                        identity = rk.identity_from_user_channel(msg["channel"])
+                        if identity is not None:
+                            self.hub.deliver_to(identity, payload)
+                        continue
+                    room_id = rk.room_id_from_channel(msg["channel"])
                     seq = parse_seq(payload)
                     if room_id is None or seq is None or room_id not in self.hub.rooms:
                         continue

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from livecommerce import keys
+from livecommerce.aio import stop_task
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
 from livecommerce.realtime.socket import websocket_handler
-
-log = logging.getLogger("livecommerce.realtime")
-STOP_TIMEOUT_SECONDS = 5.0
 
 
 async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -34,16 +30,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     yield
     for task in tasks:
-        task.cancel()
-    # Bounded: a task stuck in a client library must not hold the node's shutdown hostage.
-    done, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_SECONDS)
-    for task in done:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    for task in stuck:
-        log.error(
-            "background task %s did not stop within %ss", task.get_name(), STOP_TIMEOUT_SECONDS
-        )
+        await stop_task(task)
 
 
 def setup(app: web.Application) -> None:

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
+from livecommerce.aio import stop_task, wait_event
 from livecommerce.config import TimerConfig
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
@@ -89,9 +90,7 @@ class Dispatcher:
                     log.warning("timer dispatcher error (%s); retrying", exc)
                     await asyncio.sleep(ERROR_BACKOFF_SECONDS)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await stop_task(listener)
 
     async def _sleep(self, claim: Claim) -> None:
         received = time.monotonic()
@@ -101,8 +100,7 @@ class Dispatcher:
         delay -= time.monotonic() - received
         if delay <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), delay)
+        await wait_event(self.wake, delay)
 
     async def _listen(self) -> None:
         """Set ``wake`` whenever a push is added anywhere in the cluster."""
@@ -136,7 +134,7 @@ class Dispatcher:
             for room_id in await service.rooms_with_unresolved_offsets(self.pool):
                 await service.resolve_offsets(self.pool, self.wheel, room_id)
             # Members leased by a live node stay with it (its lease expiring is the fallback).
-            raw: list[bytes] = await self.redis.zrange(rk.TIMER_LEASES, 0, -1)  # type: ignore[assignment]
+            raw = cast("list[bytes]", await self.redis.zrange(rk.TIMER_LEASES, 0, -1))
             leased = {m.decode() for m in raw}
             entries = [e for e in await service.wheel_entries(self.pool) if e[0] not in leased]
             for i in range(0, len(entries), 1000):

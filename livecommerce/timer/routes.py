@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -13,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from livecommerce import keys
+from livecommerce.aio import stop_task
 from livecommerce.auth.http import require_claims
 from livecommerce.errors import ValidationError
 from livecommerce.httpio import get_int, json_response, path_int, read_json
@@ -140,13 +140,7 @@ async def timer_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(dispatcher.run(), name="timer-dispatcher") if cfg.enabled else None
     yield
     if task is not None:
-        task.cancel()
-        done, _ = await asyncio.wait([task], timeout=5.0)
-        if not done:
-            log.error("timer dispatcher did not stop within 5 s")
-        for t in done:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await stop_task(task)
 
 
 def setup(app: web.Application) -> None:

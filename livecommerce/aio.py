@@ -1,0 +1,39 @@
+"""Small asyncio helpers that get cancellation right on Python 3.11.
+
+``asyncio.wait_for`` on 3.11 can swallow a cancellation that arrives just as the awaited thing
+finishes or times out (fixed in 3.12, gh-86296). In a ``while True`` background loop that means
+a task that ignores ``cancel()`` and a shutdown that never ends, so the loops here wait with
+``asyncio.timeout`` instead, and every background task is stopped through :func:`stop_task`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+log = logging.getLogger("livecommerce.aio")
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` pass; True when it was set."""
+    if seconds <= 0:
+        return event.is_set()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+        return True
+    return False
+
+
+async def stop_task(task: asyncio.Task[None], within: float = 5.0) -> None:
+    """Cancel ``task`` and wait for it at most ``within`` seconds (logged if it will not stop)."""
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=within)
+    if not done:
+        log.error("background task %s did not stop within %ss", task.get_name(), within)
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        exc = task.exception()
+        if exc is not None:
+            log.error("background task %s had failed: %r", task.get_name(), exc)

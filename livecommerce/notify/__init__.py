@@ -1,0 +1,1 @@
+"""User notifications: a PostgreSQL outbox and the sender that delivers it."""

@@ -1,0 +1,96 @@
+"""Order events reach the buyer: once on its open sockets, once as a WeChat subscribe message."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from livecommerce import keys
+from livecommerce.devtools.fake_wechat import openid_for
+from tests.commerce.conftest import Shop, bearer
+from tests.realtime.conftest import World
+from tests.realtime.viewer import TestViewer, wait_until
+from tests.support import http
+
+
+async def wait_status(shop: Shop, kind: str, status: str) -> Any:
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        row = await shop.pool.fetchrow("SELECT * FROM notifications WHERE kind = $1", kind)
+        if row is not None and row["status"] == status:
+            return row
+        assert asyncio.get_running_loop().time() < deadline, row
+        await asyncio.sleep(0.05)
+
+
+async def test_paid_and_shipped_reach_socket_and_subscribe_message_once(
+    shop: Shop, world: World
+) -> None:
+    """Paying (twice: a replayed notification) and shipping notify the buyer exactly once each."""
+    token = await shop.login("buyer")
+    v = TestViewer(shop.server.ws_url(), world.room_id, token)
+    await v.connect()
+    host_id, host_token = await shop.host()
+    goods_id = await shop.goods(host_id, stock=5, price_fen=12345, title="Lipstick")
+    status, order = await shop.order(token, goods_id)
+    assert status == 201, order
+    sent = await shop.pay(order)
+    await shop.replay(sent)
+    await wait_until(lambda: any(o.get("kind") == "order_paid" for o in v.others))
+    paid = await wait_status(shop, "order_paid", "sent")
+    status, body = await http(
+        "POST", f"{shop.url}/api/host/orders/{order['id']}/ship",
+        json={"carrier": "SF", "tracking_no": "SF123"}, headers=bearer(host_token),
+    )  # fmt: skip
+    assert status == 200, body
+    await wait_until(lambda: any(o.get("kind") == "order_shipped" for o in v.others))
+    await wait_status(shop, "order_shipped", "sent")
+    await asyncio.sleep(0.3)
+    notices = [o for o in v.others if o.get("type") == "notice"]
+    assert [n["kind"] for n in notices] == ["order_paid", "order_shipped"]
+    assert notices[0]["id"] == paid["id"]
+    assert notices[0]["data"]["total_fen"] == 12345
+    assert notices[1]["data"]["tracking_no"] == "SF123"
+    fake = shop.server.app[keys.FAKE_WECHAT]
+    mine = [
+        m
+        for m in fake.messages
+        if m["kind"] == "subscribe" and m["touser"] == openid_for(fake.app_id, "buyer")
+    ]
+    assert len(mine) == 2
+    assert mine[0]["data"]["amount2"] == {"value": "¥123.45"}
+    assert await shop.pool.fetchval("SELECT count(*) FROM notifications") == 2
+    await v.close()
+
+
+async def test_refused_subscribe_message_fails_without_retry(shop: Shop) -> None:
+    """A user who did not subscribe (errcode 43101): the notification fails at once, no retries."""
+    token = await shop.login("refuse1")
+    host_id, _ = await shop.host()
+    goods_id = await shop.goods(host_id)
+    _, order = await shop.order(token, goods_id)
+    await shop.pay(order)
+    row = await wait_status(shop, "order_paid", "failed")
+    assert row["attempts"] == 1
+    assert "43101" in row["last_error"]
+
+
+async def test_unreachable_wechat_is_retried_with_backoff(shop: Shop) -> None:
+    """A transient failure keeps the notification pending with a later next attempt."""
+    token = await shop.login("buyer2")
+    host_id, _ = await shop.host()
+    goods_id = await shop.goods(host_id)
+    _, order = await shop.order(token, goods_id)
+    sender = shop.server.app[keys.NOTIFICATION_SENDER]
+    good_url = sender.wechat.base_url
+    sender.wechat.base_url = "http://127.0.0.1:1"
+    try:
+        await shop.pay(order)
+        deadline = asyncio.get_running_loop().time() + 15
+        while (row := await shop.pool.fetchrow("SELECT * FROM notifications"))["attempts"] < 1:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        assert row["status"] == "pending"
+        assert row["next_attempt_at"] > row["created_at"]
+    finally:
+        sender.wechat.base_url = good_url
