@@ -14,13 +14,14 @@ from redis.asyncio import Redis
 from livecommerce import keys, ops
 from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import Settings
-from livecommerce.db import create_pool
+from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
 from livecommerce.realtime.protocol import CLOSE_RECONNECT
 from livecommerce.realtime.setup import setup as realtime_setup
 from livecommerce.rooms import routes as rooms_routes
+from livecommerce.social import routes as social_routes
 from livecommerce.timer import routes as timer_routes
 
 log = logging.getLogger("livecommerce.app")
@@ -46,7 +47,7 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await create_pool(app[keys.SETTINGS].database)
     app[keys.PG_POOL] = pool
     yield
-    await pool.close()
+    await close_pool(pool)
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -90,4 +91,5 @@ def create_app(settings: Settings) -> web.Application:
     rooms_routes.add_routes(app)
     timer_routes.setup(app)
     commerce_routes.setup(app)
+    social_routes.setup(app)
     return app

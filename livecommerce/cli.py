@@ -88,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ht.add_argument("name", help="host name (1..100 characters)")
     ht.set_defaults(func=cmd_host_token)
+
+    lt = sub.add_parser(
+        "loadtest",
+        help="drive a swarm of viewers against a server and measure fan-out",
+        description="Connect N viewers (several worker processes and loopback source addresses), "
+        "push goods, and report push latency (HDR percentiles, last viewer per push), missing and "
+        "duplicate frames by seq, connects/s, failures, churn resumes and server memory per "
+        "viewer. "
+        "Exit 1 if any frame was missing or duplicated.",
+    )
+    from livecommerce.loadtest.command import add_arguments as add_loadtest_arguments
+
+    add_loadtest_arguments(lt)
+    lt.set_defaults(func=cmd_loadtest)
     return parser
 
 
@@ -266,3 +280,13 @@ async def _host_id(settings: Settings, name: str) -> int:
         return await ensure_host(conn, name)
     finally:
         await conn.close()
+
+
+def cmd_loadtest(args: argparse.Namespace, settings: Settings) -> int:
+    from livecommerce.loadtest.command import run_command
+    from livecommerce.loadtest.runner import LoadTestError
+
+    try:
+        return run_command(args, settings, say)
+    except (LoadTestError, RuntimeError) as exc:
+        raise CliError(str(exc)) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -9,6 +11,9 @@ import asyncpg
 import orjson
 
 from livecommerce.config import DatabaseConfig
+
+log = logging.getLogger("livecommerce.db")
+POOL_CLOSE_SECONDS = 10.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -32,6 +37,19 @@ async def create_pool(cfg: DatabaseConfig) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, within: float = POOL_CLOSE_SECONDS) -> None:
+    """Close gracefully, but never hang a shutdown on a connection someone forgot to release:
+    after ``within`` seconds the remaining connections are terminated (and that is logged)."""
+    busy = pool.get_size() - pool.get_idle_size()
+    if busy:
+        log.warning("closing the PostgreSQL pool with %d connections still in use", busy)
+    try:
+        await asyncio.wait_for(pool.close(), within)
+    except TimeoutError:
+        log.error("PostgreSQL pool did not close within %ss; terminating it", within)
+        pool.terminate()
 
 
 async def connect(url: str) -> asyncpg.Connection:

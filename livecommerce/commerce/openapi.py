@@ -15,6 +15,7 @@ from aiohttp import web
 from livecommerce import __version__
 from livecommerce.commerce import goods, orders
 from livecommerce.httpio import json_response
+from livecommerce.social import openapi as social_openapi
 
 MAX_ID = 2**63 - 1
 JSON = "application/json"
@@ -465,9 +466,9 @@ def document() -> dict[str, Any]:
             "description": "Live-commerce HTTP API. Errors are always "
             '`{"error": {"code", "message", "field?"}}`; money is integer fen.',
         },
-        "paths": PATHS,
+        "paths": {**PATHS, **social_openapi.PATHS},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **social_openapi.SCHEMAS},
             "securitySchemes": {
                 "userToken": {
                     "type": "http",

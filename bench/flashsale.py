@@ -1,0 +1,242 @@
+"""Flash-sale benchmark: 10,000 purchase attempts over real HTTP for 100 units.
+
+    .venv/bin/python bench/flashsale.py --json bench/results/flashsale-$(date +%F).json
+    .venv/bin/python bench/flashsale.py --url http://host:8080 --database-url postgresql://... \
+        --secret "$LIVECOMMERCE_SECURITY_SECRET" --json out.json
+
+Without ``--url`` it starts a private embedded PostgreSQL + Valkey (temporary directory) and one
+``livecommerce serve`` process on them (the embedded default). It seeds a host, goods, a sale of
+``--units`` units (limit 1 per user, already started) and ``--attempts`` users directly in
+PostgreSQL, mints their tokens with the server's secret, then fires every attempt — one per
+user, each with its own Idempotency-Key — through ``--concurrency`` keep-alive connections.
+Latency is measured per request from the moment a connection picks it up (client-side queueing
+of the 10,000 is excluded and reported as the total duration instead). Afterwards PostgreSQL
+is checked: orders of the sale, units sold, and users over the limit.
+
+Writes {"attempts", "orders", "oversold", "attempts_per_s", "p50_ms", "p99_ms", ...,
+"date", "machine": {cores, ram}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from livecommerce.auth.tokens import issue_token  # noqa: E402
+from livecommerce.config import DEV_SECRET  # noqa: E402
+from livecommerce.db import connect, ensure_database  # noqa: E402
+from livecommerce.embedded import EmbeddedBackends  # noqa: E402
+from livecommerce.migrations import migrate  # noqa: E402
+
+
+def machine() -> dict[str, Any]:
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cores": os.cpu_count(), "ram": f"{ram / 2**30:.1f} GiB", "python": sys.version[:6]}
+
+
+def start_server(db: str, redis: str) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECOMMERCE_")}
+    env.update(
+        LIVECOMMERCE_DATABASE_URL=db,
+        LIVECOMMERCE_REDIS_URL=redis,
+        LIVECOMMERCE_SERVER_LOG_LEVEL="warning",
+        LIVECOMMERCE_DATABASE_POOL_MAX_SIZE="20",
+        PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "livecommerce", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if "listening on http://" in line:
+            return proc, line.split("listening on ", 1)[1].strip()
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+async def seed(db: str, secret: str, attempts: int, units: int) -> tuple[int, list[str]]:
+    conn = await connect(db)
+    try:
+        tag = secrets.token_hex(4)
+        host = await conn.fetchval(
+            "INSERT INTO hosts (name) VALUES ($1) RETURNING id", f"bench-{tag}"
+        )
+        goods = await conn.fetchval(
+            """INSERT INTO goods (host_id, title, price_fen, stock) VALUES ($1, 'Bench goods',
+               19900, $2) RETURNING id""",
+            host,
+            attempts * 2,
+        )
+        sale = await conn.fetchval(
+            """INSERT INTO flash_sales (host_id, goods_id, sale_price_fen, stock, per_user_limit,
+                                        starts_at, ends_at)
+               VALUES ($1, $2, 990, $3, 1, now() - interval '1 second', now() + interval '1 hour')
+               RETURNING id""",
+            host,
+            goods,
+            units,
+        )
+        users = await conn.fetch(
+            """INSERT INTO users (openid) SELECT $1 || g FROM generate_series(1, $2) g
+               RETURNING id""",
+            f"bench-{tag}-",
+            attempts,
+        )
+    finally:
+        await conn.close()
+    return sale, [issue_token(secret, "user", u["id"], 3600) for u in users]
+
+
+async def fire(url: str, sale: int, tokens: list[str], concurrency: int) -> dict[str, Any]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for t in tokens:
+        queue.put_nowait(t)
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                token = queue.get_nowait()
+                headers = {
+                    "Authorization": f"Bearer {token}",
+                    "Idempotency-Key": secrets.token_hex(8),
+                }
+                t0 = time.perf_counter()
+                async with session.post(f"{url}/api/flash-sales/{sale}/buy", headers=headers) as r:
+                    body = await r.read()
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if r.status in (200, 201):
+                    statuses[str(r.status)] += 1
+                else:
+                    statuses[orjson.loads(body)["error"]["code"]] += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "elapsed_s": round(elapsed, 3),
+        "attempts_per_s": round(len(tokens) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "max_ms": round(latencies[-1], 2),
+        "answers": dict(statuses),
+    }
+
+
+async def verify(db: str, sale: int, units: int) -> dict[str, Any]:
+    conn: asyncpg.Connection = await asyncpg.connect(db)
+    try:
+        orders = await conn.fetchval(
+            "SELECT count(*) FROM flash_sale_orders WHERE sale_id = $1", sale
+        )
+        sold_units = await conn.fetchval(
+            "SELECT coalesce(sum(quantity), 0) FROM flash_sale_orders WHERE sale_id = $1", sale
+        )
+        over_limit = await conn.fetchval(
+            """SELECT count(*) FROM (SELECT user_id FROM flash_sale_orders WHERE sale_id = $1
+               GROUP BY user_id HAVING sum(quantity) > 1) x""",
+            sale,
+        )
+        pg_sold = await conn.fetchval("SELECT sold FROM flash_sales WHERE id = $1", sale)
+    finally:
+        await conn.close()
+    return {
+        "orders": orders,
+        "oversold": max(0, sold_units - units),
+        "users_over_limit": over_limit,
+        "pg_sold": pg_sold,
+    }
+
+
+async def run(args: argparse.Namespace, url: str, db: str, secret: str) -> dict[str, Any]:
+    sale, tokens = await seed(db, secret, args.attempts, args.units)
+    load = await fire(url, sale, tokens, args.concurrency)
+    checked = await verify(db, sale, args.units)
+    return {
+        "attempts": args.attempts,
+        "units": args.units,
+        "concurrency": args.concurrency,
+        "orders": checked["orders"],
+        "oversold": checked["oversold"],
+        "users_over_limit": checked["users_over_limit"],
+        "pg_sold": checked["pg_sold"],
+        **load,
+        "server": "given URL" if args.url else "embedded default, one `livecommerce serve` process",
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "note": "loader, server, PostgreSQL and Valkey share the machine",
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--json", required=True, help="write the result here")
+    p.add_argument("--url", help="an already running server (else: embedded default)")
+    p.add_argument("--database-url", help="its PostgreSQL (with --url; for seeding/checking)")
+    p.add_argument("--secret", default=DEV_SECRET, help="its security.secret (with --url)")
+    p.add_argument("--attempts", type=int, default=10_000)
+    p.add_argument("--units", type=int, default=100)
+    p.add_argument("--concurrency", type=int, default=200)
+    args = p.parse_args()
+    if args.url:
+        if not args.database_url:
+            p.error("--url needs --database-url")
+        result = asyncio.run(run(args, args.url, args.database_url, args.secret))
+    else:
+        with tempfile.TemporaryDirectory() as tmp, EmbeddedBackends(tmp, fsync=False) as urls:
+            db = urls.database_url
+            asyncio.run(_prepare(db))
+            proc, url = start_server(db, urls.redis_url)
+            try:
+                result = asyncio.run(run(args, url, db, DEV_SECRET))
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    ok = result["oversold"] == 0 and result["orders"] == min(args.units, args.attempts)
+    return 0 if ok else 1
+
+
+async def _prepare(db: str) -> None:
+    await ensure_database(db)
+    conn = await connect(db)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

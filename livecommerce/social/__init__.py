@@ -1,0 +1,1 @@
+"""Social commerce: flash sales, the points ledger and group buying (see each module)."""

@@ -1,0 +1,62 @@
+"""Spending points at checkout: the order and the points debit commit or roll back together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from livecommerce.commerce import orders
+from livecommerce.config import PointsConfig
+from livecommerce.errors import NotFound
+from livecommerce.social import points
+
+
+async def checkout(
+    conn: asyncpg.Connection,
+    cfg: PointsConfig,
+    *,
+    user_id: int,
+    goods_id: int,
+    quantity: int,
+    points_to_spend: int,
+    idempotency_key: str,
+    payment_timeout_seconds: float,
+) -> tuple[dict[str, Any], bool]:
+    """Create an order with ``points_to_spend`` points off its total; returns (order, created).
+
+    One transaction: the goods row is locked (so the price the discount is checked against is
+    the price the order snapshots), the order is created (stock reserved), then the points are
+    debited — not enough points rolls the order and its stock back. A replayed
+    Idempotency-Key returns the first order and spends nothing.
+
+    Raises:
+        ValidationError: ``points`` over the allowed share of the total.
+        Conflict: ``insufficient_points``, or the order flow's conflicts (sold out ...).
+    """
+    async with conn.transaction():
+        price = await conn.fetchval(
+            "SELECT price_fen FROM goods WHERE id = $1 FOR UPDATE", goods_id
+        )
+        if price is None:
+            raise NotFound("no such goods")
+        discount = points.discount_for(cfg, points_to_spend, price * quantity)
+        order, created = await orders.create_order(
+            conn,
+            user_id=user_id,
+            goods_id=goods_id,
+            quantity=quantity,
+            idempotency_key=idempotency_key,
+            payment_timeout_seconds=payment_timeout_seconds,
+            discount_fen=discount,
+        )
+        if created and points_to_spend:
+            await points.spend(conn, cfg, user_id, points_to_spend, order["id"])
+    spent = await conn.fetchval(
+        """SELECT coalesce(-sum(delta), 0) FROM points_entries
+           WHERE user_id = $1 AND idempotency_key = $2""",
+        user_id,
+        f"spend:order:{order['id']}",
+    )
+    order["points_spent"] = int(spent)
+    return order, created

@@ -1,0 +1,102 @@
+"""Applying order events (the ``order_events`` outbox) to points, flash sales and groups.
+
+A trigger on ``orders`` (migration 0005) records every move to paid, cancelled or refunded in
+the transaction that makes it — whichever code path made it — and NOTIFYs
+``lc_order_events``. :func:`process` claims events with ``FOR UPDATE SKIP LOCKED``, taking
+for each order only its oldest event (so one order's events apply in order even with several
+nodes), applies each in a savepoint and deletes it in the same transaction: an event's effect
+commits exactly once. The effects are idempotent besides (ledger keys, conditional updates,
+claims returned at most once), so a retried event changes nothing twice.
+
+* paid: purchase points credited; a group member counted (or refunded); a flash-sale order
+  paid after it had been cancelled (its unit went back on sale) is refunded.
+* cancelled: flash-sale units returned; the group seat freed; points spent restored.
+* refunded: flash-sale units returned; the group member marked; the purchase credit reversed
+  and the points spent restored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from livecommerce.config import Settings
+from livecommerce.social import flashsale, groups, points
+from livecommerce.social.flashsale import FlashStock
+from livecommerce.social.refunds import refund_paid_order
+
+log = logging.getLogger("livecommerce.social.events")
+CHANNEL = "lc_order_events"
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    settings: Settings
+    stock: FlashStock
+
+
+async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> None:
+    """Apply one event (inside the caller's transaction)."""
+    order_id, user_id, old, new = ev["order_id"], ev["user_id"], ev["old_status"], ev["new_status"]
+    cfg = deps.settings.points
+    if new == "paid":
+        total = await conn.fetchval("SELECT total_fen FROM orders WHERE id = $1", order_id)
+        await points.credit_purchase(conn, cfg, user_id, order_id, total)
+        grouped = await groups.on_paid(conn, order_id, old)
+        if (
+            grouped is None
+            and old == "cancelled"
+            and await flashsale.is_flash_order(conn, order_id)
+        ):
+            await refund_paid_order(conn, order_id, "flash_sale_released")
+    elif new == "cancelled":
+        await flashsale.release(conn, deps.stock, order_id)
+        await groups.on_cancelled(conn, order_id)
+        await points.restore_spend(conn, cfg, user_id, order_id)
+    elif new == "refunded":
+        await flashsale.release(conn, deps.stock, order_id)
+        await groups.on_refunded(conn, order_id)
+        await points.reverse_purchase(conn, cfg, user_id, order_id)
+        await points.restore_spend(conn, cfg, user_id, order_id)
+
+
+async def process(pool: asyncpg.Pool, deps: Deps, batch: int) -> int:
+    """Apply up to ``batch`` pending events; the number applied. Safe on several nodes."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            """SELECT e.id, e.order_id, e.user_id, e.old_status, e.new_status
+               FROM order_events e
+               WHERE NOT EXISTS (SELECT 1 FROM order_events p
+                                 WHERE p.order_id = e.order_id AND p.id < e.id)
+               ORDER BY e.id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+            batch,
+        )
+        done = 0
+        for ev in rows:
+            try:
+                async with conn.transaction():
+                    await apply(conn, deps, ev)
+                    await conn.execute("DELETE FROM order_events WHERE id = $1", ev["id"])
+                done += 1
+            except (asyncpg.PostgresError, ValueError) as exc:
+                # Left in place and retried on the next pass; later events of the same order
+                # wait behind it (in order), other orders go on.
+                log.error("order event %d (order %d -> %s) failed: %r", ev["id"],
+                          ev["order_id"], ev["new_status"], exc)  # fmt: skip
+    return done
+
+
+async def pending(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM order_events"))
+
+
+async def drain(pool: asyncpg.Pool, deps: Deps, batch: int = 200) -> int:
+    """Apply events until none is claimable (tests and shutdown use it)."""
+    total = 0
+    while True:
+        n = await process(pool, deps, batch)
+        total += n
+        if n == 0:
+            return total
