@@ -98,7 +98,7 @@ class FlashStock:
         return int(await self._return(keys=self._keys(sale_id), args=[claim]))
 
     async def stock_left(self, sale_id: int) -> int | None:
-        raw = await self.redis.hget(rk.flash_meta(sale_id), "stock")  # type: ignore[misc]
+        raw = await self.redis.hget(rk.flash_meta(sale_id), "stock")
         return None if raw is None else int(raw)
 
     async def load(self, sale: asyncpg.Record, buyers: list[Any], claims: list[Any]) -> bool:
@@ -417,7 +417,7 @@ async def push_to_room(
         "sale": sale,
         "show_seconds": show_seconds,
     }
-    await stock.redis.sadd(rk.flash_rooms(sale_id), room_id)  # type: ignore[misc]
+    await stock.redis.sadd(rk.flash_rooms(sale_id), room_id)
     published = await broker.publish(room_id, body, state_op="set", state_field="bubble")
     return {"seq": published.seq, "push_id": body["push_id"], "sale": sale}
 
@@ -425,7 +425,7 @@ async def push_to_room(
 async def announce_stock(broker: Broker, stock: FlashStock, sale_id: int, left: int) -> int:
     """Publish the stock left to every room showing the sale (at most one frame per room per
     ``flash_sale.stock_update_min_interval_ms``; sold out always). Returns frames published."""
-    rooms = await stock.redis.smembers(rk.flash_rooms(sale_id))  # type: ignore[misc]
+    rooms = await stock.redis.smembers(rk.flash_rooms(sale_id))
     sent = 0
     for raw in rooms:
         room_id = int(raw)
