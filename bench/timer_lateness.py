@@ -403,6 +403,8 @@ async def run_all(backends: ours.Backends, args: argparse.Namespace) -> dict[str
                 c for c in Counter(p.offset_ms for p in plan).values() if c > 1
             ),
             "seed": args.seed,
+            "lead_s": args.lead,
+            "peer_lead_s": args.peer_lead,
         },
         "machine": machine(),
     }

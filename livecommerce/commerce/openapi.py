@@ -2,8 +2,8 @@
 
 Built as a plain dict next to the route table it describes; a test checks that every route of
 the app is documented here and every documented path is routed, so the two cannot drift.
-The live-room (WebSocket) endpoints are documented by their own module when they add to
-:data:`EXTRA_PATHS`-style hooks; this document covers the ops and commerce HTTP endpoints.
+Each component documents its own paths (``rooms/openapi.py``, ``social/openapi.py``) and they
+are merged here; the WebSocket frames themselves are described in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from aiohttp import web
 from livecommerce import __version__
 from livecommerce.commerce import goods, orders
 from livecommerce.httpio import json_response
+from livecommerce.rooms import openapi as rooms_openapi
 from livecommerce.social import openapi as social_openapi
 
 MAX_ID = 2**63 - 1
@@ -466,9 +467,9 @@ def document() -> dict[str, Any]:
             "description": "Live-commerce HTTP API. Errors are always "
             '`{"error": {"code", "message", "field?"}}`; money is integer fen.',
         },
-        "paths": {**PATHS, **social_openapi.PATHS},
+        "paths": {**PATHS, **social_openapi.PATHS, **rooms_openapi.PATHS},
         "components": {
-            "schemas": {**SCHEMAS, **social_openapi.SCHEMAS},
+            "schemas": {**SCHEMAS, **social_openapi.SCHEMAS, **rooms_openapi.SCHEMAS},
             "securitySchemes": {
                 "userToken": {
                     "type": "http",
