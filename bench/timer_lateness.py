@@ -307,7 +307,7 @@ def start_worker(name: str, url: str, *, verbose: bool) -> subprocess.Popen[byte
     """``timer_peers.py arq|celery`` in a new session (Celery's prefork children join its group)."""
     out = None if verbose else subprocess.DEVNULL
     return subprocess.Popen(
-        [sys.executable, str(HERE / "timer_peers.py"), name],
+        [str(peer_python()), str(HERE / "timer_peers.py"), name],
         env={**os.environ, peers.URL_ENV: url, "PYTHONUNBUFFERED": "1"},
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -323,10 +323,33 @@ async def _started_keys(r: aioredis.Redis) -> set[str]:
 
 
 async def enqueue(name: str, url: str, jobs: list[tuple[str, int]]) -> None:
-    if name == "arq":
-        await peers.enqueue_arq(url, jobs)
-    else:
-        await asyncio.to_thread(peers.enqueue_celery, url, jobs)
+    """Enqueue through the peer's own client, in the peers' environment."""
+    proc = await asyncio.create_subprocess_exec(
+        str(peer_python()), str(HERE / "timer_peers.py"), "enqueue", name,
+        env={**os.environ, peers.URL_ENV: url}, cwd=ROOT, stdin=subprocess.PIPE,
+    )  # fmt: skip
+    await proc.communicate(orjson.dumps(jobs))
+    if proc.returncode != 0:
+        raise SystemExit(f"{name}: enqueue failed (exit {proc.returncode})")
+
+
+PEERS_VENV = ROOT / ".venv-peers"
+PEERS_REQUIREMENTS = HERE / "requirements-peers.txt"
+
+
+def peer_python() -> Path:
+    """The interpreter of ``.venv-peers`` (arq, Celery), created and installed on first use."""
+    python = PEERS_VENV / "bin" / "python"
+    stamp = PEERS_VENV / ".installed"
+    if not stamp.exists() or stamp.read_text() != PEERS_REQUIREMENTS.read_text():
+        say(f"installing the peers' environment in {PEERS_VENV} (arq, Celery)")
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "-r", str(PEERS_REQUIREMENTS)],
+            check=True,
+        )
+        stamp.write_text(PEERS_REQUIREMENTS.read_text())
+    return python
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:

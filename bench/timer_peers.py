@@ -7,7 +7,10 @@ reads the wall clock first thing when it starts and appends ``{"key", "due_ms", 
 benchmark reads that list afterwards (lateness = start_ms - due_ms; the same key twice is a
 duplicate).
 
-The enqueue side (``enqueue_arq``, ``enqueue_celery``) is used by ``timer_lateness.py``.
+The enqueue side runs the same way: ``python bench/timer_peers.py enqueue arq|celery`` reads
+``[[key, due_ms], ...]`` as JSON on standard input. All of it runs on the interpreter of
+``.venv-peers`` (made by ``timer_lateness.py`` from ``bench/requirements-peers.txt``): arq pins
+redis-py below 6, which must not leak into the project's own environment.
 """
 
 from __future__ import annotations
@@ -125,8 +128,18 @@ def main(argv: list[str]) -> int:
         run_arq_worker(url)
     elif argv == ["celery"]:
         run_celery_worker(url)
+    elif argv in (["enqueue", "arq"], ["enqueue", "celery"]):
+        jobs = [(str(k), int(d)) for k, d in orjson.loads(sys.stdin.buffer.read())]
+        if argv[1] == "arq":
+            import asyncio
+
+            asyncio.run(enqueue_arq(url, jobs))
+        else:
+            enqueue_celery(url, jobs)
     else:
-        print("usage: timer_peers.py arq|celery  (with TIMER_BENCH_REDIS_URL)", file=sys.stderr)
+        print(
+            "usage: timer_peers.py [enqueue] arq|celery  (TIMER_BENCH_REDIS_URL)", file=sys.stderr
+        )
         return 2
     return 0
 

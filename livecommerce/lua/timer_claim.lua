@@ -3,7 +3,7 @@
 -- acks (removes) it after delivering. If it dies first, the lease expires and any node's next
 -- claim takes it again (delivery is idempotent, so a slow node finishing late is harmless).
 -- KEYS: 1 wheel, 2 leases, 3 built marker   ARGV: 1 lease ms, 2 batch
--- Returns {now ms, {members}, next due ms or '', next lease expiry ms or '', built 0/1}
+-- Returns {now us, {members}, next due ms or '', next lease expiry ms or '', built 0/1}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local batch = tonumber(ARGV[2])
@@ -22,4 +22,4 @@ for i = 1, #due do
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local nl = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {string.format('%d', now), out, nxt[2] or '', nl[2] or '', redis.call('EXISTS', KEYS[3])}
+return {string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])), out, nxt[2] or '', nl[2] or '', redis.call('EXISTS', KEYS[3])}

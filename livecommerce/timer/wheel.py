@@ -27,14 +27,14 @@ def parse_member(raw: bytes | str) -> tuple[int, int] | None:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    now_ms: int
+    now_ms: float  # Redis time of the claim, to the microsecond
     members: list[str]
     next_due_ms: int | None
     next_lease_ms: int | None
     built: bool
 
     @property
-    def next_wake_ms(self) -> int | None:
+    def next_wake_ms(self) -> float | None:
         times = [t for t in (self.next_due_ms, self.next_lease_ms) if t is not None]
         return min(times) if times else None
 
@@ -69,7 +69,7 @@ class Wheel:
             keys=[rk.TIMER_WHEEL, rk.TIMER_LEASES, rk.TIMER_BUILT], args=[self.lease_ms, self.batch]
         )
         return Claim(
-            now_ms=int(res[0]),
+            now_ms=int(res[0]) / 1000,
             members=[m.decode() for m in res[1]],
             next_due_ms=int(float(res[2])) if res[2] else None,
             next_lease_ms=int(float(res[3])) if res[3] else None,
