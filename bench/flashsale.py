@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -52,7 +53,7 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "ram": f"{ram / 2**30:.1f} GiB", "python": sys.version[:6]}
 
 
-def start_server(db: str, redis: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(db: str, redis: str, workers: int) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECOMMERCE_")}
     env.update(
         LIVECOMMERCE_DATABASE_URL=db,
@@ -62,7 +63,7 @@ def start_server(db: str, redis: str) -> tuple[subprocess.Popen[str], str]:
         PYTHONUNBUFFERED="1",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "livecommerce", "serve", "--port", "0"],
+        [sys.executable, "-m", "livecommerce", "serve", "--port", "0", "--workers", str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -75,7 +76,9 @@ def start_server(db: str, redis: str) -> tuple[subprocess.Popen[str], str]:
         line = proc.stdout.readline()
         if not line:
             break
-        if "listening on http://" in line:
+        if "listening on http://" in line and (workers == 1 or "workers listening" in line):
+            # Keep reading its output, or a full pipe would stall the server.
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
             return proc, line.split("listening on ", 1)[1].strip()
     proc.kill()
     raise SystemExit("server did not start")
@@ -191,7 +194,10 @@ async def run(args: argparse.Namespace, url: str, db: str, secret: str) -> dict[
         "users_over_limit": checked["users_over_limit"],
         "pg_sold": checked["pg_sold"],
         **load,
-        "server": "given URL" if args.url else "embedded default, one `livecommerce serve` process",
+        "server": "given URL"
+        if args.url
+        else f"embedded default, `serve --workers {args.workers}`",
+        "workers": args.workers,
         "date": dt.date.today().isoformat(),
         "machine": machine(),
         "note": "loader, server, PostgreSQL and Valkey share the machine",
@@ -207,6 +213,7 @@ def main() -> int:
     p.add_argument("--attempts", type=int, default=10_000)
     p.add_argument("--units", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=200)
+    p.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
     args = p.parse_args()
     if args.url:
         if not args.database_url:
@@ -216,7 +223,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp, EmbeddedBackends(tmp, fsync=False) as urls:
             db = urls.database_url
             asyncio.run(_prepare(db))
-            proc, url = start_server(db, urls.redis_url)
+            proc, url = start_server(db, urls.redis_url, args.workers)
             try:
                 result = asyncio.run(run(args, url, db, DEV_SECRET))
             finally:

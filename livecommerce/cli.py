@@ -27,6 +27,7 @@ from livecommerce.devtools.demo import DEMO_HOST, ensure_host, seed_demo
 from livecommerce.embedded import EmbeddedBackends, EmbeddedError
 from livecommerce.logs import setup_logging
 from livecommerce.migrations import MigrationError, migrate
+from livecommerce.workers import run_workers
 
 log = logging.getLogger("livecommerce.cli")
 
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--seed-demo", action="store_true", help="insert the demo data if absent")
     serve.add_argument("--no-migrate", action="store_true", help="skip migrations at start")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port (SO_REUSEPORT; default: server.workers)",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     mig = sub.add_parser(
@@ -201,13 +208,27 @@ async def prepare_database(settings: Settings, *, embedded: bool, seed: bool) ->
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     embedded = settings.uses_embedded
+    workers = settings.server.workers if args.workers is None else args.workers
+    if workers < 1:
+        raise CliError("--workers must be at least 1")
     with backends(settings) as ready:
+        if workers > 1:
+            run(_return_zero(prepare_database(ready, embedded=embedded, seed=args.seed_demo)))
+            return run_workers(ready, workers, args.config, say)
         return run(
-            _serve(ready, embedded=embedded, migrate_first=not args.no_migrate, seed=args.seed_demo)
+            _serve(
+                ready,
+                embedded=embedded,
+                migrate_first=not args.no_migrate,
+                seed=args.seed_demo,
+                reuse_port=args.reuse_port,
+            )
         )
 
 
-async def _serve(settings: Settings, *, embedded: bool, migrate_first: bool, seed: bool) -> int:
+async def _serve(
+    settings: Settings, *, embedded: bool, migrate_first: bool, seed: bool, reuse_port: bool = False
+) -> int:
     if migrate_first or seed:
         await prepare_database(settings, embedded=embedded, seed=seed)
     app = create_app(settings)
@@ -223,7 +244,9 @@ async def _serve(settings: Settings, *, embedded: bool, migrate_first: bool, see
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, settings.server.host, settings.server.port, backlog=4096)
+        site = web.TCPSite(
+            runner, settings.server.host, settings.server.port, backlog=4096, reuse_port=reuse_port
+        )
         try:
             await site.start()
         except OSError as exc:

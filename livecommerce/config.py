@@ -44,6 +44,7 @@ class ServerConfig:
     log_format: str = "auto"
     log_level: str = "info"
     max_body_bytes: int = 1_048_576
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +348,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"server.log_level: unknown level {s.server.log_level!r}")
     _positive("server.shutdown_grace_seconds", s.server.shutdown_grace_seconds)
     _positive("server.max_body_bytes", s.server.max_body_bytes)
+    _positive("server.workers", s.server.workers)
     _positive("database.pool_min_size", s.database.pool_min_size + 1)
     if s.database.pool_max_size < max(1, s.database.pool_min_size):
         raise ConfigError("database.pool_max_size: must be >= database.pool_min_size and >= 1")

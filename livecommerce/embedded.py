@@ -82,7 +82,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _pdeathsig(sig: signal.Signals) -> Callable[[], None]:
+def pdeathsig(sig: signal.Signals) -> Callable[[], None]:
     """A preexec_fn asking the kernel to send ``sig`` to the child when this process dies."""
 
     def set_it() -> None:
@@ -268,7 +268,7 @@ class EmbeddedBackends:
                     start_new_session=True,
                     user=user.pw_uid if user else None,
                     group=user.pw_gid if user else None,
-                    preexec_fn=_pdeathsig(signal.SIGINT),
+                    preexec_fn=pdeathsig(signal.SIGINT),
                 )
             self._pg = proc
             if self._wait_postgres_ready(proc, pgdata):
@@ -366,7 +366,7 @@ class EmbeddedBackends:
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
-                    preexec_fn=_pdeathsig(signal.SIGTERM),
+                    preexec_fn=pdeathsig(signal.SIGTERM),
                 )
             self._valkey = proc
             if self._wait_valkey_ready(proc, port, password):

@@ -15,8 +15,9 @@ READY_TIMEOUT_SECONDS = 2.0
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and serving HTTP."""
-    return json_response({"status": "ok"})
+    """The process is alive and serving HTTP; ``node`` names which node answered."""
+    node = request.app.get(keys.NODE)
+    return json_response({"status": "ok", "node": node.id if node is not None else None})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from livecommerce import keys
 from livecommerce.config import Settings
 from tests.support import AppServer, http
 
 
 async def test_healthz_and_readyz(server: AppServer) -> None:
     """/healthz is 200; /readyz is 200 with both backends answering."""
-    assert (await http("GET", server.url + "/healthz")) == (200, {"status": "ok"})
+    status, body = await http("GET", server.url + "/healthz")
+    assert status == 200
+    assert body == {"status": "ok", "node": server.app[keys.NODE].id}
     status, body = await http("GET", server.url + "/readyz")
     assert status == 200
     assert body == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
