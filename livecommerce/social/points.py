@@ -25,6 +25,7 @@ import asyncpg
 
 from livecommerce.config import PointsConfig
 from livecommerce.errors import Conflict, NotFound, ValidationError
+from livecommerce.notify import outbox
 
 ACTIONS = ("checkin", "share")
 MAX_PAGE = 50
@@ -89,6 +90,15 @@ async def _entry(
         shortfall,
         at,
     )
+    if entry_id is not None:
+        # The user's open sockets hear of the new balance (committed with the entry).
+        await outbox.enqueue(
+            conn,
+            user_id,
+            "points_changed",
+            f"points:{entry_id}",
+            {"entry_id": entry_id, "kind": kind, "delta": delta, "balance": balance_after},
+        )
     return entry_id
 
 

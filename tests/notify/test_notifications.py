@@ -46,7 +46,7 @@ async def test_paid_and_shipped_reach_socket_and_subscribe_message_once(
     await wait_until(lambda: any(o.get("kind") == "order_shipped" for o in v.others))
     await wait_status(shop, "order_shipped", "sent")
     await asyncio.sleep(0.3)
-    notices = [o for o in v.others if o.get("type") == "notice"]
+    notices = [o for o in v.others if o.get("type") == "notice" and o["kind"].startswith("order_")]
     assert [n["kind"] for n in notices] == ["order_paid", "order_shipped"]
     assert notices[0]["id"] == paid["id"]
     assert notices[0]["data"]["total_fen"] == 12345
@@ -59,7 +59,15 @@ async def test_paid_and_shipped_reach_socket_and_subscribe_message_once(
     ]
     assert len(mine) == 2
     assert mine[0]["data"]["amount2"] == {"value": "¥123.45"}
-    assert await shop.pool.fetchval("SELECT count(*) FROM notifications") == 2
+    assert (
+        await shop.pool.fetchval("SELECT count(*) FROM notifications WHERE kind LIKE 'order_%'")
+        == 2
+    )
+    # Paying also credited purchase points, announced once as well.
+    assert (
+        await shop.pool.fetchval("SELECT count(*) FROM notifications WHERE kind = 'points_changed'")
+        == 1
+    )
     await v.close()
 
 
@@ -87,10 +95,33 @@ async def test_unreachable_wechat_is_retried_with_backoff(shop: Shop) -> None:
     try:
         await shop.pay(order)
         deadline = asyncio.get_running_loop().time() + 15
-        while (row := await shop.pool.fetchrow("SELECT * FROM notifications"))["attempts"] < 1:
+        while (
+            row := await shop.pool.fetchrow("SELECT * FROM notifications WHERE kind = 'order_paid'")
+        )["attempts"] < 1:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
         assert row["status"] == "pending"
         assert row["next_attempt_at"] > row["created_at"]
     finally:
         sender.wechat.base_url = good_url
+
+
+async def test_points_balance_change_reaches_the_users_socket(shop: Shop, world: World) -> None:
+    """A check-in credits points once and the user's open socket hears the new balance once."""
+    token = await shop.login("pointsfan")
+    v = TestViewer(shop.server.ws_url(), world.room_id, token)
+    await v.connect()
+    for _ in range(2):  # the second check-in of the day credits nothing and notifies nothing
+        await http(
+            "POST",
+            shop.url + "/api/points/actions",
+            json={"action": "checkin"},
+            headers=bearer(token),
+        )
+    await wait_until(lambda: any(o.get("kind") == "points_changed" for o in v.others))
+    await wait_status(shop, "points_changed", "sent")
+    await asyncio.sleep(0.3)
+    notices = [o for o in v.others if o.get("kind") == "points_changed"]
+    assert len(notices) == 1
+    assert notices[0]["data"]["delta"] == notices[0]["data"]["balance"] > 0
+    await v.close()
