@@ -164,7 +164,6 @@ class GroupsConfig:
 
     one_open_group_per_offer: bool = True
     success_template_id: str = "group_success"
-    notify_max_attempts: int = 5
     worker_max_sleep_seconds: float = 30.0
     worker_batch_size: int = 100
 
@@ -419,7 +418,6 @@ def _validate_social(s: Settings) -> None:
         )
     if not 1 <= len(g.success_template_id) <= 128:
         raise ConfigError("groups.success_template_id: must be 1..128 characters")
-    _positive("groups.notify_max_attempts", g.notify_max_attempts)
     _positive("groups.worker_max_sleep_seconds", g.worker_max_sleep_seconds)
     _positive("groups.worker_batch_size", g.worker_batch_size)
 

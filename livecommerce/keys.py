@@ -17,7 +17,6 @@ from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
 from livecommerce.social.flashsale import FlashStock
-from livecommerce.social.notify import SubscribeSender
 from livecommerce.social.worker import SocialWorker
 from livecommerce.timer.dispatcher import Dispatcher
 from livecommerce.timer.wheel import Wheel
@@ -62,8 +61,7 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 # Notifications: the outbox sender of this node.
 NOTIFICATION_SENDER = web.AppKey("notification_sender", NotificationSender)
 
-# Social commerce (flash sales, points, group buying): the flash-sale stock gate, the
-# subscribe-message sender and this node's social worker.
+# Social commerce (flash sales, points, group buying): the flash-sale stock gate and this
+# node's social worker.
 FLASH_STOCK = web.AppKey("flash_stock", FlashStock)
-SUBSCRIBE_SENDER = web.AppKey("subscribe_sender", SubscribeSender)
 SOCIAL_WORKER = web.AppKey("social_worker", SocialWorker)

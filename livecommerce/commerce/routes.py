@@ -86,8 +86,13 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     template = settings.wechat.order_template_id
     if not template and not settings.wechat.base_url:
         template = DEV_ORDER_TEMPLATE  # the fake WeChat accepts it, so the demo shows messages
+    templates = {
+        "order_paid": template,
+        "order_shipped": template,
+        "group_succeeded": settings.groups.success_template_id,
+    }
     sender = NotificationSender(
-        app[keys.PG_POOL], app[keys.REDIS], app[keys.WECHAT_CLIENT], template
+        app[keys.PG_POOL], app[keys.REDIS], app[keys.WECHAT_CLIENT], templates
     )
     app[keys.NOTIFICATION_SENDER] = sender
     task = asyncio.create_task(sender.run(), name="notification-sender")

@@ -37,27 +37,35 @@ def _yuan(fen: int) -> str:
     return f"¥{fen // 100}.{fen % 100:02d}"
 
 
-def subscribe_data(kind: str, payload: dict[str, Any]) -> dict[str, str]:
-    """Template fields for an order event (thing = text, amount = money, phrase = status)."""
-    data = {
-        "thing1": str(payload.get("title", ""))[:20],
-        "phrase3": str(payload.get("status", ""))[:5],
-    }
+def subscribe_message(kind: str, payload: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The mini-program page and template fields of a kind's subscribe message
+    (thing = text of at most 20, amount = money, phrase = status of at most 5, number)."""
+    title = str(payload.get("title", ""))[:20]
+    if kind == "group_succeeded":
+        data = {
+            "thing1": title,
+            "amount2": _yuan(int(payload.get("group_price_fen", 0))),
+            "number3": str(payload.get("size", "")),
+            "phrase4": "拼团成功",
+        }
+        return f"pages/group/index?id={payload.get('group_id', '')}", data
+    data = {"thing1": title, "phrase3": str(payload.get("status", ""))[:5]}
     if "total_fen" in payload:
         data["amount2"] = _yuan(int(payload["total_fen"]))
     if "tracking_no" in payload:
         data["character_string4"] = str(payload["tracking_no"])[:32]
-    return data
+    return f"pages/orders/detail?id={payload.get('order_id', '')}", data
 
 
 class NotificationSender:
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, wechat: WechatClient, order_template_id: str
+        self, pool: asyncpg.Pool, redis: Redis, wechat: WechatClient, templates: dict[str, str]
     ) -> None:
         self.pool = pool
         self.redis = redis
         self.wechat = wechat
-        self.order_template_id = order_template_id
+        # Subscribe-message template per notification kind; kinds without one go to sockets only.
+        self.templates = {kind: t for kind, t in templates.items() if t}
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -129,14 +137,12 @@ class NotificationSender:
         frame = {"type": "notice", "id": row["id"], "kind": row["kind"], "data": row["payload"]}
         if row["attempts"] == 0:
             await self.redis.publish(rk.user_channel(row["user_id"]), orjson.dumps(frame))
-        if not self.order_template_id or not row["kind"].startswith("order_"):
+        template = self.templates.get(row["kind"])
+        if template is None:
             return "sent", None
+        page, data = subscribe_message(row["kind"], row["payload"])
         try:
-            await self.wechat.send_subscribe(
-                row["openid"], self.order_template_id,
-                f"pages/orders/detail?id={row['payload'].get('order_id', '')}",
-                subscribe_data(row["kind"], row["payload"]),
-            )  # fmt: skip
+            await self.wechat.send_subscribe(row["openid"], template, page, data)
         except MessageRefused as exc:
             return "failed", str(exc)
         except MessageFailed as exc:

@@ -385,19 +385,26 @@ async def on_paid(conn: asyncpg.Connection, order_id: int, old_status: str) -> s
         m["group_id"],
     )
     if status == "succeeded":
-        # Exactly once: this transaction made the flip, under the group's lock. Members get a
-        # group subscribe message (group_notifications) and a socket notice (the shared outbox).
-        members = await conn.fetch(
-            """INSERT INTO group_notifications (group_id, user_id)
-               SELECT group_id, user_id FROM group_members WHERE group_id = $1 AND status = 'paid'
-               ON CONFLICT DO NOTHING RETURNING user_id""",
+        # Exactly once: this transaction made the flip, under the group's lock. Each member gets
+        # one notification (socket notice + subscribe message) through the shared outbox.
+        info = await conn.fetchrow(
+            """SELECT gd.title, o.group_price_fen FROM groups g
+               JOIN group_offers o ON o.id = g.offer_id JOIN goods gd ON gd.id = o.goods_id
+               WHERE g.id = $1""",
             m["group_id"],
         )
+        members = await conn.fetch(
+            "SELECT user_id FROM group_members WHERE group_id = $1 AND status = 'paid'",
+            m["group_id"],
+        )
+        payload = {
+            "group_id": m["group_id"], "size": g["size"], "title": info["title"],
+            "group_price_fen": info["group_price_fen"],
+        }  # fmt: skip
         for member in members:
             await outbox.enqueue(
                 conn, member["user_id"], "group_succeeded",
-                f"group:{m['group_id']}:succeeded:{member['user_id']}",
-                {"group_id": m["group_id"], "size": g["size"]},
+                f"group:{m['group_id']}:succeeded:{member['user_id']}", payload,
             )  # fmt: skip
         return "succeeded"
     return "counted"

@@ -15,18 +15,15 @@ from livecommerce import keys
 from livecommerce.aio import stop_task
 from livecommerce.social import events, flashsale_api, groups_api, points_api
 from livecommerce.social.flashsale import FlashStock
-from livecommerce.social.notify import SubscribeSender
 from livecommerce.social.worker import SocialWorker
 
 
 async def social_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The flash-sale stock gate, the subscribe sender and the social worker task."""
+    """The flash-sale stock gate and the social worker task."""
     settings = app[keys.SETTINGS]
     stock = FlashStock(app[keys.REDIS], settings.flash_sale)
-    sender = SubscribeSender(app[keys.WECHAT_CLIENT])
     app[keys.FLASH_STOCK] = stock
-    app[keys.SUBSCRIBE_SENDER] = sender
-    worker = SocialWorker(app[keys.PG_POOL], settings, events.Deps(settings, stock), sender)
+    worker = SocialWorker(app[keys.PG_POOL], settings, events.Deps(settings, stock))
     app[keys.SOCIAL_WORKER] = worker
     listener = await worker.listen()
     task = asyncio.create_task(worker.run(), name="social-worker")

@@ -18,7 +18,7 @@ import asyncpg
 
 from livecommerce.aio import wait_event
 from livecommerce.config import Settings
-from livecommerce.social import events, groups, notify, points
+from livecommerce.social import events, groups, points
 
 log = logging.getLogger("livecommerce.social.worker")
 ERROR_RETRY_SECONDS = 2.0
@@ -31,12 +31,10 @@ class SocialWorker:
         pool: asyncpg.Pool,
         settings: Settings,
         deps: events.Deps,
-        sender: notify.SubscribeSender,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._deps = deps
-        self._sender = sender
         self._wake = asyncio.Event()
 
     def poke(self, *_: Any) -> None:
@@ -51,14 +49,9 @@ class SocialWorker:
         ):
             pass
         await events.drain(self._pool, self._deps, cfg.worker_batch_size)  # refunds just made
-        while await notify.send_due(self._pool, self._sender, cfg, cfg.worker_batch_size) == (
-            cfg.worker_batch_size
-        ):
-            pass
         await points.expire_due(self._pool, self._settings.points, cfg.worker_batch_size)
         waits = [
             await groups.seconds_to_next_deadline(self._pool),
-            await notify.seconds_to_next(self._pool),
             await points.seconds_to_next_expiry(self._pool),
         ]
         known = [w for w in waits if w is not None]
