@@ -6,10 +6,10 @@ import time
 
 from aiohttp import web
 
-from livecommerce import keys
+from livecommerce import inputs, keys
 from livecommerce.auth.http import require_claims
 from livecommerce.auth.tokens import issue_token
-from livecommerce.commerce import inputs, users
+from livecommerce.commerce import users
 from livecommerce.httpio import json_response
 
 

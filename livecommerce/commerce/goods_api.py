@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from livecommerce import keys
+from livecommerce import inputs, keys
 from livecommerce.auth.http import require_claims
-from livecommerce.commerce import cursors, goods, inputs
+from livecommerce.commerce import cursors, goods
 from livecommerce.commerce.goods import GoodsInput
 from livecommerce.httpio import json_response
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livecommerce import keys
+from livecommerce import inputs, keys
 from livecommerce.auth.http import require_claims
-from livecommerce.commerce import cursors, inputs, orders
+from livecommerce.commerce import cursors, orders
 from livecommerce.httpio import json_response
 
 

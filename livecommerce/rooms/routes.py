@@ -6,11 +6,11 @@ from datetime import datetime
 
 from aiohttp import web
 
-from livecommerce import keys
+from livecommerce import inputs, keys
 from livecommerce.auth.http import require_claims
 from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.errors import NotFound, ValidationError
-from livecommerce.httpio import get_int, get_str, json_response, path_int, read_json
+from livecommerce.httpio import json_response
 from livecommerce.rooms import service
 from livecommerce.timer import service as timer_service
 
@@ -38,21 +38,23 @@ def _datetime(body: dict[str, object], name: str) -> datetime | None:
 
 async def create_room(request: web.Request) -> web.Response:
     host_id = _host_id(request)
-    body = await read_json(request)
+    body = await inputs.json_object(
+        request, ("title", "cover_url", "stream_url", "planned_start_at")
+    )
     async with request.app[keys.PG_POOL].acquire() as conn:
         room = await service.create_room(
             conn,
             host_id,
-            title=get_str(body, "title"),
-            cover_url=get_str(body, "cover_url", required=False, max_len=1000),
-            stream_url=get_str(body, "stream_url", required=False, max_len=1000),
+            title=inputs.required_text(body, "title", max_len=200),
+            cover_url=inputs.text(body, "cover_url", max_len=1000, default="") or "",
+            stream_url=inputs.text(body, "stream_url", max_len=1000, default="") or "",
             planned_start_at=_datetime(body, "planned_start_at"),
         )
     return json_response(room, status=201)
 
 
 async def get_room(request: web.Request) -> web.Response:
-    room_id = path_int(request, "room_id")
+    room_id = inputs.path_id(request, "room_id")
     pool = request.app[keys.PG_POOL]
     room = await service.get_room(pool, room_id)
     if room is None:
@@ -63,7 +65,7 @@ async def get_room(request: web.Request) -> web.Response:
 
 async def start_room(request: web.Request) -> web.Response:
     host_id = _host_id(request)
-    room_id = path_int(request, "room_id")
+    room_id = inputs.path_id(request, "room_id")
     app = request.app
     room = await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "live")
     # Offsets ("+35:00 from start") become absolute times now.
@@ -73,7 +75,7 @@ async def start_room(request: web.Request) -> web.Response:
 
 async def end_room(request: web.Request) -> web.Response:
     host_id = _host_id(request)
-    room_id = path_int(request, "room_id")
+    room_id = inputs.path_id(request, "room_id")
     app = request.app
     return json_response(
         await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "ended")
@@ -82,14 +84,10 @@ async def end_room(request: web.Request) -> web.Response:
 
 async def attach_goods(request: web.Request) -> web.Response:
     host_id = _host_id(request)
-    room_id = path_int(request, "room_id")
-    body = await read_json(request)
-    ids = body.get("goods_ids")
-    if (
-        not isinstance(ids, list)
-        or not 1 <= len(ids) <= 200
-        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)
-    ):
+    room_id = inputs.path_id(request, "room_id")
+    body = await inputs.json_object(request, ("goods_ids",))
+    ids = inputs.id_list(body, "goods_ids", max_items=200)
+    if not ids:
         raise ValidationError("goods_ids", "must be a list of 1..200 goods ids")
     async with request.app[keys.PG_POOL].acquire() as conn:
         goods = await service.attach_goods(conn, host_id, room_id, ids)
@@ -98,14 +96,13 @@ async def attach_goods(request: web.Request) -> web.Response:
 
 async def push_goods(request: web.Request) -> web.Response:
     host_id = _host_id(request)
-    room_id = path_int(request, "room_id")
-    body = await read_json(request)
+    room_id = inputs.path_id(request, "room_id")
+    body = await inputs.json_object(request, ("goods_id", "show_seconds", "idempotency_key"))
     app = request.app
     default_show = app[keys.SETTINGS].rooms.bubble_default_seconds
-    goods_id = get_int(body, "goods_id", lo=1, hi=2**62)
-    show = get_int(body, "show_seconds", required=False, lo=1, hi=3600, default=default_show)
-    key = get_str(body, "idempotency_key", required=False, max_len=100) or None
-    assert goods_id is not None
+    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
+    show = inputs.integer(body, "show_seconds", low=1, high=3600, default=default_show)
+    key = inputs.text(body, "idempotency_key", max_len=100, min_len=1)
     assert show is not None
     published = await service.push_goods(
         app[keys.PG_POOL],
@@ -124,7 +121,7 @@ async def push_goods(request: web.Request) -> web.Response:
 
 async def withdraw_goods(request: web.Request) -> web.Response:
     host_id = _host_id(request)
-    room_id = path_int(request, "room_id")
+    room_id = inputs.path_id(request, "room_id")
     app = request.app
     published = await service.withdraw_goods(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id)
     return json_response({"seq": published.seq})

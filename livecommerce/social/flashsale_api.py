@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from livecommerce import keys
-from livecommerce.commerce import inputs
+from livecommerce import inputs, keys
 from livecommerce.httpio import json_response
 from livecommerce.social import flashsale
 from livecommerce.social.http import host_id, timestamp, user_id

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from livecommerce import keys
-from livecommerce.commerce import cursors, inputs
+from livecommerce import inputs, keys
+from livecommerce.commerce import cursors
 from livecommerce.errors import ValidationError
 from livecommerce.httpio import json_response
 from livecommerce.social import checkout as checkout_service

@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from livecommerce import keys
+from livecommerce import inputs, keys
 from livecommerce.aio import stop_task
 from livecommerce.auth.http import require_claims
 from livecommerce.errors import ValidationError
-from livecommerce.httpio import get_int, json_response, path_int, read_json
+from livecommerce.httpio import json_response
 from livecommerce.timer import service
 from livecommerce.timer.dispatcher import Dispatcher
 from livecommerce.timer.wheel import Wheel
@@ -55,16 +55,17 @@ def _when(body: dict[str, Any]) -> tuple[datetime | None, int | None]:
 
 async def create(request: web.Request) -> web.Response:
     host_id = _host(request)
-    room_id = path_int(request, "room_id")
-    body = await read_json(request)
+    room_id = inputs.path_id(request, "room_id")
+    body = await inputs.json_object(
+        request, ("goods_id", "show_seconds", "at", "offset_seconds", "idempotency_key")
+    )
     key = body.get("idempotency_key")
     if not isinstance(key, str) or not _KEY.match(key):
         raise ValidationError("idempotency_key", "is required: 1..100 of A-Z a-z 0-9 . _ : -")
-    goods_id = get_int(body, "goods_id", lo=1, hi=2**62)
+    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
     default_show = request.app[keys.SETTINGS].rooms.bubble_default_seconds
-    show = get_int(body, "show_seconds", required=False, lo=1, hi=3600, default=default_show)
+    show = inputs.integer(body, "show_seconds", low=1, high=3600, default=default_show)
     at, offset_ms = _when(body)
-    assert goods_id is not None
     assert show is not None
     app = request.app
     row = await service.create(
@@ -76,16 +77,16 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_schedules(request: web.Request) -> web.Response:
     host_id = _host(request)
-    room_id = path_int(request, "room_id")
+    room_id = inputs.path_id(request, "room_id")
     rows = await service.list_for_room(request.app[keys.PG_POOL], host_id, room_id)
     return json_response({"schedules": rows})
 
 
 async def reschedule(request: web.Request) -> web.Response:
     host_id = _host(request)
-    room_id = path_int(request, "room_id")
-    schedule_id = path_int(request, "schedule_id")
-    at, offset_ms = _when(await read_json(request))
+    room_id = inputs.path_id(request, "room_id")
+    schedule_id = inputs.path_id(request, "schedule_id")
+    at, offset_ms = _when(await inputs.json_object(request, ("at", "offset_seconds")))
     app = request.app
     row = await service.reschedule(
         app[keys.PG_POOL],
@@ -101,8 +102,8 @@ async def reschedule(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     host_id = _host(request)
-    room_id = path_int(request, "room_id")
-    schedule_id = path_int(request, "schedule_id")
+    room_id = inputs.path_id(request, "room_id")
+    schedule_id = inputs.path_id(request, "schedule_id")
     app = request.app
     return json_response(
         await service.cancel(app[keys.PG_POOL], app[keys.WHEEL], host_id, room_id, schedule_id)
@@ -111,8 +112,8 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def correct_start(request: web.Request) -> web.Response:
     host_id = _host(request)
-    room_id = path_int(request, "room_id")
-    body = await read_json(request)
+    room_id = inputs.path_id(request, "room_id")
+    body = await inputs.json_object(request, ("started_at",))
     raw = body.get("started_at")
     try:
         started_at = datetime.fromisoformat(raw) if isinstance(raw, str) else None

@@ -1,4 +1,7 @@
-"""Parsing request bodies, query strings and path ids; every defect is a 400 naming the field."""
+"""Parsing request bodies, query strings and path ids for every HTTP handler.
+
+Every defect is a 400 naming the field (``error.field``); a malformed path id is a 404.
+"""
 
 from __future__ import annotations
 
