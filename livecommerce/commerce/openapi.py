@@ -13,22 +13,23 @@ from typing import Any
 from aiohttp import web
 
 from livecommerce import __version__
+from livecommerce.apidoc import (
+    HOST,
+    MAX_ID,
+    TIME,
+    TIME_OR_NULL,
+    USER,
+    body,
+    errors,
+    json_of,
+    path_id,
+    query,
+    ref,
+)
 from livecommerce.commerce import goods, orders
 from livecommerce.httpio import json_response
 from livecommerce.rooms import openapi as rooms_openapi
 from livecommerce.social import openapi as social_openapi
-
-MAX_ID = 2**63 - 1
-JSON = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
 
 ERROR_TEXT = {
     400: "Invalid input; `error.field` names the field",
@@ -42,41 +43,9 @@ ERROR_TEXT = {
 }
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
-
-
-def _id_param(what: str) -> dict[str, Any]:
-    return {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": f"The {what} id",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-    }
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {JSON: {"schema": schema}}}
-
-
-USER: list[dict[str, list[str]]] = [{"userToken": []}]
-HOST: list[dict[str, list[str]]] = [{"hostToken": []}]
 _STR_OR_NULL = {"type": ["string", "null"]}
-_TIME = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _STEP_TIMES = ("paid_at", "shipped_at", "completed_at", "cancelled_at", "refunded_at")
-_CURSOR = _query("cursor", {"type": "string", "maxLength": 200}, "`next_cursor` of the last page")
+_CURSOR = query("cursor", {"type": "string", "maxLength": 200}, "`next_cursor` of the last page")
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -101,7 +70,7 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "nickname": {"type": "string"},
             "avatar_url": {"type": "string"},
-            "created_at": _TIME,
+            "created_at": TIME,
         },
     },
     "LoginResult": {
@@ -112,7 +81,7 @@ SCHEMAS: dict[str, Any] = {
             "token_type": {"const": "Bearer"},
             "expires_at": {"type": "integer", "description": "Unix seconds"},
             "expires_in": {"type": "integer"},
-            "user": _ref("User"),
+            "user": ref("User"),
         },
     },
     "Goods": {
@@ -142,8 +111,8 @@ SCHEMAS: dict[str, Any] = {
             "category": {"type": "string"},
             "status": {"enum": list(goods.STATUSES)},
             "room_ids": {"type": "array", "items": {"type": "integer"}},
-            "created_at": _TIME,
-            "updated_at": _TIME,
+            "created_at": TIME,
+            "updated_at": TIME,
         },
     },
     "GoodsWrite": {
@@ -178,7 +147,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["items", "next_cursor"],
         "properties": {
-            "items": {"type": "array", "items": _ref("Goods")},
+            "items": {"type": "array", "items": ref("Goods")},
             "next_cursor": {**_STR_OR_NULL, "description": "Opaque; null on the last page"},
         },
     },
@@ -201,20 +170,20 @@ SCHEMAS: dict[str, Any] = {
             "tracking_no": _STR_OR_NULL,
             "transaction_id": _STR_OR_NULL,
             "cancel_reason": _STR_OR_NULL,
-            "expires_at": {**_TIME, "description": "Unpaid orders auto-cancel at this time"},
+            "expires_at": {**TIME, "description": "Unpaid orders auto-cancel at this time"},
             **dict.fromkeys(
                 ("paid_at", "shipped_at", "completed_at", "cancelled_at", "refunded_at"),
-                _TIME_OR_NULL,
+                TIME_OR_NULL,
             ),
-            "created_at": _TIME,
-            "updated_at": _TIME,
+            "created_at": TIME,
+            "updated_at": TIME,
         },
     },
     "OrderPage": {
         "type": "object",
         "required": ["items", "next_cursor"],
         "properties": {
-            "items": {"type": "array", "items": _ref("Order")},
+            "items": {"type": "array", "items": ref("Order")},
             "next_cursor": _STR_OR_NULL,
         },
     },
@@ -225,14 +194,14 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
-_ORDER_ERRORS = _errors(400, 401, 403, 404, 409)
+_ORDER_ERRORS = errors(400, 401, 403, 404, 409)
 
 PATHS: dict[str, Any] = {
     "/healthz": {
         "get": {
             "tags": ["ops"],
             "summary": "Liveness: the process serves HTTP",
-            "responses": {"200": _json({"type": "object"}, "Alive")},
+            "responses": {"200": json_of({"type": "object"}, "Alive")},
         }
     },
     "/readyz": {
@@ -240,8 +209,8 @@ PATHS: dict[str, Any] = {
             "tags": ["ops"],
             "summary": "Readiness: PostgreSQL and Redis answer",
             "responses": {
-                "200": _json({"type": "object"}, "Ready"),
-                "503": _json({"type": "object"}, "A backend is down (named in checks)"),
+                "200": json_of({"type": "object"}, "Ready"),
+                "503": json_of({"type": "object"}, "A backend is down (named in checks)"),
             },
         }
     },
@@ -261,7 +230,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "tags": ["ops"],
             "summary": "This document",
-            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")},
+            "responses": {"200": json_of({"type": "object"}, "OpenAPI 3.1 document")},
         }
     },
     "/api/auth/wechat/login": {
@@ -270,7 +239,7 @@ PATHS: dict[str, Any] = {
             "summary": "Log in with a wx.login code",
             "description": "Exchanges the code via WeChat jscode2session (each code works "
             "once), creates the user on first login, returns a user token.",
-            "requestBody": _body(
+            "requestBody": body(
                 {
                     "type": "object",
                     "required": ["code"],
@@ -279,8 +248,8 @@ PATHS: dict[str, Any] = {
                 }
             ),
             "responses": {
-                "200": _json(_ref("LoginResult"), "Logged in"),
-                **_errors(400, 403, 429, 502),
+                "200": json_of(ref("LoginResult"), "Logged in"),
+                **errors(400, 403, 429, 502),
             },
         }
     },
@@ -289,7 +258,7 @@ PATHS: dict[str, Any] = {
             "tags": ["auth"],
             "summary": "The logged-in user",
             "security": USER,
-            "responses": {"200": _json(_ref("User"), "Profile"), **_errors(401, 403, 404)},
+            "responses": {"200": json_of(ref("User"), "Profile"), **errors(401, 403, 404)},
         }
     },
     "/api/goods": {
@@ -297,44 +266,42 @@ PATHS: dict[str, Any] = {
             "tags": ["goods"],
             "summary": "Waterfall feed of goods on sale, newest first (keyset pagination)",
             "parameters": [
-                _query("category", {"type": "string", "maxLength": 50}, "Only this category"),
-                _query(
+                query("category", {"type": "string", "maxLength": 50}, "Only this category"),
+                query(
                     "room_id",
                     {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                     "Only goods of this live room",
                 ),
-                _query(
+                query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": goods.MAX_PAGE, "default": 20},
                     "Page size",
                 ),
                 _CURSOR,
             ],
-            "responses": {"200": _json(_ref("GoodsPage"), "A page"), **_errors(400)},
+            "responses": {"200": json_of(ref("GoodsPage"), "A page"), **errors(400)},
         },
         "post": {
             "tags": ["goods"],
             "summary": "Create goods (host)",
             "security": HOST,
-            "requestBody": _body(
-                {**_ref("GoodsWrite"), "required": ["title", "price_fen", "stock"]}
-            ),
-            "responses": {"201": _json(_ref("Goods"), "Created"), **_errors(400, 401, 403)},
+            "requestBody": body({**ref("GoodsWrite"), "required": ["title", "price_fen", "stock"]}),
+            "responses": {"201": json_of(ref("Goods"), "Created"), **errors(400, 401, 403)},
         },
     },
     "/api/goods/{id}": {
-        "parameters": [_id_param("goods")],
+        "parameters": [path_id(what="goods")],
         "get": {
             "tags": ["goods"],
             "summary": "One goods item",
-            "responses": {"200": _json(_ref("Goods"), "Goods"), **_errors(404)},
+            "responses": {"200": json_of(ref("Goods"), "Goods"), **errors(404)},
         },
         "patch": {
             "tags": ["goods"],
             "summary": "Edit own goods (host); only the given fields change",
             "security": HOST,
-            "requestBody": _body(_ref("GoodsWrite")),
-            "responses": {"200": _json(_ref("Goods"), "Updated"), **_errors(400, 401, 403, 404)},
+            "requestBody": body(ref("GoodsWrite")),
+            "responses": {"200": json_of(ref("Goods"), "Updated"), **errors(400, 401, 403, 404)},
         },
     },
     "/api/orders": {
@@ -351,7 +318,7 @@ PATHS: dict[str, Any] = {
                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                 }
             ],
-            "requestBody": _body(
+            "requestBody": body(
                 {
                     "type": "object",
                     "required": ["goods_id", "quantity"],
@@ -363,8 +330,8 @@ PATHS: dict[str, Any] = {
                 }
             ),
             "responses": {
-                "201": _json(_ref("Order"), "Created"),
-                "200": _json(_ref("Order"), "The order this key created before"),
+                "201": json_of(ref("Order"), "Created"),
+                "200": json_of(ref("Order"), "The order this key created before"),
                 **_ORDER_ERRORS,
             },
         },
@@ -373,51 +340,51 @@ PATHS: dict[str, Any] = {
             "summary": "The caller's orders, newest first",
             "security": USER,
             "parameters": [
-                _query("status", {"enum": list(orders.STATUSES)}, "Only this status"),
-                _query(
+                query("status", {"enum": list(orders.STATUSES)}, "Only this status"),
+                query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": orders.MAX_PAGE, "default": 20},
                     "Page size",
                 ),
                 _CURSOR,
             ],
-            "responses": {"200": _json(_ref("OrderPage"), "A page"), **_errors(400, 401, 403)},
+            "responses": {"200": json_of(ref("OrderPage"), "A page"), **errors(400, 401, 403)},
         },
     },
     "/api/orders/{id}": {
-        "parameters": [_id_param("order")],
+        "parameters": [path_id(what="order")],
         "get": {
             "tags": ["orders"],
             "summary": "One of the caller's orders (another user's: 404)",
             "security": USER,
-            "responses": {"200": _json(_ref("Order"), "Order"), **_errors(401, 403, 404)},
+            "responses": {"200": json_of(ref("Order"), "Order"), **errors(401, 403, 404)},
         },
     },
     "/api/orders/{id}/cancel": {
-        "parameters": [_id_param("order")],
+        "parameters": [path_id(what="order")],
         "post": {
             "tags": ["orders"],
             "summary": "Cancel an unpaid order (releases its stock)",
             "security": USER,
-            "responses": {"200": _json(_ref("Order"), "Cancelled"), **_ORDER_ERRORS},
+            "responses": {"200": json_of(ref("Order"), "Cancelled"), **_ORDER_ERRORS},
         },
     },
     "/api/orders/{id}/confirm": {
-        "parameters": [_id_param("order")],
+        "parameters": [path_id(what="order")],
         "post": {
             "tags": ["orders"],
             "summary": "Confirm receipt of a shipped order",
             "security": USER,
-            "responses": {"200": _json(_ref("Order"), "Completed"), **_ORDER_ERRORS},
+            "responses": {"200": json_of(ref("Order"), "Completed"), **_ORDER_ERRORS},
         },
     },
     "/api/host/orders/{id}/ship": {
-        "parameters": [_id_param("order")],
+        "parameters": [path_id(what="order")],
         "post": {
             "tags": ["orders"],
             "summary": "Ship a paid order of the host's goods",
             "security": HOST,
-            "requestBody": _body(
+            "requestBody": body(
                 {
                     "type": "object",
                     "required": ["carrier", "tracking_no"],
@@ -428,7 +395,7 @@ PATHS: dict[str, Any] = {
                     },
                 }
             ),
-            "responses": {"200": _json(_ref("Order"), "Shipped"), **_ORDER_ERRORS},
+            "responses": {"200": json_of(ref("Order"), "Shipped"), **_ORDER_ERRORS},
         },
     },
     "/api/pay/wechat/notify": {
@@ -447,10 +414,10 @@ PATHS: dict[str, Any] = {
                 }
                 for h in ("Timestamp", "Nonce", "Signature", "Serial")
             ],
-            "requestBody": _body({"type": "object"}),
+            "requestBody": body({"type": "object"}),
             "responses": {
-                "200": _json(_ref("PayAck"), "Processed (or already processed)"),
-                **_errors(400, 401),
+                "200": json_of(ref("PayAck"), "Processed (or already processed)"),
+                **errors(400, 401),
             },
         }
     },
@@ -479,7 +446,7 @@ def document() -> dict[str, Any]:
                 "hostToken": {"type": "http", "scheme": "bearer", "description": "A host token"},
             },
             "responses": {
-                f"E{status}": _json(_ref("Error"), text) for status, text in ERROR_TEXT.items()
+                f"E{status}": json_of(ref("Error"), text) for status, text in ERROR_TEXT.items()
             },
         },
     }

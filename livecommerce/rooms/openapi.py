@@ -7,42 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
-JSON = "application/json"
-MAX_ID = 2**63 - 1
-HOST: list[dict[str, list[str]]] = [{"hostToken": []}]
-_TIME = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+from livecommerce.apidoc import (
+    HOST,
+    TIME,
+    TIME_OR_NULL,
+    body,
+    errors,
+    json_of,
+    path_id,
+    ref,
+)
+
 _STR = {"type": "string"}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
-
-
-def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {JSON: {"schema": schema}}}
-
-
-def _path_id(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-    }
-
-
-_ROOM = [_path_id("room_id")]
+_ROOM = [path_id("room_id")]
 _WHEN = {
-    "at": {**_TIME, "description": "Due time with a zone offset (or offset_seconds)"},
+    "at": {**TIME, "description": "Due time with a zone offset (or offset_seconds)"},
     "offset_seconds": {"type": "number", "minimum": 0, "description": "After the actual start"},
 }
 
@@ -57,9 +38,9 @@ SCHEMAS: dict[str, Any] = {
             "cover_url": _STR,
             "stream_url": _STR,
             "state": {"enum": ["scheduled", "live", "ended"]},
-            "planned_start_at": _TIME_OR_NULL,
-            "started_at": _TIME_OR_NULL,
-            "ended_at": _TIME_OR_NULL,
+            "planned_start_at": TIME_OR_NULL,
+            "started_at": TIME_OR_NULL,
+            "ended_at": TIME_OR_NULL,
             "goods": {"type": "array", "items": {"type": "object"}},
         },
     },
@@ -71,12 +52,12 @@ SCHEMAS: dict[str, Any] = {
             "room_id": {"type": "integer"},
             "goods_id": {"type": "integer"},
             "show_seconds": {"type": "integer"},
-            "due_at": _TIME_OR_NULL,
+            "due_at": TIME_OR_NULL,
             "offset_seconds": {"type": ["number", "null"]},
             "idempotency_key": _STR,
             "status": {"enum": ["pending", "fired", "cancelled", "skipped"]},
             "version": {"type": "integer"},
-            "fired_at": _TIME_OR_NULL,
+            "fired_at": TIME_OR_NULL,
             "lateness_ms": {"type": ["integer", "null"]},
             "late": {"type": "boolean"},
             "publish_seq": {"type": ["integer", "null"]},
@@ -92,15 +73,15 @@ SCHEMAS: dict[str, Any] = {
 
 
 def _host_action(
-    summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None, *, status: str = "200"
+    summary: str, ok: dict[str, Any], request: dict[str, Any] | None = None, *, status: str = "200"
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "security": HOST,
-        "responses": {status: ok, **_errors(400, 401, 403, 404, 409, 413)},
+        "responses": {status: ok, **errors(400, 401, 403, 404, 409, 413)},
     }
-    if body is not None:
-        op["requestBody"] = _body(body)
+    if request is not None:
+        op["requestBody"] = body(request)
     return op
 
 
@@ -119,14 +100,14 @@ PATHS: dict[str, Any] = {
                 },
                 {"name": "epoch", "in": "query", "required": False, "schema": _STR},
             ],
-            "responses": {"101": {"description": "Switching to WebSocket"}, **_errors(400)},
+            "responses": {"101": {"description": "Switching to WebSocket"}, **errors(400)},
         }
     },
     "/api/tokens/viewer": {
         "post": {
             "summary": "An anonymous viewer token",
             "responses": {
-                "201": _json(
+                "201": json_of(
                     {"type": "object", "required": ["token"], "properties": {"token": _STR}},
                     "Token",
                 )
@@ -136,7 +117,7 @@ PATHS: dict[str, Any] = {
     "/api/rooms": {
         "post": _host_action(
             "Create a live room",
-            _json(_ref("Room"), "Created"),
+            json_of(ref("Room"), "Created"),
             {
                 "type": "object",
                 "required": ["title"],
@@ -144,7 +125,7 @@ PATHS: dict[str, Any] = {
                     "title": _STR,
                     "cover_url": _STR,
                     "stream_url": _STR,
-                    "planned_start_at": _TIME,
+                    "planned_start_at": TIME,
                 },
             },
             status="201",
@@ -154,30 +135,30 @@ PATHS: dict[str, Any] = {
         "parameters": _ROOM,
         "get": {
             "summary": "A room with its goods",
-            "responses": {"200": _json(_ref("Room"), "The room"), **_errors(404)},
+            "responses": {"200": json_of(ref("Room"), "The room"), **errors(404)},
         },
     },
     "/api/rooms/{room_id}/start": {
         "parameters": _ROOM,
-        "post": _host_action("Go live", _json(_ref("Room"), "Live")),
+        "post": _host_action("Go live", json_of(ref("Room"), "Live")),
     },
     "/api/rooms/{room_id}/end": {
         "parameters": _ROOM,
-        "post": _host_action("End the live", _json(_ref("Room"), "Ended")),
+        "post": _host_action("End the live", json_of(ref("Room"), "Ended")),
     },
     "/api/rooms/{room_id}/started_at": {
         "parameters": _ROOM,
         "put": _host_action(
             "Correct the actual start time (offset schedules follow)",
-            _json({"type": "object"}, "Corrected"),
-            {"type": "object", "required": ["started_at"], "properties": {"started_at": _TIME}},
+            json_of({"type": "object"}, "Corrected"),
+            {"type": "object", "required": ["started_at"], "properties": {"started_at": TIME}},
         ),
     },
     "/api/rooms/{room_id}/goods": {
         "parameters": _ROOM,
         "post": _host_action(
             "Attach goods to the room",
-            _json(
+            json_of(
                 {
                     "type": "object",
                     "required": ["goods"],
@@ -196,7 +177,7 @@ PATHS: dict[str, Any] = {
         "parameters": _ROOM,
         "post": _host_action(
             "Show a goods bubble now (a replayed idempotency_key: 200, first seq)",
-            _json(_ref("Published"), "Replayed"),
+            json_of(ref("Published"), "Replayed"),
             {
                 "type": "object",
                 "required": ["goods_id"],
@@ -211,7 +192,7 @@ PATHS: dict[str, Any] = {
     },
     "/api/rooms/{room_id}/withdraw": {
         "parameters": _ROOM,
-        "post": _host_action("Hide the current bubble", _json(_ref("Published"), "Published")),
+        "post": _host_action("Hide the current bubble", json_of(ref("Published"), "Published")),
     },
     "/api/rooms/{room_id}/schedules": {
         "parameters": _ROOM,
@@ -219,20 +200,20 @@ PATHS: dict[str, Any] = {
             "summary": "The room's scheduled pushes",
             "security": HOST,
             "responses": {
-                "200": _json(
+                "200": json_of(
                     {
                         "type": "object",
                         "required": ["schedules"],
-                        "properties": {"schedules": {"type": "array", "items": _ref("Schedule")}},
+                        "properties": {"schedules": {"type": "array", "items": ref("Schedule")}},
                     },
                     "Schedules",
                 ),
-                **_errors(401, 403, 404),
+                **errors(401, 403, 404),
             },
         },
         "post": _host_action(
             "Schedule a goods push at a time or an offset from the actual start",
-            _json(_ref("Schedule"), "Scheduled"),
+            json_of(ref("Schedule"), "Scheduled"),
             {
                 "type": "object",
                 "required": ["goods_id", "idempotency_key"],
@@ -247,14 +228,14 @@ PATHS: dict[str, Any] = {
         ),
     },
     "/api/rooms/{room_id}/schedules/{schedule_id}": {
-        "parameters": [*_ROOM, _path_id("schedule_id")],
+        "parameters": [*_ROOM, path_id("schedule_id")],
         "patch": _host_action(
             "Reschedule (the old time never fires)",
-            _json(_ref("Schedule"), "Rescheduled"),
+            json_of(ref("Schedule"), "Rescheduled"),
             {"type": "object", "properties": _WHEN},
         ),
         "delete": _host_action(
-            "Cancel (409 already_fired if it fired)", _json(_ref("Schedule"), "Cancelled")
+            "Cancel (409 already_fired if it fired)", json_of(ref("Schedule"), "Cancelled")
         ),
     },
 }

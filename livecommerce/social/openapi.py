@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from livecommerce.apidoc import (
+    HOST,
+    MAX_ID,
+    TIME,
+    TIME_OR_NULL,
+    USER,
+    body,
+    errors,
+    json_of,
+    path_id,
+    query,
+    ref,
+)
 from livecommerce.social import groups
 
-JSON = "application/json"
-MAX_ID = 2**63 - 1
-USER: list[dict[str, list[str]]] = [{"userToken": []}]
-HOST: list[dict[str, list[str]]] = [{"hostToken": []}]
-_TIME = {"type": "string", "format": "date-time"}
-_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 _ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _IDEMPOTENCY = {
     "name": "Idempotency-Key",
@@ -20,22 +27,6 @@ _IDEMPOTENCY = {
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
     "description": "Retrying with the same key returns the first result (200)",
 }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
-
-
-def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {JSON: {"schema": schema}}}
 
 
 def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -47,22 +38,7 @@ def _obj(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
     }
 
 
-def _id_param(what: str) -> dict[str, Any]:
-    return {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": f"The {what} id",
-        "schema": _ID,
-    }
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}  # fmt: skip
-
-
-_WRITE_ERRORS = _errors(400, 401, 403, 404, 409)
+_WRITE_ERRORS = errors(400, 401, 403, 404, 409)
 
 SCHEMAS: dict[str, Any] = {
     "FlashSale": {
@@ -93,9 +69,9 @@ SCHEMAS: dict[str, Any] = {
             "stock": {"type": "integer", "description": "Units offered in the sale"},
             "stock_left": {"type": "integer", "description": "Live units left (Redis)"},
             "per_user_limit": {"type": "integer"},
-            "starts_at": _TIME,
-            "ends_at": _TIME,
-            "created_at": _TIME,
+            "starts_at": TIME,
+            "ends_at": TIME,
+            "created_at": TIME,
         },
     },
     "FlashSalePush": {
@@ -104,7 +80,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "seq": {"type": "integer", "description": "Room sequence number of the frame"},
             "push_id": {"type": "string"},
-            "sale": _ref("FlashSale"),
+            "sale": ref("FlashSale"),
         },
     },
     "PointsAction": {
@@ -137,7 +113,7 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "lot_id": {"type": "integer"},
                         "points": {"type": "integer"},
-                        "expires_at": _TIME,
+                        "expires_at": TIME,
                     },
                 },
             },
@@ -164,14 +140,14 @@ SCHEMAS: dict[str, Any] = {
             "day": {"type": "string", "format": "date"},
             "order_id": {"type": ["integer", "null"]},
             "shortfall": {"type": "integer", "description": "Reversal points already spent"},
-            "created_at": _TIME,
+            "created_at": TIME,
         },
     },
     "PointsPage": {
         "type": "object",
         "required": ["items", "next_cursor"],
         "properties": {
-            "items": {"type": "array", "items": _ref("PointsEntry")},
+            "items": {"type": "array", "items": ref("PointsEntry")},
             "next_cursor": {"type": ["string", "null"]},
         },
     },
@@ -186,13 +162,13 @@ SCHEMAS: dict[str, Any] = {
             "size": {"type": "integer"},
             "fill_seconds": {"type": "integer"},
             "active": {"type": "boolean"},
-            "created_at": _TIME,
+            "created_at": TIME,
         },
     },
     "GroupOrder": {
         "type": "object",
         "required": ["group_id", "order"],
-        "properties": {"group_id": {"type": "integer"}, "order": _ref("Order")},
+        "properties": {"group_id": {"type": "integer"}, "order": ref("Order")},
     },
     "Group": {
         "type": "object",
@@ -207,9 +183,9 @@ SCHEMAS: dict[str, Any] = {
             "status": {"enum": [s for s in groups.GROUP_STATUSES if s != "pending"]},
             "paid_members": {"type": "integer"},
             "seats_left": {"type": "integer"},
-            "expires_at": _TIME_OR_NULL,
+            "expires_at": TIME_OR_NULL,
             "seconds_left": {"type": "integer"},
-            "finished_at": _TIME_OR_NULL,
+            "finished_at": TIME_OR_NULL,
             "members": {
                 "type": "array",
                 "items": {
@@ -219,7 +195,7 @@ SCHEMAS: dict[str, Any] = {
                         "nickname": {"type": "string"},
                         "avatar_url": {"type": "string"},
                         "paid": {"type": "boolean"},
-                        "joined_at": _TIME,
+                        "joined_at": TIME,
                     },
                 },
             },
@@ -228,7 +204,7 @@ SCHEMAS: dict[str, Any] = {
     "GroupList": {
         "type": "object",
         "required": ["items"],
-        "properties": {"items": {"type": "array", "items": _ref("Group")}},
+        "properties": {"items": {"type": "array", "items": ref("Group")}},
     },
 }
 
@@ -238,32 +214,32 @@ PATHS: dict[str, Any] = {
             "tags": ["flash sales"],
             "summary": "Create a flash sale of the host's goods",
             "security": HOST,
-            "requestBody": _body(
+            "requestBody": body(
                 _obj(
                     {
                         "goods_id": _ID,
                         "sale_price_fen": {"type": "integer", "minimum": 0},
                         "stock": {"type": "integer", "minimum": 1},
                         "per_user_limit": {"type": "integer", "minimum": 1, "default": 1},
-                        "starts_at": _TIME,
-                        "ends_at": _TIME,
+                        "starts_at": TIME,
+                        "ends_at": TIME,
                     },
                     ["goods_id", "sale_price_fen", "stock", "starts_at", "ends_at"],
                 )
             ),
-            "responses": {"201": _json(_ref("FlashSale"), "Created"), **_WRITE_ERRORS},
+            "responses": {"201": json_of(ref("FlashSale"), "Created"), **_WRITE_ERRORS},
         }
     },
     "/api/flash-sales/{id}": {
-        "parameters": [_id_param("flash sale")],
+        "parameters": [path_id(what="flash sale")],
         "get": {
             "tags": ["flash sales"],
             "summary": "A flash sale with its live stock left",
-            "responses": {"200": _json(_ref("FlashSale"), "The sale"), **_errors(404)},
+            "responses": {"200": json_of(ref("FlashSale"), "The sale"), **errors(404)},
         },
     },
     "/api/flash-sales/{id}/buy": {
-        "parameters": [_id_param("flash sale")],
+        "parameters": [path_id(what="flash sale")],
         "post": {
             "tags": ["flash sales"],
             "summary": "Buy at the sale price (creates an unpaid order)",
@@ -272,24 +248,24 @@ PATHS: dict[str, Any] = {
             "order is cancelled, never paid, or refunded.",
             "security": USER,
             "parameters": [_IDEMPOTENCY],
-            "requestBody": _body(
+            "requestBody": body(
                 _obj({"quantity": {"type": "integer", "minimum": 1, "default": 1}}, []),
                 required=False,
             ),
             "responses": {
-                "201": _json(_ref("Order"), "Ordered"),
-                "200": _json(_ref("Order"), "The order this key created before"),
+                "201": json_of(ref("Order"), "Ordered"),
+                "200": json_of(ref("Order"), "The order this key created before"),
                 **_WRITE_ERRORS,
             },
         },
     },
     "/api/host/flash-sales/{id}/push": {
-        "parameters": [_id_param("flash sale")],
+        "parameters": [path_id(what="flash sale")],
         "post": {
             "tags": ["flash sales"],
             "summary": "Show the sale as a live room's bubble (stock-left updates follow)",
             "security": HOST,
-            "requestBody": _body(
+            "requestBody": body(
                 _obj(
                     {
                         "room_id": _ID,
@@ -298,7 +274,7 @@ PATHS: dict[str, Any] = {
                     ["room_id"],
                 )
             ),
-            "responses": {"200": _json(_ref("FlashSalePush"), "Published"), **_WRITE_ERRORS},
+            "responses": {"200": json_of(ref("FlashSalePush"), "Published"), **_WRITE_ERRORS},
         },
     },
     "/api/points/actions": {
@@ -306,7 +282,7 @@ PATHS: dict[str, Any] = {
             "tags": ["points"],
             "summary": "Earn points: daily check-in, or sharing goods",
             "security": USER,
-            "requestBody": _body(
+            "requestBody": body(
                 _obj(
                     {
                         "action": {"enum": ["checkin", "share"]},
@@ -315,7 +291,7 @@ PATHS: dict[str, Any] = {
                     ["action"],
                 )
             ),
-            "responses": {"200": _json(_ref("PointsAction"), "Done"), **_errors(400, 401, 403)},
+            "responses": {"200": json_of(ref("PointsAction"), "Done"), **errors(400, 401, 403)},
         }
     },
     "/api/points": {
@@ -323,7 +299,7 @@ PATHS: dict[str, Any] = {
             "tags": ["points"],
             "summary": "The caller's spendable points",
             "security": USER,
-            "responses": {"200": _json(_ref("PointsBalance"), "Balance"), **_errors(401, 403)},
+            "responses": {"200": json_of(ref("PointsBalance"), "Balance"), **errors(401, 403)},
         }
     },
     "/api/points/expiring": {
@@ -332,13 +308,13 @@ PATHS: dict[str, Any] = {
             "summary": "Lots of points expiring soon",
             "security": USER,
             "parameters": [
-                _query(
+                query(
                     "days",
                     {"type": "integer", "minimum": 1, "maximum": 3660},
                     "Window (default points.expiring_soon_days)",
                 )
             ],
-            "responses": {"200": _json(_ref("PointsExpiring"), "Lots"), **_errors(400, 401, 403)},
+            "responses": {"200": json_of(ref("PointsExpiring"), "Lots"), **errors(400, 401, 403)},
         }
     },
     "/api/points/history": {
@@ -347,14 +323,14 @@ PATHS: dict[str, Any] = {
             "summary": "The caller's ledger entries, newest first",
             "security": USER,
             "parameters": [
-                _query(
+                query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": 50, "default": 20},
                     "Page size",
                 ),
-                _query("cursor", {"type": "string", "maxLength": 200}, "`next_cursor`"),
+                query("cursor", {"type": "string", "maxLength": 200}, "`next_cursor`"),
             ],
-            "responses": {"200": _json(_ref("PointsPage"), "A page"), **_errors(400, 401, 403)},
+            "responses": {"200": json_of(ref("PointsPage"), "A page"), **errors(400, 401, 403)},
         }
     },
     "/api/points/checkout": {
@@ -364,7 +340,7 @@ PATHS: dict[str, Any] = {
             "description": "409 insufficient_points rolls the order back too.",
             "security": USER,
             "parameters": [_IDEMPOTENCY],
-            "requestBody": _body(
+            "requestBody": body(
                 _obj(
                     {
                         "goods_id": _ID,
@@ -375,8 +351,8 @@ PATHS: dict[str, Any] = {
                 )
             ),
             "responses": {
-                "201": _json(_ref("Order"), "Ordered"),
-                "200": _json(_ref("Order"), "The order this key created before"),
+                "201": json_of(ref("Order"), "Ordered"),
+                "200": json_of(ref("Order"), "The order this key created before"),
                 **_WRITE_ERRORS,
             },
         }
@@ -386,7 +362,7 @@ PATHS: dict[str, Any] = {
             "tags": ["groups"],
             "summary": "Offer group buying on the host's goods",
             "security": HOST,
-            "requestBody": _body(
+            "requestBody": body(
                 _obj(
                     {
                         "goods_id": _ID,
@@ -397,25 +373,25 @@ PATHS: dict[str, Any] = {
                     ["goods_id", "group_price_fen", "size", "fill_seconds"],
                 )
             ),
-            "responses": {"201": _json(_ref("GroupOffer"), "Created"), **_WRITE_ERRORS},
+            "responses": {"201": json_of(ref("GroupOffer"), "Created"), **_WRITE_ERRORS},
         }
     },
     "/api/group-offers/{id}/groups": {
-        "parameters": [_id_param("group offer")],
+        "parameters": [path_id(what="group offer")],
         "post": {
             "tags": ["groups"],
             "summary": "Open a group: an order at the group price; joinable once paid",
             "security": USER,
             "parameters": [_IDEMPOTENCY],
             "responses": {
-                "201": _json(_ref("GroupOrder"), "Opened"),
-                "200": _json(_ref("GroupOrder"), "What this key did before"),
+                "201": json_of(ref("GroupOrder"), "Opened"),
+                "200": json_of(ref("GroupOrder"), "What this key did before"),
                 **_WRITE_ERRORS,
             },
         },
     },
     "/api/groups/{id}/join": {
-        "parameters": [_id_param("group")],
+        "parameters": [path_id(what="group")],
         "post": {
             "tags": ["groups"],
             "summary": "Join an open group: a seat and an order at the group price",
@@ -424,31 +400,31 @@ PATHS: dict[str, Any] = {
             "security": USER,
             "parameters": [_IDEMPOTENCY],
             "responses": {
-                "201": _json(_ref("GroupOrder"), "Joined"),
-                "200": _json(_ref("GroupOrder"), "What this key did before"),
+                "201": json_of(ref("GroupOrder"), "Joined"),
+                "200": json_of(ref("GroupOrder"), "What this key did before"),
                 **_WRITE_ERRORS,
             },
         },
     },
     "/api/groups/{id}": {
-        "parameters": [_id_param("group")],
+        "parameters": [path_id(what="group")],
         "get": {
             "tags": ["groups"],
             "summary": "A group: members with avatars, seats and time left",
-            "responses": {"200": _json(_ref("Group"), "The group"), **_errors(404)},
+            "responses": {"200": json_of(ref("Group"), "The group"), **errors(404)},
         },
     },
     "/api/goods/{id}/groups": {
-        "parameters": [_id_param("goods")],
+        "parameters": [path_id(what="goods")],
         "get": {
             "tags": ["groups"],
             "summary": "Open groups of the goods with seats left (to join one)",
             "parameters": [
-                _query(
+                query(
                     "limit", {"type": "integer", "minimum": 1, "maximum": 50}, "At most this many"
                 )
             ],
-            "responses": {"200": _json(_ref("GroupList"), "Groups"), **_errors(400, 404)},
+            "responses": {"200": json_of(ref("GroupList"), "Groups"), **errors(400, 404)},
         },
     },
 }
