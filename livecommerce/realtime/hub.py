@@ -203,10 +203,12 @@ class Hub:
                 v.write(frame)
         return len(viewers)
 
-    def evict(self, viewer: Viewer, code: int, reason: str) -> None:
-        """Stop writing to ``viewer`` now and close it in the background."""
+    def evict(self, viewer: Viewer, code: int, reason: str, *, slow: bool = True) -> None:
+        """Stop writing to ``viewer`` now and close it in the background (``slow``: counted as
+        a send-buffer eviction)."""
         self.leave(viewer)
-        self.metrics.evictions.inc()
+        if slow:
+            self.metrics.evictions.inc()
         task = asyncio.get_running_loop().create_task(self._close(viewer, code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

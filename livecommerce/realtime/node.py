@@ -22,10 +22,13 @@ from livecommerce import redis_keys as rk
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
-from livecommerce.realtime.protocol import CLOSE_RECONNECT
+from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED
 
 log = logging.getLogger("livecommerce.node")
 RECONNECT_DELAY_SECONDS = 0.5
+# Every room_state frame is spliced as {"seq":..,"ts":..,"type":"room_state","state":...}.
+ROOM_ENDED_MARK = b'"type":"room_state","state":"ended"'
+
 CLOSE_TIMEOUT_SECONDS = 1.0
 
 
@@ -57,6 +60,12 @@ class Node:
         if expected is not None and seq > expected:
             await self.fill_gap(room_id, expected - 1, seq - 1)
         self.hub.deliver(room_id, seq, payload)
+        if ROOM_ENDED_MARK in payload:
+            # The live is over: after this last frame, close the room's sockets with 4410 so
+            # clients stop instead of reconnecting.
+            for viewer in list(self.hub.all_viewers()):
+                if viewer.room_id == room_id:
+                    self.hub.evict(viewer, CLOSE_ROOM_ENDED, "the live has ended", slow=False)
 
     async def fill_gap(self, room_id: int, after: int, upto: int) -> None:
         frames = await self.broker.history_between(room_id, after, upto)
@@ -69,7 +78,7 @@ class Node:
             )
             for viewer in list(self.hub.all_viewers()):
                 if viewer.room_id == room_id:
-                    self.hub.evict(viewer, CLOSE_RECONNECT, "resync needed")
+                    self.hub.evict(viewer, CLOSE_RECONNECT, "resync needed", slow=False)
             return
         for seq, payload in frames:
             self.hub.deliver(room_id, seq, payload)

@@ -324,3 +324,17 @@ async def test_dead_node_leaves_no_ghost_viewers(server: AppServer, world: World
     await wait_until(lambda: v.of_type("viewer_count")[-1]["count"] == 51)
     await wait_until(lambda: v.of_type("viewer_count")[-1]["count"] == 1, within=20)
     await v.close()
+
+
+async def test_ending_the_room_closes_sockets_with_4410(server: AppServer, world: World) -> None:
+    """Viewers get the room_state 'ended' frame, then a 4410 close (no reconnect loop)."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    status, _ = await http(
+        "POST", f"{server.url}/api/rooms/{world.room_id}/end", headers=world.host_headers()
+    )
+    assert status == 200
+    await asyncio.wait_for(v.closed.wait(), 10)
+    assert v.of_type("room_state")[-1]["state"] == "ended"
+    assert v.ws is not None
+    assert v.ws.close_code == 4410
