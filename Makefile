@@ -23,8 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check livecommerce tests $(wildcard bench)
 	$(BIN)/ruff format --check livecommerce tests $(wildcard bench)
 	$(BIN)/mypy
-	@# In CI the suite runs in asyncio debug mode (slow callbacks, unawaited coroutines, wrong-thread calls).
-	PYTHONASYNCIODEBUG=$${CI:+1} $(BIN)/python -m pytest
+	$(BIN)/python -m pytest
 	@if command -v node >/dev/null 2>&1; then node --test clients/miniprogram/test/; \
 	else echo "node not found: skipping the mini-program client tests (clients/miniprogram)"; fi
 
