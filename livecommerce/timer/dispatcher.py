@@ -44,7 +44,6 @@ from livecommerce.timer.wheel import Claim, Wheel, parse_member
 log = logging.getLogger("livecommerce.timer")
 ERROR_BACKOFF_SECONDS = 0.5
 EARLY_WAKE_SECONDS = 0.0015
-FIRE_CHUNK = 10
 
 
 class Dispatcher:
@@ -85,13 +84,7 @@ class Dispatcher:
                         rebuild = True
                         continue
                     if claim.members:
-                        # A burst is split into chunks fired concurrently (each its own
-                        # transaction and pipelined publish), so their round trips overlap.
-                        chunks = [
-                            claim.members[i : i + FIRE_CHUNK]
-                            for i in range(0, len(claim.members), FIRE_CHUNK)
-                        ]
-                        await asyncio.gather(*(self.fire(c) for c in chunks))
+                        await self.fire(claim.members)
                         continue
                     await self._sleep(claim)
                 except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
