@@ -41,7 +41,9 @@ def run_workers(
     args = [sys.executable, "-m", "livecommerce"]
     if config_path:
         args += ["--config", config_path]
+    # --workers 1: a child is one server, whatever server.workers says.
     args += ["serve", "--host", host, "--port", str(port), "--no-migrate", "--reuse-port"]
+    args += ["--workers", "1"]
     children: list[subprocess.Popen[str]] = []
     ready = threading.Semaphore(0)
     stopping = threading.Event()

@@ -20,8 +20,9 @@ async def test_two_workers_share_the_port_and_stop_cleanly(
     env = child_env(
         LIVECOMMERCE_DATABASE_URL=backend_urls.database_url,
         LIVECOMMERCE_REDIS_URL=backend_urls.redis_url,
+        LIVECOMMERCE_SERVER_WORKERS="2",  # from config: the children must not fork again
     )
-    sup = ServeProcess.start("serve", "--workers", "2", "--port", "0", env=env)
+    sup = ServeProcess.start("serve", "--port", "0", env=env)
     try:
         line = sup.wait_for("2 workers listening on http://", timeout=90)
         url = line.split("listening on ", 1)[1].strip()
