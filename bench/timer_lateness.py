@@ -51,6 +51,8 @@ import timer_ours as ours
 import timer_peers as peers
 from timer_stats import cpu_share, cpu_snapshot, dist, machine, table
 
+from livecommerce.embedded import pdeathsig
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ARQ_DB, CELERY_DB = 1, 2
@@ -239,7 +241,7 @@ def start_profilers(
                 cmd,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=ours.pdeathsig(signal.SIGINT),
+                preexec_fn=pdeathsig(signal.SIGINT),
             )
         )
     return procs
@@ -314,7 +316,7 @@ def start_worker(name: str, url: str, *, verbose: bool) -> subprocess.Popen[byte
         stdout=out,
         stderr=out,
         start_new_session=True,
-        preexec_fn=ours.pdeathsig(),
+        preexec_fn=pdeathsig(),
     )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -22,8 +21,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +35,10 @@ from websockets.asyncio.client import ClientConnection
 from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.config import DEV_SECRET
 from livecommerce.db import ensure_database
-from livecommerce.embedded import EmbeddedBackends
+from livecommerce.embedded import EmbeddedBackends, pdeathsig
+from livecommerce.loadtest.spawn import ServerProcess
 
 START_TIMEOUT = 90.0
-
-
-def pdeathsig(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
-    """A preexec_fn: the kernel sends ``sig`` to the child if the benchmark dies (no orphans)."""
-
-    def set_it() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return set_it
 
 
 class Backends:
@@ -98,30 +89,13 @@ class Backends:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-@dataclass
-class _Proc:
-    proc: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    url: str = ""
-    ready: threading.Event = field(default_factory=threading.Event)
-
-    def pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-            if "listening on http://" in line and not self.url:
-                self.url = line.split("listening on ", 1)[1].strip()
-                self.ready.set()
-        self.ready.set()
-
-
 class Servers:
     """``count`` ``livecommerce serve`` processes; ``stop()`` ends them (SIGTERM, then SIGKILL)."""
 
     def __init__(self, backends: Backends, count: int) -> None:
         self.backends = backends
         self.count = count
-        self.procs: list[_Proc] = []
+        self.procs: list[ServerProcess] = []
 
     def start(self) -> list[str]:
         for _ in range(self.count):
@@ -135,13 +109,11 @@ class Servers:
                 cwd=self.backends.tmp,
                 preexec_fn=pdeathsig(),
             )
-            p = _Proc(proc)
+            p = ServerProcess(proc)
             self.procs.append(p)
             threading.Thread(target=p.pump, daemon=True).start()
         for p in self.procs:
-            p.ready.wait(START_TIMEOUT)
-            if not p.url:
-                raise RuntimeError("livecommerce serve did not start:\n" + "\n".join(p.lines[-20:]))
+            p.wait_ready(START_TIMEOUT)
         return self.urls
 
     @property

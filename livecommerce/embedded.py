@@ -82,7 +82,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def pdeathsig(sig: signal.Signals) -> Callable[[], None]:
+def pdeathsig(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
     """A preexec_fn asking the kernel to send ``sig`` to the child when this process dies."""
 
     def set_it() -> None:
