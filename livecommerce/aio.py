@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 log = logging.getLogger("livecommerce.aio")
 
@@ -37,3 +39,13 @@ async def stop_task(task: asyncio.Task[None], within: float = 5.0) -> None:
         exc = task.exception()
         if exc is not None:
             log.error("background task %s had failed: %r", task.get_name(), exc)
+
+
+@contextlib.asynccontextmanager
+async def running(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``coro`` as a background task for the block's duration, then stop it (bounded)."""
+    task = asyncio.create_task(coro, name=name)
+    try:
+        yield task
+    finally:
+        await stop_task(task)

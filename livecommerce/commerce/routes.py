@@ -7,17 +7,16 @@ dev WeChat Pay keys generated at startup and shared with the fake's pay simulato
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import suppress
 
 import aiohttp
 from aiohttp import web
 
 from livecommerce import keys
+from livecommerce.aio import running
 from livecommerce.commerce import (
     auth_api,
     goods_api,
@@ -95,26 +94,16 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.PG_POOL], app[keys.REDIS], app[keys.WECHAT_CLIENT], templates
     )
     app[keys.NOTIFICATION_SENDER] = sender
-    task = asyncio.create_task(sender.run(), name="notification-sender")
-    try:
+    async with running(sender.run(), "notification-sender"):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
 
 
 async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
     """The auto-cancel task of unpaid orders: started with the app, cancelled and awaited."""
     reaper = OrderReaper(app[keys.PG_POOL], app[keys.SETTINGS].orders)
     app[keys.ORDER_REAPER] = reaper
-    task = asyncio.create_task(reaper.run(), name="order-reaper")
-    try:
+    async with running(reaper.run(), "order-reaper"):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
 
 
 def setup(app: web.Application) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from livecommerce import keys
-from livecommerce.aio import stop_task
+from livecommerce.aio import running
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
@@ -24,13 +23,11 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.BROKER] = broker
     app[keys.HUB] = hub
     app[keys.NODE] = node
-    tasks = [
-        asyncio.create_task(node.run_subscriber(), name="room-subscriber"),
-        asyncio.create_task(node.run_ticker(), name="presence-ticker"),
-    ]
-    yield
-    for task in tasks:
-        await stop_task(task)
+    async with (
+        running(node.run_subscriber(), "room-subscriber"),
+        running(node.run_ticker(), "presence-ticker"),
+    ):
+        yield
 
 
 def setup(app: web.Application) -> None:

@@ -6,13 +6,12 @@ PostgreSQL pool, Redis client and WeChat client).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from livecommerce import keys
-from livecommerce.aio import stop_task
+from livecommerce.aio import running
 from livecommerce.social import events, flashsale_api, groups_api, points_api
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.worker import SocialWorker
@@ -26,11 +25,10 @@ async def social_ctx(app: web.Application) -> AsyncIterator[None]:
     worker = SocialWorker(app[keys.PG_POOL], settings, events.Deps(settings, stock))
     app[keys.SOCIAL_WORKER] = worker
     listener = await worker.listen()
-    task = asyncio.create_task(worker.run(), name="social-worker")
     try:
-        yield
+        async with running(worker.run(), "social-worker"):
+            yield
     finally:
-        await stop_task(task)
         if listener is not None:
             await listener.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -12,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from livecommerce import inputs, keys
-from livecommerce.aio import stop_task
+from livecommerce.aio import running
 from livecommerce.auth.http import require_claims
 from livecommerce.errors import ValidationError
 from livecommerce.httpio import json_response
@@ -138,10 +137,11 @@ async def timer_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.PG_POOL], app[keys.REDIS], wheel, app[keys.BROKER], cfg, app[keys.METRICS]
     )
     app[keys.DISPATCHER] = dispatcher
-    task = asyncio.create_task(dispatcher.run(), name="timer-dispatcher") if cfg.enabled else None
-    yield
-    if task is not None:
-        await stop_task(task)
+    if not cfg.enabled:
+        yield
+        return
+    async with running(dispatcher.run(), "timer-dispatcher"):
+        yield
 
 
 def setup(app: web.Application) -> None:
