@@ -117,6 +117,55 @@ async def seed(db: str, secret: str, attempts: int, units: int) -> tuple[int, li
     return sale, [issue_token(secret, "user", u["id"], 3600) for u in users]
 
 
+async def attempt(
+    session: aiohttp.ClientSession, url: str, sale: int, token: str, statuses: Counter[str]
+) -> None:
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)}
+    async with session.post(f"{url}/api/flash-sales/{sale}/buy", headers=headers) as r:
+        body = await r.read()
+    if r.status in (200, 201):
+        statuses[str(r.status)] += 1
+    else:
+        statuses[orjson.loads(body)["error"]["code"]] += 1
+
+
+def summary(latencies: list[float], elapsed: float, statuses: Counter[str]) -> dict[str, Any]:
+    latencies.sort()
+    return {
+        "elapsed_s": round(elapsed, 3),
+        "attempts_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "max_ms": round(latencies[-1], 2),
+        "answers": dict(statuses),
+    }
+
+
+async def fire_at_rate(
+    url: str, sale: int, tokens: list[str], rate: float, max_conns: int
+) -> dict[str, Any]:
+    """Open loop: attempt i is due at start + i / rate, whatever the earlier ones are doing.
+
+    Latency counts from the due time, so time spent waiting for a free connection or behind a
+    busy loader counts too (no coordinated omission).
+    """
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=max_conns)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+
+        async def one(i: int, token: str) -> None:
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await attempt(session, url, sale, token, statuses)
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
+        elapsed = time.perf_counter() - start
+    return {"mode": "open loop", "offered_per_s": rate, **summary(latencies, elapsed, statuses)}
+
+
 async def fire(url: str, sale: int, tokens: list[str], concurrency: int) -> dict[str, Any]:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for t in tokens:
@@ -129,31 +178,14 @@ async def fire(url: str, sale: int, tokens: list[str], concurrency: int) -> dict
         async def worker() -> None:
             while not queue.empty():
                 token = queue.get_nowait()
-                headers = {
-                    "Authorization": f"Bearer {token}",
-                    "Idempotency-Key": secrets.token_hex(8),
-                }
                 t0 = time.perf_counter()
-                async with session.post(f"{url}/api/flash-sales/{sale}/buy", headers=headers) as r:
-                    body = await r.read()
+                await attempt(session, url, sale, token, statuses)
                 latencies.append((time.perf_counter() - t0) * 1000)
-                if r.status in (200, 201):
-                    statuses[str(r.status)] += 1
-                else:
-                    statuses[orjson.loads(body)["error"]["code"]] += 1
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    latencies.sort()
-    return {
-        "elapsed_s": round(elapsed, 3),
-        "attempts_per_s": round(len(tokens) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies), 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
-        "max_ms": round(latencies[-1], 2),
-        "answers": dict(statuses),
-    }
+    return {"mode": "closed loop", **summary(latencies, elapsed, statuses)}
 
 
 async def verify(db: str, sale: int, units: int) -> dict[str, Any]:
@@ -183,7 +215,10 @@ async def verify(db: str, sale: int, units: int) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace, url: str, db: str, secret: str) -> dict[str, Any]:
     sale, tokens = await seed(db, secret, args.attempts, args.units)
-    load = await fire(url, sale, tokens, args.concurrency)
+    if args.rate:
+        load = await fire_at_rate(url, sale, tokens, args.rate, args.concurrency)
+    else:
+        load = await fire(url, sale, tokens, args.concurrency)
     checked = await verify(db, sale, args.units)
     return {
         "attempts": args.attempts,
@@ -212,7 +247,13 @@ def main() -> int:
     p.add_argument("--secret", default=DEV_SECRET, help="its security.secret (with --url)")
     p.add_argument("--attempts", type=int, default=10_000)
     p.add_argument("--units", type=int, default=100)
-    p.add_argument("--concurrency", type=int, default=200)
+    p.add_argument(
+        "--concurrency", type=int, default=200,
+        help="closed loop: requests in flight; open loop (--rate): most connections",
+    )  # fmt: skip
+    p.add_argument(
+        "--rate", type=float, help="open loop: attempts per second offered (else closed loop)"
+    )
     p.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
     args = p.parse_args()
     if args.url:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -26,6 +27,23 @@ async def wait_event(event: asyncio.Event, seconds: float) -> bool:
             await event.wait()
         return True
     return False
+
+
+SPIN_SECONDS = 0.0015
+
+
+async def sleep_until(wall_time: float) -> None:
+    """Return once ``time.time() >= wall_time``: never early, and usually within ~0.1 ms.
+
+    Event-loop timers round their wait up to the millisecond (epoll's resolution), so a plain
+    ``sleep`` lands up to ~1 ms late; this sleeps to ``SPIN_SECONDS`` short of the deadline and
+    yields to the loop (``sleep(0)``) for the rest, which keeps other tasks running.
+    """
+    remaining = wall_time - time.time()
+    if remaining > SPIN_SECONDS:
+        await asyncio.sleep(remaining - SPIN_SECONDS)
+    while time.time() < wall_time:  # noqa: ASYNC110 - a sub-millisecond spin, not a poll
+        await asyncio.sleep(0)
 
 
 async def stop_task(task: asyncio.Task[None], within: float = 5.0) -> None:

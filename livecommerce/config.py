@@ -130,6 +130,7 @@ class TimerConfig:
     max_lateness_seconds: float = 300.0
     late_after_ms: int = 1000
     claim_batch: int = 200
+    lookahead_ms: int = 20
     idle_recheck_seconds: float = 60.0
 
 
@@ -375,6 +376,8 @@ def _validate(s: Settings) -> None:
     for name in ("lease_seconds", "max_lateness_seconds", "late_after_ms", "claim_batch"):
         _positive(f"timer.{name}", getattr(s.timer, name))
     _positive("timer.idle_recheck_seconds", s.timer.idle_recheck_seconds)
+    if not 0 <= s.timer.lookahead_ms <= 1000:
+        raise ConfigError("timer.lookahead_ms: must be between 0 and 1000")
     if s.database.url:
         _check_url("database.url", s.database.url, ("postgres", "postgresql"))
     if s.redis.url:

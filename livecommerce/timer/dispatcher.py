@@ -1,18 +1,25 @@
-"""Each node's dispatcher: sleeps until the earliest due push, claims, fires, records.
+"""Each node's dispatcher: sleeps until just before the earliest due push, claims, fires, records.
 
-No fixed polling interval: after each claim the dispatcher sleeps exactly until the next due
-time (or lease expiry) the claim script reported, measured on Redis' clock, and is woken early
-by a ``lc:timer:wake`` message whenever a push is added. ``timer.idle_recheck_seconds`` is only
-a safety net for a lost notification.
+No fixed polling interval: after each claim the dispatcher sleeps until the next due time minus
+``timer.lookahead_ms`` (or a lease expiry) that the claim script reported, measured on Redis'
+clock, and is woken early by a ``lc:timer:wake`` message whenever a push is added.
+``timer.idle_recheck_seconds`` is only a safety net for a lost notification.
 
 Exactly once = claim with lease + fire under a PostgreSQL row lock + idempotent publish:
 
-1. the claim script moves due members to the lease set atomically (one dispatcher each);
-2. for a batch of claimed members, one transaction locks the rows (``FOR UPDATE``), drops those
-   no longer ``pending`` at that version (cancelled, rescheduled, fired), publishes the rest
-   through the room publish path with idempotency key ``sched:<id>:<version>``, and records
-   ``fired``/``skipped`` with fired_at, lateness and the frame's seq;
+1. the claim script moves members due within the look-ahead to the lease set atomically (one
+   dispatcher each);
+2. for a claimed batch, one transaction locks the rows (``FOR UPDATE``) and drops those no
+   longer ``pending`` at that version (cancelled, rescheduled, fired); it then waits for each
+   due time (the look-ahead paid for the claim, the lock and building the frames) and publishes
+   that due time's pushes through the room publish path with idempotency key
+   ``sched:<id>:<version>`` in one pipelined round trip, and records ``fired``/``skipped`` with
+   fired_at, lateness and the frame's seq;
 3. then acks (removes) the leases.
+
+Batches fire concurrently (a burst being locked does not hold up the next due push). A cancel
+or reschedule that reaches a row inside the look-ahead window waits on the row lock and then
+finds it fired: it did not commit before the due time, so the old time fired.
 
 A dispatcher that dies after claiming leaves leases that expire; another node claims them again
 and repeats step 2 — the row is still pending (its transaction never committed), and if the
@@ -33,7 +40,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
-from livecommerce.aio import stop_task, wait_event
+from livecommerce.aio import sleep_until, stop_task, wait_event
 from livecommerce.config import TimerConfig
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker, PublishItem
@@ -43,7 +50,11 @@ from livecommerce.timer.wheel import Claim, Wheel, parse_member
 
 log = logging.getLogger("livecommerce.timer")
 ERROR_BACKOFF_SECONDS = 0.5
-EARLY_WAKE_SECONDS = 0.0015
+# Batches being locked, waited for and published at once; each holds a pool connection.
+MAX_FIRING_BATCHES = 4
+# A batch that will not finish is abandoned on shutdown after this long (its leases expire and
+# another node delivers it, once).
+FIRING_STOP_SECONDS = 5.0
 
 
 class Dispatcher:
@@ -64,6 +75,8 @@ class Dispatcher:
         self.metrics = metrics
         self.wake = asyncio.Event()
         self.listening = asyncio.Event()
+        self._slots = asyncio.Semaphore(MAX_FIRING_BATCHES)
+        self._firing: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         """Forever: claim and fire what is due, then sleep until the next due time or a wake."""
@@ -80,11 +93,13 @@ class Dispatcher:
                     # is never lost.
                     self.wake.clear()
                     claim = await self.wheel.claim()
+                    # Redis' clock minus ours (less half a round trip: errs towards late).
+                    offset_ms = claim.now_ms - time.time() * 1000
                     if not claim.built:
                         rebuild = True
                         continue
                     if claim.members:
-                        await self.fire(claim.members)
+                        await self._start_firing(claim.members, offset_ms)
                         continue
                     await self._sleep(claim)
                 except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -92,15 +107,37 @@ class Dispatcher:
                     await asyncio.sleep(ERROR_BACKOFF_SECONDS)
         finally:
             await stop_task(listener)
+            await self._stop_firing()
+
+    async def _start_firing(self, members: list[str], offset_ms: float) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._fire_batch(members, offset_ms), name="timer-fire")
+        self._firing.add(task)
+        task.add_done_callback(self._firing.discard)
+
+    async def _fire_batch(self, members: list[str], offset_ms: float) -> None:
+        try:
+            await self.fire(members, offset_ms)
+        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Not acked: the leases expire and a dispatcher claims the batch again.
+            log.warning("timer batch of %d failed (%s); retried after its lease", len(members), exc)
+        finally:
+            self._slots.release()
+
+    async def _stop_firing(self) -> None:
+        """Let batches in flight finish (bounded), then cancel the rest."""
+        if not self._firing:
+            return
+        _, pending = await asyncio.wait(list(self._firing), timeout=FIRING_STOP_SECONDS)
+        for task in pending:
+            await stop_task(task)
 
     async def _sleep(self, claim: Claim) -> None:
         received = time.monotonic()
         delay = self.cfg.idle_recheck_seconds
-        if claim.next_wake_ms is not None:
-            # A little early: event-loop timers round up to the millisecond, and waking early is
-            # harmless (the claim only ever takes what is due by Redis' clock).
-            until = (claim.next_wake_ms - claim.now_ms) / 1000 - EARLY_WAKE_SECONDS
-            delay = min(delay, max(0.0, until))
+        wake_ms = claim.next_claim_ms(self.cfg.lookahead_ms)
+        if wake_ms is not None:
+            delay = min(delay, max(0.0, (wake_ms - claim.now_ms) / 1000))
         delay -= time.monotonic() - received
         if delay <= 0:
             return
@@ -149,8 +186,12 @@ class Dispatcher:
         finally:
             await self.redis.delete(rk.TIMER_REBUILD_LOCK)
 
-    async def fire(self, members: list[str]) -> None:
-        """Deliver one claimed batch (see the module docstring), then ack it."""
+    async def fire(self, members: list[str], offset_ms: float = 0.0) -> None:
+        """Deliver one claimed batch (see the module docstring), then ack it.
+
+        ``offset_ms`` is Redis' clock minus ours: each push is published once our clock reads
+        its due time on Redis' clock, never before.
+        """
         wanted: dict[int, int] = {}
         for m in members:
             parsed = parse_member(m)
@@ -170,17 +211,18 @@ class Dispatcher:
                        FOR UPDATE OF s""",
                     list(wanted),
                 )
-                outcomes = await self._publish_due(
-                    [
-                        r
-                        for r in rows
-                        if r["status"] == "pending" and r["version"] == wanted[r["id"]]
-                    ]
-                )
+                by_due: dict[int, list[asyncpg.Record]] = {}
+                for r in rows:
+                    if r["status"] == "pending" and r["version"] == wanted[r["id"]]:
+                        by_due.setdefault(service.due_ms(r), []).append(r)
+                outcomes: list[tuple[Any, ...]] = []
+                for due in sorted(by_due):
+                    await sleep_until((due - offset_ms) / 1000)
+                    outcomes += await self._publish_due(by_due[due])
                 if outcomes:
                     await conn.executemany(
                         """UPDATE live_schedules
-                           SET status = $2, fired_at = CASE WHEN $2 = 'fired' THEN now() END,
+                           SET status = $2, fired_at = to_timestamp($7::float8 / 1000),
                                lateness_ms = $3, late = $4, publish_seq = $5, skip_reason = $6,
                                updated_at = now()
                            WHERE id = $1 AND status = 'pending'""",
@@ -209,15 +251,18 @@ class Dispatcher:
                 continue
             self.metrics.timer_pushes.labels("skipped").inc()
             late = lateness > self.cfg.late_after_ms
-            outcomes.append((row["id"], "skipped", max(0, lateness), late, None, reason))
+            outcomes.append((row["id"], "skipped", max(0, lateness), late, None, reason, None))
         published = await self.broker.publish_many([self._push(row, due) for row, due in firing])
         for (row, due), pub in zip(firing, published, strict=True):
             # The frame's ts is Redis time at publish; a replay (fresh=False) has no new frame.
-            lateness = int(orjson.loads(pub.frame)["ts"]) - due if pub.fresh else now_ms - due
+            # fired_at is when the frame went out (not the transaction's start, which the
+            # look-ahead puts before the due time).
+            fired_ms = int(orjson.loads(pub.frame)["ts"]) if pub.fresh else now_ms
+            lateness = fired_ms - due
             self.metrics.timer_lateness.observe(max(0, lateness) / 1000)
             self.metrics.timer_pushes.labels("fired").inc()
             late = lateness > self.cfg.late_after_ms
-            outcomes.append((row["id"], "fired", max(0, lateness), late, pub.seq, None))
+            outcomes.append((row["id"], "fired", max(0, lateness), late, pub.seq, None, fired_ms))
         return outcomes
 
     @staticmethod

@@ -131,7 +131,12 @@ async def correct_start(request: web.Request) -> web.Response:
 async def timer_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     cfg = settings.timer
-    wheel = Wheel(app[keys.REDIS], lease_ms=int(cfg.lease_seconds * 1000), batch=cfg.claim_batch)
+    wheel = Wheel(
+        app[keys.REDIS],
+        lease_ms=int(cfg.lease_seconds * 1000),
+        batch=cfg.claim_batch,
+        lookahead_ms=cfg.lookahead_ms,
+    )
     app[keys.WHEEL] = wheel
     dispatcher = Dispatcher(
         app[keys.PG_POOL], app[keys.REDIS], wheel, app[keys.BROKER], cfg, app[keys.METRICS]

@@ -33,17 +33,21 @@ class Claim:
     next_lease_ms: int | None
     built: bool
 
-    @property
-    def next_wake_ms(self) -> float | None:
-        times = [t for t in (self.next_due_ms, self.next_lease_ms) if t is not None]
+    def next_claim_ms(self, lookahead_ms: int) -> float | None:
+        """When the next claim has something to take: a due time minus the look-ahead, or a lease
+        expiry."""
+        times = [t for t in (self.next_lease_ms,) if t is not None]
+        if self.next_due_ms is not None:
+            times.append(self.next_due_ms - lookahead_ms)
         return min(times) if times else None
 
 
 class Wheel:
-    def __init__(self, redis: Redis, *, lease_ms: int, batch: int) -> None:
+    def __init__(self, redis: Redis, *, lease_ms: int, batch: int, lookahead_ms: int = 0) -> None:
         self.redis = redis
         self.lease_ms = lease_ms
         self.batch = batch
+        self.lookahead_ms = lookahead_ms
         self._claim = redis.register_script(_CLAIM)
 
     async def add(self, entries: Iterable[tuple[str, int]]) -> None:
@@ -66,7 +70,8 @@ class Wheel:
 
     async def claim(self) -> Claim:
         res = await self._claim(
-            keys=[rk.TIMER_WHEEL, rk.TIMER_LEASES, rk.TIMER_BUILT], args=[self.lease_ms, self.batch]
+            keys=[rk.TIMER_WHEEL, rk.TIMER_LEASES, rk.TIMER_BUILT],
+            args=[self.lease_ms, self.batch, self.lookahead_ms],
         )
         return Claim(
             now_ms=int(res[0]) / 1000,

@@ -44,13 +44,16 @@ async def schedule(srv: AppServer, world: World, key: str, **body: Any) -> tuple
     )  # fmt: skip
 
 
-async def pushes_in_history(redis: Any, room_id: int) -> Counter[int]:
-    """How many goods_push frames the room history holds per schedule id."""
+async def scheduled_frames(redis: Any, room_id: int) -> list[dict[str, Any]]:
+    """The scheduled goods_push frames in the room history."""
     items = await redis.zrange(rk.room_history(room_id), 0, -1)
     frames = [orjson.loads(m.split(b"|", 1)[1]) for m in items]
-    return Counter(
-        f["schedule_id"] for f in frames if f["type"] == "goods_push" and "schedule_id" in f
-    )
+    return [f for f in frames if f["type"] == "goods_push" and "schedule_id" in f]
+
+
+async def pushes_in_history(redis: Any, room_id: int) -> Counter[int]:
+    """How many goods_push frames the room history holds per schedule id."""
+    return Counter(f["schedule_id"] for f in await scheduled_frames(redis, room_id))
 
 
 async def statuses(pool: Any, room_id: int) -> Counter[str]:
@@ -90,13 +93,16 @@ async def test_scheduled_push_reaches_viewer_and_is_recorded(
 async def test_three_racing_dispatchers_fire_each_push_exactly_once(
     make_server: Callable[..., Any], settings: Settings, world: World, pool: Any, redis: Any
 ) -> None:
-    """Three dispatchers on one Redis, 150 pushes in bursts of identical timestamps: each fires once."""
+    """Three dispatchers on one Redis, 150 pushes in bursts of identical timestamps: each fires once,
+    never before its due time, whatever each dispatcher's look-ahead (0, 20 and 50 ms)."""
     srv: AppServer = await make_server(with_timer(settings, claim_batch=7))
     app = srv.app
     extra = [
-        Dispatcher(app[keys.PG_POOL], app[keys.REDIS], Wheel(app[keys.REDIS], lease_ms=10_000, batch=5),
-                   app[keys.BROKER], app[keys.SETTINGS].timer, app[keys.METRICS])
-        for _ in range(2)
+        Dispatcher(app[keys.PG_POOL], app[keys.REDIS],
+                   Wheel(app[keys.REDIS], lease_ms=10_000, batch=5, lookahead_ms=ahead),
+                   app[keys.BROKER], with_timer(settings, lookahead_ms=ahead).timer,
+                   app[keys.METRICS])
+        for ahead in (0, 50)
     ]  # fmt: skip
     tasks = [asyncio.create_task(d.run()) for d in extra]
     try:
@@ -117,6 +123,8 @@ async def test_three_racing_dispatchers_fire_each_push_exactly_once(
         counts = await pushes_in_history(redis, world.room_id)
         assert len(counts) == 150
         assert set(counts.values()) == {1}
+        early = [f for f in await scheduled_frames(redis, world.room_id) if f["ts"] < f["due_ms"]]
+        assert early == []
         seqs = await pool.fetch(
             "SELECT publish_seq FROM live_schedules WHERE room_id = $1", world.room_id
         )
@@ -237,13 +245,13 @@ async def test_cancel_and_reschedule_at_the_boundary(
     the answer and the outcome always agree (200 -> never fired, 409 already_fired -> fired once)."""
     h = world.host_headers()
     base_url = f"{server.url}/api/rooms/{world.room_id}/schedules"
-    # Committed 50 ms before due: never fires.
-    _, early = await schedule(server, world, "early", at=iso(soon(300)))
+    # Committed 150 ms before due (outside the 20 ms look-ahead): never fires.
+    _, early = await schedule(server, world, "early", at=iso(soon(400)))
     await asyncio.sleep(0.25)
     status, body = await http("DELETE", f"{base_url}/{early['id']}", headers=h)
     assert (status, body["status"]) == (200, "cancelled")
-    # Rescheduled 50 ms before due to +1.5 s: fires once, at the new time only.
-    _, moved = await schedule(server, world, "moved", at=iso(soon(300)))
+    # Rescheduled 150 ms before due to +1.5 s: fires once, at the new time only.
+    _, moved = await schedule(server, world, "moved", at=iso(soon(400)))
     await asyncio.sleep(0.25)
     new_at = soon(1500)
     status, body = await http(
