@@ -119,7 +119,7 @@ async def seed(db: str, secret: str, attempts: int, units: int) -> tuple[int, li
 
 async def attempt(
     session: aiohttp.ClientSession, url: str, sale: int, token: str, statuses: Counter[str]
-) -> None:
+) -> int:
     headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)}
     async with session.post(f"{url}/api/flash-sales/{sale}/buy", headers=headers) as r:
         body = await r.read()
@@ -127,6 +127,7 @@ async def attempt(
         statuses[str(r.status)] += 1
     else:
         statuses[orjson.loads(body)["error"]["code"]] += 1
+    return r.status
 
 
 def summary(latencies: list[float], elapsed: float, statuses: Counter[str]) -> dict[str, Any]:
@@ -142,28 +143,53 @@ def summary(latencies: list[float], elapsed: float, statuses: Counter[str]) -> d
 
 
 async def fire_at_rate(
-    url: str, sale: int, tokens: list[str], rate: float, max_conns: int
+    url: str,
+    sale: int,
+    tokens: list[str],
+    rate: float,
+    max_conns: int,
+    warm: int,
+    raw: list[tuple[int, int, float]],
 ) -> dict[str, Any]:
     """Open loop: attempt i is due at start + i / rate, whatever the earlier ones are doing.
 
     Latency counts from the due time, so time spent waiting for a free connection or behind a
-    busy loader counts too (no coordinated omission).
+    busy loader counts too (no coordinated omission). ``warm`` keep-alive connections are opened
+    first (buyers with the mini-program already open); each attempt's task is created at its
+    due time, not all 10,000 up front.
     """
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     connector = aiohttp.TCPConnector(limit=max_conns)
     async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter()
 
-        async def one(i: int, token: str) -> None:
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            await attempt(session, url, sale, token, statuses)
+        async def ping() -> None:
+            async with session.get(f"{url}/healthz") as r:
+                await r.read()
+
+        await asyncio.gather(*(ping() for _ in range(min(warm, max_conns))))
+
+        async def one(i: int, due: float, token: str) -> None:
+            status = await attempt(session, url, sale, token, statuses)
             latencies.append((time.perf_counter() - due) * 1000)
+            raw.append((i, status, round(latencies[-1], 3)))
 
-        await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        for i, token in enumerate(tokens):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due, token)))
+        await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-    return {"mode": "open loop", "offered_per_s": rate, **summary(latencies, elapsed, statuses)}
+    return {
+        "mode": "open loop",
+        "offered_per_s": rate,
+        "warm_connections": min(warm, max_conns),
+        **summary(latencies, elapsed, statuses),
+    }
 
 
 async def fire(url: str, sale: int, tokens: list[str], concurrency: int) -> dict[str, Any]:
@@ -213,10 +239,27 @@ async def verify(db: str, sale: int, units: int) -> dict[str, Any]:
     }
 
 
+async def warm_up(args: argparse.Namespace, url: str, db: str, secret: str) -> dict[str, Any]:
+    """A separate sale first, so the measured one meets a server that has been serving: its
+    PostgreSQL pools grown (a new backend is a fork and an authentication), statements prepared,
+    the loader's connections open. Its own figures are reported as ``warmup``."""
+    units = max(1, args.warmup // 10)
+    sale, tokens = await seed(db, secret, args.warmup, units)
+    if args.rate:
+        load = await fire_at_rate(url, sale, tokens, args.rate, args.concurrency, args.warm, [])
+    else:
+        load = await fire(url, sale, tokens, args.concurrency)
+    checked = await verify(db, sale, units)
+    return {"attempts": args.warmup, "units": units, **checked, **load}
+
+
 async def run(args: argparse.Namespace, url: str, db: str, secret: str) -> dict[str, Any]:
+    warmup = await warm_up(args, url, db, secret) if args.warmup else None
     sale, tokens = await seed(db, secret, args.attempts, args.units)
     if args.rate:
-        load = await fire_at_rate(url, sale, tokens, args.rate, args.concurrency)
+        raw: list[tuple[int, int, float]] = []
+        load = await fire_at_rate(url, sale, tokens, args.rate, args.concurrency, args.warm, raw)
+        load["_raw"] = raw
     else:
         load = await fire(url, sale, tokens, args.concurrency)
     checked = await verify(db, sale, args.units)
@@ -229,6 +272,7 @@ async def run(args: argparse.Namespace, url: str, db: str, secret: str) -> dict[
         "users_over_limit": checked["users_over_limit"],
         "pg_sold": checked["pg_sold"],
         **load,
+        "warmup": warmup,
         "server": "given URL"
         if args.url
         else f"embedded default, `serve --workers {args.workers}`",
@@ -254,7 +298,13 @@ def main() -> int:
     p.add_argument(
         "--rate", type=float, help="open loop: attempts per second offered (else closed loop)"
     )
+    p.add_argument("--warm", type=int, default=100, help="open loop: connections opened first")
+    p.add_argument("--raw", help="open loop: write 'attempt status latency_ms' lines here")
     p.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    p.add_argument(
+        "--warmup", type=int, default=0,
+        help="attempts on a separate sale (a tenth as many units) before the measured one",
+    )  # fmt: skip
     args = p.parse_args()
     if args.url:
         if not args.database_url:
@@ -270,6 +320,9 @@ def main() -> int:
             finally:
                 proc.terminate()
                 proc.wait(30)
+    raw = result.pop("_raw", [])
+    if args.raw:
+        Path(args.raw).write_text("".join(f"{i} {s} {ms}\n" for i, s, ms in sorted(raw)))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

@@ -84,6 +84,9 @@ class FlashStock:
         self._take = redis.register_script((_LUA / "flashsale_take.lua").read_text())
         self._return = redis.register_script((_LUA / "flashsale_return.lua").read_text())
         self._load = redis.register_script((_LUA / "flashsale_load.lua").read_text())
+        # Rebuilds in progress on this node, by sale: a rush on a cold sale runs one, not one
+        # per buyer (which would queue every buyer behind the PostgreSQL pool).
+        self.reconciling: dict[int, asyncio.Task[bool]] = {}
 
     @staticmethod
     def _keys(sale_id: int) -> list[str]:
@@ -209,7 +212,27 @@ async def get_sale(pool: asyncpg.Pool, stock: FlashStock, sale_id: int) -> dict[
 async def reconcile(pool: asyncpg.Pool, stock: FlashStock, sale_id: int) -> bool:
     """Rebuild the sale's Redis keys from PostgreSQL if they are missing; True if loaded now.
 
-    One consistent snapshot (REPEATABLE READ) of the sale's sold count, buyers and live
+    Concurrent calls for one sale on this node share one rebuild (single flight); a caller that
+    is cancelled does not cancel it for the others.
+    """
+    task = stock.reconciling.get(sale_id)
+    if task is None:
+        task = asyncio.create_task(
+            _reconcile(pool, stock, sale_id), name=f"flash-reconcile-{sale_id}"
+        )
+        stock.reconciling[sale_id] = task
+
+        def done(t: asyncio.Task[bool]) -> None:
+            stock.reconciling.pop(sale_id, None)
+            if not t.cancelled():
+                t.exception()  # retrieved: every waiter may have gone
+
+        task.add_done_callback(done)
+    return await asyncio.shield(task)
+
+
+async def _reconcile(pool: asyncpg.Pool, stock: FlashStock, sale_id: int) -> bool:
+    """One consistent snapshot (REPEATABLE READ) of the sale's sold count, buyers and live
     claims; the load script applies it only if no other node loaded first.
     """
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
@@ -314,9 +337,8 @@ async def _persist(
 ) -> dict[str, Any]:
     async with conn.transaction():
         sale = await conn.fetchrow(
-            """UPDATE flash_sales SET sold = sold + $2
-               WHERE id = $1 AND sold + $2 <= stock AND now() >= starts_at AND now() < ends_at
-               RETURNING goods_id, sale_price_fen, per_user_limit""",
+            """SELECT goods_id, sale_price_fen, per_user_limit FROM flash_sales
+               WHERE id = $1 AND sold + $2 <= stock AND now() >= starts_at AND now() < ends_at""",
             sale_id,
             quantity,
         )
@@ -342,6 +364,7 @@ async def _persist(
             idempotency_key=key,
             payment_timeout_seconds=cfg.payment_timeout_seconds,
             unit_price_fen=sale["sale_price_fen"],
+            reserve=False,
         )
         if not created:
             raise _Replay(order)
@@ -354,6 +377,17 @@ async def _persist(
             quantity,
             claim,
         )
+        # The two rows every buyer of the sale updates come last (in the order a cancel takes
+        # them: goods, then sale), so their locks are held for two statements and the commit,
+        # not the whole transaction: winners queue on them one after another.
+        await orders.reserve_stock(conn, sale["goods_id"], quantity)
+        if not await conn.fetchval(
+            "UPDATE flash_sales SET sold = sold + $2 WHERE id = $1 AND sold + $2 <= stock"
+            " RETURNING 1",
+            sale_id,
+            quantity,
+        ):
+            raise Conflict(REFUSALS["sold_out"], code="sold_out")
     return order
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from livecommerce import inputs, keys
 from livecommerce.httpio import json_response
@@ -39,6 +42,11 @@ async def create(request: web.Request) -> web.Response:
             per_user_limit=limit,
             starts_at=starts_at,
             ends_at=ends_at,
+        )
+    # Warm Redis now rather than on the first buyer; if Redis is down, the first buy loads it.
+    with contextlib.suppress(RedisError, OSError):
+        await flashsale.reconcile(
+            request.app[keys.PG_POOL], request.app[keys.FLASH_STOCK], sale["id"]
         )
     return json_response(sale, status=201)
 
