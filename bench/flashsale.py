@@ -1,20 +1,27 @@
 """Flash-sale benchmark: 10,000 purchase attempts over real HTTP for 100 units.
 
-    .venv/bin/python bench/flashsale.py --json bench/results/flashsale-$(date +%F).json
+    .venv/bin/python bench/flashsale.py --json bench/results/flashsale-$(date -u +%F).json
+    .venv/bin/python bench/flashsale.py --rate 3000 --warmup 2000 --json out.json   # open loop
     .venv/bin/python bench/flashsale.py --url http://host:8080 --database-url postgresql://... \
         --secret "$LIVECOMMERCE_SECURITY_SECRET" --json out.json
 
-Without ``--url`` it starts a private embedded PostgreSQL + Valkey (temporary directory) and one
-``livecommerce serve`` process on them (the embedded default). It seeds a host, goods, a sale of
-``--units`` units (limit 1 per user, already started) and ``--attempts`` users directly in
-PostgreSQL, mints their tokens with the server's secret, then fires every attempt — one per
-user, each with its own Idempotency-Key — through ``--concurrency`` keep-alive connections.
-Latency is measured per request from the moment a connection picks it up (client-side queueing
-of the 10,000 is excluded and reported as the total duration instead). Afterwards PostgreSQL
-is checked: orders of the sale, units sold, and users over the limit.
+Without ``--url`` it starts a private embedded PostgreSQL + Valkey (temporary directory) and
+``livecommerce serve --workers 2`` (one process per core) on them. It seeds a host, goods, a
+sale of ``--units`` units (limit 1 per user, already started) and ``--attempts`` users directly
+in PostgreSQL (so the sale is cold in Redis), mints their tokens with the server's secret, then
+fires every attempt — one per user, each with its own Idempotency-Key:
+
+* closed loop (default): ``--concurrency`` keep-alive connections, each sending its next attempt
+  when the previous one is answered; latency from the moment a connection picks an attempt up;
+* open loop (``--rate R``): attempt i is due at start + i / R whatever the others are doing;
+  latency from its due time (waiting for a connection counts).
+
+``--warmup N`` first runs N attempts on a separate sale (N/10 units) the same way, so the
+measured sale meets a server whose pools have grown. Afterwards PostgreSQL is checked: orders
+of the sale, units sold, and users over the limit.
 
 Writes {"attempts", "orders", "oversold", "attempts_per_s", "p50_ms", "p99_ms", ...,
-"date", "machine": {cores, ram}}.
+"warmup", "date", "machine": {cores, ram}}.
 """
 
 from __future__ import annotations
@@ -292,7 +299,7 @@ def main() -> int:
     p.add_argument("--attempts", type=int, default=10_000)
     p.add_argument("--units", type=int, default=100)
     p.add_argument(
-        "--concurrency", type=int, default=200,
+        "--concurrency", type=int, default=100,
         help="closed loop: requests in flight; open loop (--rate): most connections",
     )  # fmt: skip
     p.add_argument(
@@ -300,7 +307,9 @@ def main() -> int:
     )
     p.add_argument("--warm", type=int, default=100, help="open loop: connections opened first")
     p.add_argument("--raw", help="open loop: write 'attempt status latency_ms' lines here")
-    p.add_argument("--workers", type=int, default=1, help="server processes (serve --workers)")
+    p.add_argument(
+        "--workers", type=int, default=2, help="server processes (serve --workers; one per core)"
+    )
     p.add_argument(
         "--warmup", type=int, default=0,
         help="attempts on a separate sale (a tenth as many units) before the measured one",

@@ -16,7 +16,7 @@ alone (create), so these paths cannot deadlock each other.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 
@@ -71,6 +71,18 @@ async def _by_key(conn: asyncpg.Connection, user_id: int, key: str) -> asyncpg.R
     return row
 
 
+async def replayed(
+    conn: asyncpg.Connection, user_id: int, key: str, goods_id: int, quantity: int
+) -> dict[str, Any] | None:
+    """The user's order already made with this Idempotency-Key, if any.
+
+    Raises:
+        Conflict: the key was used for another goods or quantity.
+    """
+    row = await _by_key(conn, user_id, key)
+    return None if row is None else _same_request(row, goods_id, quantity)
+
+
 def _same_request(row: asyncpg.Record, goods_id: int, quantity: int) -> dict[str, Any]:
     if row["goods_id"] != goods_id or row["quantity"] != quantity:
         raise Conflict(
@@ -89,12 +101,8 @@ async def create_order(
     payment_timeout_seconds: float,
     unit_price_fen: int | None = None,
     discount_fen: int = 0,
-    reserve: bool = True,
 ) -> tuple[dict[str, Any], bool]:
     """Reserve stock and create a pending order; returns (order, created).
-
-    With ``reserve=False`` the stock is only checked: the caller calls :func:`reserve_stock`
-    later in the same transaction (last, to hold the goods row lock briefly on a hot item).
 
     ``unit_price_fen`` overrides the goods price (a flash-sale or group price) and
     ``discount_fen`` is taken off the total (points spent at checkout). Called inside the
@@ -112,17 +120,20 @@ async def create_order(
         return _same_request(existing, goods_id, quantity), False
     try:
         async with conn.transaction():
-            if reserve:
-                goods = await reserve_stock(conn, goods_id, quantity)
-            else:
-                goods = await conn.fetchrow(
-                    """SELECT host_id, price_fen, title, images FROM goods
-                       WHERE id = $1 AND status = 'on_sale' AND stock >= $2""",
-                    goods_id,
-                    quantity,
-                )
-                if goods is None:
-                    await _refuse_goods(conn, goods_id)
+            goods = await conn.fetchrow(
+                """UPDATE goods SET stock = stock - $2, updated_at = now()
+                   WHERE id = $1 AND status = 'on_sale' AND stock >= $2
+                   RETURNING host_id, price_fen, title, images""",
+                goods_id,
+                quantity,
+            )
+            if goods is None:
+                status = await conn.fetchval("SELECT status FROM goods WHERE id = $1", goods_id)
+                if status is None or status == "draft":
+                    raise NotFound("no such goods")
+                if status != "on_sale":
+                    raise Conflict("these goods are not on sale", code="not_on_sale")
+                raise Conflict("not enough stock", code="sold_out")
             row = await conn.fetchrow(
                 f"""INSERT INTO orders (user_id, goods_id, host_id, quantity, unit_price_fen,
                                         total_fen, title, image, idempotency_key, expires_at)
@@ -148,33 +159,6 @@ async def create_order(
         assert existing is not None  # the conflicting row committed before ON CONFLICT decided
         return _same_request(existing, goods_id, quantity), False
     return to_json(row), True
-
-
-async def reserve_stock(conn: asyncpg.Connection, goods_id: int, quantity: int) -> asyncpg.Record:
-    """Take ``quantity`` units of the goods' stock (row-locked until the transaction ends).
-
-    Raises:
-        NotFound: no such goods (or a draft). Conflict: not on sale, or not enough stock.
-    """
-    goods = await conn.fetchrow(
-        """UPDATE goods SET stock = stock - $2, updated_at = now()
-           WHERE id = $1 AND status = 'on_sale' AND stock >= $2
-           RETURNING host_id, price_fen, title, images""",
-        goods_id,
-        quantity,
-    )
-    if goods is None:
-        await _refuse_goods(conn, goods_id)
-    return goods
-
-
-async def _refuse_goods(conn: asyncpg.Connection, goods_id: int) -> NoReturn:
-    status = await conn.fetchval("SELECT status FROM goods WHERE id = $1", goods_id)
-    if status is None or status == "draft":
-        raise NotFound("no such goods")
-    if status != "on_sale":
-        raise Conflict("these goods are not on sale", code="not_on_sale")
-    raise Conflict("not enough stock", code="sold_out")
 
 
 async def get_order(

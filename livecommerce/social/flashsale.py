@@ -48,7 +48,7 @@ REFUSALS = {
 
 
 class _Replay(Exception):
-    """create_order found the key's earlier order: roll the guards back, answer it."""
+    """The key already has an order: nothing was written; answer that order."""
 
     def __init__(self, order: dict[str, Any]) -> None:
         self.order = order
@@ -335,59 +335,45 @@ async def _persist(
     key: str,
     claim: str,
 ) -> dict[str, Any]:
-    async with conn.transaction():
-        sale = await conn.fetchrow(
-            """SELECT goods_id, sale_price_fen, per_user_limit FROM flash_sales
-               WHERE id = $1 AND sold + $2 <= stock AND now() >= starts_at AND now() < ends_at""",
-            sale_id,
-            quantity,
-        )
-        if sale is None:
-            raise Conflict(REFUSALS["sold_out"], code="sold_out")
-        within = await conn.fetchval(
-            """INSERT INTO flash_sale_buyers AS b (sale_id, user_id, quantity)
-               VALUES ($1, $2, $3)
-               ON CONFLICT (sale_id, user_id) DO UPDATE SET quantity = b.quantity + $3
-               WHERE b.quantity + $3 <= $4 RETURNING 1""",
+    """Write the order in one statement (``lc_flash_buy``, migration 0008), in autocommit.
+
+    Every winner updates the same goods and sale rows; as one statement their locks are held
+    only while PostgreSQL finishes the function and commits, not across round trips to this
+    (busy) event loop, so a rush's winners do not queue behind each other's network waits.
+    """
+    try:
+        row = await conn.fetchrow(
+            "SELECT order_id, created FROM lc_flash_buy($1, $2, $3, $4, $5, $6)",
             sale_id,
             user_id,
             quantity,
-            sale["per_user_limit"],
-        )
-        if within is None:
-            raise Conflict(REFUSALS["limit_reached"], code="limit_reached")
-        order, created = await orders.create_order(
-            conn,
-            user_id=user_id,
-            goods_id=sale["goods_id"],
-            quantity=quantity,
-            idempotency_key=key,
-            payment_timeout_seconds=cfg.payment_timeout_seconds,
-            unit_price_fen=sale["sale_price_fen"],
-            reserve=False,
-        )
-        if not created:
-            raise _Replay(order)
-        await conn.execute(
-            """INSERT INTO flash_sale_orders (order_id, sale_id, user_id, quantity, claim)
-               VALUES ($1, $2, $3, $4, $5)""",
-            order["id"],
-            sale_id,
-            user_id,
-            quantity,
+            key,
             claim,
+            float(cfg.payment_timeout_seconds),
         )
-        # The two rows every buyer of the sale updates come last (in the order a cancel takes
-        # them: goods, then sale), so their locks are held for two statements and the commit,
-        # not the whole transaction: winners queue on them one after another.
-        await orders.reserve_stock(conn, sale["goods_id"], quantity)
-        if not await conn.fetchval(
-            "UPDATE flash_sales SET sold = sold + $2 WHERE id = $1 AND sold + $2 <= stock"
-            " RETURNING 1",
-            sale_id,
-            quantity,
-        ):
-            raise Conflict(REFUSALS["sold_out"], code="sold_out")
+    except asyncpg.RaiseError as exc:
+        code = exc.message
+        if code == "replay":  # the same key committed meanwhile (by a racing request)
+            raise _Replay(await _replayed(conn, sale_id, user_id, quantity, key)) from None
+        if code in REFUSALS:
+            raise Conflict(REFUSALS[code], code=code) from None
+        if code == "not_on_sale":
+            raise Conflict("these goods are not on sale", code="not_on_sale") from None
+        if code == "goods_not_found":
+            raise NotFound("no such goods") from None
+        raise
+    assert row is not None
+    if not row["created"]:
+        raise _Replay(await _replayed(conn, sale_id, user_id, quantity, key))
+    return await orders.get_order(conn, user_id, row["order_id"])
+
+
+async def _replayed(
+    conn: asyncpg.Connection, sale_id: int, user_id: int, quantity: int, key: str
+) -> dict[str, Any]:
+    goods_id = await conn.fetchval("SELECT goods_id FROM flash_sales WHERE id = $1", sale_id)
+    order = await orders.replayed(conn, user_id, key, goods_id, quantity)
+    assert order is not None  # lc_flash_buy saw it committed
     return order
 
 

@@ -150,6 +150,38 @@ async def test_persist_failure_returns_the_unit(social: Social) -> None:
     assert (await _buy(social, sale_id, token))[0] == 201
 
 
+async def test_refusals_in_postgresql_write_nothing(social: Social) -> None:
+    """Goods taken off sale, or an Idempotency-Key already used for another order: a clear 409,
+    no order, no buyer count, no sold unit, and the Redis unit is back."""
+    sale_id, goods_id, _ = await _sale(social, stock=5, limit=1)
+    user_id, token = await social.user()
+    stock = social.app[keys.FLASH_STOCK]
+    await social.pool.execute("UPDATE goods SET status = 'off_sale' WHERE id = $1", goods_id)
+    status, body = await _buy(social, sale_id, token, key="k-1")
+    assert (status, body["error"]["code"]) == (409, "not_on_sale")
+    await social.pool.execute("UPDATE goods SET status = 'on_sale' WHERE id = $1", goods_id)
+    host_id = await social.pool.fetchval("SELECT host_id FROM goods WHERE id = $1", goods_id)
+    other_goods = await social.shop.goods(host_id, stock=10)
+    status, _ = await social.post(
+        "/api/orders", token, {"goods_id": other_goods, "quantity": 1}, "k-2"
+    )
+    assert status == 201
+    status, body = await _buy(social, sale_id, token, key="k-2")
+    assert (status, body["error"]["code"]) == (409, "idempotency_key_reused")
+    assert await stock.stock_left(sale_id) == 5
+    assert await social.pool.fetchval("SELECT sold FROM flash_sales WHERE id = $1", sale_id) == 0
+    assert (
+        await social.pool.fetchval(
+            "SELECT count(*) FROM flash_sale_buyers WHERE user_id = $1 AND quantity > 0", user_id
+        )
+        == 0
+    )
+    status, order = await _buy(social, sale_id, token, key="k-3")
+    assert status == 201
+    status, again = await _buy(social, sale_id, token, key="k-3")
+    assert (status, again["id"]) == (200, order["id"])
+
+
 async def test_reconcile_after_redis_loses_the_sale(social: Social) -> None:
     """After a Redis flush the stock, limits and claims are rebuilt from PostgreSQL."""
     sale_id, _, _ = await _sale(social, stock=6, limit=2)
