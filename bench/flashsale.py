@@ -1,7 +1,7 @@
 """Flash-sale benchmark: 10,000 purchase attempts over real HTTP for 100 units.
 
     .venv/bin/python bench/flashsale.py --json bench/results/flashsale-$(date -u +%F).json
-    .venv/bin/python bench/flashsale.py --rate 3000 --warmup 2000 --json out.json   # open loop
+    .venv/bin/python bench/flashsale.py --concurrency 100 --json out.json   # closed loop
     .venv/bin/python bench/flashsale.py --url http://host:8080 --database-url postgresql://... \
         --secret "$LIVECOMMERCE_SECURITY_SECRET" --json out.json
 
@@ -11,13 +11,15 @@ sale of ``--units`` units (limit 1 per user, already started) and ``--attempts``
 in PostgreSQL (so the sale is cold in Redis), mints their tokens with the server's secret, then
 fires every attempt — one per user, each with its own Idempotency-Key:
 
-* closed loop (default): ``--concurrency`` keep-alive connections, each sending its next attempt
-  when the previous one is answered; latency from the moment a connection picks an attempt up;
-* open loop (``--rate R``): attempt i is due at start + i / R whatever the others are doing;
-  latency from its due time (waiting for a connection counts).
+* open loop (default, ``--rate`` 3,500/s): attempt i is due at start + i / rate whatever the
+  others are doing; latency from its due time (waiting for a connection counts, so a stalled
+  server cannot hide its queue: no coordinated omission);
+* closed loop (``--concurrency C``): C keep-alive connections, each sending its next attempt
+  when the previous one is answered; latency from the moment a connection picks it up.
 
-``--warmup N`` first runs N attempts on a separate sale (N/10 units) the same way, so the
-measured sale meets a server whose pools have grown. Afterwards PostgreSQL is checked: orders
+``--warmup N`` (default 2,000; 0 = cold) first runs N attempts on a separate sale (N/10 units)
+the same way, so the measured sale meets a server whose pools have grown, as a server that has
+been serving would. Afterwards PostgreSQL is checked: orders
 of the sale, units sold, and users over the limit.
 
 Writes {"attempts", "orders", "oversold", "attempts_per_s", "p50_ms", "p99_ms", ...,
@@ -253,7 +255,7 @@ async def warm_up(args: argparse.Namespace, url: str, db: str, secret: str) -> d
     units = max(1, args.warmup // 10)
     sale, tokens = await seed(db, secret, args.warmup, units)
     if args.rate:
-        load = await fire_at_rate(url, sale, tokens, args.rate, args.concurrency, args.warm, [])
+        load = await fire_at_rate(url, sale, tokens, args.rate, args.max_connections, args.warm, [])
     else:
         load = await fire(url, sale, tokens, args.concurrency)
     checked = await verify(db, sale, units)
@@ -265,7 +267,9 @@ async def run(args: argparse.Namespace, url: str, db: str, secret: str) -> dict[
     sale, tokens = await seed(db, secret, args.attempts, args.units)
     if args.rate:
         raw: list[tuple[int, int, float]] = []
-        load = await fire_at_rate(url, sale, tokens, args.rate, args.concurrency, args.warm, raw)
+        load = await fire_at_rate(
+            url, sale, tokens, args.rate, args.max_connections, args.warm, raw
+        )
         load["_raw"] = raw
     else:
         load = await fire(url, sale, tokens, args.concurrency)
@@ -299,22 +303,26 @@ def main() -> int:
     p.add_argument("--attempts", type=int, default=10_000)
     p.add_argument("--units", type=int, default=100)
     p.add_argument(
-        "--concurrency", type=int, default=100,
-        help="closed loop: requests in flight; open loop (--rate): most connections",
+        "--concurrency", type=int, default=None,
+        help="closed loop with this many requests in flight (instead of --rate)",
     )  # fmt: skip
     p.add_argument(
-        "--rate", type=float, help="open loop: attempts per second offered (else closed loop)"
-    )
+        "--rate", type=float, default=3500.0,
+        help="open loop: attempts per second offered (the default mode)",
+    )  # fmt: skip
+    p.add_argument("--max-connections", type=int, default=500, help="open loop: connection cap")
     p.add_argument("--warm", type=int, default=100, help="open loop: connections opened first")
     p.add_argument("--raw", help="open loop: write 'attempt status latency_ms' lines here")
     p.add_argument(
         "--workers", type=int, default=2, help="server processes (serve --workers; one per core)"
     )
     p.add_argument(
-        "--warmup", type=int, default=0,
+        "--warmup", type=int, default=2000,
         help="attempts on a separate sale (a tenth as many units) before the measured one",
     )  # fmt: skip
     args = p.parse_args()
+    if args.concurrency is not None:
+        args.rate = None  # closed loop
     if args.url:
         if not args.database_url:
             p.error("--url needs --database-url")
