@@ -229,6 +229,8 @@ class Conn(asyncio.Protocol):
             self.transport.close()
         elif opcode == f.OP_PING:
             self.transport.write(f.control_frame(f.OP_PONG, payload))
+            if self.transport.get_write_buffer_size() > self.ep.hub.send_buffer_max:
+                self.ep.evict_slow(self)  # pings sent faster than their pongs are read
         # OP_PONG: receiving it already reset ``quiet``.
 
     def _message(self, data: bytes) -> None:
