@@ -72,9 +72,10 @@ def profile(n: int, top: int = 15) -> None:
                     f"python heap growth: {total / 1024 / conn:.2f} KiB per viewer ({conn} viewers)"
                 )
                 for st in stats[:top]:
+                    # Innermost frames first (a Traceback is ordered oldest first).
                     frames = [
                         f"{f.filename.rsplit('site-packages/', 1)[-1]}:{f.lineno}"
-                        for f in st.traceback[:3]
+                        for f in list(st.traceback)[::-1][:3]
                     ]
                     print(f"{st.size_diff / conn:8.0f} B/viewer  {' <- '.join(frames)}")
             finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -18,6 +17,7 @@ from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
+from livecommerce.realtime.conn import Sockets
 from livecommerce.realtime.protocol import CLOSE_RECONNECT
 from livecommerce.realtime.setup import setup as realtime_setup
 from livecommerce.rooms import routes as rooms_routes
@@ -60,17 +60,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def close_websockets(app: web.Application) -> None:
-    sockets = list(app[keys.WEBSOCKETS].sockets)
-    if sockets:
-        log.info("closing %d websockets with code %d (reconnect)", len(sockets), CLOSE_RECONNECT)
-    # All at once, each bounded: one unresponsive phone must not hold up the shutdown.
-    await asyncio.gather(
-        *(
-            asyncio.wait_for(ws.close(code=CLOSE_RECONNECT, message=b"reconnect"), 5.0)
-            for ws in sockets
-        ),
-        return_exceptions=True,
-    )
+    # All at once, bounded: one unresponsive phone must not hold up the shutdown.
+    await app[keys.WEBSOCKETS].close_all(CLOSE_RECONNECT, "reconnect", within=5.0)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -82,7 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
-    app[keys.WEBSOCKETS] = keys.OpenSockets()
+    app[keys.WEBSOCKETS] = Sockets()
     app.cleanup_ctx.append(postgres_ctx)
     app.cleanup_ctx.append(redis_ctx)
     app.on_shutdown.append(close_websockets)

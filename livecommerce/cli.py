@@ -27,6 +27,7 @@ from livecommerce.devtools.demo import DEMO_HOST, ensure_host, seed_demo
 from livecommerce.embedded import EmbeddedBackends, EmbeddedError
 from livecommerce.logs import setup_logging
 from livecommerce.migrations import MigrationError, migrate
+from livecommerce.realtime.site import start_site
 from livecommerce.workers import run_workers
 
 log = logging.getLogger("livecommerce.cli")
@@ -244,11 +245,14 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(
-            runner, settings.server.host, settings.server.port, backlog=4096, reuse_port=reuse_port
-        )
         try:
-            await site.start()
+            await start_site(
+                runner,
+                settings.server.host,
+                settings.server.port,
+                backlog=4096,
+                reuse_port=reuse_port,
+            )
         except OSError as exc:
             raise CliError(
                 f"cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror}"

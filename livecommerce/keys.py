@@ -14,6 +14,8 @@ from livecommerce.devtools.fake_wechat import FakeWechat
 from livecommerce.metrics import Metrics
 from livecommerce.notify.sender import NotificationSender
 from livecommerce.realtime.broker import Broker
+from livecommerce.realtime.conn import Sockets
+from livecommerce.realtime.endpoint import Endpoint
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
 from livecommerce.social.flashsale import FlashStock
@@ -27,24 +29,16 @@ PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
 
 
-# Every open WebSocket on this node (added on connect, removed in `finally`); each is closed
-# with app.CLOSE_RECONNECT on shutdown.
-class OpenSockets:
-    """The open WebSockets of this node."""
+# Every open viewer WebSocket on this node (from the 101 until the transport is gone); each is
+# closed with protocol.CLOSE_RECONNECT on shutdown.
+WEBSOCKETS = web.AppKey("websockets", Sockets)
 
-    def __init__(self) -> None:
-        self.sockets: set[web.WebSocketResponse] = set()
-
-    def __len__(self) -> int:
-        return len(self.sockets)
-
-
-WEBSOCKETS = web.AppKey("websockets", OpenSockets)
-
-# Realtime (live rooms): the publisher, this node's rooms, and its background tasks.
+# Realtime (live rooms): the publisher, this node's rooms, its background tasks, and the viewer
+# endpoint the listening site hands WebSocket upgrades to.
 BROKER = web.AppKey("broker", Broker)
 HUB = web.AppKey("hub", Hub)
 NODE = web.AppKey("node", Node)
+VIEWER_ENDPOINT = web.AppKey("viewer_endpoint", Endpoint)
 
 # Commerce (login, goods, orders, payments): created by commerce.routes' cleanup contexts.
 WECHAT_CLIENT = web.AppKey("wechat_client", WechatClient)

@@ -15,6 +15,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from livecommerce.realtime.site import start_site
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -31,8 +33,7 @@ class AppServer:
 async def start_app(app: web.Application) -> AppServer:
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await start_site(runner, "127.0.0.1", 0)
     host, port = runner.addresses[0][:2]
     return AppServer(runner=runner, url=f"http://{host}:{port}", app=app)
 

@@ -18,38 +18,15 @@ room snapshot is read from Redis, so every frame published after the snapshot re
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiohttp import web
 
 from livecommerce.metrics import Metrics
+from livecommerce.realtime.conn import Conn as Viewer
 from livecommerce.realtime.protocol import CLOSE_TOO_SLOW, ws_text_frame
 
 log = logging.getLogger("livecommerce.hub")
-
-
-class Viewer:
-    """One WebSocket connection in one room."""
-
-    __slots__ = ("identity", "ip", "room_id", "since", "transport", "ws")
-
-    def __init__(
-        self, ws: web.WebSocketResponse, transport: Any, room_id: int, ip: str, identity: str
-    ) -> None:
-        self.ws = ws
-        self.transport = transport
-        self.room_id = room_id
-        self.ip = ip
-        self.identity = identity
-        self.since: int | None = None  # snapshot seq, set when welcome has been written
-
-    def write(self, frame: bytes) -> None:
-        self.transport.write(frame)
 
 
 @dataclass
@@ -73,9 +50,9 @@ class Hub:
         self.send_buffer_max = send_buffer_max_bytes
         self.per_ip: dict[str, int] = {}
         self.per_identity: dict[str, int] = {}
-        # Open sockets by caller ("user:12"), for notices addressed to a user, not a room.
-        self.by_identity: dict[str, set[Viewer]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        # Open sockets by caller ("user:12"), for notices addressed to a user, not a room. A tuple
+        # (at most max_connections_per_user long): 48 bytes per viewer where a set takes 216.
+        self.by_identity: dict[str, tuple[Viewer, ...]] = {}
 
     # ------------------------------------------------------------------ membership
 
@@ -100,7 +77,7 @@ class Hub:
         if room is None:
             room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id)
         room.joining[viewer] = []
-        self.by_identity.setdefault(viewer.identity, set()).add(viewer)
+        self.by_identity[viewer.identity] = (*self.by_identity.get(viewer.identity, ()), viewer)
         self.metrics.viewers.inc()
         return room
 
@@ -134,9 +111,11 @@ class Hub:
         if room is None:
             return
         mine = self.by_identity.get(viewer.identity)
-        if mine is not None:
-            mine.discard(viewer)
-            if not mine:
+        if mine is not None and viewer in mine:
+            rest = tuple(v for v in mine if v is not viewer)
+            if rest:
+                self.by_identity[viewer.identity] = rest
+            else:
                 del self.by_identity[viewer.identity]
         present = viewer in room.viewers or viewer in room.joining
         room.viewers.discard(viewer)
@@ -204,21 +183,13 @@ class Hub:
         return len(viewers)
 
     def evict(self, viewer: Viewer, code: int, reason: str, *, slow: bool = True) -> None:
-        """Stop writing to ``viewer`` now and close it in the background (``slow``: counted as
-        a send-buffer eviction)."""
+        """Stop writing to ``viewer`` now and close it (``slow``: counted as a send-buffer
+        eviction). The close frame is queued behind what the buffer holds; a peer that does
+        not answer it is aborted after a bound (``Conn.close``)."""
         self.leave(viewer)
         if slow:
             self.metrics.evictions.inc()
-        task = asyncio.get_running_loop().create_task(self._close(viewer, code, reason))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    @staticmethod
-    async def _close(viewer: Viewer, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(viewer.ws.close(code=code, message=reason.encode()), 2.0)
-        if viewer.transport is not None:
-            viewer.transport.abort()
+        viewer.close(code, reason)
 
     def local_viewers(self, room_id: int) -> int:
         room = self.rooms.get(room_id)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.aio import running
+from livecommerce.errors import AppError, Unavailable
 from livecommerce.realtime.broker import Broker
+from livecommerce.realtime.endpoint import Endpoint
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
-from livecommerce.realtime.socket import websocket_handler
+
+log = logging.getLogger("livecommerce.socket")
 
 
 async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -20,16 +24,42 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     broker = Broker(redis, settings.rooms)
     hub = Hub(app[keys.METRICS], settings.rooms.send_buffer_max_bytes)
     node = Node(redis, broker, hub, app[keys.METRICS], settings.rooms.tick_seconds)
+    sockets = app[keys.WEBSOCKETS]
     app[keys.BROKER] = broker
     app[keys.HUB] = hub
     app[keys.NODE] = node
+    app[keys.VIEWER_ENDPOINT] = Endpoint(
+        cfg=settings.rooms,
+        secret=settings.secret,
+        hub=hub,
+        broker=broker,
+        node=node,
+        metrics=app[keys.METRICS],
+        pool=app[keys.PG_POOL],
+        sockets=sockets,
+    )
     async with (
         running(node.run_subscriber(), "room-subscriber"),
         running(node.run_ticker(), "presence-ticker"),
+        running(sockets.run_heartbeat(settings.rooms.heartbeat_seconds), "ws-heartbeat"),
     ):
         yield
 
 
+async def websocket_fallback(request: web.Request) -> web.StreamResponse:
+    """``GET /ws`` as aiohttp sees it: only requests the lean site did not take get here.
+
+    Not a WebSocket upgrade: 400 ``websocket_expected``. A valid upgrade reaches aiohttp only
+    when the app is served without ``realtime.site.LeanSite`` in front, or on a keep-alive
+    connection that carried HTTP first: refused with 503 ``unavailable`` (clients retry on a
+    fresh connection).
+    """
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        raise AppError("this endpoint speaks WebSocket only", code="websocket_expected")
+    log.warning("WebSocket upgrade reached aiohttp (no lean site, or a reused connection)")
+    raise Unavailable("open the WebSocket on a fresh connection")
+
+
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(realtime_ctx)
-    app.router.add_get("/ws", websocket_handler)
+    app.router.add_get("/ws", websocket_fallback)

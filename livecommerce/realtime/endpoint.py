@@ -1,0 +1,335 @@
+"""The viewer WebSocket endpoint: handshake, welcome/resume, and the viewer's messages.
+
+``GET /ws?room=ID[&token=T][&last_seq=N][&epoch=E]`` (the token may also come as
+``Authorization: Bearer``). See docs/protocol.md for every frame and close code.
+
+The upgrade is recognised in front of aiohttp (``realtime/site.py``); from then on a viewer is
+one :class:`~livecommerce.realtime.conn.Conn`. The join runs in a short task (admission, the
+node subscription, the room snapshot, welcome); after it, messages are handled synchronously in
+the connection's ``data_received``, and only a comment publish or a ``resume`` runs a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import unicodedata
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+import asyncpg
+import orjson
+from redis.exceptions import RedisError
+
+from livecommerce.auth.tokens import Claims, verify_token
+from livecommerce.config import RoomsConfig
+from livecommerce.errors import Unauthorized
+from livecommerce.metrics import Metrics
+from livecommerce.realtime import protocol as p
+from livecommerce.realtime.broker import Broker, Snapshot
+from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
+from livecommerce.realtime.frames import accept_key
+from livecommerce.realtime.hub import Hub
+from livecommerce.realtime.node import Node
+from livecommerce.realtime.upgrade import Upgrade, switching_protocols
+from livecommerce.rooms.service import get_room
+
+log = logging.getLogger("livecommerce.socket")
+SUBSCRIBE_WAIT_SECONDS = 5.0
+JOIN_TIMEOUT_SECONDS = 30.0  # a join stuck on a backend is told to reconnect (1012)
+
+Reply = dict[str, Any] | None
+
+
+def clean_text(text: str) -> str:
+    """Comment text without control, format (bidi overrides, zero-width) or private-use chars."""
+    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
+    return " ".join(kept.split())
+
+
+class Handshake(Exception):
+    """The connection is refused after the upgrade: an error frame, then this close code."""
+
+    def __init__(self, close_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.close_code, self.code, self.message = close_code, code, message
+
+
+def _int_param(query: Mapping[str, str], name: str, *, required: bool) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise Handshake(p.CLOSE_BAD_REQUEST, "bad_request", f"{name} is required")
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise Handshake(
+            p.CLOSE_BAD_REQUEST, "bad_request", f"{name} must be a non-negative integer"
+        )
+    return int(raw)
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+class Endpoint:
+    """This node's viewer endpoint: what every :class:`Conn` calls into."""
+
+    def __init__(
+        self,
+        *,
+        cfg: RoomsConfig,
+        secret: str,
+        hub: Hub,
+        broker: Broker,
+        node: Node,
+        metrics: Metrics,
+        pool: asyncpg.Pool,
+        sockets: Sockets,
+    ) -> None:
+        self.cfg, self.secret = cfg, secret
+        self.hub, self.broker, self.node, self.metrics, self.pool = hub, broker, node, metrics, pool
+        self.sockets = sockets
+        self.max_frame = cfg.max_frame_bytes
+        self.rate = cfg.messages_per_second
+        self.burst = max(1.0, cfg.messages_per_second * 2)
+
+    # ------------------------------------------------------------------ connection lifecycle
+
+    def upgrade(self, transport: asyncio.Transport, up: Upgrade, rest: bytes) -> Conn:
+        """Take over ``transport`` (its request head was a valid upgrade to /ws): answer 101
+        and start the join. ``rest`` is whatever the client sent after the head."""
+        peer = transport.get_extra_info("peername")
+        conn = Conn(self, transport, str(peer[0]) if peer else "?")
+        transport.set_protocol(conn)
+        transport.write(switching_protocols(accept_key(up.key)))
+        self.metrics.http_requests.labels("GET", "/ws", "101").inc()
+        self.sockets.add(conn)
+        conn.buf = rest
+        conn.run(self._join(conn, up))
+        return conn
+
+    def detach(self, conn: Conn) -> None:
+        """The viewer leaves its room and its admission slot (idempotent)."""
+        self.hub.leave(conn)
+        if conn.identity:
+            self.hub.release(conn.ip, conn.identity)
+            conn.identity = ""
+
+    def forget(self, conn: Conn) -> None:
+        """The transport is gone."""
+        self.detach(conn)
+        self.sockets.discard(conn)
+
+    def evict_slow(self, conn: Conn) -> None:
+        self.hub.evict(conn, p.CLOSE_TOO_SLOW, "too slow: reconnect and resume")
+
+    # ------------------------------------------------------------------ join
+
+    def _claims(self, up: Upgrade) -> Claims:
+        token = up.query.get("token", "")
+        if not token:
+            scheme, _, rest = up.authorization.partition(" ")
+            token = rest.strip() if scheme.lower() == "bearer" else ""
+        if not token:
+            raise Handshake(p.CLOSE_UNAUTHORIZED, "missing_token", "a token is required")
+        try:
+            return verify_token(self.secret, token)
+        except Unauthorized as exc:
+            raise Handshake(p.CLOSE_UNAUTHORIZED, exc.code, exc.message) from None
+
+    async def _join(self, conn: Conn, up: Upgrade) -> None:
+        try:
+            async with asyncio.timeout(JOIN_TIMEOUT_SECONDS):
+                await self._join_steps(conn, up)
+        except Handshake as exc:
+            conn.refuse(exc.close_code, exc.code, exc.message)
+        except (RedisError, OSError) as exc:  # TimeoutError (JOIN_TIMEOUT_SECONDS) is an OSError
+            log.warning("socket closed on backend error: %r", exc)
+            conn.close(p.CLOSE_RECONNECT, "backend unavailable")
+
+    async def _join_steps(self, conn: Conn, up: Upgrade) -> None:
+        cfg, hub = self.cfg, self.hub
+        room_id = _int_param(up.query, "room", required=True)
+        last_seq = _int_param(up.query, "last_seq", required=False)
+        epoch = up.query.get("epoch") or None
+        if epoch is not None and len(epoch) > 32:
+            raise Handshake(p.CLOSE_BAD_REQUEST, "bad_request", "epoch is too long")
+        assert room_id is not None
+        claims = self._claims(up)
+        identity = f"{claims.kind}:{claims.subject}"
+        if not hub.admit(
+            conn.ip, identity, cfg.max_connections_per_ip, cfg.max_connections_per_user
+        ):
+            raise Handshake(
+                p.CLOSE_TOO_MANY_CONNECTIONS, "too_many_connections", "too many connections"
+            )
+        conn.identity = identity
+        # No viewer joins before this node's subscription is live, or it could miss frames.
+        try:
+            async with asyncio.timeout(SUBSCRIBE_WAIT_SECONDS):
+                await self.node.subscribed.wait()
+        except TimeoutError:
+            raise Handshake(p.CLOSE_RECONNECT, "unavailable", "node not ready, reconnect") from None
+        if conn.state != JOINING:
+            return
+        conn.room_id = room_id
+        hub.begin_join(conn)
+        snap = await self._snapshot(room_id, last_seq)
+        room = orjson.loads(snap.state["room"])
+        if room["state"] == "ended":
+            raise Handshake(p.CLOSE_ROOM_ENDED, "room_ended", "the live has ended")
+        if conn.state != JOINING:
+            return  # closed meanwhile (peer gone, shutdown): it has left the hub already
+        same_epoch = epoch is None or epoch == snap.state.get("epoch", b"").decode()
+        resumed = last_seq is not None and snap.complete and same_epoch
+        kind = "resync" if last_seq is not None and not resumed else "welcome"
+        if last_seq is not None:
+            self.metrics.resumes.labels("hit" if resumed else "miss").inc()
+        conn.write(p.ws_text_frame(p.encode(_welcome(kind, snap, room, resumed))))
+        hub.finish_join(conn, snap.seq, snap.missed if resumed else [])
+        conn.state = OPEN
+
+    async def _snapshot(self, room_id: int, last_seq: int | None) -> Snapshot:
+        """The room snapshot; rebuilds the cached room info from PostgreSQL when Redis lacks it."""
+        snap = await self.broker.snapshot(room_id, last_seq)
+        if "room" not in snap.state:
+            info = await get_room(self.pool, room_id)
+            if info is None:
+                raise Handshake(p.CLOSE_ROOM_NOT_FOUND, "room_not_found", "no such room")
+            await self.broker.set_room_info(room_id, info)
+            snap = await self.broker.snapshot(room_id, last_seq)
+        return snap
+
+    # ------------------------------------------------------------------ messages
+
+    def on_text(self, conn: Conn, text: str) -> None:
+        """One complete text message from an open viewer."""
+        if not conn.take_token():
+            conn.send(p.error_frame("rate_limited", "slow down"))
+            return
+        reply = self._handle(conn, text)
+        conn.first = False
+        if isinstance(reply, dict):
+            conn.send(p.encode(reply))
+        elif reply is not None:
+            conn.run(self._later(conn, reply))
+
+    async def _later(self, conn: Conn, work: Coroutine[Any, Any, Reply]) -> None:
+        """A message that must await Redis (comment, resume), as the connection's task."""
+        try:
+            reply = await work
+        except Handshake as exc:
+            conn.refuse(exc.close_code, exc.code, exc.message)
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("socket closed on backend error: %r", exc)
+            conn.close(p.CLOSE_RECONNECT, "backend unavailable")
+            return
+        if reply is not None:
+            conn.send(p.encode(reply))
+
+    def _handle(self, conn: Conn, text: str) -> Reply | Coroutine[Any, Any, Reply]:
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return _error("bad_json", "frames must be JSON objects")
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            return _error("bad_message", "a message is a JSON object with a string type")
+        kind = data["type"]
+        if kind not in p.CLIENT_TYPES:
+            return _error(
+                "unknown_type",
+                f"unknown message type (allowed: {', '.join(sorted(p.CLIENT_TYPES))})",
+            )
+        cfg = self.cfg
+        if kind == "ping":
+            t = data.get("t")
+            return {
+                "type": "pong",
+                "t": t if isinstance(t, (int, float)) and not isinstance(t, bool) else None,
+            }
+        if kind == "like":
+            count = data.get("count", 1)
+            if (
+                not isinstance(count, int)
+                or isinstance(count, bool)
+                or not 1 <= count <= cfg.like_max_per_message
+            ):
+                return _error("invalid", f"count must be an integer 1..{cfg.like_max_per_message}")
+            room = self.hub.rooms.get(conn.room_id)
+            if room is not None:
+                room.likes += count
+            return None
+        if kind == "comment":
+            return self._comment(conn, data.get("text"))
+        # resume: only as the first message, before any live frame reached this connection.
+        last = data.get("last_seq")
+        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+            return _error("invalid", "last_seq must be a non-negative integer")
+        room = self.hub.rooms.get(conn.room_id)
+        since = conn.since
+        if not conn.first or room is None or since is None or (room.last_seq or 0) > since:
+            return _error("resume_too_late", "reconnect with ?last_seq=N to resume")
+        return self._resume(conn, last, since)
+
+    def _comment(self, conn: Conn, raw: object) -> Reply | Coroutine[Any, Any, Reply]:
+        cfg = self.cfg
+        if not isinstance(raw, str):
+            return _error("invalid", "text must be a string")
+        cleaned = clean_text(raw)
+        if not cleaned:
+            return _error("invalid", "text is empty")
+        if len(cleaned) > cfg.comment_max_chars:
+            return _error("invalid", f"text is longer than {cfg.comment_max_chars} characters")
+        now = time.monotonic()
+        if now - conn.last_comment < cfg.comment_min_interval_seconds:
+            return _error("rate_limited", "one comment per interval")
+        conn.last_comment = now
+        kind, _, subject = conn.identity.partition(":")
+        author = {"kind": kind, "id": subject[-8:] if kind == "viewer" else subject}
+        return self._publish_comment(conn.room_id, author, cleaned)
+
+    async def _publish_comment(self, room_id: int, author: dict[str, str], text: str) -> Reply:
+        await self.broker.publish(room_id, {"type": "comment", "user": author, "text": text})
+        return None
+
+    async def _resume(self, conn: Conn, last: int, since: int) -> Reply:
+        hub, broker = self.hub, self.broker
+        hub.rejoin(conn)
+        frames = await broker.history_between(conn.room_id, last, since) if last < since else []
+        if conn.state != OPEN:
+            return None
+        if last <= since and [s for s, _ in frames] == list(range(last + 1, since + 1)):
+            self.metrics.resumes.labels("hit").inc()
+            hub.finish_join(conn, since, [f for _, f in frames])
+            return None
+        self.metrics.resumes.labels("miss").inc()
+        snap = await self._snapshot(conn.room_id, None)
+        if conn.state != OPEN:
+            return None
+        room = orjson.loads(snap.state["room"])
+        conn.write(p.ws_text_frame(p.encode(_welcome("resync", snap, room, False))))
+        hub.finish_join(conn, snap.seq, [])
+        return None
+
+
+def _welcome(kind: str, snap: Snapshot, room: dict[str, Any], resumed: bool) -> dict[str, Any]:
+    bubble = None
+    raw = snap.state.get("bubble")
+    if raw:
+        frame = orjson.loads(raw)
+        if frame["ts"] + frame.get("show_seconds", 0) * 1000 > time.time() * 1000:
+            bubble = frame
+    return {
+        "type": kind,
+        "seq": snap.seq,
+        "epoch": snap.state.get("epoch", b"").decode(),
+        "room": room,
+        "bubble": bubble,
+        "viewers": int(snap.state.get("viewers", b"0")),
+        "likes": int(snap.state.get("likes", b"0")),
+        "resumed": resumed,
+        "missed": len(snap.missed) if resumed else 0,
+    }

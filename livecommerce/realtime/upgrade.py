@@ -1,0 +1,97 @@
+"""Recognise a WebSocket upgrade to ``/ws`` from the raw request head (lean viewer path).
+
+Only a *clean, valid* upgrade is taken: ``GET /ws?... HTTP/1.1`` with ``Upgrade: websocket``, an
+``upgrade`` token in ``Connection``, a supported ``Sec-WebSocket-Version`` and a key of 16 bytes
+(the checks aiohttp's ``WebSocketResponse`` makes), no body, no folded or malformed header line.
+Anything else is handed to aiohttp untouched, which answers exactly as it always has (a plain
+``GET /ws`` gets the 400 ``websocket_expected`` JSON error, a bad head 400/431).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+PATH = "/ws"
+VERSIONS = ("13", "8", "7")  # as aiohttp: 8 and 7 are the hybi drafts with the same framing
+MAX_HEADERS = 128  # aiohttp's default limit
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """What the lean path needs from the request head."""
+
+    query: dict[str, str]  # first value of each parameter, like ``request.query.get``
+    authorization: str
+    key: str
+
+
+def request_target(line: bytes) -> str | None:
+    """The target of ``GET <target> HTTP/1.1`` if the request line is that form, else None."""
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1":
+        return None
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def targets_ws(target: str) -> bool:
+    """True when the origin-form target's path is ``/ws`` (percent-decoded, as aiohttp routes)."""
+    return target.startswith("/") and unquote(target.partition("?")[0]) == PATH
+
+
+def parse_upgrade(head: bytes) -> Upgrade | None:
+    """The upgrade in ``head`` (request line + headers, without the final CRLF CRLF), or None
+    when aiohttp should answer this request."""
+    lines = head.split(b"\r\n")
+    target = request_target(lines[0])
+    if target is None or not targets_ws(target) or len(lines) - 1 > MAX_HEADERS:
+        return None
+    headers: dict[str, str] = {}
+    connection: list[str] = []
+    for raw in lines[1:]:
+        name_b, colon, value_b = raw.partition(b":")
+        if not colon:
+            return None
+        try:
+            name = name_b.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        if not _TOKEN.match(name):
+            return None  # also rejects obs-fold lines and whitespace before the colon
+        name = name.lower()
+        value = value_b.decode("utf-8", "surrogateescape").strip(" \t")
+        if name == "connection":
+            connection.extend(t.strip().lower() for t in value.split(","))
+        headers.setdefault(name, value)
+    if "content-length" in headers or "transfer-encoding" in headers:
+        return None
+    if headers.get("upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+        return None
+    if headers.get("sec-websocket-version", "") not in VERSIONS:
+        return None
+    key = headers.get("sec-websocket-key", "")
+    try:
+        if not key or len(base64.b64decode(key)) != 16:
+            return None
+    except (binascii.Error, ValueError):
+        return None
+    query = target.partition("?")[2]
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(name, value)
+    return Upgrade(query=params, authorization=headers.get("authorization", ""), key=key)
+
+
+def switching_protocols(accept: str) -> bytes:
+    """The 101 response: no subprotocol, no extension (no compression) is ever negotiated."""
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    ).encode()
