@@ -59,6 +59,7 @@ class DatabaseConfig:
 class RedisConfig:
     url: str = ""
     max_connections: int = 200
+    pool_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +355,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("database.pool_max_size: must be >= database.pool_min_size and >= 1")
     _positive("database.command_timeout_seconds", s.database.command_timeout_seconds)
     _positive("redis.max_connections", s.redis.max_connections)
+    _positive("redis.pool_timeout_seconds", s.redis.pool_timeout_seconds)
     _positive("security.token_ttl_seconds", s.security.token_ttl_seconds)
     _positive("security.host_token_ttl_seconds", s.security.host_token_ttl_seconds)
     _positive("embedded.start_timeout_seconds", s.embedded.start_timeout_seconds)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from livecommerce import keys
+from livecommerce.app import redis_client
 from livecommerce.config import Settings
 from tests.support import AppServer, http
 
@@ -69,3 +75,26 @@ async def test_request_id_is_echoed_or_generated(server: AppServer) -> None:
             assert r.headers["X-Request-Id"] == "abc-123"
         async with s.get(server.url + "/healthz", headers={"X-Request-Id": "x" * 500}) as r:
             assert len(r.headers["X-Request-Id"]) == 32
+
+
+async def test_redis_pool_waits_for_a_free_connection(settings: Settings) -> None:
+    """More concurrent commands than pool connections: they queue for one (bounded), none fails
+    with "Too many connections" (which, under a burst of joins, closed viewers with 1012)."""
+    cfg = dataclasses.replace(settings.redis, max_connections=2, pool_timeout_seconds=10.0)
+    client = redis_client(cfg)
+    try:
+        # Each BLPOP on an empty list holds its connection for 0.1 s.
+        results = await asyncio.gather(
+            *(client.blpop([f"lc:test:empty:{i}"], timeout=0.1) for i in range(8))
+        )
+        assert results == [None] * 8
+        short = redis_client(dataclasses.replace(cfg, max_connections=1, pool_timeout_seconds=0.05))
+        try:
+            with pytest.raises(RedisConnectionError):
+                await asyncio.gather(
+                    *(short.blpop([f"lc:test:empty:{i}"], timeout=0.5) for i in range(2))
+                )
+        finally:
+            await short.aclose()
+    finally:
+        await client.aclose()

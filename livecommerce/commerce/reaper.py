@@ -13,7 +13,7 @@ import logging
 
 import asyncpg
 
-from livecommerce.aio import wait_event
+from livecommerce.aio import check_cancelled, wait_event
 from livecommerce.commerce import orders
 from livecommerce.config import OrdersConfig
 
@@ -36,6 +36,7 @@ class OrderReaper:
         """Cancel everything due; the seconds until the next deadline (None: nothing pending)."""
         async with self._pool.acquire() as conn:
             while True:
+                check_cancelled()
                 cancelled = await orders.expire_due(conn, self._cfg.reaper_batch_size)
                 if cancelled:
                     log.info("auto-cancelled %d unpaid orders", len(cancelled))
@@ -45,6 +46,7 @@ class OrderReaper:
 
     async def run(self) -> None:
         while True:
+            check_cancelled()
             # Cleared before the sweep reads deadlines, so a poke during the sweep is not lost.
             self._wake.clear()
             try:

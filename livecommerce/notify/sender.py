@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
-from livecommerce.aio import wait_event
+from livecommerce.aio import check_cancelled, wait_event
 from livecommerce.commerce.wechat_client import MessageFailed, MessageRefused, WechatClient
 from livecommerce.notify.outbox import WAKE_CHANNEL
 
@@ -73,6 +73,7 @@ class NotificationSender:
         await listener.add_listener(WAKE_CHANNEL, self._on_notify)
         try:
             while True:
+                check_cancelled()
                 self.wake.clear()
                 try:
                     sent = await self.send_due()

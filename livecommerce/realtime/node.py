@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
+from livecommerce.aio import check_cancelled
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
@@ -97,12 +98,14 @@ class Node:
     async def run_subscriber(self) -> None:
         """Forever: subscribe, catch up, deliver; on a Redis error, reconnect and repeat."""
         while True:
+            check_cancelled()
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(rk.ROOM_CHANNEL_PATTERN, rk.USER_CHANNEL_PATTERN)
                 await self.catch_up()
                 self.subscribed.set()
                 while True:
+                    check_cancelled()
                     msg = await pubsub.get_message(timeout=None)
                     if msg is None or msg["type"] != "pmessage":
                         continue
@@ -130,6 +133,7 @@ class Node:
     async def run_ticker(self) -> None:
         """Every tick: report each local room's viewers and likes (one script call per room)."""
         while True:
+            check_cancelled()
             await asyncio.sleep(self.tick_seconds)
             for room_id, room in list(self.hub.rooms.items()):
                 likes, room.likes = room.likes, 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from livecommerce.aio import check_cancelled
 from livecommerce.config import Settings
 from livecommerce.social import flashsale, groups, points
 from livecommerce.social.flashsale import FlashStock
@@ -96,6 +97,7 @@ async def drain(pool: asyncpg.Pool, deps: Deps, batch: int = 200) -> int:
     """Apply events until none is claimable (tests and shutdown use it)."""
     total = 0
     while True:
+        check_cancelled()
         n = await process(pool, deps, batch)
         total += n
         if n == 0:

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.aio import wait_event
+from livecommerce.aio import check_cancelled, wait_event
 from livecommerce.config import Settings
 from livecommerce.social import events, groups, points
 
@@ -59,6 +59,7 @@ class SocialWorker:
 
     async def run(self) -> None:
         while True:
+            check_cancelled()
             self._wake.clear()  # before the pass reads deadlines: a poke meanwhile is kept
             try:
                 delay = await self.step()

@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
-from livecommerce.aio import sleep_until, stop_task, wait_event
+from livecommerce.aio import check_cancelled, sleep_until, stop_task, wait_event
 from livecommerce.config import TimerConfig
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker, PublishItem
@@ -85,6 +85,7 @@ class Dispatcher:
         rebuild = True
         try:
             while True:
+                check_cancelled()
                 try:
                     if rebuild:
                         await self.rebuild()
@@ -146,12 +147,14 @@ class Dispatcher:
     async def _listen(self) -> None:
         """Set ``wake`` whenever a push is added anywhere in the cluster."""
         while True:
+            check_cancelled()
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(rk.TIMER_WAKE_CHANNEL)
                 self.listening.set()
                 self.wake.set()  # anything added while we were not listening
                 while True:
+                    check_cancelled()
                     msg = await pubsub.get_message(timeout=None)
                     if msg is not None and msg["type"] == "message":
                         self.wake.set()
