@@ -143,6 +143,7 @@ class FlashSaleConfig:
     max_per_user_limit: int = 10
     stock_update_min_interval_ms: int = 500
     redis_ttl_after_end_seconds: int = 7 * 24 * 3600
+    stale_claim_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,11 @@ def flash_claims(sale_id: int) -> str:
     return f"{PREFIX}{flash_tag(sale_id)}:claims"
 
 
+def flash_claim_times(sale_id: int) -> str:
+    """Sorted set: claims taken in Redis and not yet seen in PostgreSQL, scored by take time."""
+    return f"{PREFIX}{flash_tag(sale_id)}:claim_times"
+
+
 def flash_rooms(sale_id: int) -> str:
     """Set of room ids the sale was pushed into (they get stock-left updates)."""
     return f"{PREFIX}{flash_tag(sale_id)}:rooms"

@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from redis.asyncio import Redis
@@ -90,7 +90,12 @@ class FlashStock:
 
     @staticmethod
     def _keys(sale_id: int) -> list[str]:
-        return [rk.flash_meta(sale_id), rk.flash_buyers(sale_id), rk.flash_claims(sale_id)]
+        return [
+            rk.flash_meta(sale_id),
+            rk.flash_buyers(sale_id),
+            rk.flash_claims(sale_id),
+            rk.flash_claim_times(sale_id),
+        ]
 
     async def take(self, sale_id: int, user_id: int, quantity: int, claim: str) -> Take:
         res = await self._take(keys=self._keys(sale_id), args=[user_id, quantity, claim])
@@ -99,6 +104,24 @@ class FlashStock:
     async def give_back(self, sale_id: int, claim: str) -> int:
         """Return a claim's units (no-op if already returned); the stock left or -1."""
         return int(await self._return(keys=self._keys(sale_id), args=[claim]))
+
+    async def unconfirmed(self, sale_id: int, older_than_ms: float, limit: int) -> list[str]:
+        """Claims taken more than ``older_than_ms`` ago (Redis clock) not yet seen in
+        PostgreSQL by a sweep."""
+        sec, usec = await self.redis.time()
+        until = sec * 1000 + usec // 1000 - older_than_ms
+        raw = cast(
+            "list[bytes]",
+            await self.redis.zrangebyscore(
+                rk.flash_claim_times(sale_id), "-inf", until, start=0, num=limit
+            ),
+        )
+        return [m.decode() for m in raw]
+
+    async def confirm(self, sale_id: int, claims: list[str]) -> None:
+        """These claims' orders are in PostgreSQL: stop timing them."""
+        if claims:
+            await self.redis.zrem(rk.flash_claim_times(sale_id), *claims)
 
     async def stock_left(self, sale_id: int) -> int | None:
         raw = await self.redis.hget(rk.flash_meta(sale_id), "stock")
@@ -375,6 +398,41 @@ async def _replayed(
     order = await orders.replayed(conn, user_id, key, goods_id, quantity)
     assert order is not None  # lc_flash_buy saw it committed
     return order
+
+
+async def sweep_stale_claims(pool: asyncpg.Pool, stock: FlashStock, batch: int = 1000) -> int:
+    """Give back units taken in Redis whose purchase never reached PostgreSQL; how many.
+
+    A node that dies between the Redis take and its PostgreSQL write strands the unit (an
+    undersell, never an oversell). Claims older than ``flash_sale.stale_claim_seconds`` with
+    no ``flash_sale_orders`` row are returned; those with one are confirmed. Safe on every node
+    at once (returns are idempotent). Should a request still commit after its claim was given
+    back, PostgreSQL's own guard (``sold + q <= stock``) refuses the unit to whoever took it
+    in Redis meanwhile, so it is still never oversold.
+    """
+    grace = stock.cfg.stale_claim_seconds
+    sales = await pool.fetch(
+        "SELECT id FROM flash_sales WHERE ends_at > now() - make_interval(secs => $1)",
+        float(grace) + 60.0,
+    )
+    returned = 0
+    for sale in sales:
+        sale_id = sale["id"]
+        claims = await stock.unconfirmed(sale_id, grace * 1000, batch)
+        if not claims:
+            continue
+        rows = await pool.fetch(
+            "SELECT claim FROM flash_sale_orders WHERE sale_id = $1 AND claim = ANY($2::text[])",
+            sale_id,
+            claims,
+        )
+        persisted = {r["claim"] for r in rows}
+        await stock.confirm(sale_id, sorted(persisted))
+        for claim in claims:
+            if claim not in persisted and await stock.give_back(sale_id, claim) >= 0:
+                returned += 1
+                log.warning("flash sale %d: gave back stale claim %s (no order)", sale_id, claim)
+    return returned
 
 
 async def release(conn: asyncpg.Connection, stock: FlashStock, order_id: int) -> bool:

@@ -15,10 +15,11 @@ import logging
 from typing import Any
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from livecommerce.aio import check_cancelled, wait_event
 from livecommerce.config import Settings
-from livecommerce.social import events, groups, points
+from livecommerce.social import events, flashsale, groups, points
 
 log = logging.getLogger("livecommerce.social.worker")
 ERROR_RETRY_SECONDS = 2.0
@@ -50,6 +51,10 @@ class SocialWorker:
             pass
         await events.drain(self._pool, self._deps, cfg.worker_batch_size)  # refunds just made
         await points.expire_due(self._pool, self._settings.points, cfg.worker_batch_size)
+        try:
+            await flashsale.sweep_stale_claims(self._pool, self._deps.stock)
+        except RedisError as exc:  # Redis down: nothing to give back to; next pass retries
+            log.warning("flash-sale claim sweep skipped (%s)", type(exc).__name__)
         waits = [
             await groups.seconds_to_next_deadline(self._pool),
             await points.seconds_to_next_expiry(self._pool),

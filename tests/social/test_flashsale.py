@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from typing import Any
 
@@ -180,6 +181,29 @@ async def test_refusals_in_postgresql_write_nothing(social: Social) -> None:
     assert status == 201
     status, again = await _buy(social, sale_id, token, key="k-3")
     assert (status, again["id"]) == (200, order["id"])
+
+
+async def test_stale_claim_of_a_dead_node_is_given_back(social: Social) -> None:
+    """A unit taken in Redis by a node that died before its PostgreSQL write comes back once
+    the claim is older than stale_claim_seconds; a persisted purchase and a fresh take stay."""
+    sale_id, _, _ = await _sale(social, stock=3, limit=1)
+    app_stock = social.app[keys.FLASH_STOCK]
+    stock = flashsale.FlashStock(
+        social.app[keys.REDIS], dataclasses.replace(app_stock.cfg, stale_claim_seconds=0.3)
+    )
+    (_, t1), (dead_user, _), (young_user, _) = [await social.user() for _ in range(3)]
+    assert (await _buy(social, sale_id, t1))[0] == 201
+    take = await stock.take(sale_id, dead_user, 1, "dead/key")  # ... and the node died
+    assert (take.code, take.stock_left) == ("ok", 1)
+    await asyncio.sleep(0.4)
+    assert (await stock.take(sale_id, young_user, 1, "young/key")).code == "ok"
+    assert await flashsale.sweep_stale_claims(social.pool, stock) == 1
+    assert await stock.stock_left(sale_id) == 1  # the dead node's unit is back; young still held
+    assert await flashsale.sweep_stale_claims(social.pool, stock) == 0  # once
+    times = await social.app[keys.REDIS].zrange(rk.flash_claim_times(sale_id), 0, -1)
+    assert times == [b"young/key"]
+    # The dead node's buyer may buy again; PostgreSQL never saw more than it sold.
+    assert await social.pool.fetchval("SELECT sold FROM flash_sales WHERE id = $1", sale_id) == 1
 
 
 async def test_reconcile_after_redis_loses_the_sale(social: Social) -> None:
