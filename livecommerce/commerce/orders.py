@@ -111,6 +111,9 @@ async def create_order(
     A repeated ``idempotency_key`` of the same user returns the first order (created False),
     even when both requests race: the loser's transaction rolls its stock reservation back.
 
+    Flash-sale orders are written by ``lc_flash_buy`` (migration 0008) in one statement with
+    the same columns: keep the two in step.
+
     Raises:
         NotFound: no such goods (or a draft). Conflict: sold out, not on sale, or the key was
             used for a different goods/quantity.
