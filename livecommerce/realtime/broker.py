@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from livecommerce import redis_keys as rk
 from livecommerce.config import RoomsConfig
 from livecommerce.realtime.protocol import encode
+
+# The keys and arguments of one publish script call, encoded ahead of time.
+PreparedPublish = tuple[list[str], list[Any]]
 
 _LUA = Path(__file__).resolve().parent.parent / "lua"
 
@@ -93,16 +97,40 @@ class Broker:
         Used for bursts, e.g. scheduled pushes that share a due time: N pushes cost one round
         trip instead of N.
         """
-        if not items:
+        return await self.publish_prepared(self.prepare(items))
+
+    def prepare(self, items: list[PublishItem]) -> list[PreparedPublish]:
+        """Encode ``items`` now, to publish later with :meth:`publish_prepared` (the timer
+        builds a burst before its due time so only the round trip is left at the due time)."""
+        return [self._publish_call(item) for item in items]
+
+    async def publish_prepared(self, calls: list[PreparedPublish]) -> list[Published]:
+        """One pipelined round trip of EVALSHA calls. Not through redis-py's Script in a
+        pipeline, which first checks SCRIPT EXISTS (a second round trip): when Redis lacks the
+        script (restart, SCRIPT FLUSH), the calls that got NOSCRIPT are repeated after a load —
+        nothing ran for them, so nothing is published twice."""
+        if not calls:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for item in items:
-                keys, args = self._publish_call(item)
-                await self._publish(keys=keys, args=args, client=pipe)
-            results = await pipe.execute()
+        results = await self._evalsha_pipeline(calls)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            await self.redis.script_load(self._publish.script)
+            again = await self._evalsha_pipeline([calls[i] for i in missing])
+            for i, r in zip(missing, again, strict=True):
+                results[i] = r
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
         return [_published(r) for r in results]
 
-    def _publish_call(self, item: PublishItem) -> tuple[list[str], list[Any]]:
+    async def _evalsha_pipeline(self, calls: list[PreparedPublish]) -> list[Any]:
+        sha = self._publish.sha
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            return await pipe.execute(raise_on_error=False)
+
+    def _publish_call(self, item: PublishItem) -> PreparedPublish:
         body = item.body
         if "type" not in body or "seq" in body or "ts" in body:
             raise ValueError("body needs a type and must not carry seq/ts")

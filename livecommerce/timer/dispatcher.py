@@ -43,7 +43,7 @@ from livecommerce import redis_keys as rk
 from livecommerce.aio import check_cancelled, sleep_until, stop_task, wait_event
 from livecommerce.config import TimerConfig
 from livecommerce.metrics import Metrics
-from livecommerce.realtime.broker import Broker, PublishItem
+from livecommerce.realtime.broker import Broker, Published, PublishItem
 from livecommerce.rooms.service import goods_push_body
 from livecommerce.timer import service
 from livecommerce.timer.wheel import Claim, Wheel, parse_member
@@ -218,10 +218,18 @@ class Dispatcher:
                 for r in rows:
                     if r["status"] == "pending" and r["version"] == wanted[r["id"]]:
                         by_due.setdefault(service.due_ms(r), []).append(r)
+                # Everything but the round trip happens before the due time: what to skip,
+                # the frames' bodies, the encoded script calls.
                 outcomes: list[tuple[Any, ...]] = []
+                batches = []
                 for due in sorted(by_due):
+                    skipped, firing = self._triage(by_due[due], due)
+                    outcomes += skipped
+                    pushes = [self._push(row, due) for row in firing]
+                    batches.append((due, firing, self.broker.prepare(pushes)))
+                for due, firing, calls in batches:
                     await sleep_until((due - offset_ms) / 1000)
-                    outcomes += await self._publish_due(by_due[due])
+                    outcomes += self._fired(firing, due, await self.broker.publish_prepared(calls))
                 if outcomes:
                     await conn.executemany(
                         """UPDATE live_schedules
@@ -233,30 +241,36 @@ class Dispatcher:
                     )
         await self.wheel.ack(members)
 
-    async def _publish_due(self, rows: list[asyncpg.Record]) -> list[tuple[Any, ...]]:
-        """Skip what must not fire; publish the rest in one pipelined round trip."""
-        outcomes: list[tuple[Any, ...]] = []
-        max_late_ms = self.cfg.max_lateness_seconds * 1000
-        now_ms = int(time.time() * 1000)
-        firing: list[tuple[asyncpg.Record, int]] = []
+    def _triage(
+        self, rows: list[asyncpg.Record], due: int
+    ) -> tuple[list[tuple[Any, ...]], list[asyncpg.Record]]:
+        """(outcomes of the rows that must not fire, the rows to fire) for one due time."""
+        skipped: list[tuple[Any, ...]] = []
+        firing: list[asyncpg.Record] = []
+        lateness = int(time.time() * 1000) - due  # negative while ahead of the due time
         for row in rows:
-            due = service.due_ms(row)
-            lateness = now_ms - due
             reason = None
-            if lateness > max_late_ms:
+            if lateness > self.cfg.max_lateness_seconds * 1000:
                 reason = "too_late"
             elif row["room_state"] != "live":
                 reason = "room_not_live"
             elif row["goods_status"] != "on_sale":
                 reason = "goods_gone"
             if reason is None:
-                firing.append((row, due))
+                firing.append(row)
                 continue
             self.metrics.timer_pushes.labels("skipped").inc()
             late = lateness > self.cfg.late_after_ms
-            outcomes.append((row["id"], "skipped", max(0, lateness), late, None, reason, None))
-        published = await self.broker.publish_many([self._push(row, due) for row, due in firing])
-        for (row, due), pub in zip(firing, published, strict=True):
+            skipped.append((row["id"], "skipped", max(0, lateness), late, None, reason, None))
+        return skipped, firing
+
+    def _fired(
+        self, rows: list[asyncpg.Record], due: int, published: list[Published]
+    ) -> list[tuple[Any, ...]]:
+        """The outcomes of the rows just published for one due time."""
+        outcomes: list[tuple[Any, ...]] = []
+        now_ms = int(time.time() * 1000)
+        for row, pub in zip(rows, published, strict=True):
             # The frame's ts is Redis time at publish; a replay (fresh=False) has no new frame.
             # fired_at is when the frame went out (not the transaction's start, which the
             # look-ahead puts before the due time).

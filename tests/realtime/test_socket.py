@@ -338,3 +338,27 @@ async def test_ending_the_room_closes_sockets_with_4410(server: AppServer, world
     assert v.of_type("room_state")[-1]["state"] == "ended"
     assert v.ws is not None
     assert v.ws.close_code == 4410
+
+
+async def test_publish_many_survives_a_script_flush(server: AppServer, world: World) -> None:
+    """A burst published after Redis lost its scripts (restart, SCRIPT FLUSH) still goes out
+    once each, in order, to a connected viewer; a replayed idempotency key publishes nothing."""
+    from livecommerce.realtime.broker import PublishItem
+
+    broker = server.app[keys.BROKER]
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    items = [
+        PublishItem(world.room_id, {"type": "comment", "text": f"c{i}"}, idempotency_key=f"k{i}")
+        for i in range(5)
+    ]
+    calls = broker.prepare(items)
+    await server.app[keys.REDIS].script_flush()
+    first = await broker.publish_prepared(calls)
+    assert [p.fresh for p in first] == [True] * 5
+    again = await broker.publish_many(items)
+    assert [p.seq for p in again] == [p.seq for p in first]
+    assert not any(p.fresh for p in again)
+    await wait_until(lambda: len(v.of_type("comment")) == 5)
+    assert [f["text"] for f in v.of_type("comment")] == [f"c{i}" for i in range(5)]
+    await v.close()
