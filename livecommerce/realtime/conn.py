@@ -101,9 +101,10 @@ class Conn(asyncio.Protocol):
             return
         self.state = CLOSING
         self.ep.detach(self)
-        if self.transport.is_closing():
-            return
-        self.transport.write(f.close_frame(code, reason))
+        if not self.transport.is_closing():
+            self.transport.write(f.close_frame(code, reason))
+        # Bounded even when the transport is already closing: a peer that never reads would
+        # keep unsent output (and the socket) alive forever.
         asyncio.get_running_loop().call_later(timeout, self._linger_expired)
 
     def refuse(self, close_code: int, code: str, message: str) -> None:
@@ -120,11 +121,10 @@ class Conn(asyncio.Protocol):
         self.state = DRAINING
         self.buf, self.frag = b"", None
         self.ep.detach(self)
-        if self.transport.is_closing():
-            return
-        self.transport.write(f.close_frame(code, reason))
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
+        if not self.transport.is_closing():
+            self.transport.write(f.close_frame(code, reason))
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
         asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._linger_expired)
 
     def _linger_expired(self) -> None:
@@ -145,10 +145,14 @@ class Conn(asyncio.Protocol):
             self.close(f.CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             self.task = None
-        if self.state == OPEN:
+        if self.state in (OPEN, CLOSING):
+            # CLOSING too: the task may have refused the join while reading was paused, and the
+            # peer's close reply is in (or behind) the held input.
             self._consume()
-            if self.state == OPEN and self.task is None and not self.transport.is_reading():
-                self.transport.resume_reading()
+            t = self.transport
+            idle = self.state in (OPEN, CLOSING) and self.task is None
+            if idle and not t.is_closing() and not t.is_reading():
+                t.resume_reading()
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -165,7 +169,11 @@ class Conn(asyncio.Protocol):
         self._consume()
 
     def eof_received(self) -> bool | None:
-        return None  # the transport closes; connection_lost cleans up
+        # The transport closes once its output is written; a peer that half-closed and stopped
+        # reading never lets it drain, so unsent output means abort now.
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        return None  # connection_lost cleans up
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
@@ -227,6 +235,9 @@ class Conn(asyncio.Protocol):
             self.ep.detach(self)
             self.transport.write(f.close_frame(code))
             self.transport.close()
+            # close() waits for unsent output to drain; a peer that never reads would keep the
+            # socket (past its admission slot) forever.
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._linger_expired)
         elif opcode == f.OP_PING:
             self.transport.write(f.control_frame(f.OP_PONG, payload))
             if self.transport.get_write_buffer_size() > self.ep.hub.send_buffer_max:

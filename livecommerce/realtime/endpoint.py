@@ -62,7 +62,7 @@ def _int_param(query: Mapping[str, str], name: str, *, required: bool) -> int | 
         if required:
             raise Handshake(p.CLOSE_BAD_REQUEST, "bad_request", f"{name} is required")
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise Handshake(
             p.CLOSE_BAD_REQUEST, "bad_request", f"{name} must be a non-negative integer"
         )

@@ -178,7 +178,9 @@ class Hub:
             return 0
         frame = ws_text_frame(payload)
         for v in viewers:
-            if v.transport is not None and not v.transport.is_closing():
+            # Only after its welcome (the first frame, docs/protocol.md): a notice for a socket
+            # still joining is skipped (notices are also sent as subscribe messages).
+            if v.since is not None and v.transport is not None and not v.transport.is_closing():
                 v.write(frame)
         return len(viewers)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from livecommerce import keys
 from livecommerce.aio import running
@@ -56,6 +56,19 @@ async def websocket_fallback(request: web.Request) -> web.StreamResponse:
     """
     if not web.WebSocketResponse().can_prepare(request).ok:
         raise AppError("this endpoint speaks WebSocket only", code="websocket_expected")
+    if (
+        request.version != HttpVersion11
+        or request.body_exists
+        or "Content-Length" in request.headers
+        or "Transfer-Encoding" in request.headers
+        or not request.raw_path.startswith("/")
+        or len(request.headers.getall("Host", [])) != 1
+    ):
+        # Not retryable as it is (a fresh connection would not help): say what is wrong.
+        raise AppError(
+            "a WebSocket upgrade is GET /ws?... HTTP/1.1 with one Host header and no body",
+            code="bad_upgrade",
+        )
     log.warning("WebSocket upgrade reached aiohttp (no lean site, or a reused connection)")
     raise Unavailable("open the WebSocket on a fresh connection")
 

@@ -2,7 +2,8 @@
 
 Only a *clean, valid* upgrade is taken: ``GET /ws?... HTTP/1.1`` with ``Upgrade: websocket``, an
 ``upgrade`` token in ``Connection``, a supported ``Sec-WebSocket-Version`` and a key of 16 bytes
-(the checks aiohttp's ``WebSocketResponse`` makes), no body, no folded or malformed header line.
+(the checks aiohttp's ``WebSocketResponse`` makes), exactly one Host, no body, no folded,
+malformed or over-long header line and no control characters in a value.
 Anything else is handed to aiohttp untouched, which answers exactly as it always has (a plain
 ``GET /ws`` gets the 400 ``websocket_expected`` JSON error, a bad head 400/431).
 """
@@ -18,6 +19,10 @@ from urllib.parse import parse_qsl, unquote
 PATH = "/ws"
 VERSIONS = ("13", "8", "7")  # as aiohttp: 8 and 7 are the hybi drafts with the same framing
 MAX_HEADERS = 128  # aiohttp's default limit
+MAX_LINE = 8190  # aiohttp's default max_line_size / max_field_size
+# Bytes a header value may not hold (RFC 9110 field-value: no CTLs but tab): a bare LF or CR
+# inside a value could be a line break to a proxy in front.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -55,9 +60,10 @@ def parse_upgrade(head: bytes) -> Upgrade | None:
         return None
     headers: dict[str, str] = {}
     connection: list[str] = []
+    hosts = 0
     for raw in lines[1:]:
         name_b, colon, value_b = raw.partition(b":")
-        if not colon:
+        if not colon or len(raw) > MAX_LINE or _BAD_VALUE.search(value_b):
             return None
         try:
             name = name_b.decode("ascii")
@@ -69,8 +75,10 @@ def parse_upgrade(head: bytes) -> Upgrade | None:
         value = value_b.decode("utf-8", "surrogateescape").strip(" \t")
         if name == "connection":
             connection.extend(t.strip().lower() for t in value.split(","))
+        elif name == "host":
+            hosts += 1
         headers.setdefault(name, value)
-    if "content-length" in headers or "transfer-encoding" in headers:
+    if "content-length" in headers or "transfer-encoding" in headers or hosts != 1:
         return None
     if headers.get("upgrade", "").lower() != "websocket" or "upgrade" not in connection:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -301,3 +302,172 @@ def test_parse_frame_is_incremental() -> None:
     fin, opcode, payload, end = frames.parse_frame(data, 0, 4096)  # type: ignore[misc]
     assert (fin, opcode, payload, end) == (True, 1, b"hello world" * 20, len(data))
     assert frames.close_frame(1000, "é" * 100)[2:] == struct.pack("!H", 1000) + ("é" * 61).encode()
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+async def _small_rcvbuf(url: str) -> RawWS:
+    """A client with a tiny receive buffer, so the server's output backs up quickly."""
+    host, port = url.removeprefix("http://").split(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    s.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(s, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=s)
+    return RawWS(reader, writer)
+
+
+async def _backed_up(srv: AppServer, world: World) -> tuple[RawWS, Any]:
+    """An open viewer that never reads, with 16 KiB+ of pongs unsent (below eviction)."""
+    raw = await _small_rcvbuf(srv.url)
+    await raw.handshake(ws_path(world))
+    await raw.recv_json()  # welcome
+    port = raw.writer.get_extra_info("sockname")[1]
+    conn = next(
+        c
+        for c in srv.app[keys.WEBSOCKETS].conns
+        if c.transport.get_extra_info("peername")[1] == port
+    )
+    ping = frame(0x9, b"p" * 125)
+    for _ in range(20_000):
+        await raw.send(ping * 20)
+        await asyncio.sleep(0.001)
+        if conn.transport.get_write_buffer_size() > 16_384:
+            break
+    assert 0 < conn.transport.get_write_buffer_size() < srv.app[keys.HUB].send_buffer_max
+    return raw, conn
+
+
+async def test_peer_close_without_reading_is_bounded(
+    make_server: Callable[..., Any], settings: Settings, world: World
+) -> None:
+    """A peer that sends close but never reads our output cannot hold sockets past the limit:
+    each is dropped within the close bound (it used to stay CLOSING forever, slot released)."""
+    rooms = dataclasses.replace(settings.rooms, max_connections_per_ip=2)
+    srv: AppServer = await make_server(dataclasses.replace(settings, rooms=rooms))
+    held: list[RawWS] = []
+    try:
+        for _ in range(3):
+            raw, _ = await _backed_up(srv, world)
+            held.append(raw)
+            await raw.send(frame(0x8, struct.pack("!H", 1000)))
+        await wait_until(lambda: not srv.app[keys.WEBSOCKETS].conns, within=10)
+        assert srv.app[keys.HUB].per_ip == {}
+    finally:
+        for raw in held:
+            raw.close()
+
+
+async def test_half_close_with_output_pending_is_dropped(server: AppServer, world: World) -> None:
+    """A peer that half-closes while our output is backed up is dropped at once (it used to
+    stay until a later close, then forever in CLOSING)."""
+    raw, conn = await _backed_up(server, world)
+    try:
+        raw.writer.write_eof()
+        await wait_until(lambda: conn not in server.app[keys.WEBSOCKETS].conns, within=10)
+        assert server.app[keys.HUB].per_ip == {}
+    finally:
+        raw.close()
+
+
+async def test_non_ascii_digits_are_a_bad_request(server: AppServer, world: World) -> None:
+    """room=² passes str.isdigit(); it is refused with 4400, not an internal error (1011)."""
+    raw = await RawWS.open(server.url)
+    await raw.handshake(f"/ws?room=%C2%B2&token={world.viewer_token()}")
+    assert await raw.close_code() == 4400
+    raw.close()
+
+
+async def test_refused_join_still_reads_the_close_reply(server: AppServer, world: World) -> None:
+    """Reading paused during a slow join (held input over the limit) resumes when the join is
+    refused, so the peer's close reply completes the handshake (no reset after the bound)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    broker = server.app[keys.BROKER]
+    real = broker.snapshot
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(1.0)
+        raise RedisConnectionError("down")
+
+    broker.snapshot = failing
+    try:
+        raw = await RawWS.open(server.url)
+        await raw.handshake(ws_path(world))
+        ping = frame(0x9, b"p" * 125)
+        for _ in range(10):
+            await raw.send(ping * 100)  # 128 KiB while joining
+        while True:
+            op, payload = await asyncio.wait_for(raw.recv_frame(), 10)
+            if op == 0x8:
+                break
+        code = struct.unpack("!H", payload[:2])[0]
+        assert code == 1012
+        await raw.send(frame(0x8, struct.pack("!H", code)))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(raw.reader.read(), 10)  # EOF, not ConnectionResetError
+        assert loop.time() - started < 1.5  # the close bound is 2 s
+        raw.close()
+    finally:
+        broker.snapshot = real
+
+
+async def test_user_notice_never_precedes_welcome(
+    server: AppServer, world: World, redis: Any
+) -> None:
+    """A per-user notice published while a socket is still joining is not written before the
+    welcome (docs/protocol.md: welcome is the first frame)."""
+    from livecommerce.auth.tokens import issue_token
+    from livecommerce.config import DEV_SECRET
+
+    broker = server.app[keys.BROKER]
+    real = broker.snapshot
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return await real(*args, **kwargs)
+
+    broker.snapshot = slow
+    try:
+        raw = await RawWS.open(server.url)
+        token = issue_token(DEV_SECRET, "user", 12, 3600)
+        await raw.handshake(f"/ws?room={world.room_id}&token={token}")
+        await asyncio.sleep(0.2)
+        await redis.publish("lc:user:12", b'{"type":"notice","id":1,"kind":"x","data":{}}')
+        assert (await raw.recv_json())["type"] == "welcome"
+        raw.close()
+    finally:
+        broker.snapshot = real
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "line"),
+    [
+        ("bare LF in a value", ["X-A: a\nContent-Length: 5"], None),
+        ("NUL in a value", ["X-A: a\x00b"], None),
+        ("CR in a value", ["X-A: a\rb"], None),
+        ("over-long header line", ["X-A: " + "a" * 9000], None),
+        ("two Host headers", ["Host: other"], None),
+        ("Content-Length: 0", ["Content-Length: 0"], None),
+        ("absolute-form target", [], "GET http://test/ws?room={room}&token={tok} HTTP/1.1"),
+        ("HTTP/1.0", [], "GET /ws?room={room}&token={tok} HTTP/1.0"),
+    ],
+)
+async def test_odd_upgrade_heads_get_a_400(
+    server: AppServer, world: World, name: str, extra: list[str], line: str | None
+) -> None:
+    """Upgrade heads the lean path does not take are answered 400 by aiohttp (not 101, and
+    not a 503 'retry on a fresh connection' that would loop)."""
+    tok = world.viewer_token()
+    first = (line or "GET /ws?room={room}&token={tok} HTTP/1.1").format(room=world.room_id, tok=tok)
+    headers = [
+        "Host: test", "Upgrade: websocket", "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {KEY}", "Sec-WebSocket-Version: 13", *extra,
+    ]  # fmt: skip
+    raw = await RawWS.open(server.url)
+    await raw.send(("\r\n".join([first, *headers]) + "\r\n\r\n").encode("latin-1"))
+    status, _ = await asyncio.wait_for(raw.response_head(), 5)
+    assert status == 400, name
+    raw.close()
