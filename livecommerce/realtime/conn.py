@@ -239,6 +239,8 @@ class Conn(asyncio.Protocol):
             # socket (past its admission slot) forever.
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_SECONDS, self._linger_expired)
         elif opcode == f.OP_PING:
+            if not self.take_token():
+                return  # a ping flood: over the message rate, pings get no pong
             self.transport.write(f.control_frame(f.OP_PONG, payload))
             if self.transport.get_write_buffer_size() > self.ep.hub.send_buffer_max:
                 self.ep.evict_slow(self)  # pings sent faster than their pongs are read

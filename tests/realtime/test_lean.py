@@ -471,3 +471,25 @@ async def test_odd_upgrade_heads_get_a_400(
     status, _ = await asyncio.wait_for(raw.response_head(), 5)
     assert status == 400, name
     raw.close()
+
+
+async def test_ping_flood_is_rate_limited(server: AppServer, world: World) -> None:
+    """WebSocket pings count toward the message rate: 200 at once get about a burst of pongs
+    (20 at the default 10/s), and the socket stays open."""
+    raw = await RawWS.open(server.url)
+    try:
+        await raw.handshake(ws_path(world))
+        await raw.recv_json()  # welcome
+        await raw.send(frame(0x9, b"x") * 200 + text({"type": "ping"}))
+        pongs = 0
+        while True:
+            op, payload = await asyncio.wait_for(raw.recv_frame(), 5)
+            if op == 0xA:
+                pongs += 1
+            elif op == 0x1 and b'"error"' in payload:
+                break  # the JSON ping after the flood is over the limit too
+            elif op == 0x1 and b'"pong"' in payload:
+                break
+        assert 1 <= pongs <= 30
+    finally:
+        raw.close()
