@@ -319,23 +319,30 @@ async def _small_rcvbuf(url: str) -> RawWS:
 
 
 async def _backed_up(srv: AppServer, world: World) -> tuple[RawWS, Any]:
-    """An open viewer that never reads, with 16 KiB+ of pongs unsent (below eviction)."""
+    """An open viewer that never reads, with 16 KiB+ of room frames unsent (below eviction)."""
+    from livecommerce.realtime.broker import PublishItem
+
     raw = await _small_rcvbuf(srv.url)
-    await raw.handshake(ws_path(world))
-    await raw.recv_json()  # welcome
-    port = raw.writer.get_extra_info("sockname")[1]
-    conn = next(
-        c
-        for c in srv.app[keys.WEBSOCKETS].conns
-        if c.transport.get_extra_info("peername")[1] == port
-    )
-    ping = frame(0x9, b"p" * 125)
-    for _ in range(20_000):
-        await raw.send(ping * 20)
-        await asyncio.sleep(0.001)
-        if conn.transport.get_write_buffer_size() > 16_384:
-            break
-    assert 0 < conn.transport.get_write_buffer_size() < srv.app[keys.HUB].send_buffer_max
+    try:
+        await raw.handshake(ws_path(world))
+        await raw.recv_json()  # welcome
+        port = raw.writer.get_extra_info("sockname")[1]
+        conn = next(
+            c
+            for c in srv.app[keys.WEBSOCKETS].conns
+            if c.transport.get_extra_info("peername")[1] == port
+        )
+        broker = srv.app[keys.BROKER]
+        item = PublishItem(world.room_id, {"type": "comment", "text": "x" * 4000})
+        for _ in range(2000):
+            await broker.publish_many([item] * 20)
+            await asyncio.sleep(0.005)
+            if conn.transport.get_write_buffer_size() > 16_384:
+                break
+        assert 0 < conn.transport.get_write_buffer_size() < srv.app[keys.HUB].send_buffer_max
+    except BaseException:
+        raw.close()
+        raise
     return raw, conn
 
 
