@@ -50,6 +50,7 @@ from livecommerce.timer.wheel import Claim, Wheel, parse_member
 
 log = logging.getLogger("livecommerce.timer")
 ERROR_BACKOFF_SECONDS = 0.5
+REBUILD_BUSY_SECONDS = 0.05
 # Batches being locked, waited for and published at once; each holds a pool connection.
 MAX_FIRING_BATCHES = 4
 # A batch that will not finish is abandoned on shutdown after this long (its leases expire and
@@ -88,7 +89,10 @@ class Dispatcher:
                 check_cancelled()
                 try:
                     if rebuild:
-                        await self.rebuild()
+                        if not await self.rebuild():
+                            # Another node is rebuilding: claims find the wheel unbuilt until
+                            # it is done, so wait a little rather than spin on Redis.
+                            await asyncio.sleep(REBUILD_BUSY_SECONDS)
                         rebuild = False
                     # Cleared before the claim: a wake for anything added after the claim ran
                     # is never lost.
@@ -166,14 +170,15 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError, RedisError, OSError):
                     await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
 
-    async def rebuild(self) -> None:
-        """Put every pending schedule from PostgreSQL on the wheel (after Redis lost its data).
+    async def rebuild(self) -> bool:
+        """Put every pending schedule from PostgreSQL on the wheel (after Redis lost its data);
+        False when another node holds the rebuild lock.
 
         Idempotent (ZADD of the same member and score). Leased members are left to their lease;
         should one still be claimed twice, the row lock and idempotent publish make it harmless.
         """
         if not await self.redis.set(rk.TIMER_REBUILD_LOCK, "1", nx=True, px=30_000):
-            return
+            return False
         try:
             for room_id in await service.rooms_with_unresolved_offsets(self.pool):
                 await service.resolve_offsets(self.pool, self.wheel, room_id)
@@ -188,6 +193,7 @@ class Dispatcher:
                 log.info("timer wheel rebuilt from PostgreSQL: %d pending pushes", len(entries))
         finally:
             await self.redis.delete(rk.TIMER_REBUILD_LOCK)
+        return True
 
     async def fire(self, members: list[str], offset_ms: float = 0.0) -> None:
         """Deliver one claimed batch (see the module docstring), then ack it.
