@@ -71,7 +71,7 @@ class Conn(asyncio.Protocol):
         self.room_id = 0
         self.since: int | None = None  # snapshot seq, set when welcome has been written
         self.state = JOINING
-        self.buf = b""  # input not parsed yet
+        self.buf: bytes | bytearray = b""  # input not parsed yet
         self.frag: bytearray | None = None  # a fragmented text message being assembled
         self.task: asyncio.Task[None] | None = None
         self.tokens = ep.burst  # token bucket for viewer messages
@@ -161,7 +161,7 @@ class Conn(asyncio.Protocol):
         state = self.state
         if state >= DRAINING:
             return
-        self.buf = self.buf + data if self.buf else data
+        self.buf = f.append_bytes(self.buf, data)
         if state == JOINING or (state == OPEN and self.task is not None):
             if len(self.buf) > HOLD_BYTES:
                 self.transport.pause_reading()

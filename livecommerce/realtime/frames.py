@@ -38,7 +38,18 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
 
 
-def unmask(data: bytes, mask: bytes) -> bytes:
+def append_bytes(buf: bytes | bytearray, data: bytes) -> bytes | bytearray:
+    """``buf + data`` without copying ``buf`` again for every small chunk (a peer trickling
+    bytes would make plain concatenation quadratic): a growing buffer becomes a bytearray."""
+    if not buf:
+        return data
+    if not isinstance(buf, bytearray):
+        buf = bytearray(buf)
+    buf += data
+    return buf
+
+
+def unmask(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` (one big-int XOR: fast for a few KiB in CPython)."""
     n = len(data)
     if n == 0:
@@ -47,7 +58,9 @@ def unmask(data: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
-def parse_frame(buf: bytes, pos: int, max_payload: int) -> tuple[bool, int, bytes, int] | None:
+def parse_frame(
+    buf: bytes | bytearray, pos: int, max_payload: int
+) -> tuple[bool, int, bytes, int] | None:
     """The client frame starting at ``buf[pos]``: ``(fin, opcode, payload, next_pos)``, or None
     when it is not complete yet.
 
@@ -78,6 +91,8 @@ def parse_frame(buf: bytes, pos: int, max_payload: int) -> tuple[bool, int, byte
         if end - pos < 10:
             return None
         (length,) = struct.unpack_from("!Q", buf, head)
+        if length >> 63:
+            raise FrameError(CLOSE_PROTOCOL_ERROR, "64-bit length with the top bit set")
         head += 8
     if opcode >= OP_CLOSE:
         if not fin or length > 125:

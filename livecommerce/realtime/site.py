@@ -23,6 +23,7 @@ from yarl import URL
 
 from livecommerce import keys
 from livecommerce.realtime.endpoint import Endpoint
+from livecommerce.realtime.frames import append_bytes
 from livecommerce.realtime.upgrade import parse_upgrade, request_target, targets_ws
 
 MAX_HEAD_BYTES = 16384
@@ -36,7 +37,7 @@ class Router(asyncio.Protocol):
 
     def __init__(self, site: LeanSite) -> None:
         self.site = site
-        self.buf = b""
+        self.buf: bytes | bytearray = b""
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
 
@@ -46,7 +47,7 @@ class Router(asyncio.Protocol):
         self.timer = asyncio.get_running_loop().call_later(SNIFF_SECONDS, self.delegate)
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf = self.buf + data if self.buf else data
+        buf = self.buf = append_bytes(self.buf, data)
         if not b"GET ".startswith(buf[:4]):
             self.delegate()
             return
@@ -55,7 +56,7 @@ class Router(asyncio.Protocol):
             if len(buf) > MAX_HEAD_BYTES:
                 self.delegate()
             return
-        target = request_target(buf[:line_end])
+        target = request_target(bytes(buf[:line_end]))
         if target is None or not targets_ws(target):
             self.delegate()
             return
@@ -64,13 +65,13 @@ class Router(asyncio.Protocol):
             if len(buf) > MAX_HEAD_BYTES:
                 self.delegate()
             return
-        up = parse_upgrade(buf[:end])
+        up = parse_upgrade(bytes(buf[:end]))
         if up is None:
             self.delegate()
             return
         transport = self._decided()
         if transport is not None:
-            self.site.endpoint().upgrade(transport, up, buf[end + 4 :])
+            self.site.endpoint().upgrade(transport, up, bytes(buf[end + 4 :]))
 
     def eof_received(self) -> bool | None:
         proto = self.delegate()
@@ -99,7 +100,7 @@ class Router(asyncio.Protocol):
         proto.connection_made(transport)
         buf, self.buf = self.buf, b""
         if buf:
-            proto.data_received(buf)
+            proto.data_received(bytes(buf))
         return proto
 
     def close(self) -> None:

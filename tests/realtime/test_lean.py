@@ -194,6 +194,11 @@ async def test_huge_length_is_refused_from_the_header(server: AppServer, world: 
     await raw.send(struct.pack("!BBQ", 0x81, 0xFF, 2**40) + b"mask")
     assert await raw.close_code() == 1009
     raw.close()
+    # RFC 6455 5.2: the most significant bit of a 64-bit length must be 0 (a protocol error).
+    raw = await joined(server, world)
+    await raw.send(struct.pack("!BBQ", 0x81, 0xFF, 2**63 + 5) + b"mask")
+    assert await raw.close_code() == 1002
+    raw.close()
 
 
 async def test_binary_frame_gets_error_then_1003(server: AppServer, world: World) -> None:
@@ -500,3 +505,19 @@ async def test_ping_flood_is_rate_limited(server: AppServer, world: World) -> No
         assert 1 <= pongs <= 30
     finally:
         raw.close()
+
+
+def test_trickled_input_is_buffered_without_recopying() -> None:
+    """Input arriving a byte at a time accumulates in one growing bytearray (plain ``+`` would
+    copy the held bytes again per byte: quadratic) and still parses into the same frames."""
+    data = frame(0x1, b"hello") + frame(0x9, b"p") + frame(0x1, b"x" * 300)
+    buf: bytes | bytearray = b""
+    for i in range(len(data)):
+        buf = frames.append_bytes(buf, data[i : i + 1])
+    assert isinstance(buf, bytearray)
+    assert bytes(buf) == data
+    pos, got = 0, []
+    while (parsed := frames.parse_frame(buf, pos, 4096)) is not None:
+        _, opcode, payload, pos = parsed
+        got.append((opcode, payload))
+    assert got == [(0x1, b"hello"), (0x9, b"p"), (0x1, b"x" * 300)]
