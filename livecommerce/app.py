@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import keys, ops
+from livecommerce.api import docs
 from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import RedisConfig, Settings
 from livecommerce.db import close_pool, create_pool
@@ -87,7 +88,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(postgres_ctx)
     app.cleanup_ctx.append(redis_ctx)
     app.on_shutdown.append(close_websockets)
-    ops.add_routes(app)
+    ops.setup(app)
+    docs.setup(app)
     realtime_setup(app)
     rooms_routes.add_routes(app)
     timer_routes.setup(app)

@@ -5,24 +5,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from typing import Annotated, Literal
+
 from aiohttp import web
+from msgspec import Meta
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from livecommerce import keys
-from livecommerce.httpio import json_response
+from livecommerce.api.contract import Call, Model, RawResponse, Reply, add_routes, raw_route, route
 
 READY_TIMEOUT_SECONDS = 2.0
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and serving HTTP; ``node`` names which node answered."""
-    node = request.app.get(keys.NODE)
-    return json_response({"status": "ok", "node": node.id if node is not None else None})
+class Health(Model):
+    status: Literal["ok"]
+    node: Annotated[str | None, Meta(description="Which node answered")]
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """PostgreSQL and Redis both answer; 503 naming the failing one otherwise."""
-    app = request.app
+class Readiness(Model):
+    status: Literal["ready", "unavailable"]
+    checks: Annotated[
+        dict[str, str], Meta(description='Per backend: "ok" or "error: <exception class>"')
+    ]
+
+
+async def healthz(call: Call[None, None]) -> Health:
+    """Liveness: the process is alive and serving HTTP."""
+    node = call.app.get(keys.NODE)
+    return Health(status="ok", node=node.id if node is not None else None)
+
+
+async def readyz(call: Call[None, None]) -> Reply[Readiness]:
+    """Readiness: PostgreSQL and Redis both answer (503 naming the failing one otherwise)."""
+    app = call.app
     checks: dict[str, str] = {}
 
     async def pg() -> None:
@@ -39,8 +54,8 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:  # any failure means "not ready", reported by class name
             checks[name] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return json_response(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
+    return Reply(
+        Readiness(status="ready" if ready else "unavailable", checks=checks),
         status=200 if ready else 503,
     )
 
@@ -59,7 +74,14 @@ async def metrics(request: web.Request) -> web.Response:
     return resp
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+ROUTES = (
+    route("GET", "/healthz", healthz),
+    route("GET", "/readyz", readyz, also=(503,)),
+    raw_route("GET", "/metrics", metrics, responses=(
+        RawResponse(200, "Prometheus text exposition", "text/plain"),
+    )),
+)  # fmt: skip
+
+
+def setup(app: web.Application) -> None:
+    add_routes(app, ROUTES)

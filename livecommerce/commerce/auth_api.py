@@ -3,40 +3,63 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Annotated, Literal
 
-from aiohttp import web
+from msgspec import Meta
 
-from livecommerce import inputs, keys
-from livecommerce.auth.http import require_claims
+from livecommerce import keys
+from livecommerce.api.contract import Body, Call, Model, to
+from livecommerce.api.types import NO_NUL
 from livecommerce.auth.tokens import issue_token
 from livecommerce.commerce import users
-from livecommerce.httpio import json_response
 
 
-async def login(request: web.Request) -> web.Response:
-    """POST /api/auth/wechat/login {code}: the user token for a ``wx.login`` code."""
-    body = await inputs.json_object(request, ("code",))
-    code = inputs.required_text(body, "code", max_len=128)
-    wx = await request.app[keys.WECHAT_CLIENT].code2session(code)
-    user_id = await users.upsert_wechat_user(request.app[keys.PG_POOL], wx)
-    settings = request.app[keys.SETTINGS]
+class LoginBody(Body):
+    """The code ``wx.login`` gave the mini-program (valid once, for five minutes)."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=128), NO_NUL]
+
+
+class User(Model):
+    """A user's public profile (never openid, unionid or session_key)."""
+
+    id: int
+    nickname: str
+    avatar_url: str
+    created_at: datetime
+
+
+class LoginResult(Model):
+    token: Annotated[str, Meta(description="Bearer token (also for the WebSocket)")]
+    token_type: Literal["Bearer"]
+    expires_at: Annotated[int, Meta(description="Unix seconds")]
+    expires_in: Annotated[int, Meta(description="Seconds")]
+    user: User
+
+
+async def login(call: Call[LoginBody, None]) -> LoginResult:
+    """Exchange a ``wx.login`` code for a user token (WeChat code2Session).
+
+    The user is created on first login. 502 when WeChat fails (after retries).
+    """
+    app = call.app
+    wx = await app[keys.WECHAT_CLIENT].code2session(call.body.code)
+    user_id = await users.upsert_wechat_user(app[keys.PG_POOL], wx)
+    settings = app[keys.SETTINGS]
     now = time.time()
     ttl = settings.security.token_ttl_seconds
     token = issue_token(settings.secret, "user", user_id, ttl, now=now)
-    profile = await users.get_profile(request.app[keys.PG_POOL], user_id)
-    return json_response(
-        {
-            "token": token,
-            "token_type": "Bearer",
-            "expires_at": int(now) + ttl,
-            "expires_in": ttl,
-            "user": profile,
-        }
+    profile = await users.get_profile(app[keys.PG_POOL], user_id)
+    return LoginResult(
+        token=token,
+        token_type="Bearer",
+        expires_at=int(now) + ttl,
+        expires_in=ttl,
+        user=to(User, profile),
     )
 
 
-async def me(request: web.Request) -> web.Response:
-    """GET /api/me: the logged-in user's profile."""
-    claims = require_claims(request, "user")
-    assert claims.user_id is not None
-    return json_response(await users.get_profile(request.app[keys.PG_POOL], claims.user_id))
+async def me(call: Call[None, None]) -> User:
+    """The logged-in user's profile."""
+    return to(User, await users.get_profile(call.app[keys.PG_POOL], call.user_id))

@@ -2,78 +2,114 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Literal
 
-from aiohttp import web
+import msgspec
+from msgspec import Meta
 
-from livecommerce import inputs, keys
-from livecommerce.auth.http import require_claims
+from livecommerce import keys
+from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
+from livecommerce.api.types import NO_NUL, Cursor, Fen, Id, Stock, Url
 from livecommerce.commerce import cursors, goods
 from livecommerce.commerce.goods import GoodsInput
-from livecommerce.httpio import json_response
 
-FIELDS = ("title", "description", "images", "price_fen", "stock", "category", "status", "room_ids")
-MAX_PRICE_FEN = 10**10  # 100 million yuan
-MAX_STOCK = 10**7
-
-
-def _goods_input(body: dict[str, Any], *, create: bool) -> GoodsInput:
-    return GoodsInput(
-        title=inputs.text(body, "title", max_len=200, min_len=1, required=create),
-        description=inputs.text(body, "description", max_len=5000),
-        images=inputs.url_list(body, "images", max_items=9),
-        price_fen=inputs.integer(body, "price_fen", low=0, high=MAX_PRICE_FEN, required=create),
-        stock=inputs.integer(body, "stock", low=0, high=MAX_STOCK, required=create),
-        category=inputs.text(body, "category", max_len=50),
-        status=inputs.text(body, "status", max_len=20, choices=goods.STATUSES),
-        room_ids=inputs.id_list(body, "room_ids", max_items=20),
-    )
+GoodsStatus = Literal["draft", "on_sale", "off_sale"]
+Title = Annotated[str, Meta(min_length=1, max_length=200), NO_NUL]
+Description = Annotated[str, Meta(max_length=5000), NO_NUL]
+Category = Annotated[str, Meta(max_length=50), NO_NUL]
+Images = Annotated[list[Url], Meta(max_length=9)]
+RoomIds = Annotated[list[Id], Meta(max_length=20, description="The host's rooms to show it in")]
 
 
-def _host(request: web.Request) -> int:
-    host_id = require_claims(request, "host").host_id
-    assert host_id is not None
-    return host_id
+class GoodsCreate(Body):
+    """New goods of the calling host."""
+
+    title: Title
+    price_fen: Fen
+    stock: Stock
+    description: Description | None = None
+    images: Images | None = None
+    category: Category | None = None
+    status: GoodsStatus | None = None
+    room_ids: RoomIds | None = None
 
 
-async def create(request: web.Request) -> web.Response:
-    """POST /api/goods: a host lists new goods."""
-    host_id = _host(request)
-    body = await inputs.json_object(request, FIELDS)
-    g = _goods_input(body, create=True)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        item = await goods.create_goods(conn, host_id, g)
-    return json_response(item, status=201)
+class GoodsPatch(Body):
+    """An edit: only the given fields change (null = unchanged)."""
+
+    title: Title | None = None
+    price_fen: Fen | None = None
+    stock: Stock | None = None
+    description: Description | None = None
+    images: Images | None = None
+    category: Category | None = None
+    status: GoodsStatus | None = None
+    room_ids: RoomIds | None = None
 
 
-async def update(request: web.Request) -> web.Response:
-    """PATCH /api/goods/{id}: a host edits its own goods (given fields only)."""
-    host_id = _host(request)
-    goods_id = inputs.path_id(request)
-    body = await inputs.json_object(request, FIELDS)
-    g = _goods_input(body, create=False)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        item = await goods.update_goods(conn, host_id, goods_id, g)
-    return json_response(item)
+class FeedQuery(Query):
+    category: Category | None = None
+    room_id: Id | None = None
+    limit: Annotated[int, Meta(ge=1, le=goods.MAX_PAGE)] = 20
+    cursor: Cursor | None = None
 
 
-async def read(request: web.Request) -> web.Response:
-    """GET /api/goods/{id}: one goods item (drafts are not public)."""
-    goods_id = inputs.path_id(request)
-    return json_response(await goods.get_goods(request.app[keys.PG_POOL], goods_id, public=True))
+class Goods(Model):
+    id: int
+    host_id: int | None
+    title: str
+    description: str
+    images: list[str]
+    price_fen: Annotated[int, Meta(description="Price in fen (1/100 CNY)")]
+    stock: Annotated[int, Meta(description="Units left to sell")]
+    category: str
+    status: GoodsStatus
+    room_ids: list[int]
+    created_at: datetime
+    updated_at: datetime
 
 
-async def feed(request: web.Request) -> web.Response:
-    """GET /api/goods?category=&room_id=&limit=&cursor=: the waterfall feed, newest first."""
-    q = request.query
-    category = inputs.text(dict(q), "category", max_len=50) or None
-    room_id = inputs.query_int(request, "room_id", low=1, high=inputs.MAX_ID)
-    limit = inputs.query_int(request, "limit", low=1, high=goods.MAX_PAGE) or 20
-    filters = [category, room_id]
-    secret = request.app[keys.SETTINGS].secret
-    after = cursors.decode(secret, "goods", q.get("cursor"), filters)
+class GoodsPage(Model):
+    items: list[Goods]
+    next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page")]
+
+
+def _goods_input(body: GoodsCreate | GoodsPatch) -> GoodsInput:
+    fields = msgspec.structs.asdict(body)
+    if body.room_ids is not None:
+        fields["room_ids"] = sorted(set(body.room_ids))
+    return GoodsInput(**fields)
+
+
+async def create(call: Call[GoodsCreate, None]) -> Reply[Goods]:
+    """A host lists new goods (linked to its own rooms)."""
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        item = await goods.create_goods(conn, call.host_id, _goods_input(call.body))
+    return Reply(to(Goods, item), status=201)
+
+
+async def update(call: Call[GoodsPatch, None]) -> Goods:
+    """A host edits its own goods (only the given fields)."""
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        item = await goods.update_goods(conn, call.host_id, call.id(), _goods_input(call.body))
+    return to(Goods, item)
+
+
+async def read(call: Call[None, None]) -> Goods:
+    """One goods item (drafts are not public)."""
+    return to(Goods, await goods.get_goods(call.app[keys.PG_POOL], call.id(), public=True))
+
+
+async def feed(call: Call[None, FeedQuery]) -> GoodsPage:
+    """The waterfall feed of on-sale goods, newest first, in keyset pages."""
+    q = call.query
+    filters = [q.category, q.room_id]
+    secret = call.app[keys.SETTINGS].secret
+    after = cursors.decode(secret, "goods", q.cursor, filters)
     items, next_id = await goods.feed(
-        request.app[keys.PG_POOL], limit=limit, after_id=after, category=category, room_id=room_id
-    )
+        call.app[keys.PG_POOL], limit=q.limit, after_id=after, category=q.category,
+        room_id=q.room_id,
+    )  # fmt: skip
     next_cursor = None if next_id is None else cursors.encode(secret, "goods", next_id, filters)
-    return json_response({"items": items, "next_cursor": next_cursor})
+    return to(GoodsPage, {"items": items, "next_cursor": next_cursor})

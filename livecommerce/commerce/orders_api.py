@@ -2,88 +2,137 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from livecommerce import inputs, keys
-from livecommerce.auth.http import require_claims
+from msgspec import Meta
+
+from livecommerce import keys
+from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
+from livecommerce.api.types import NO_NUL, Cursor, Fen, Id
 from livecommerce.commerce import cursors, orders
-from livecommerce.httpio import json_response
+from livecommerce.errors import ValidationError
+
+OrderStatus = Literal["pending_payment", "paid", "shipped", "completed", "cancelled", "refunded"]
+Quantity = Annotated[
+    int, Meta(ge=1, le=10_000, description="Units; at most `orders.max_quantity` (config, 99)")
+]
 
 
-def _user(request: web.Request) -> int:
-    user_id = require_claims(request, "user").user_id
-    assert user_id is not None
-    return user_id
+class OrderCreate(Body):
+    """A new order: which goods and how many (the price is the goods' price now)."""
+
+    goods_id: Id
+    quantity: Quantity
 
 
-async def create(request: web.Request) -> web.Response:
-    """POST /api/orders {goods_id, quantity} + Idempotency-Key: 201 new, 200 a replay."""
-    user_id = _user(request)
-    key = inputs.idempotency_key(request)
-    body = await inputs.json_object(request, ("goods_id", "quantity"))
-    settings = request.app[keys.SETTINGS]
-    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
-    quantity = inputs.required_int(body, "quantity", low=1, high=settings.orders.max_quantity)
-    async with request.app[keys.PG_POOL].acquire() as conn:
+class ShipBody(Body):
+    """The parcel a host shipped a paid order in."""
+
+    carrier: Annotated[str, Meta(min_length=1, max_length=50), NO_NUL]
+    tracking_no: Annotated[str, Meta(min_length=1, max_length=64), NO_NUL]
+
+
+class OrderListQuery(Query):
+    status: OrderStatus | None = None
+    limit: Annotated[int, Meta(ge=1, le=orders.MAX_PAGE)] = 20
+    cursor: Cursor | None = None
+
+
+class Order(Model):
+    """An order: a snapshot of the goods' title, image and price at creation."""
+
+    id: int
+    out_trade_no: Annotated[str, Meta(description="Merchant order no. for WeChat Pay")]
+    user_id: int
+    goods_id: int
+    host_id: int | None
+    quantity: int
+    unit_price_fen: Annotated[int, Meta(description="Price snapshot at creation, in fen")]
+    total_fen: Annotated[int, Meta(description="quantity x unit price (less points), in fen")]
+    title: str
+    image: str
+    status: OrderStatus
+    carrier: str | None
+    tracking_no: str | None
+    transaction_id: str | None
+    cancel_reason: str | None
+    expires_at: Annotated[datetime, Meta(description="Unpaid orders auto-cancel at this time")]
+    paid_at: datetime | None
+    shipped_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    refunded_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderPage(Model):
+    items: list[Order]
+    next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page")]
+
+
+def quantity_allowed(call: Call[Any, Any], quantity: int) -> None:
+    """The configured ceiling on units per order (``orders.max_quantity``); 400 past it."""
+    ceiling = call.app[keys.SETTINGS].orders.max_quantity
+    if quantity > ceiling:
+        raise ValidationError("quantity", f"must be between 1 and {ceiling}")
+
+
+async def create(call: Call[OrderCreate, None]) -> Reply[Order]:
+    """Create an order and reserve its stock (201 new, 200 a replay of the same key).
+
+    The unit price is the goods' price now; the order must be paid before `expires_at`.
+    """
+    quantity_allowed(call, call.body.quantity)
+    settings = call.app[keys.SETTINGS]
+    async with call.app[keys.PG_POOL].acquire() as conn:
         order, created = await orders.create_order(
             conn,
-            user_id=user_id,
-            goods_id=goods_id,
-            quantity=quantity,
-            idempotency_key=key,
+            user_id=call.user_id,
+            goods_id=call.body.goods_id,
+            quantity=call.body.quantity,
+            idempotency_key=call.idempotency_key,
             payment_timeout_seconds=settings.orders.payment_timeout_seconds,
         )
     if created:
-        request.app[keys.ORDER_REAPER].poke()
-    return json_response(order, status=201 if created else 200)
+        call.app[keys.ORDER_REAPER].poke()
+    return Reply(to(Order, order), status=201 if created else 200)
 
 
-async def list_mine(request: web.Request) -> web.Response:
-    """GET /api/orders?status=&limit=&cursor=: the caller's orders, newest first."""
-    user_id = _user(request)
-    q = request.query
-    status = inputs.text(dict(q), "status", max_len=20, choices=orders.STATUSES)
-    limit = inputs.query_int(request, "limit", low=1, high=orders.MAX_PAGE) or 20
-    secret = request.app[keys.SETTINGS].secret
-    scope = f"orders:{user_id}"
-    after = cursors.decode(secret, scope, q.get("cursor"), [status])
+async def list_mine(call: Call[None, OrderListQuery]) -> OrderPage:
+    """The caller's orders, newest first, in keyset pages (optionally one status)."""
+    q = call.query
+    secret = call.app[keys.SETTINGS].secret
+    scope = f"orders:{call.user_id}"
+    after = cursors.decode(secret, scope, q.cursor, [q.status])
     items, next_id = await orders.list_orders(
-        request.app[keys.PG_POOL], user_id, limit=limit, after_id=after, status=status
+        call.app[keys.PG_POOL], call.user_id, limit=q.limit, after_id=after, status=q.status
     )
-    next_cursor = None if next_id is None else cursors.encode(secret, scope, next_id, [status])
-    return json_response({"items": items, "next_cursor": next_cursor})
+    next_cursor = None if next_id is None else cursors.encode(secret, scope, next_id, [q.status])
+    return to(OrderPage, {"items": items, "next_cursor": next_cursor})
 
 
-async def read(request: web.Request) -> web.Response:
-    """GET /api/orders/{id}: one of the caller's orders (anyone else's: 404)."""
-    user_id = _user(request)
-    order_id = inputs.path_id(request)
-    return json_response(await orders.get_order(request.app[keys.PG_POOL], user_id, order_id))
+async def read(call: Call[None, None]) -> Order:
+    """One of the caller's orders (anyone else's: 404)."""
+    return to(Order, await orders.get_order(call.app[keys.PG_POOL], call.user_id, call.id()))
 
 
-async def cancel(request: web.Request) -> web.Response:
-    """POST /api/orders/{id}/cancel: the buyer cancels an unpaid order."""
-    user_id = _user(request)
-    order_id = inputs.path_id(request)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        return json_response(await orders.cancel_order(conn, user_id, order_id))
+async def cancel(call: Call[None, None]) -> Order:
+    """The buyer cancels an unpaid order (its stock goes back)."""
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        return to(Order, await orders.cancel_order(conn, call.user_id, call.id()))
 
 
-async def confirm(request: web.Request) -> web.Response:
-    """POST /api/orders/{id}/confirm: the buyer confirms receipt of a shipped order."""
-    user_id = _user(request)
-    order_id = inputs.path_id(request)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        return json_response(await orders.confirm_received(conn, user_id, order_id))
+async def confirm(call: Call[None, None]) -> Order:
+    """The buyer confirms receipt of a shipped order (it completes)."""
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        return to(Order, await orders.confirm_received(conn, call.user_id, call.id()))
 
 
-async def ship(request: web.Request) -> web.Response:
-    """POST /api/host/orders/{id}/ship {carrier, tracking_no}: the host ships a paid order."""
-    host_id = require_claims(request, "host").host_id
-    assert host_id is not None
-    order_id = inputs.path_id(request)
-    body = await inputs.json_object(request, ("carrier", "tracking_no"))
-    carrier = inputs.required_text(body, "carrier", max_len=50)
-    tracking_no = inputs.required_text(body, "tracking_no", max_len=64)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        return json_response(await orders.ship_order(conn, host_id, order_id, carrier, tracking_no))
+async def ship(call: Call[ShipBody, None]) -> Order:
+    """The host ships one of its paid orders with a carrier and tracking number."""
+    b = call.body
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        order = await orders.ship_order(conn, call.host_id, call.id(), b.carrier, b.tracking_no)
+    return to(Order, order)

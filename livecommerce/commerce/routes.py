@@ -17,10 +17,10 @@ from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.aio import running
+from livecommerce.api.contract import HOST, USER, add_routes, route
 from livecommerce.commerce import (
     auth_api,
     goods_api,
-    openapi,
     orders_api,
     pay_api,
     wechatpay,
@@ -111,18 +111,23 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(wechat_ctx)
     app.cleanup_ctx.append(reaper_ctx)
     app.cleanup_ctx.append(notifications_ctx)
-    r = app.router
-    r.add_get("/api/openapi.json", openapi.serve)
-    r.add_post("/api/auth/wechat/login", auth_api.login)
-    r.add_get("/api/me", auth_api.me)
-    r.add_get("/api/goods", goods_api.feed)
-    r.add_post("/api/goods", goods_api.create)
-    r.add_get("/api/goods/{id}", goods_api.read)
-    r.add_patch("/api/goods/{id}", goods_api.update)
-    r.add_post("/api/orders", orders_api.create)
-    r.add_get("/api/orders", orders_api.list_mine)
-    r.add_get("/api/orders/{id}", orders_api.read)
-    r.add_post("/api/orders/{id}/cancel", orders_api.cancel)
-    r.add_post("/api/orders/{id}/confirm", orders_api.confirm)
-    r.add_post("/api/host/orders/{id}/ship", orders_api.ship)
-    r.add_post("/api/pay/wechat/notify", pay_api.wechat_notify)
+    add_routes(app, ROUTES)
+
+
+ROUTES = (
+    route("POST", "/api/auth/wechat/login", auth_api.login, errors=(502,)),
+    route("GET", "/api/me", auth_api.me, auth=USER, errors=(404,)),
+    route("GET", "/api/goods", goods_api.feed),
+    route("POST", "/api/goods", goods_api.create, auth=HOST, status=201),
+    route("GET", "/api/goods/{id}", goods_api.read),
+    route("PATCH", "/api/goods/{id}", goods_api.update, auth=HOST),
+    route("POST", "/api/orders", orders_api.create, auth=USER, status=201, also=(200,),
+          errors=(404, 409), idempotency_key=True),
+    route("GET", "/api/orders", orders_api.list_mine, auth=USER),
+    route("GET", "/api/orders/{id}", orders_api.read, auth=USER),
+    route("POST", "/api/orders/{id}/cancel", orders_api.cancel, auth=USER, errors=(409,)),
+    route("POST", "/api/orders/{id}/confirm", orders_api.confirm, auth=USER, errors=(409,)),
+    route("POST", "/api/host/orders/{id}/ship", orders_api.ship, auth=HOST, errors=(409,)),
+    route("POST", "/api/pay/wechat/notify", pay_api.wechat_notify, errors=(401, 404, 409),
+          guard=pay_api.verify_signature),
+)  # fmt: skip

@@ -1,0 +1,1 @@
+"""The typed HTTP contract (msgspec models -> validation, serialization, OpenAPI)."""

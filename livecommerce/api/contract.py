@@ -1,0 +1,419 @@
+"""The typed HTTP contract: each endpoint is one handler whose signature is its contract.
+
+A handler is ``async def name(call: Call[Body, Query]) -> Response`` where ``Body`` and
+``Query`` are :class:`msgspec.Struct` models (or ``None``) and ``Response`` is the model the
+answer is serialized through (or :class:`Reply` of it, to pick the status at run time). The
+route table (``Route`` values built with :func:`route`) adds what a signature cannot say:
+method, path, who may call it, the success status, extra error statuses. From the two come:
+
+* decoding and validation — msgspec decodes the body in one pass (unknown fields refused,
+  constraints on the model) and converts the query string; every defect is a 400
+  ``{"error": {"code": "invalid", "message", "field"}}`` with ``field`` from msgspec's path;
+* serialization — the handler's value goes through the response model, so a response can
+  never carry a field its schema does not list;
+* the OpenAPI 3.1 document (:mod:`livecommerce.api.openapi`), generated from the same routes.
+
+Path parameters (``{id}``, ``{room_id}``) are always positive bigint ids: anything else names no
+resource and is a 404, like an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, get_args, get_origin, get_type_hints
+
+import msgspec
+from aiohttp import web
+
+from livecommerce.auth.http import require_claims
+from livecommerce.auth.tokens import Claims, Kind
+from livecommerce.errors import NotFound, ValidationError
+
+MAX_ID = 2**63 - 1
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_NAMED = re.compile(r"field `(?P<name>[^`]+)`")
+_INDEX = re.compile(r"\[[^\]]*\]")
+
+# Who may call a route (``auth=``): one token kind, or any of several.
+USER: tuple[Kind, ...] = ("user",)
+HOST: tuple[Kind, ...] = ("host",)
+VIEWER: tuple[Kind, ...] = ("viewer",)
+
+B = TypeVar("B")
+Q = TypeVar("Q")
+T = TypeVar("T")
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of request bodies: unknown fields are refused (400 naming the field)."""
+
+
+class Query(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of query strings: values arrive as text and are converted to the field types;
+    empty values count as absent; unknown parameters are refused."""
+
+
+class Model(msgspec.Struct, kw_only=True):
+    """Base of response models (extra keys of a service's dict are dropped, never sent)."""
+
+
+@dataclass(slots=True)
+class Reply(Generic[T]):
+    """A response body with a status chosen at run time (e.g. 201 created / 200 replayed)."""
+
+    body: T
+    status: int = 200
+    headers: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class Call(Generic[B, Q]):
+    """One decoded request: the typed body and query, the caller's claims and path ids."""
+
+    request: web.Request
+    body: B
+    query: Q
+    claims: Claims | None
+    ids: dict[str, int]
+    idempotency_key: str
+
+    @property
+    def app(self) -> web.Application:
+        return self.request.app
+
+    def id(self, name: str = "id") -> int:
+        """The path id ``{name}`` (validated before the handler runs)."""
+        return self.ids[name]
+
+    @property
+    def user_id(self) -> int:
+        """The caller's user id (the route requires a user token)."""
+        assert self.claims is not None and self.claims.user_id is not None
+        return self.claims.user_id
+
+    @property
+    def host_id(self) -> int:
+        """The caller's host id (the route requires a host token)."""
+        assert self.claims is not None and self.claims.host_id is not None
+        return self.claims.host_id
+
+
+Handler = Callable[[Any], Awaitable[Any]]
+RawHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Checks the raw body before it is decoded (e.g. a signature over the exact bytes); raises.
+Guard = Callable[[web.Request, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """How a raw (non-JSON-model) route answers, for the document: status, media type, text."""
+
+    status: int
+    description: str
+    media_type: str | None = None
+    schema: type[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One endpoint: where it lives, who may call it, and its handler's typed contract.
+
+    ``body``, ``query`` and ``response`` come from the handler's annotations; ``raw`` routes
+    (WebSocket upgrade, Prometheus text, the docs page) take the aiohttp request themselves and
+    describe their answers in ``raw_responses`` (and their query in ``query``, which they must
+    decode with :func:`decode_query`).
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    auth: tuple[Kind, ...] = ()
+    status: int = 200
+    also: tuple[int, ...] = ()
+    errors: tuple[int, ...] = ()
+    idempotency_key: bool = False
+    tag: str = ""
+    body: type[Any] | None = None
+    query: type[Any] | None = None
+    response: Any = None
+    guard: Guard | None = None
+    raw: bool = False
+    raw_responses: tuple[RawResponse, ...] = ()
+    path_params: tuple[str, ...] = field(default=())
+
+    @property
+    def operation_id(self) -> str:
+        module = self.handler.__module__.split(".")
+        name = module[-1].removesuffix("_api")
+        if name in ("routes", "http", "service", "ops"):
+            name = module[-2] if name != "ops" else "ops"
+        return f"{name}.{self.handler.__name__}"
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.handler) or ""
+        return doc.split("\n\n", 1)[0].replace("\n", " ").strip()
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.handler) or ""
+        parts = doc.split("\n\n", 1)
+        return parts[1].strip() if len(parts) > 1 else ""
+
+    def error_statuses(self) -> tuple[int, ...]:
+        """Every error status this route can answer (documented in the OpenAPI document)."""
+        statuses = set(self.errors) | {503}
+        if self.body is not None or self.query is not None or self.idempotency_key:
+            statuses.add(400)
+        if self.body is not None:
+            statuses.add(413)
+        if self.auth:
+            statuses |= {401, 403}
+        if self.path_params:
+            statuses.add(404)
+        return tuple(sorted(statuses))
+
+
+def _model_args(handler: Handler) -> tuple[type[Any] | None, type[Any] | None, Any]:
+    """(body type, query type, response type) from ``handler(call: Call[B, Q]) -> R``."""
+    hints = get_type_hints(handler)
+    params = [p for p in inspect.signature(handler).parameters if p != "return"]
+    if len(params) != 1:
+        raise TypeError(f"{handler.__qualname__}: a handler takes exactly one Call argument")
+    call_type = hints[params[0]]
+    if get_origin(call_type) is not Call:
+        raise TypeError(f"{handler.__qualname__}: annotate its argument as Call[Body, Query]")
+    body, query = (None if a is type(None) else a for a in get_args(call_type))
+    response = hints.get("return")
+    if get_origin(response) is Reply:
+        response = get_args(response)[0]
+    return body, query, response
+
+
+def route(
+    method: str,
+    path: str,
+    handler: Handler,
+    *,
+    auth: tuple[Kind, ...] = (),
+    status: int = 200,
+    also: tuple[int, ...] = (),
+    errors: tuple[int, ...] = (),
+    idempotency_key: bool = False,
+    tag: str = "",
+    guard: Guard | None = None,
+) -> Route:
+    """A typed route; body/query/response types are read from the handler's annotations.
+
+    ``guard`` sees the raw body before it is decoded (a signature check answers 401 before a
+    malformed body answers 400)."""
+    body, query, response = _model_args(handler)
+    return Route(
+        method=method,
+        path=path,
+        handler=handler,
+        auth=auth,
+        status=status,
+        also=also,
+        errors=errors,
+        idempotency_key=idempotency_key,
+        tag=tag,
+        guard=guard,
+        body=body,
+        query=query,
+        response=response,
+        path_params=tuple(_PATH_PARAM.findall(path)),
+    )
+
+
+def raw_route(
+    method: str,
+    path: str,
+    handler: RawHandler,
+    *,
+    responses: tuple[RawResponse, ...],
+    query: type[Any] | None = None,
+    auth: tuple[Kind, ...] = (),
+    errors: tuple[int, ...] = (),
+    tag: str = "",
+) -> Route:
+    """A route answering with something other than a JSON model (documented by ``responses``)."""
+    return Route(
+        method=method,
+        path=path,
+        handler=handler,
+        auth=auth,
+        errors=errors,
+        tag=tag,
+        query=query,
+        raw=True,
+        raw_responses=responses,
+        path_params=tuple(_PATH_PARAM.findall(path)),
+    )
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def field_error(exc: msgspec.ValidationError, default: str) -> ValidationError:
+    """Our 400 for a msgspec error: ``field`` is its path with list indices dropped
+    (``images[3]`` -> ``images``; nested keys joined with dots), the message keeps the detail."""
+    text = str(exc)
+    path = ""
+    at = _AT.search(text)
+    if at:
+        path = at.group("path")
+        text = text[: at.start()]
+    named = _NAMED.search(text)
+    if named and ("unknown field" in text or "missing required field" in text):
+        path = f"{path}.{named.group('name')}"
+    clean = _INDEX.sub("", path).strip(".")
+    name = clean[:64] or default
+    where = path.lstrip(".") or default
+    return ValidationError(
+        name, text[:1].lower() + text[1:] if where == name else f"{where}: {text}"
+    )
+
+
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def decode_body(raw: bytes, model: type[T]) -> T:
+    """The JSON body as ``model``; an empty body reads as ``{}``.
+
+    Raises:
+        ValidationError: malformed JSON or not an object (field ``body``), or a field that
+            breaks the model (field named).
+    """
+    decoder = _decoders.get(model)
+    if decoder is None:
+        decoder = _decoders[model] = msgspec.json.Decoder(model)
+    try:
+        return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        raise field_error(exc, "body") from None
+    except msgspec.DecodeError:
+        raise ValidationError("body", "must be valid JSON") from None
+
+
+def convert(value: Any, model: type[T], name: str) -> T:
+    """``value`` (already-decoded JSON, e.g. a part of a body checked later) as ``model``.
+
+    Raises:
+        ValidationError: naming ``name`` and the path under it (``resource.nonce``).
+    """
+    try:
+        return msgspec.convert(value, model)
+    except msgspec.ValidationError as exc:
+        err = field_error(exc, "")
+        field = f"{name}.{err.field}" if err.field else name
+        raise ValidationError(field, err.message.split(": ", 1)[-1]) from None
+
+
+def decode_query(request: web.Request, model: type[T]) -> T:
+    """The query string as ``model`` (text converted to the field types; empty = absent).
+
+    Raises:
+        ValidationError: a parameter that breaks the model, or an unknown one (field named).
+    """
+    values = {k: v for k, v in request.query.items() if v != ""}
+    try:
+        return msgspec.convert(values, model, strict=False)
+    except msgspec.ValidationError as exc:
+        raise field_error(exc, "query") from None
+
+
+def path_ids(request: web.Request, names: tuple[str, ...]) -> dict[str, int]:
+    """Each path parameter as a positive bigint; anything else names no resource (404)."""
+    ids: dict[str, int] = {}
+    for name in names:
+        text = request.match_info.get(name, "")
+        if not _DIGITS.match(text) or not 0 < int(text) <= MAX_ID:
+            raise NotFound("no such resource")
+        ids[name] = int(text)
+    return ids
+
+
+def idempotency_key(request: web.Request) -> str:
+    """The ``Idempotency-Key`` header: 1-64 of ``A-Z a-z 0-9 _ -`` (400 otherwise)."""
+    key = request.headers.get("Idempotency-Key", "")
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise ValidationError(
+            "Idempotency-Key", "header required: 1-64 characters of A-Z a-z 0-9 _ -"
+        )
+    return key
+
+
+# -- answering --------------------------------------------------------------------------------
+
+_encoder = msgspec.json.Encoder()
+
+
+def to(model: type[T], value: Any) -> T:
+    """``value`` (a service's dict, list or row) as the response model ``model``.
+
+    Keys the model does not list are dropped; a missing or mistyped one is a bug and raises
+    ``msgspec.ValidationError`` (a 500, caught by the contract tests).
+    """
+    return msgspec.convert(value, model, from_attributes=True)
+
+
+def encode(value: Any, model: Any) -> bytes:
+    """``value`` serialized through ``model`` (a Struct passes as is; dicts are converted)."""
+    if model is None or isinstance(value, msgspec.Struct):
+        return _encoder.encode(value)
+    return _encoder.encode(msgspec.convert(value, model, from_attributes=True))
+
+
+def json_response(body: bytes, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def bind(r: Route) -> RawHandler:
+    """The aiohttp handler for a route: auth, path ids, key, query, body, call, serialize."""
+    if r.raw:
+        return r.handler
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        claims = require_claims(request, *r.auth) if r.auth else None
+        if claims is not None:
+            request[PRINCIPAL] = claims.kind
+        ids = path_ids(request, r.path_params)
+        key = idempotency_key(request) if r.idempotency_key else ""
+        query = decode_query(request, r.query) if r.query is not None else None
+        body = None
+        if r.body is not None or r.guard is not None:
+            raw = await request.read()
+            if r.guard is not None:
+                r.guard(request, raw)
+            if r.body is not None:
+                body = decode_body(raw, r.body)
+        result = await r.handler(Call(request, body, query, claims, ids, key))
+        if isinstance(result, web.StreamResponse):
+            return result
+        if isinstance(result, Reply):
+            return json_response(encode(result.body, r.response), result.status, result.headers)
+        return json_response(encode(result, r.response), r.status)
+
+    handle.__name__ = r.handler.__name__
+    handle.__doc__ = r.handler.__doc__
+    return handle
+
+
+ROUTES = web.AppKey("api_routes", list[Route])
+# The authenticated caller's kind (user, viewer, host), for the access log.
+PRINCIPAL = web.RequestKey("principal", str)
+
+
+def add_routes(app: web.Application, routes: list[Route] | tuple[Route, ...]) -> None:
+    """Register ``routes`` on the app's router and remember them for the OpenAPI document."""
+    app.setdefault(ROUTES, [])
+    for r in routes:
+        app.router.add_route(r.method, r.path, bind(r))
+        app[ROUTES].append(r)

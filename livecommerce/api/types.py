@@ -1,0 +1,31 @@
+"""Constrained field types shared by the request and response models of every capability.
+
+Each is an ``Annotated`` type msgspec enforces when decoding and writes into the JSON Schema of
+the OpenAPI document (``minimum``, ``maxLength``, ``pattern``, ``format`` ...).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from msgspec import Meta
+
+MAX_ID = 2**63 - 1
+MAX_PRICE_FEN = 10**10  # 100 million yuan, in fen
+MAX_STOCK = 10**7
+
+# Text without NUL characters (PostgreSQL text cannot hold them); combine with a length Meta.
+NO_NUL = Meta(pattern=r"^[^\x00]*$")
+
+Id = Annotated[int, Meta(ge=1, le=MAX_ID, description="A positive bigint id")]
+Fen = Annotated[int, Meta(ge=0, le=MAX_PRICE_FEN, description="Money in fen (1/100 CNY)")]
+Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
+ShowSeconds = Annotated[int, Meta(ge=1, le=3600, description="How long the bubble shows (s)")]
+Url = Annotated[
+    str, Meta(min_length=8, max_length=500, pattern=r"^https?://[^\x00]*$", description="http(s)")
+]
+Cursor = Annotated[
+    str, Meta(max_length=200, description="The `next_cursor` of the previous page (opaque)")
+]
+Time = Annotated[datetime, Meta(tz=True, description="RFC 3339 timestamp with an offset")]
