@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-
 from typing import Annotated, Literal
 
 from aiohttp import web

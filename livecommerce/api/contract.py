@@ -94,13 +94,15 @@ class Call(Generic[B, Q]):
     @property
     def user_id(self) -> int:
         """The caller's user id (the route requires a user token)."""
-        assert self.claims is not None and self.claims.user_id is not None
+        assert self.claims is not None
+        assert self.claims.user_id is not None
         return self.claims.user_id
 
     @property
     def host_id(self) -> int:
         """The caller's host id (the route requires a host token)."""
-        assert self.claims is not None and self.claims.host_id is not None
+        assert self.claims is not None
+        assert self.claims.host_id is not None
         return self.claims.host_id
 
 

@@ -9,7 +9,7 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
-from livecommerce.api.types import NO_NUL, Cursor, Fen, Id
+from livecommerce.api.types import NO_NUL, Cursor, Id
 from livecommerce.commerce import cursors, orders
 from livecommerce.errors import ValidationError
 
