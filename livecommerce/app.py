@@ -11,6 +11,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import keys, ops
+from livecommerce.accesslog import access_log_middleware
 from livecommerce.api import docs
 from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import RedisConfig, Settings
@@ -79,7 +80,12 @@ def create_app(settings: Settings) -> web.Application:
     """Build the app; resources are created when it starts, never at import."""
     metrics = Metrics()
     app = web.Application(
-        middlewares=[request_id_middleware, metrics_middleware(metrics), error_middleware],
+        middlewares=[
+            request_id_middleware,
+            access_log_middleware,
+            metrics_middleware(metrics),
+            error_middleware,
+        ],
         client_max_size=settings.server.max_body_bytes,
     )
     app[keys.SETTINGS] = settings

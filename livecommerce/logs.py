@@ -25,6 +25,9 @@ class JsonFormatter(logging.Formatter):
         rid = request_id.get()
         if rid != "-":
             entry["request_id"] = rid
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):  # structured fields (e.g. the access log's)
+            entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()

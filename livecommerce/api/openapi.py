@@ -119,8 +119,10 @@ def _operation(r: Route, schemas: dict[Any, dict[str, Any]], components: dict[st
     if params:
         op["parameters"] = params
     if r.body is not None:
+        name = schemas[r.body]["$ref"].rsplit("/", 1)[1]
         op["requestBody"] = {
-            "required": True,
+            # A model with no required field takes an empty body (read as {}).
+            "required": bool(components[name].get("required")),
             "content": {"application/json": {"schema": schemas[r.body]}},
         }
     if r.auth:
