@@ -296,6 +296,8 @@ def decode_body(raw: bytes, model: type[T]) -> T:
     decoder = _decoders.get(model)
     if decoder is None:
         decoder = _decoders[model] = msgspec.json.Decoder(model)
+    if b"\\u0000" in raw:  # JSON can only carry NUL escaped; most bodies skip this
+        _refuse_nul(raw)
     try:
         return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
@@ -310,6 +312,27 @@ def decode_body(raw: bytes, model: type[T]) -> T:
         return msgspec.convert(_integral(msgspec.json.decode(raw)), model)
     except msgspec.ValidationError:
         raise field_error(error, "body") from None
+
+
+def _refuse_nul(raw: bytes) -> None:
+    """400 naming the first key or string holding a NUL character (no text may hold one)."""
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return  # the typed decode reports it
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(path or "body", "must not contain NUL characters")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                name = f"{path}.{k}" if path else k
+                if "\x00" in k:
+                    raise ValidationError(path or "body", "keys must not contain NUL characters")
+                stack.append((name[:64], v))
+        elif isinstance(value, list):
+            stack.extend((path, v) for v in value)
 
 
 def _integral(value: Any) -> Any:
