@@ -115,7 +115,7 @@ def setup(app: web.Application) -> None:
 
 
 ROUTES = (
-    route("POST", "/api/auth/wechat/login", auth_api.login, errors=(502,)),
+    route("POST", "/api/auth/wechat/login", auth_api.login, errors=(403, 429, 502)),
     route("GET", "/api/me", auth_api.me, auth=USER, errors=(404,)),
     route("GET", "/api/goods", goods_api.feed),
     route("POST", "/api/goods", goods_api.create, auth=HOST, status=201),
