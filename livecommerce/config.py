@@ -239,11 +239,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     env = os.environ if env is None else env
     raw: dict[str, dict[str, Any]] = {}
     where: dict[str, str] = {}  # "section.key" -> the file or "env NAME" it came from
-    for section, key, value, source in _entries(path, env):
+    for section, key, value, source, from_env in _entries(path, env):
         name = f"{section}.{key}"
         if key not in _FIELDS[section]:
             raise ConfigError(f"{name}: unknown setting ({source})")
-        if source.startswith("env "):
+        if from_env:
             value = _parse_env(name, value, source)
         raw.setdefault(section, {})[key] = value
         where[name] = source
@@ -260,8 +260,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
 
 def _entries(
     path: str | Path | None, env: Mapping[str, str]
-) -> Iterator[tuple[str, str, Any, str]]:
-    """(section, key, value, source) from the TOML file, then the environment (as strings)."""
+) -> Iterator[tuple[str, str, Any, str, bool]]:
+    """(section, key, value, source, from_env) from the TOML file, then the environment."""
     file = _config_path(path, env)
     if file is not None:
         try:
@@ -274,16 +274,16 @@ def _entries(
             if not isinstance(table, dict):
                 raise ConfigError(f"config file {file}: {section} must be a [section] table")
             for key, value in table.items():
-                yield section, key, value, str(file)
+                yield section, key, value, str(file), False
     for name, value in env.items():
         if name == "PORT":
-            yield "server", "port", value, "env PORT"
+            yield "server", "port", value, "env PORT", True
         elif name.startswith(ENV_PREFIX) and not name.startswith(RESERVED_ENV):
             rest = name[len(ENV_PREFIX) :].lower()
             sec = next((s for s in _FIELDS if rest.startswith(s + "_")), None)
             if sec is None:
                 raise ConfigError(f"environment variable {name}: names no config section")
-            yield sec, rest[len(sec) + 1 :], value, f"env {name}"
+            yield sec, rest[len(sec) + 1 :], value, f"env {name}", True
 
 
 def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
