@@ -8,27 +8,39 @@ documents one by one), the TOML file, then environment variables:
 * ``PORT`` sets ``server.port`` (the Procfile/PaaS convention);
 * ``LIVECOMMERCE_CONFIG`` names the TOML file (default ``./config.toml`` when it exists).
 
-Any problem — an unknown section or key, a value of the wrong type, a bad URL, a missing
-secret in production mode — raises :class:`ConfigError` whose message is one line naming the
-key; the CLI prints it and exits with status 2.
+The models are frozen dataclasses; msgspec decodes the merged file + environment into them,
+checking types and the ``Meta`` constraints on each field (ranges, lengths, patterns, enums).
+What a field cannot say alone — URLs, cross-field and production rules — is :func:`_check`.
+Any problem raises :class:`ConfigError` whose message is one line naming the key (and where
+the value came from); the CLI prints it and exits with status 2.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from msgspec import Meta
 
 ENV_PREFIX = "LIVECOMMERCE_"
 # Environment names under the prefix that are not settings (tests, benchmarks, the file path).
 RESERVED_ENV = ("LIVECOMMERCE_CONFIG", "LIVECOMMERCE_TEST_", "LIVECOMMERCE_BENCH_")
 DEV_SECRET = "dev-only-insecure-secret-change-me-in-production"
+
+Pos: TypeAlias = Annotated[int, Meta(gt=0)]
+PosFloat: TypeAlias = Annotated[float, Meta(gt=0)]
+NonNeg: TypeAlias = Annotated[int, Meta(ge=0)]
+Port: TypeAlias = Annotated[int, Meta(ge=0, le=65535)]
 
 
 class ConfigError(Exception):
@@ -38,41 +50,41 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
-    port: int = 8080
-    mode: str = "development"
-    shutdown_grace_seconds: float = 10.0
-    log_format: str = "auto"
-    log_level: str = "info"
-    max_body_bytes: int = 1_048_576
-    workers: int = 1
+    port: Port = 8080
+    mode: Literal["development", "production"] = "development"
+    shutdown_grace_seconds: PosFloat = 10.0
+    log_format: Literal["auto", "json", "text"] = "auto"
+    log_level: Annotated[str, Meta(pattern="^(?i:debug|info|warning|error)$")] = "info"
+    max_body_bytes: Pos = 1_048_576
+    workers: Pos = 1
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     url: str = ""
-    pool_min_size: int = 2
-    pool_max_size: int = 10
-    command_timeout_seconds: float = 10.0
+    pool_min_size: NonNeg = 2
+    pool_max_size: Pos = 10  # and >= pool_min_size
+    command_timeout_seconds: PosFloat = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class RedisConfig:
     url: str = ""
-    max_connections: int = 200
-    pool_timeout_seconds: float = 5.0
+    max_connections: Pos = 200
+    pool_timeout_seconds: PosFloat = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class SecurityConfig:
     secret: str = ""
-    token_ttl_seconds: int = 7 * 24 * 3600
-    host_token_ttl_seconds: int = 24 * 3600
+    token_ttl_seconds: Pos = 7 * 24 * 3600
+    host_token_ttl_seconds: Pos = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
 class EmbeddedConfig:
     data_dir: str = ".livecommerce"
-    start_timeout_seconds: float = 60.0
+    start_timeout_seconds: PosFloat = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +94,10 @@ class WechatConfig:
     base_url: str = ""
     app_id: str = ""
     app_secret: str = ""
-    timeout_seconds: float = 5.0
-    max_attempts: int = 3
-    retry_backoff_seconds: float = 0.2
-    fake_port: int = 0
+    timeout_seconds: PosFloat = 5.0
+    max_attempts: Pos = 3
+    retry_backoff_seconds: PosFloat = 0.2
+    fake_port: Port = 0
     order_template_id: str = ""
 
 
@@ -96,53 +108,53 @@ class WechatPayConfig:
     mch_id: str = ""
     apiv3_key: str = ""
     platform_keys_dir: str = ""
-    notify_max_age_seconds: int = 300
+    notify_max_age_seconds: Pos = 300
 
 
 @dataclass(frozen=True, slots=True)
 class OrdersConfig:
-    payment_timeout_seconds: float = 900.0
-    reaper_max_sleep_seconds: float = 30.0
-    reaper_batch_size: int = 100
-    max_quantity: int = 99
+    payment_timeout_seconds: PosFloat = 900.0
+    reaper_max_sleep_seconds: PosFloat = 30.0
+    reaper_batch_size: Pos = 100
+    max_quantity: Pos = 99
 
 
 @dataclass(frozen=True, slots=True)
 class RoomsConfig:
-    history_max_messages: int = 2000
-    history_max_age_seconds: float = 3600.0
-    max_frame_bytes: int = 4096
-    messages_per_second: float = 10.0
-    max_connections_per_ip: int = 200
-    max_connections_per_user: int = 5
-    send_buffer_max_bytes: int = 262_144
-    heartbeat_seconds: float = 20.0
-    tick_seconds: float = 1.0
-    comment_max_chars: int = 200
-    comment_min_interval_seconds: float = 1.0
-    like_max_per_message: int = 50
-    bubble_default_seconds: int = 30
+    history_max_messages: Pos = 2000
+    history_max_age_seconds: PosFloat = 3600.0
+    max_frame_bytes: Pos = 4096
+    messages_per_second: PosFloat = 10.0
+    max_connections_per_ip: Pos = 200
+    max_connections_per_user: Pos = 5
+    send_buffer_max_bytes: Pos = 262_144
+    heartbeat_seconds: PosFloat = 20.0
+    tick_seconds: PosFloat = 1.0
+    comment_max_chars: Pos = 200
+    comment_min_interval_seconds: PosFloat = 1.0
+    like_max_per_message: Pos = 50
+    bubble_default_seconds: Pos = 30
 
 
 @dataclass(frozen=True, slots=True)
 class TimerConfig:
     enabled: bool = True
-    lease_seconds: float = 10.0
-    max_lateness_seconds: float = 300.0
-    late_after_ms: int = 1000
-    claim_batch: int = 200
-    lookahead_ms: int = 20
-    idle_recheck_seconds: float = 60.0
+    lease_seconds: PosFloat = 10.0
+    max_lateness_seconds: PosFloat = 300.0
+    late_after_ms: Pos = 1000
+    claim_batch: Pos = 200
+    lookahead_ms: Annotated[int, Meta(ge=0, le=1000)] = 20
+    idle_recheck_seconds: PosFloat = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class FlashSaleConfig:
     """Flash sales (秒杀): payment window of their orders, bubble stock updates, Redis TTL."""
 
-    payment_timeout_seconds: float = 300.0
-    max_per_user_limit: int = 10
-    stock_update_min_interval_ms: int = 500
-    redis_ttl_after_end_seconds: int = 7 * 24 * 3600
+    payment_timeout_seconds: PosFloat = 300.0
+    max_per_user_limit: Pos = 10
+    stock_update_min_interval_ms: NonNeg = 500
+    redis_ttl_after_end_seconds: Pos = 7 * 24 * 3600
     stale_claim_seconds: float = 60.0
 
 
@@ -150,15 +162,15 @@ class FlashSaleConfig:
 class PointsConfig:
     """The points ledger: earning rules, lot expiry, spending at checkout."""
 
-    time_zone: str = "Asia/Shanghai"
-    checkin_points: int = 10
-    share_points: int = 5
-    share_daily_cap: int = 3
-    purchase_points_per_yuan: int = 1
-    lot_ttl_days: int = 365
-    fen_per_point: int = 1
-    max_discount_percent: int = 50
-    expiring_soon_days: int = 30
+    time_zone: str = "Asia/Shanghai"  # an IANA name
+    checkin_points: Pos = 10
+    share_points: Pos = 5
+    share_daily_cap: Pos = 3
+    purchase_points_per_yuan: NonNeg = 1
+    lot_ttl_days: Pos = 365
+    fen_per_point: Pos = 1
+    max_discount_percent: Annotated[int, Meta(ge=0, le=100)] = 50
+    expiring_soon_days: Pos = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +178,9 @@ class GroupsConfig:
     """Group buying (拼团): join rules, success notifications, the background worker."""
 
     one_open_group_per_offer: bool = True
-    success_template_id: str = "group_success"
-    worker_max_sleep_seconds: float = 30.0
-    worker_batch_size: int = 100
+    success_template_id: Annotated[str, Meta(min_length=1, max_length=128)] = "group_success"
+    worker_max_sleep_seconds: PosFloat = 30.0
+    worker_batch_size: Pos = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +223,10 @@ class Settings:
         return dataclasses.replace(self, server=dataclasses.replace(self.server, **changes))
 
 
-_SECTIONS: dict[str, type[Any]] = {
-    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+# section -> key -> the field's type, with its Annotated constraints.
+_FIELDS: dict[str, dict[str, Any]] = {
+    name: typing.get_type_hints(cls, include_extras=True)
+    for name, cls in typing.get_type_hints(Settings).items()
 }
 
 
@@ -223,171 +237,140 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         ConfigError: with a one-line message naming the offending key.
     """
     env = os.environ if env is None else env
-    raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
-    sources: dict[tuple[str, str], str] = {}
-
-    file = _config_path(path, env)
-    if file is not None:
-        for (section, key), value in _read_toml(file).items():
-            raw[section][key] = value
-            sources[(section, key)] = str(file)
-
-    for name, value in env.items():
-        target = _env_target(name)
-        if target is None:
-            continue
-        raw[target[0]][target[1]] = _EnvValue(value)
-        sources[target] = f"env {name}"
-
-    sections = {
-        name: _build_section(name, cls, raw[name], sources) for name, cls in _SECTIONS.items()
-    }
-    settings = Settings(**sections)
-    _validate(settings)
+    raw: dict[str, dict[str, Any]] = {}
+    where: dict[str, str] = {}  # "section.key" -> the file or "env NAME" it came from
+    for section, key, value, source, from_env in _entries(path, env):
+        name = f"{section}.{key}"
+        if key not in _FIELDS[section]:
+            raise ConfigError(f"{name}: unknown setting ({source})")
+        if from_env:
+            value = _parse_env(name, value, source)
+        raw.setdefault(section, {})[key] = value
+        where[name] = source
+    try:
+        settings = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$.")
+        name = path.rstrip("`")
+        section, _, key = name.partition(".")
+        raise _error(name, message, raw[section][key], where[name]) from None
+    _check(settings)
     return settings
 
 
-class _EnvValue(str):
-    """A value from the environment: a string to be parsed into the field's type."""
+def _entries(
+    path: str | Path | None, env: Mapping[str, str]
+) -> Iterator[tuple[str, str, Any, str, bool]]:
+    """(section, key, value, source, from_env) from the TOML file, then the environment."""
+    file = _config_path(path, env)
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {file}: not valid TOML: {exc}") from None
+        for section, table in data.items():
+            if section not in _FIELDS:
+                raise ConfigError(f"config file {file}: unknown section [{section}]")
+            if not isinstance(table, dict):
+                raise ConfigError(f"config file {file}: {section} must be a [section] table")
+            for key, value in table.items():
+                yield section, key, value, str(file), False
+    for name, value in env.items():
+        if name == "PORT":
+            yield "server", "port", value, "env PORT", True
+        elif name.startswith(ENV_PREFIX) and not name.startswith(RESERVED_ENV):
+            rest = name[len(ENV_PREFIX) :].lower()
+            sec = next((s for s in _FIELDS if rest.startswith(s + "_")), None)
+            if sec is None:
+                raise ConfigError(f"environment variable {name}: names no config section")
+            yield sec, rest[len(sec) + 1 :], value, f"env {name}", True
 
 
 def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
-    if path is not None:
-        p = Path(path)
-    elif env.get("LIVECOMMERCE_CONFIG"):
-        p = Path(env["LIVECOMMERCE_CONFIG"])
-    else:
+    if path is None and not env.get("LIVECOMMERCE_CONFIG"):
         default = Path("config.toml")
         return default if default.is_file() else None
+    p = Path(path if path is not None else env["LIVECOMMERCE_CONFIG"])
     if not p.is_file():
         raise ConfigError(f"config file {p}: not found")
     return p
 
 
-def _read_toml(file: Path) -> dict[tuple[str, str], Any]:
+_BOOL_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
+
+
+def _parse_env(name: str, text: str, source: str) -> Any:
+    """An environment string as the field's base type (its constraints are checked later).
+
+    Numbers and booleans may have surrounding blanks; booleans also read yes/no/on/off/1/0.
+    """
+    section, _, key = name.partition(".")
+    hint = _FIELDS[section][key]
+    typ = typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+    if typ is str:
+        return text
+    text = _BOOL_WORDS.get(text.strip().lower(), text.strip()) if typ is bool else text.strip()
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {file}: not valid TOML: {exc}") from None
-    out: dict[tuple[str, str], Any] = {}
-    for section, table in data.items():
-        if section not in _SECTIONS:
-            raise ConfigError(f"config file {file}: unknown section [{section}]")
-        if not isinstance(table, dict):
-            raise ConfigError(f"config file {file}: {section} must be a [section] table")
-        for key, value in table.items():
-            out[(section, key)] = value
-    return out
+        return msgspec.convert(text, typ, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _error(name, str(exc), text, source) from None
 
 
-def _env_target(name: str) -> tuple[str, str] | None:
-    if name == "PORT":
-        return ("server", "port")
-    if not name.startswith(ENV_PREFIX) or name.startswith(RESERVED_ENV):
-        return None
-    rest = name[len(ENV_PREFIX) :].lower()
-    for section in _SECTIONS:
-        if rest.startswith(section + "_"):
-            return (section, rest[len(section) + 1 :])
-    raise ConfigError(f"environment variable {name}: names no config section")
+def _error(name: str, message: str, value: Any, source: str) -> ConfigError:
+    """msgspec's ``message`` about setting ``name`` (``section.key``) reworded as one line.
+
+    ``Expected `int`, got `str``` -> ``expected int, got 'x'``; a failed constraint ->
+    ``must be > 0, got 0`` (a two-sided range as ``0..65535``); a bad enum value lists the
+    allowed ones.
+    """
+    section, _, key = name.partition(".")
+    hint = _FIELDS[section][key]
+    if m := re.fullmatch(r"Expected `(\w+)`, got `\w+`", message):
+        detail = f"expected {m[1]}, got {value!r}"
+    elif message.startswith("Invalid enum value"):
+        detail = f"must be one of {', '.join(map(repr, typing.get_args(hint)))}, got {value!r}"
+    elif message.startswith("Expected `"):  # e.g. "Expected `int` >= 0"
+        rule = message.split("` ", 1)[-1].replace("matching regex", "a string matching")
+        meta = getattr(hint, "__metadata__", (None,))[0]
+        if isinstance(meta, Meta) and meta.ge is not None and meta.le is not None:
+            rule = f"{meta.ge}..{meta.le}"
+        detail = f"must be {rule}, got {value!r}"
+    else:
+        detail = message
+    return ConfigError(f"{name}: {detail} ({source})")
 
 
-def _build_section(
-    section: str, cls: type[Any], values: dict[str, Any], sources: dict[tuple[str, str], str]
-) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        where = sources.get((section, key), "")
-        if key not in hints:
-            raise ConfigError(f"{section}.{key}: unknown setting ({where})")
-        kwargs[key] = _coerce(f"{section}.{key}", hints[key], value, where)
-    return cls(**kwargs)
-
-
-def _coerce(name: str, typ: Any, value: Any, where: str) -> Any:
-    from_env = isinstance(value, _EnvValue)
-    try:
-        if typ is bool:
-            if from_env:
-                lowered = value.strip().lower()
-                if lowered in ("1", "true", "yes", "on"):
-                    return True
-                if lowered in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError
-            if isinstance(value, bool):
-                return value
-        elif typ is int:
-            if from_env:
-                return int(value.strip())
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-        elif typ is float:
-            if from_env:
-                return float(value.strip())
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-        elif typ is str and isinstance(value, str):
-            return str(value)
-    except ValueError:
-        pass
-    raise ConfigError(f"{name}: expected {typ.__name__}, got {value!r} ({where})")
-
-
-def _validate(s: Settings) -> None:
-    if s.server.mode not in ("development", "production"):
-        raise ConfigError(
-            f"server.mode: must be 'development' or 'production', got {s.server.mode!r}"
-        )
-    if not 0 <= s.server.port <= 65535:
-        raise ConfigError(f"server.port: must be 0..65535, got {s.server.port}")
-    if s.server.log_format not in ("auto", "json", "text"):
-        raise ConfigError(
-            f"server.log_format: must be auto, json or text, got {s.server.log_format!r}"
-        )
-    if s.server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"server.log_level: unknown level {s.server.log_level!r}")
-    _positive("server.shutdown_grace_seconds", s.server.shutdown_grace_seconds)
-    _positive("server.max_body_bytes", s.server.max_body_bytes)
-    _positive("server.workers", s.server.workers)
-    _positive("database.pool_min_size", s.database.pool_min_size + 1)
-    if s.database.pool_max_size < max(1, s.database.pool_min_size):
+def _check(s: Settings) -> None:
+    """The rules no single field states: URLs, fields that go together, production needs."""
+    db, w, pay = s.database, s.wechat, s.wechatpay
+    if db.pool_max_size < db.pool_min_size:
         raise ConfigError("database.pool_max_size: must be >= database.pool_min_size and >= 1")
-    _positive("database.command_timeout_seconds", s.database.command_timeout_seconds)
-    _positive("redis.max_connections", s.redis.max_connections)
-    _positive("redis.pool_timeout_seconds", s.redis.pool_timeout_seconds)
-    _positive("security.token_ttl_seconds", s.security.token_ttl_seconds)
-    _positive("security.host_token_ttl_seconds", s.security.host_token_ttl_seconds)
-    _positive("embedded.start_timeout_seconds", s.embedded.start_timeout_seconds)
-    for name in (
-        "history_max_messages",
-        "history_max_age_seconds",
-        "max_frame_bytes",
-        "messages_per_second",
-        "max_connections_per_ip",
-        "max_connections_per_user",
-        "send_buffer_max_bytes",
-        "heartbeat_seconds",
-        "tick_seconds",
-        "comment_max_chars",
-        "comment_min_interval_seconds",
-        "like_max_per_message",
-        "bubble_default_seconds",
+    for name, url, schemes in (
+        ("database.url", db.url, ("postgres", "postgresql")),
+        ("redis.url", s.redis.url, ("redis", "rediss", "unix")),
+        ("wechat.base_url", w.base_url, ("http", "https")),
     ):
-        _positive(f"rooms.{name}", getattr(s.rooms, name))
-    for name in ("lease_seconds", "max_lateness_seconds", "late_after_ms", "claim_batch"):
-        _positive(f"timer.{name}", getattr(s.timer, name))
-    _positive("timer.idle_recheck_seconds", s.timer.idle_recheck_seconds)
-    if not 0 <= s.timer.lookahead_ms <= 1000:
-        raise ConfigError("timer.lookahead_ms: must be between 0 and 1000")
-    if s.database.url:
-        _check_url("database.url", s.database.url, ("postgres", "postgresql"))
-    if s.redis.url:
-        _check_url("redis.url", s.redis.url, ("redis", "rediss", "unix"))
-    if bool(s.database.url) != bool(s.redis.url):
-        missing = "redis.url" if s.database.url else "database.url"
+        if url:
+            _check_url(name, url, schemes)
+    if bool(db.url) != bool(s.redis.url):
+        missing = "redis.url" if db.url else "database.url"
         raise ConfigError(f"{missing}: set both database.url and redis.url, or neither (embedded)")
+    if w.base_url:
+        for key in ("app_id", "app_secret"):
+            if not getattr(w, key):
+                raise ConfigError(f"wechat.{key}: required when wechat.base_url is set")
+    if pay.apiv3_key and len(pay.apiv3_key.encode()) != 32:
+        raise ConfigError("wechatpay.apiv3_key: must be exactly 32 bytes")
+    if len({bool(pay.mch_id), bool(pay.apiv3_key), bool(pay.platform_keys_dir)}) > 1:
+        raise ConfigError(
+            "wechatpay.mch_id: set mch_id, apiv3_key and platform_keys_dir together, or none (dev)"
+        )
+    if pay.platform_keys_dir and not Path(pay.platform_keys_dir).is_dir():
+        raise ConfigError(f"wechatpay.platform_keys_dir: not a directory: {pay.platform_keys_dir}")
+    try:
+        ZoneInfo(s.points.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"points.time_zone: unknown time zone {s.points.time_zone!r}") from None
     if s.production:
         if not s.security.secret:
             raise ConfigError("security.secret: required in production mode")
@@ -395,75 +378,10 @@ def _validate(s: Settings) -> None:
             raise ConfigError("security.secret: must be at least 32 characters and not the dev one")
         if s.uses_embedded:
             raise ConfigError("database.url: production mode needs external PostgreSQL and Redis")
-    _validate_commerce(s)
-    _validate_social(s)
-
-
-def _validate_social(s: Settings) -> None:
-    """Flash sale, points and group-buying settings."""
-    f, p, g = s.flash_sale, s.points, s.groups
-    for name in ("payment_timeout_seconds", "max_per_user_limit", "redis_ttl_after_end_seconds"):
-        _positive(f"flash_sale.{name}", getattr(f, name))
-    if f.stock_update_min_interval_ms < 0:
-        raise ConfigError("flash_sale.stock_update_min_interval_ms: must be >= 0")
-    try:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        ZoneInfo(p.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"points.time_zone: unknown time zone {p.time_zone!r}") from None
-    for name in ("checkin_points", "share_points", "share_daily_cap", "lot_ttl_days"):
-        _positive(f"points.{name}", getattr(p, name))
-    for name in ("fen_per_point", "expiring_soon_days"):
-        _positive(f"points.{name}", getattr(p, name))
-    if p.purchase_points_per_yuan < 0:
-        raise ConfigError("points.purchase_points_per_yuan: must be >= 0")
-    if not 0 <= p.max_discount_percent <= 100:
-        raise ConfigError(
-            f"points.max_discount_percent: must be 0..100, got {p.max_discount_percent}"
-        )
-    if not 1 <= len(g.success_template_id) <= 128:
-        raise ConfigError("groups.success_template_id: must be 1..128 characters")
-    _positive("groups.worker_max_sleep_seconds", g.worker_max_sleep_seconds)
-    _positive("groups.worker_batch_size", g.worker_batch_size)
-
-
-def _validate_commerce(s: Settings) -> None:
-    """WeChat, WeChat Pay and order settings; production needs the real WeChat endpoints."""
-    w, p, o = s.wechat, s.wechatpay, s.orders
-    if w.base_url:
-        _check_url("wechat.base_url", w.base_url, ("http", "https"))
-        for key in ("app_id", "app_secret"):
-            if not getattr(w, key):
-                raise ConfigError(f"wechat.{key}: required when wechat.base_url is set")
-    if not 0 <= w.fake_port <= 65535:
-        raise ConfigError(f"wechat.fake_port: must be 0..65535, got {w.fake_port}")
-    _positive("wechat.timeout_seconds", w.timeout_seconds)
-    _positive("wechat.max_attempts", w.max_attempts)
-    _positive("wechat.retry_backoff_seconds", w.retry_backoff_seconds)
-    if p.apiv3_key and len(p.apiv3_key.encode()) != 32:
-        raise ConfigError("wechatpay.apiv3_key: must be exactly 32 bytes")
-    if bool(p.mch_id) != bool(p.apiv3_key) or bool(p.apiv3_key) != bool(p.platform_keys_dir):
-        raise ConfigError(
-            "wechatpay.mch_id: set mch_id, apiv3_key and platform_keys_dir together, or none (dev)"
-        )
-    if p.platform_keys_dir and not Path(p.platform_keys_dir).is_dir():
-        raise ConfigError(f"wechatpay.platform_keys_dir: not a directory: {p.platform_keys_dir}")
-    _positive("wechatpay.notify_max_age_seconds", p.notify_max_age_seconds)
-    _positive("orders.payment_timeout_seconds", o.payment_timeout_seconds)
-    _positive("orders.reaper_max_sleep_seconds", o.reaper_max_sleep_seconds)
-    _positive("orders.reaper_batch_size", o.reaper_batch_size)
-    _positive("orders.max_quantity", o.max_quantity)
-    if s.production:
         if not w.base_url:
             raise ConfigError("wechat.base_url: required in production mode (no fake WeChat)")
-        if not p.mch_id:
+        if not pay.mch_id:
             raise ConfigError("wechatpay.mch_id: required in production mode (no dev pay keys)")
-
-
-def _positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{name}: must be > 0, got {value}")
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:

@@ -85,6 +85,51 @@ def test_bad_config_names_the_key(
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "env", "needle"),
+    [
+        ("", {"PORT": "70000"}, "server.port: must be 0..65535, got 70000 (env PORT)"),
+        ("[rooms]\ntick_seconds = 0\n", {}, "rooms.tick_seconds: must be > 0.0, got 0 ("),
+        (
+            "[points]\nmax_discount_percent = 101\n",
+            {},
+            "points.max_discount_percent: must be 0..100",
+        ),
+        ('[server]\nlog_format = "xml"\n', {}, "one of 'auto', 'json', 'text', got 'xml' ("),
+        ('[server]\nlog_level = "loud"\n', {}, "server.log_level: must be a string matching"),
+        (
+            '[groups]\nsuccess_template_id = ""\n',
+            {},
+            "groups.success_template_id: must be of length",
+        ),
+        ("", {"LIVECOMMERCE_TIMER_ENABLED": "maybe"}, "timer.enabled: expected bool, got 'maybe'"),
+        (
+            "",
+            {"LIVECOMMERCE_SERVER_BOGUS": "1"},
+            "server.bogus: unknown setting (env LIVECOMMERCE_",
+        ),
+    ],
+)
+def test_model_constraints_name_key_rule_and_source(
+    tmp_path: Path, text: str, env: dict[str, str], needle: str
+) -> None:
+    """Ranges, enums, patterns and lengths on the models give one line: key, rule, value, source."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env=env)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [("yes", True), (" off ", False), ("1", True), ("FALSE", False), ("on", True)],
+)
+def test_env_boolean_words(tmp_path: Path, word: str, value: bool) -> None:
+    """A boolean from the environment reads true/false, yes/no, on/off or 1/0, any case."""
+    s = load_settings(write(tmp_path, ""), env={"LIVECOMMERCE_TIMER_ENABLED": word})
+    assert s.timer.enabled is value
+
+
 def test_production_needs_external_backends(tmp_path: Path) -> None:
     """Production mode refuses the embedded servers and a short secret."""
     secret = "s" * 40
