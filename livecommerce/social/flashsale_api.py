@@ -1,98 +1,178 @@
-"""HTTP: flash sales — hosts create and push them, buyers buy (thin: parse, call, answer)."""
+"""HTTP: flash sales — hosts create and push them, buyers buy (thin: decode, call, answer)."""
 
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
+from typing import Annotated, Any
 
-from aiohttp import web
+from msgspec import Meta
 from redis.exceptions import RedisError
 
-from livecommerce import inputs, keys
-from livecommerce.httpio import json_response
+from livecommerce import keys
+from livecommerce.api.contract import Body, Call, Model, Reply, to
+from livecommerce.api.types import MAX_STOCK, Fen, Id, ShowSeconds, Time
+from livecommerce.commerce.orders_api import Order
+from livecommerce.errors import ValidationError
 from livecommerce.social import flashsale
-from livecommerce.social.http import host_id, timestamp, user_id
 
-MAX_PRICE_FEN = 10**10
-MAX_STOCK = 10**7
+MIN_YEAR, MAX_YEAR = 2000, 2100
+# The static ceiling of units per buyer; the configured one (flash_sale.max_per_user_limit,
+# 10 by default) is checked by the handler.
+MAX_PER_USER = 10_000
+
+SaleStock = Annotated[int, Meta(ge=1, le=MAX_STOCK, description="Units offered at the sale price")]
+PerUser = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=MAX_PER_USER,
+        description="Units per buyer; at most `flash_sale.max_per_user_limit` (config, 10)",
+    ),
+]
+SaleTime = Annotated[Time, Meta(description="RFC 3339 with an offset, years 2000-2100")]
 
 
-async def create(request: web.Request) -> web.Response:
-    """POST /api/host/flash-sales: a host creates a sale of its goods."""
-    host = host_id(request)
-    body = await inputs.json_object(
-        request,
-        ("goods_id", "sale_price_fen", "stock", "per_user_limit", "starts_at", "ends_at"),
-    )
-    cfg = request.app[keys.SETTINGS].flash_sale
-    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
-    price = inputs.required_int(body, "sale_price_fen", low=0, high=MAX_PRICE_FEN)
-    stock = inputs.required_int(body, "stock", low=1, high=MAX_STOCK)
-    limit = inputs.integer(body, "per_user_limit", low=1, high=cfg.max_per_user_limit, default=1)
-    assert limit is not None
-    starts_at = timestamp(body, "starts_at")
-    ends_at = timestamp(body, "ends_at")
-    async with request.app[keys.PG_POOL].acquire() as conn:
+def _in_years(name: str, at: datetime) -> None:
+    """400 naming ``name`` for a timestamp outside the years 2000-2100."""
+    if not MIN_YEAR <= at.year <= MAX_YEAR:
+        raise ValidationError(name, f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+
+
+def _per_user_allowed(call: Call[Any, Any], name: str, value: int) -> None:
+    """The configured ceiling of units per buyer (``flash_sale.max_per_user_limit``)."""
+    ceiling = call.app[keys.SETTINGS].flash_sale.max_per_user_limit
+    if value > ceiling:
+        raise ValidationError(name, f"must be between 1 and {ceiling}")
+
+
+class FlashSaleCreate(Body):
+    """A sale of the host's goods: a price and a stock for a time window."""
+
+    goods_id: Id
+    sale_price_fen: Fen
+    stock: SaleStock
+    starts_at: SaleTime
+    ends_at: Annotated[SaleTime, Meta(description="After `starts_at`")]
+    per_user_limit: PerUser = 1
+
+    def __post_init__(self) -> None:
+        _in_years("starts_at", self.starts_at)
+        _in_years("ends_at", self.ends_at)
+
+
+class BuyBody(Body):
+    """How many units to buy (the body may be empty: one unit)."""
+
+    quantity: PerUser = 1
+
+
+class PushBody(Body):
+    """The live room to show the sale in, and for how long."""
+
+    room_id: Id
+    show_seconds: Annotated[
+        ShowSeconds | None, Meta(description="Default `rooms.bubble_default_seconds` (config)")
+    ] = None
+
+
+class SaleGoods(Model):
+    """The goods on sale, as they are now."""
+
+    id: int
+    title: str
+    image: Annotated[str, Meta(description="The first image, or empty")]
+    price_fen: Annotated[int, Meta(description="Regular price, in fen")]
+
+
+class FlashSale(Model):
+    """A flash sale with its live stock left."""
+
+    id: int
+    host_id: int
+    goods: SaleGoods
+    sale_price_fen: int
+    stock: Annotated[int, Meta(description="Units offered in the sale")]
+    stock_left: Annotated[int, Meta(description="Live units left (Redis)")]
+    per_user_limit: int
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+
+
+class FlashSalePush(Model):
+    """The published bubble: its room sequence number and push id."""
+
+    seq: Annotated[int, Meta(description="Room sequence number of the frame")]
+    push_id: str
+    sale: FlashSale
+
+
+async def create(call: Call[FlashSaleCreate, None]) -> FlashSale:
+    """Create a flash sale of the host's goods.
+
+    The goods must be on sale with at least `stock` units on hand.
+    """
+    b = call.body
+    _per_user_allowed(call, "per_user_limit", b.per_user_limit)
+    app = call.app
+    async with app[keys.PG_POOL].acquire() as conn:
         sale = await flashsale.create_sale(
             conn,
-            cfg,
-            host_id=host,
-            goods_id=goods_id,
-            sale_price_fen=price,
-            stock=stock,
-            per_user_limit=limit,
-            starts_at=starts_at,
-            ends_at=ends_at,
+            app[keys.SETTINGS].flash_sale,
+            host_id=call.host_id,
+            goods_id=b.goods_id,
+            sale_price_fen=b.sale_price_fen,
+            stock=b.stock,
+            per_user_limit=b.per_user_limit,
+            starts_at=b.starts_at,
+            ends_at=b.ends_at,
         )
     # Warm Redis now rather than on the first buyer; if Redis is down, the first buy loads it.
     with contextlib.suppress(RedisError, OSError):
-        await flashsale.reconcile(
-            request.app[keys.PG_POOL], request.app[keys.FLASH_STOCK], sale["id"]
-        )
-    return json_response(sale, status=201)
+        await flashsale.reconcile(app[keys.PG_POOL], app[keys.FLASH_STOCK], sale["id"])
+    return to(FlashSale, sale)
 
 
-async def read(request: web.Request) -> web.Response:
-    """GET /api/flash-sales/{id}: the sale with its live stock left."""
-    sale_id = inputs.path_id(request)
-    app = request.app
-    return json_response(
-        await flashsale.get_sale(app[keys.PG_POOL], app[keys.FLASH_STOCK], sale_id)
-    )
+async def read(call: Call[None, None]) -> FlashSale:
+    """A flash sale with its live stock left."""
+    app = call.app
+    return to(FlashSale, await flashsale.get_sale(app[keys.PG_POOL], app[keys.FLASH_STOCK],
+                                                  call.id()))  # fmt: skip
 
 
-async def buy(request: web.Request) -> web.Response:
-    """POST /api/flash-sales/{id}/buy {quantity?} + Idempotency-Key: 201 new, 200 replay."""
-    uid = user_id(request)
-    sale_id = inputs.path_id(request)
-    key = inputs.idempotency_key(request)
-    body = await inputs.json_object(request, ("quantity",)) if request.can_read_body else {}
-    app = request.app
+async def buy(call: Call[BuyBody, None]) -> Reply[Order]:
+    """Buy at the sale price: an unpaid order (201 new, 200 a replay of the same key).
+
+    409 codes: not_started, ended, sold_out, limit_reached, in_progress (this Idempotency-Key
+    is being processed), idempotency_key_reused. The units return to the sale if the order is
+    cancelled, never paid, or refunded.
+    """
+    _per_user_allowed(call, "quantity", call.body.quantity)
+    app = call.app
     stock = app[keys.FLASH_STOCK]
-    quantity = inputs.integer(body, "quantity", low=1, high=stock.cfg.max_per_user_limit, default=1)
-    assert quantity is not None
+    sale_id = call.id()
     purchase = await flashsale.buy(
-        app[keys.PG_POOL], stock, sale_id=sale_id, user_id=uid, quantity=quantity,
-        idempotency_key=key,
+        app[keys.PG_POOL], stock, sale_id=sale_id, user_id=call.user_id,
+        quantity=call.body.quantity, idempotency_key=call.idempotency_key,
     )  # fmt: skip
     if purchase.created:
         app[keys.ORDER_REAPER].poke()
         if purchase.stock_left is not None:
             await flashsale.announce_stock(app[keys.BROKER], stock, sale_id, purchase.stock_left)
-    return json_response(purchase.order, status=201 if purchase.created else 200)
+    return Reply(to(Order, purchase.order), status=201 if purchase.created else 200)
 
 
-async def push(request: web.Request) -> web.Response:
-    """POST /api/host/flash-sales/{id}/push {room_id, show_seconds?}: show it in a live room."""
-    host = host_id(request)
-    sale_id = inputs.path_id(request)
-    body = await inputs.json_object(request, ("room_id", "show_seconds"))
-    app = request.app
-    room_id = inputs.required_int(body, "room_id", low=1, high=inputs.MAX_ID)
-    default = app[keys.SETTINGS].rooms.bubble_default_seconds
-    show = inputs.integer(body, "show_seconds", low=1, high=3600, default=default)
-    assert show is not None
+async def push(call: Call[PushBody, None]) -> FlashSalePush:
+    """Show the sale as a live room's bubble (stock-left updates follow).
+
+    The room must be the host's and live (409 room_not_live).
+    """
+    app = call.app
+    b = call.body
+    show = b.show_seconds or app[keys.SETTINGS].rooms.bubble_default_seconds
     result = await flashsale.push_to_room(
-        app[keys.PG_POOL], app[keys.BROKER], app[keys.FLASH_STOCK], host_id=host,
-        room_id=room_id, sale_id=sale_id, show_seconds=show,
+        app[keys.PG_POOL], app[keys.BROKER], app[keys.FLASH_STOCK], host_id=call.host_id,
+        room_id=b.room_id, sale_id=call.id(), show_seconds=show,
     )  # fmt: skip
-    return json_response(result)
+    return to(FlashSalePush, result)

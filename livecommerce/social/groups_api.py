@@ -2,78 +2,142 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from datetime import datetime
+from typing import Annotated, Literal
 
-from livecommerce import inputs, keys
-from livecommerce.httpio import json_response
+from msgspec import Meta
+
+from livecommerce import keys
+from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
+from livecommerce.api.types import Fen, Id
+from livecommerce.commerce.orders_api import Order
 from livecommerce.social import groups
-from livecommerce.social.http import host_id, user_id
 
-MAX_PRICE_FEN = 10**10
 MAX_FILL_SECONDS = 7 * 24 * 3600
 
+# A group a client can see (a `pending` one, whose leader has not paid yet, is a 404).
+GroupStatus = Literal["open", "succeeded", "failed", "cancelled"]
 
-async def create_offer(request: web.Request) -> web.Response:
-    """POST /api/host/group-offers {goods_id, group_price_fen, size, fill_seconds}."""
-    host = host_id(request)
-    body = await inputs.json_object(
-        request, ("goods_id", "group_price_fen", "size", "fill_seconds")
-    )
-    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
-    price = inputs.required_int(body, "group_price_fen", low=0, high=MAX_PRICE_FEN)
-    size = inputs.required_int(body, "size", low=2, high=100)
-    fill = inputs.required_int(body, "fill_seconds", low=60, high=MAX_FILL_SECONDS)
-    async with request.app[keys.PG_POOL].acquire() as conn:
+
+class OfferCreate(Body):
+    """Group buying on the host's goods: `size` buyers at `group_price_fen` each."""
+
+    goods_id: Id
+    group_price_fen: Fen
+    size: Annotated[int, Meta(ge=2, le=100, description="Members a group needs")]
+    fill_seconds: Annotated[
+        int, Meta(ge=60, le=MAX_FILL_SECONDS, description="Time to fill a group once opened")
+    ]
+
+
+class NoBody(Body):
+    """No fields: the body may be empty or `{}`."""
+
+
+class GroupsQuery(Query):
+    limit: Annotated[int, Meta(ge=1, le=groups.MAX_LIST, description="At most this many")] = 20
+
+
+class GroupOffer(Model):
+    id: int
+    host_id: int
+    goods_id: int
+    group_price_fen: int
+    size: int
+    fill_seconds: int
+    active: bool
+    created_at: datetime
+
+
+class GroupOrder(Model):
+    """The group opened or joined, and the caller's order for the seat (pay it to count)."""
+
+    group_id: int
+    order: Order
+
+
+class Member(Model):
+    user_id: int
+    nickname: str
+    avatar_url: str
+    paid: bool
+    joined_at: datetime
+
+
+class Group(Model):
+    """A group: members with avatars, seats and time left."""
+
+    id: int
+    offer_id: int
+    goods_id: int
+    group_price_fen: int
+    leader_id: int
+    size: int
+    status: GroupStatus
+    paid_members: int
+    seats_left: int
+    expires_at: datetime | None
+    seconds_left: Annotated[int, Meta(description="Time left to fill (0 unless open)")]
+    finished_at: datetime | None
+    members: list[Member]
+
+
+class GroupList(Model):
+    items: list[Group]
+
+
+async def create_offer(call: Call[OfferCreate, None]) -> GroupOffer:
+    """Offer group buying on the host's goods."""
+    b = call.body
+    async with call.app[keys.PG_POOL].acquire() as conn:
         offer = await groups.create_offer(
-            conn, host_id=host, goods_id=goods_id, group_price_fen=price, size=size,
-            fill_seconds=fill,
+            conn, host_id=call.host_id, goods_id=b.goods_id, group_price_fen=b.group_price_fen,
+            size=b.size, fill_seconds=b.fill_seconds,
         )  # fmt: skip
-    return json_response(offer, status=201)
+    return to(GroupOffer, offer)
 
 
-async def open_group(request: web.Request) -> web.Response:
-    """POST /api/group-offers/{id}/groups + Idempotency-Key: open a group (pay to open it)."""
-    uid = user_id(request)
-    offer_id = inputs.path_id(request)
-    key = inputs.idempotency_key(request)
-    await inputs.json_object(request, ()) if request.can_read_body else None
-    settings = request.app[keys.SETTINGS]
-    async with request.app[keys.PG_POOL].acquire() as conn:
+async def open_group(call: Call[NoBody, None]) -> Reply[GroupOrder]:
+    """Open a group: an order at the group price; joinable once paid (201 new, 200 a replay).
+
+    409 codes: already_in_group, sold_out, idempotency_key_reused.
+    """
+    settings = call.app[keys.SETTINGS]
+    async with call.app[keys.PG_POOL].acquire() as conn:
         result, created = await groups.open_group(
-            conn, settings.groups, user_id=uid, offer_id=offer_id, idempotency_key=key,
+            conn, settings.groups, user_id=call.user_id, offer_id=call.id(),
+            idempotency_key=call.idempotency_key,
             payment_timeout_seconds=settings.orders.payment_timeout_seconds,
         )  # fmt: skip
     if created:
-        request.app[keys.ORDER_REAPER].poke()
-    return json_response(result, status=201 if created else 200)
+        call.app[keys.ORDER_REAPER].poke()
+    return Reply(to(GroupOrder, result), status=201 if created else 200)
 
 
-async def join(request: web.Request) -> web.Response:
-    """POST /api/groups/{id}/join + Idempotency-Key: join an open group (pay to count)."""
-    uid = user_id(request)
-    group_id = inputs.path_id(request)
-    key = inputs.idempotency_key(request)
-    await inputs.json_object(request, ()) if request.can_read_body else None
-    settings = request.app[keys.SETTINGS]
-    async with request.app[keys.PG_POOL].acquire() as conn:
+async def join(call: Call[NoBody, None]) -> Reply[GroupOrder]:
+    """Join an open group: a seat and an order at the group price (201 new, 200 a replay).
+
+    409 codes: group_full, group_expired, group_closed, already_joined, already_in_group,
+    sold_out, idempotency_key_reused.
+    """
+    settings = call.app[keys.SETTINGS]
+    async with call.app[keys.PG_POOL].acquire() as conn:
         result, created = await groups.join_group(
-            conn, settings.groups, user_id=uid, group_id=group_id, idempotency_key=key,
+            conn, settings.groups, user_id=call.user_id, group_id=call.id(),
+            idempotency_key=call.idempotency_key,
             payment_timeout_seconds=settings.orders.payment_timeout_seconds,
         )  # fmt: skip
     if created:
-        request.app[keys.ORDER_REAPER].poke()
-    return json_response(result, status=201 if created else 200)
+        call.app[keys.ORDER_REAPER].poke()
+    return Reply(to(GroupOrder, result), status=201 if created else 200)
 
 
-async def read(request: web.Request) -> web.Response:
-    """GET /api/groups/{id}: members (nickname, avatar), seats and time left."""
-    group_id = inputs.path_id(request)
-    return json_response(await groups.get_group(request.app[keys.PG_POOL], group_id))
+async def read(call: Call[None, None]) -> Group:
+    """A group: members with avatars, seats and time left."""
+    return to(Group, await groups.get_group(call.app[keys.PG_POOL], call.id()))
 
 
-async def list_for_goods(request: web.Request) -> web.Response:
-    """GET /api/goods/{id}/groups?limit=: open groups of the goods to join."""
-    goods_id = inputs.path_id(request)
-    limit = inputs.query_int(request, "limit", low=1, high=groups.MAX_LIST) or 20
-    items = await groups.list_open(request.app[keys.PG_POOL], goods_id, limit)
-    return json_response({"items": items})
+async def list_for_goods(call: Call[None, GroupsQuery]) -> GroupList:
+    """Open groups of the goods with seats left (to join one)."""
+    items = await groups.list_open(call.app[keys.PG_POOL], call.id(), call.query.limit)
+    return to(GroupList, {"items": items})

@@ -3,85 +3,180 @@ and checkout with points."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal
 
-from aiohttp import web
+import msgspec
+from msgspec import Meta
 
-from livecommerce import inputs, keys
+from livecommerce import keys
+from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
+from livecommerce.api.types import NO_NUL, Cursor, Id
 from livecommerce.commerce import cursors
+from livecommerce.commerce.orders_api import Order, Quantity, quantity_allowed
 from livecommerce.errors import ValidationError
-from livecommerce.httpio import json_response
 from livecommerce.social import checkout as checkout_service
 from livecommerce.social import points
-from livecommerce.social.http import user_id
 
 MAX_POINTS = 10**9
+MAX_DAYS = 3660
+
+EntryKind = Literal[
+    "checkin", "share", "purchase", "purchase_reversal", "spend", "spend_restore", "expire"
+]
 
 
-async def action(request: web.Request) -> web.Response:
-    """POST /api/points/actions {action: checkin|share, goods_id?}: earn points by the rules."""
-    uid = user_id(request)
-    body = await inputs.json_object(request, ("action", "goods_id"))
-    name = inputs.required_text(body, "action", max_len=32)
-    if name not in points.ACTIONS:
+class ActionBody(Body):
+    """An action that earns points: `checkin` (daily), or `share` of goods (`goods_id`)."""
+
+    # Text, not an enum, so an unknown action keeps its documented code `unknown_action`.
+    action: Annotated[
+        str,
+        Meta(min_length=1, max_length=32, extra_json_schema={"enum": list(points.ACTIONS)}),
+        NO_NUL,
+    ]
+    goods_id: Annotated[Id | None, Meta(description="Required for share, refused otherwise")] = None
+
+
+class CheckoutBody(Body):
+    """An order of `quantity` goods with up to `points` points off its total."""
+
+    goods_id: Id
+    quantity: Quantity
+    points: Annotated[int, Meta(ge=0, le=MAX_POINTS, description="Points to spend")]
+
+
+class ExpiringQuery(Query):
+    days: (
+        Annotated[
+            int, Meta(ge=1, le=MAX_DAYS, description="Window (default `points.expiring_soon_days`)")
+        ]
+        | None
+    ) = None
+
+
+class HistoryQuery(Query):
+    limit: Annotated[int, Meta(ge=1, le=points.MAX_PAGE, description="Page size")] = 20
+    cursor: Cursor | None = None
+
+
+class PointsOrder(Order):
+    """An order with points off its total (`total_fen` is after the discount)."""
+
+    points_spent: Annotated[
+        int, Meta(description="Points this order spent (a replay answers the same)")
+    ]
+
+
+class ActionResult(Model):
+    """What an action earned (`credited` false: already done today / capped)."""
+
+    action: Literal["checkin", "share"]
+    credited: Annotated[bool, Meta(description="False: already done / capped")]
+    points: Annotated[int, Meta(description="Points credited by this call")]
+    day: Annotated[date, Meta(description="In `points.time_zone`")]
+    balance: int
+    reason: Literal["already_shared", "daily_cap"] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Balance(Model):
+    """The caller's spendable points."""
+
+    balance: Annotated[int, Meta(ge=0)]
+
+
+class Lot(Model):
+    lot_id: int
+    points: Annotated[int, Meta(description="Points left in the lot")]
+    expires_at: datetime
+
+
+class Expiring(Model):
+    """Lots expiring within `days`, soonest first, and their total."""
+
+    days: int
+    lots: list[Lot]
+    points: int
+
+
+class Entry(Model):
+    """One ledger entry (positive `delta` credits, negative debits)."""
+
+    id: int
+    kind: EntryKind
+    delta: int
+    balance_after: int
+    day: date
+    order_id: int | None
+    shortfall: Annotated[int, Meta(description="Reversal points already spent")]
+    created_at: datetime
+
+
+class EntryPage(Model):
+    items: list[Entry]
+    next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page")]
+
+
+async def action(call: Call[ActionBody, None]) -> ActionResult:
+    """Earn points: the daily check-in, or sharing goods.
+
+    Unknown actions answer 400 `unknown_action`; a repeat answers `credited: false`.
+    """
+    b = call.body
+    if b.action not in points.ACTIONS:
         raise ValidationError("action", f"unknown action; one of {', '.join(points.ACTIONS)}",
                               code="unknown_action")  # fmt: skip
-    cfg = request.app[keys.SETTINGS].points
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        if name == "checkin":
-            if "goods_id" in body:
+    cfg = call.app[keys.SETTINGS].points
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        if b.action == "checkin":
+            if b.goods_id is not None:
                 raise ValidationError("goods_id", "not used by checkin")
-            result = await points.checkin(conn, cfg, uid)
+            result = await points.checkin(conn, cfg, call.user_id)
         else:
-            goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
-            result = await points.share(conn, cfg, uid, goods_id)
-    return json_response(result)
+            if b.goods_id is None:
+                raise ValidationError("goods_id", "is required")
+            result = await points.share(conn, cfg, call.user_id, b.goods_id)
+    return to(ActionResult, result)
 
 
-async def balance(request: web.Request) -> web.Response:
-    """GET /api/points: the caller's spendable balance."""
-    uid = user_id(request)
-    return json_response({"balance": await points.balance(request.app[keys.PG_POOL], uid)})
+async def balance(call: Call[None, None]) -> Balance:
+    """The caller's spendable points."""
+    return Balance(balance=await points.balance(call.app[keys.PG_POOL], call.user_id))
 
 
-async def expiring(request: web.Request) -> web.Response:
-    """GET /api/points/expiring?days=: lots expiring soon (default points.expiring_soon_days)."""
-    uid = user_id(request)
-    cfg = request.app[keys.SETTINGS].points
-    days = inputs.query_int(request, "days", low=1, high=3660) or cfg.expiring_soon_days
-    lots = await points.expiring(request.app[keys.PG_POOL], uid, timedelta(days=days))
-    return json_response({"days": days, "lots": lots, "points": sum(x["points"] for x in lots)})
+async def expiring(call: Call[None, ExpiringQuery]) -> Expiring:
+    """Lots of the caller's points expiring soon."""
+    days = call.query.days or call.app[keys.SETTINGS].points.expiring_soon_days
+    lots = await points.expiring(call.app[keys.PG_POOL], call.user_id, timedelta(days=days))
+    return to(Expiring, {"days": days, "lots": lots, "points": sum(x["points"] for x in lots)})
 
 
-async def history(request: web.Request) -> web.Response:
-    """GET /api/points/history?limit=&cursor=: the caller's ledger, newest first."""
-    uid = user_id(request)
-    limit = inputs.query_int(request, "limit", low=1, high=points.MAX_PAGE) or 20
-    secret = request.app[keys.SETTINGS].secret
-    scope = f"points:{uid}"
-    after = cursors.decode(secret, scope, request.query.get("cursor"), [])
-    items, next_id = await points.history(request.app[keys.PG_POOL], uid, limit=limit,
+async def history(call: Call[None, HistoryQuery]) -> EntryPage:
+    """The caller's ledger entries, newest first, in keyset pages."""
+    q = call.query
+    secret = call.app[keys.SETTINGS].secret
+    scope = f"points:{call.user_id}"
+    after = cursors.decode(secret, scope, q.cursor, [])
+    items, next_id = await points.history(call.app[keys.PG_POOL], call.user_id, limit=q.limit,
                                           after_id=after)  # fmt: skip
     next_cursor = None if next_id is None else cursors.encode(secret, scope, next_id, [])
-    return json_response({"items": items, "next_cursor": next_cursor})
+    return to(EntryPage, {"items": items, "next_cursor": next_cursor})
 
 
-async def checkout(request: web.Request) -> web.Response:
-    """POST /api/points/checkout {goods_id, quantity, points} + Idempotency-Key: an order with
-    points off its total, atomically (201 new, 200 replay)."""
-    uid = user_id(request)
-    key = inputs.idempotency_key(request)
-    body = await inputs.json_object(request, ("goods_id", "quantity", "points"))
-    settings = request.app[keys.SETTINGS]
-    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
-    quantity = inputs.required_int(body, "quantity", low=1, high=settings.orders.max_quantity)
-    spend = inputs.required_int(body, "points", low=0, high=MAX_POINTS)
-    async with request.app[keys.PG_POOL].acquire() as conn:
+async def checkout(call: Call[CheckoutBody, None]) -> Reply[PointsOrder]:
+    """Create an order paying part of it with points, atomically (201 new, 200 a replay).
+
+    409 insufficient_points rolls the order back too.
+    """
+    b = call.body
+    quantity_allowed(call, b.quantity)
+    settings = call.app[keys.SETTINGS]
+    async with call.app[keys.PG_POOL].acquire() as conn:
         order, created = await checkout_service.checkout(
-            conn, settings.points, user_id=uid, goods_id=goods_id, quantity=quantity,
-            points_to_spend=spend, idempotency_key=key,
+            conn, settings.points, user_id=call.user_id, goods_id=b.goods_id,
+            quantity=b.quantity, points_to_spend=b.points, idempotency_key=call.idempotency_key,
             payment_timeout_seconds=settings.orders.payment_timeout_seconds,
         )  # fmt: skip
     if created:
-        request.app[keys.ORDER_REAPER].poke()
-    return json_response(order, status=201 if created else 200)
+        call.app[keys.ORDER_REAPER].poke()
+    return Reply(to(PointsOrder, order), status=201 if created else 200)

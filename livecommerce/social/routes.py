@@ -12,6 +12,7 @@ from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.aio import running
+from livecommerce.api.contract import HOST, USER, add_routes, route
 from livecommerce.social import events, flashsale_api, groups_api, points_api
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.worker import SocialWorker
@@ -36,18 +37,29 @@ async def social_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """Add the social routes and cleanup context."""
     app.cleanup_ctx.append(social_ctx)
-    r = app.router
-    r.add_post("/api/host/flash-sales", flashsale_api.create)
-    r.add_get("/api/flash-sales/{id}", flashsale_api.read)
-    r.add_post("/api/flash-sales/{id}/buy", flashsale_api.buy)
-    r.add_post("/api/host/flash-sales/{id}/push", flashsale_api.push)
-    r.add_post("/api/points/actions", points_api.action)
-    r.add_get("/api/points", points_api.balance)
-    r.add_get("/api/points/expiring", points_api.expiring)
-    r.add_get("/api/points/history", points_api.history)
-    r.add_post("/api/points/checkout", points_api.checkout)
-    r.add_post("/api/host/group-offers", groups_api.create_offer)
-    r.add_post("/api/group-offers/{id}/groups", groups_api.open_group)
-    r.add_post("/api/groups/{id}/join", groups_api.join)
-    r.add_get("/api/groups/{id}", groups_api.read)
-    r.add_get("/api/goods/{id}/groups", groups_api.list_for_goods)
+    add_routes(app, ROUTES)
+
+
+ROUTES = (
+    route("POST", "/api/host/flash-sales", flashsale_api.create, auth=HOST, status=201,
+          errors=(404, 409), tag="flash sales"),
+    route("GET", "/api/flash-sales/{id}", flashsale_api.read, tag="flash sales"),
+    route("POST", "/api/flash-sales/{id}/buy", flashsale_api.buy, auth=USER, status=201,
+          also=(200,), errors=(409,), idempotency_key=True, tag="flash sales"),
+    route("POST", "/api/host/flash-sales/{id}/push", flashsale_api.push, auth=HOST,
+          errors=(409,), tag="flash sales"),
+    route("POST", "/api/points/actions", points_api.action, auth=USER, tag="points"),
+    route("GET", "/api/points", points_api.balance, auth=USER, tag="points"),
+    route("GET", "/api/points/expiring", points_api.expiring, auth=USER, tag="points"),
+    route("GET", "/api/points/history", points_api.history, auth=USER, tag="points"),
+    route("POST", "/api/points/checkout", points_api.checkout, auth=USER, status=201,
+          also=(200,), errors=(404, 409), idempotency_key=True, tag="points"),
+    route("POST", "/api/host/group-offers", groups_api.create_offer, auth=HOST, status=201,
+          errors=(404,), tag="groups"),
+    route("POST", "/api/group-offers/{id}/groups", groups_api.open_group, auth=USER,
+          status=201, also=(200,), errors=(409,), idempotency_key=True, tag="groups"),
+    route("POST", "/api/groups/{id}/join", groups_api.join, auth=USER, status=201, also=(200,),
+          errors=(409,), idempotency_key=True, tag="groups"),
+    route("GET", "/api/groups/{id}", groups_api.read, tag="groups"),
+    route("GET", "/api/goods/{id}/groups", groups_api.list_for_goods, tag="groups"),
+)  # fmt: skip
