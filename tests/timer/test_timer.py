@@ -107,7 +107,7 @@ async def test_three_racing_dispatchers_fire_each_push_exactly_once(
     ]  # fmt: skip
     tasks = [asyncio.create_task(d.run()) for d in extra]
     try:
-        base = soon(800)
+        base = soon(3000)  # 150 creates must all land before the first burst, even on a busy box
         for i in range(150):
             status, body = await schedule(
                 srv, world, f"burst-{i}", at=iso(base + timedelta(milliseconds=100 * (i // 30)))
