@@ -153,7 +153,7 @@ class Route:
     def operation_id(self) -> str:
         module = self.handler.__module__.split(".")
         name = module[-1].removesuffix("_api")
-        if name in ("routes", "http", "service", "ops"):
+        if name in ("routes", "http", "service", "ops", "setup"):
             name = module[-2] if name != "ops" else "ops"
         return f"{name}.{self.handler.__name__}"
 

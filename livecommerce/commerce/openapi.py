@@ -2,8 +2,9 @@
 
 Built as a plain dict next to the route table it describes; a test checks that every route of
 the app is documented here and every documented path is routed, so the two cannot drift.
-Each component documents its own paths (``rooms/openapi.py``, ``social/openapi.py``) and they
-are merged here; the WebSocket frames themselves are described in docs/protocol.md.
+Each component documents its own paths (``social/openapi.py``; rooms and schedules are
+generated from their typed routes now) and they are merged here; the WebSocket frames
+themselves are described in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from livecommerce.apidoc import (
 )
 from livecommerce.commerce import goods, orders
 from livecommerce.httpio import json_response
-from livecommerce.rooms import openapi as rooms_openapi
 from livecommerce.social import openapi as social_openapi
 
 ERROR_TEXT = {
@@ -434,9 +434,9 @@ def document() -> dict[str, Any]:
             "description": "Live-commerce HTTP API. Errors are always "
             '`{"error": {"code", "message", "field?"}}`; money is integer fen.',
         },
-        "paths": {**PATHS, **social_openapi.PATHS, **rooms_openapi.PATHS},
+        "paths": {**PATHS, **social_openapi.PATHS},
         "components": {
-            "schemas": {**SCHEMAS, **social_openapi.SCHEMAS, **rooms_openapi.SCHEMAS},
+            "schemas": {**SCHEMAS, **social_openapi.SCHEMAS},
             "securitySchemes": {
                 "userToken": {
                     "type": "http",
