@@ -15,7 +15,7 @@ from msgspec import Meta
 from livecommerce import keys
 from livecommerce.api import contract
 from livecommerce.api.contract import HOST, Body, Call, Model, Reply, route, to
-from livecommerce.api.types import NO_NUL, Id, ShowSeconds, Time
+from livecommerce.api.types import NO_NUL, Id, ShowSeconds, Time, check_time
 from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.errors import NotFound
 from livecommerce.rooms import service
@@ -60,6 +60,10 @@ class RoomCreate(Body):
     cover_url: MediaUrl | None = None
     stream_url: MediaUrl | None = None
     planned_start_at: Time | None = None
+
+    def __post_init__(self) -> None:
+        if self.planned_start_at is not None:
+            check_time("planned_start_at", self.planned_start_at)
 
 
 class Room(Model):

@@ -18,7 +18,7 @@ from msgspec import Meta
 from livecommerce import keys
 from livecommerce.aio import running
 from livecommerce.api.contract import HOST, Body, Call, Model, Reply, add_routes, route, to
-from livecommerce.api.types import Id, ShowSeconds, Time
+from livecommerce.api.types import Id, ShowSeconds, Time, check_time
 from livecommerce.errors import ValidationError
 from livecommerce.timer import service
 from livecommerce.timer.dispatcher import Dispatcher
@@ -53,12 +53,20 @@ class ScheduleCreate(Body):
     at: At | None = None
     offset_seconds: OffsetSeconds | None = None
 
+    def __post_init__(self) -> None:
+        if self.at is not None:
+            check_time("at", self.at)
+
 
 class ScheduleMove(Body):
     """The new time: exactly one of ``at`` or ``offset_seconds``."""
 
     at: At | None = None
     offset_seconds: OffsetSeconds | None = None
+
+    def __post_init__(self) -> None:
+        if self.at is not None:
+            check_time("at", self.at)
 
 
 class Schedule(Model):
@@ -88,6 +96,9 @@ class ScheduleList(Model):
 
 class StartCorrection(Body):
     started_at: Time
+
+    def __post_init__(self) -> None:
+        check_time("started_at", self.started_at)
 
 
 class StartCorrected(Model):
