@@ -153,7 +153,7 @@ class Route:
     def operation_id(self) -> str:
         module = self.handler.__module__.split(".")
         name = module[-1].removesuffix("_api")
-        if name in ("routes", "http", "service", "ops"):
+        if name in ("routes", "http", "service", "ops", "setup"):
             name = module[-2] if name != "ops" else "ops"
         return f"{name}.{self.handler.__name__}"
 
@@ -473,5 +473,8 @@ def add_routes(app: web.Application, routes: list[Route] | tuple[Route, ...]) ->
     """Register ``routes`` on the app's router and remember them for the OpenAPI document."""
     app.setdefault(ROUTES, [])
     for r in routes:
-        app.router.add_route(r.method, r.path, bind(r))
+        if r.method == "GET":  # GET answers HEAD too (aiohttp's add_get)
+            app.router.add_get(r.path, bind(r))
+        else:
+            app.router.add_route(r.method, r.path, bind(r))
         app[ROUTES].append(r)

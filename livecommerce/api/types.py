@@ -6,10 +6,12 @@ the OpenAPI document (``minimum``, ``maxLength``, ``pattern``, ``format`` ...).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from msgspec import Meta
+
+from livecommerce.errors import ValidationError
 
 MAX_ID = 2**63 - 1
 MAX_PRICE_FEN = 10**10  # 100 million yuan, in fen
@@ -37,3 +39,16 @@ Cursor = Annotated[
     str, Meta(max_length=200, description="The `next_cursor` of the previous page (opaque)")
 ]
 Time = Annotated[datetime, Meta(tz=True, description="RFC 3339 timestamp with an offset")]
+
+
+def check_time(field: str, value: datetime) -> datetime:
+    """``value`` (a decoded :data:`Time`) in UTC, for a model's ``__post_init__``.
+
+    Raises:
+        ValidationError: on ``field`` when the instant is outside the calendar in UTC (year 1
+            at +14:00, year 9999 at -14:00): it cannot be stored or compared safely.
+    """
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(field, "is out of range") from None

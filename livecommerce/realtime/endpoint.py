@@ -15,10 +15,11 @@ import asyncio
 import logging
 import time
 import unicodedata
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 from redis.exceptions import RedisError
 
@@ -32,7 +33,7 @@ from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
 from livecommerce.realtime.frames import accept_key
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
-from livecommerce.realtime.upgrade import Upgrade, switching_protocols
+from livecommerce.realtime.upgrade import Upgrade, switching_protocols, ws_query
 from livecommerce.rooms.service import get_room
 
 log = logging.getLogger("livecommerce.socket")
@@ -54,19 +55,6 @@ class Handshake(Exception):
     def __init__(self, close_code: int, code: str, message: str) -> None:
         super().__init__(message)
         self.close_code, self.code, self.message = close_code, code, message
-
-
-def _int_param(query: Mapping[str, str], name: str, *, required: bool) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise Handshake(p.CLOSE_BAD_REQUEST, "bad_request", f"{name} is required")
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise Handshake(
-            p.CLOSE_BAD_REQUEST, "bad_request", f"{name} must be a non-negative integer"
-        )
-    return int(raw)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -151,12 +139,11 @@ class Endpoint:
 
     async def _join_steps(self, conn: Conn, up: Upgrade) -> None:
         cfg, hub = self.cfg, self.hub
-        room_id = _int_param(up.query, "room", required=True)
-        last_seq = _int_param(up.query, "last_seq", required=False)
-        epoch = up.query.get("epoch") or None
-        if epoch is not None and len(epoch) > 32:
-            raise Handshake(p.CLOSE_BAD_REQUEST, "bad_request", "epoch is too long")
-        assert room_id is not None
+        try:
+            query = ws_query(up.query)
+        except msgspec.ValidationError as exc:
+            raise Handshake(p.CLOSE_BAD_REQUEST, "bad_request", str(exc)) from None
+        room_id, last_seq, epoch = query.room_id, query.last_seq_number, query.epoch
         claims = self._claims(up)
         identity = f"{claims.kind}:{claims.subject}"
         if not hub.admit(

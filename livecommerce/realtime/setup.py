@@ -9,11 +9,14 @@ from aiohttp import HttpVersion11, web
 
 from livecommerce import keys
 from livecommerce.aio import running
+from livecommerce.api.contract import RawResponse, add_routes, raw_route
+from livecommerce.api.openapi import Error
 from livecommerce.errors import AppError, Unavailable
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.endpoint import Endpoint
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
+from livecommerce.realtime.upgrade import WsQuery
 
 log = logging.getLogger("livecommerce.socket")
 
@@ -47,12 +50,15 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def websocket_fallback(request: web.Request) -> web.StreamResponse:
-    """``GET /ws`` as aiohttp sees it: only requests the lean site did not take get here.
+    """The viewer WebSocket: room frames live, comments and likes (docs/protocol.md).
 
-    Not a WebSocket upgrade: 400 ``websocket_expected``. A valid upgrade reaches aiohttp only
-    when the app is served without ``realtime.site.LeanSite`` in front, or on a keep-alive
-    connection that carried HTTP first: refused with 503 ``unavailable`` (clients retry on a
-    fresh connection).
+    A clean upgrade on a fresh connection is taken in front of aiohttp by the lean path
+    (``realtime/site.py``), which answers 101 and then checks the query and the token: a
+    defect closes the socket (4400 bad query, 4401 token, 4404 no such room, 4410 ended, 4429
+    too many connections; docs/protocol.md). This handler sees only the rest: not a
+    WebSocket upgrade (400 ``websocket_expected``), a malformed one (400 ``bad_upgrade``), or
+    an upgrade on a keep-alive connection that carried HTTP first, or with no lean site in
+    front (503 ``unavailable``: retry on a fresh connection). The query is not parsed here.
     """
     if not web.WebSocketResponse().can_prepare(request).ok:
         raise AppError("this endpoint speaks WebSocket only", code="websocket_expected")
@@ -73,6 +79,19 @@ async def websocket_fallback(request: web.Request) -> web.StreamResponse:
     raise Unavailable("open the WebSocket on a fresh connection")
 
 
+ROUTES = (
+    raw_route("GET", "/ws", websocket_fallback, query=WsQuery, tag="realtime", responses=(
+        RawResponse(101, "Switching to WebSocket; the first frame is `welcome` (or `resync`), "
+                    "or an `error` and a close code when the query or token is refused"),
+        RawResponse(400, "Not a WebSocket upgrade (`websocket_expected`) or a malformed one "
+                    "(`bad_upgrade`)", "application/json", Error),
+        RawResponse(503, "The upgrade reached aiohttp (a reused keep-alive connection): open "
+                    "the WebSocket on a fresh connection", "application/json", Error),
+    )),
+)  # fmt: skip
+
+
 def setup(app: web.Application) -> None:
+    """The realtime cleanup context and the ``/ws`` route (called once from ``create_app``)."""
     app.cleanup_ctx.append(realtime_ctx)
-    app.router.add_get("/ws", websocket_fallback)
+    add_routes(app, ROUTES)

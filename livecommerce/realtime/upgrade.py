@@ -6,6 +6,9 @@ Only a *clean, valid* upgrade is taken: ``GET /ws?... HTTP/1.1`` with ``Upgrade:
 malformed or over-long header line and no control characters in a value.
 Anything else is handed to aiohttp untouched, which answers exactly as it always has (a plain
 ``GET /ws`` gets the 400 ``websocket_expected`` JSON error, a bad head 400/431).
+
+:class:`WsQuery` is the query string's one description: the OpenAPI document's ``/ws``
+parameters and the join's parsing (``Endpoint``) both come from it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import parse_qsl, unquote
+
+import msgspec
+from msgspec import Meta
 
 PATH = "/ws"
 VERSIONS = ("13", "8", "7")  # as aiohttp: 8 and 7 are the hybi drafts with the same framing
@@ -24,6 +31,48 @@ MAX_LINE = 8190  # aiohttp's default max_line_size / max_field_size
 # inside a value could be a line break to a proxy in front.
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Ids in the URL are ASCII digits (not "1e3", "+1" or "²"): 18 of them at most. The lookahead
+# keeps Python's ``$`` from accepting a trailing newline ("12%0A").
+_DIGITS = r"^[0-9]{1,18}(?!\n)$"
+
+
+class WsQuery(msgspec.Struct, kw_only=True):
+    """The query of ``GET /ws``; other parameters (cache busters) are ignored, empty = absent.
+
+    A defect closes the socket with 4400 ``bad_request`` right after the 101. (Not a
+    ``contract.Query``: that module imports the app keys, which import the endpoint.)
+    """
+
+    room: Annotated[str, Meta(pattern=_DIGITS, description="The room id")]
+    token: Annotated[
+        str | None,
+        Meta(description="Any token kind (viewer, user, host); or `Authorization: Bearer`"),
+    ] = None
+    last_seq: (
+        Annotated[str, Meta(pattern=_DIGITS, description="Resume after this seq (see resume)")]
+        | None
+    ) = None
+    epoch: Annotated[str, Meta(max_length=32, description="The epoch of that last_seq")] | None = (
+        None
+    )
+
+    @property
+    def room_id(self) -> int:
+        return int(self.room)
+
+    @property
+    def last_seq_number(self) -> int | None:
+        return None if self.last_seq is None else int(self.last_seq)
+
+
+def ws_query(params: dict[str, str]) -> WsQuery:
+    """``params`` (an :class:`Upgrade`'s query) as :class:`WsQuery`, like
+    ``contract.decode_query``: text converted to the field types, empty values absent.
+
+    Raises:
+        msgspec.ValidationError: a parameter that breaks the model (the message names it).
+    """
+    return msgspec.convert({k: v for k, v in params.items() if v}, WsQuery, strict=False)
 
 
 @dataclass(frozen=True, slots=True)

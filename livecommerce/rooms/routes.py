@@ -1,150 +1,232 @@
-"""HTTP routes for live rooms (host actions need a host token scoped to the host's rooms)."""
+"""HTTP: live rooms and viewer tokens (host actions need a host token, scoped to its rooms).
+
+Each handler's body/response models sit next to it; ``ROUTES`` is the table added by
+:func:`add_routes`. Another host's room answers exactly like a missing one (404).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from aiohttp import web
+from msgspec import Meta
 
-from livecommerce import inputs, keys
-from livecommerce.auth.http import require_claims
+from livecommerce import keys
+from livecommerce.api import contract
+from livecommerce.api.contract import HOST, Body, Call, Model, Reply, route, to
+from livecommerce.api.types import NO_NUL, Id, ShowSeconds, Time, check_time
 from livecommerce.auth.tokens import anonymous_subject, issue_token
-from livecommerce.errors import NotFound, ValidationError
-from livecommerce.httpio import json_response
+from livecommerce.errors import NotFound
 from livecommerce.rooms import service
 from livecommerce.timer import service as timer_service
 
+RoomState = Literal["scheduled", "live", "ended"]
+Title = Annotated[str, Meta(min_length=1, max_length=200), NO_NUL]
+MediaUrl = Annotated[str, Meta(max_length=1000, description="Any URL (rtmp:// too)"), NO_NUL]
+PushKey = Annotated[
+    str,
+    Meta(min_length=1, max_length=100, description="A replay with the same key publishes once"),
+    NO_NUL,
+]
 
-def _host_id(request: web.Request) -> int:
-    host_id = require_claims(request, "host").host_id
-    assert host_id is not None
-    return host_id
-
-
-def _datetime(body: dict[str, object], name: str) -> datetime | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(name, "must be an ISO 8601 timestamp string")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError(name, "must be an ISO 8601 timestamp") from None
-    if parsed.tzinfo is None:
-        raise ValidationError(name, "must include a time zone offset")
-    return parsed
+# -- viewer tokens ----------------------------------------------------------------------------
 
 
-async def create_room(request: web.Request) -> web.Response:
-    host_id = _host_id(request)
-    body = await inputs.json_object(
-        request, ("title", "cover_url", "stream_url", "planned_start_at")
-    )
-    async with request.app[keys.PG_POOL].acquire() as conn:
+class ViewerToken(Model):
+    token: str
+    kind: Literal["viewer"]
+    expires_in: Annotated[int, Meta(description="Seconds until the token expires")]
+
+
+async def viewer_token(call: Call[None, None]) -> Reply[ViewerToken]:
+    """An anonymous viewer token for browsing and watching (no login).
+
+    Any request body is ignored.
+    """
+    settings = call.app[keys.SETTINGS]
+    ttl = settings.security.token_ttl_seconds
+    token = issue_token(settings.secret, "viewer", anonymous_subject(), ttl)
+    return Reply(ViewerToken(token=token, kind="viewer", expires_in=ttl), status=201)
+
+
+# -- rooms ------------------------------------------------------------------------------------
+
+
+class RoomCreate(Body):
+    """A new room of the calling host (state ``scheduled``)."""
+
+    title: Title
+    cover_url: MediaUrl | None = None
+    stream_url: MediaUrl | None = None
+    planned_start_at: Time | None = None
+
+    def __post_init__(self) -> None:
+        if self.planned_start_at is not None:
+            check_time("planned_start_at", self.planned_start_at)
+
+
+class Room(Model):
+    """A room as viewers see it (also the ``room`` of the WebSocket ``welcome``)."""
+
+    id: int
+    host_id: int
+    title: str
+    cover_url: str
+    stream_url: str
+    state: RoomState
+    planned_start_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class RoomGoods(Model):
+    """A goods item shown in a room, in the room's order."""
+
+    id: int
+    title: str
+    price_fen: Annotated[int, Meta(description="Price in fen (1/100 CNY)")]
+    stock: int
+    image: Annotated[str, Meta(description="The first image's URL, or empty")]
+    category: str
+
+
+class RoomDetail(Room):
+    """A room with its goods."""
+
+    goods: list[RoomGoods]
+
+
+async def create_room(call: Call[RoomCreate, None]) -> Reply[Room]:
+    """A host creates a live room."""
+    b = call.body
+    async with call.app[keys.PG_POOL].acquire() as conn:
         room = await service.create_room(
-            conn,
-            host_id,
-            title=inputs.required_text(body, "title", max_len=200),
-            cover_url=inputs.text(body, "cover_url", max_len=1000, default="") or "",
-            stream_url=inputs.text(body, "stream_url", max_len=1000, default="") or "",
-            planned_start_at=_datetime(body, "planned_start_at"),
-        )
-    return json_response(room, status=201)
+            conn, call.host_id, title=b.title, cover_url=b.cover_url or "",
+            stream_url=b.stream_url or "", planned_start_at=b.planned_start_at,
+        )  # fmt: skip
+    return Reply(to(Room, room), status=201)
 
 
-async def get_room(request: web.Request) -> web.Response:
-    room_id = inputs.path_id(request, "room_id")
-    pool = request.app[keys.PG_POOL]
+async def get_room(call: Call[None, None]) -> RoomDetail:
+    """A room with its goods (public)."""
+    pool = call.app[keys.PG_POOL]
+    room_id = call.id("room_id")
     room = await service.get_room(pool, room_id)
     if room is None:
         raise NotFound("no such room", code="room_not_found")
     room["goods"] = await service.room_goods(pool, room_id)
-    return json_response(room)
+    return to(RoomDetail, room)
 
 
-async def start_room(request: web.Request) -> web.Response:
-    host_id = _host_id(request)
-    room_id = inputs.path_id(request, "room_id")
-    app = request.app
-    room = await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "live")
-    # Offsets ("+35:00 from start") become absolute times now.
+async def start_room(call: Call[None, None]) -> Room:
+    """Go live (repeating it is a no-op).
+
+    Schedules given as an offset from the actual start get their due times now. 409
+    ``illegal_transition`` for an ended room.
+    """
+    app, room_id = call.app, call.id("room_id")
+    room = await service.set_state(
+        app[keys.PG_POOL], app[keys.BROKER], call.host_id, room_id, "live"
+    )
     await timer_service.resolve_offsets(app[keys.PG_POOL], app[keys.WHEEL], room_id)
-    return json_response(room)
+    return to(Room, room)
 
 
-async def end_room(request: web.Request) -> web.Response:
-    host_id = _host_id(request)
-    room_id = inputs.path_id(request, "room_id")
-    app = request.app
-    return json_response(
-        await service.set_state(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id, "ended")
+async def end_room(call: Call[None, None]) -> Room:
+    """End the live (repeating it is a no-op); viewers get ``room_state`` and close 4410."""
+    app = call.app
+    room = await service.set_state(
+        app[keys.PG_POOL], app[keys.BROKER], call.host_id, call.id("room_id"), "ended"
     )
+    return to(Room, room)
 
 
-async def attach_goods(request: web.Request) -> web.Response:
-    host_id = _host_id(request)
-    room_id = inputs.path_id(request, "room_id")
-    body = await inputs.json_object(request, ("goods_ids",))
-    ids = inputs.id_list(body, "goods_ids", max_items=200)
-    if not ids:
-        raise ValidationError("goods_ids", "must be a list of 1..200 goods ids")
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        goods = await service.attach_goods(conn, host_id, room_id, ids)
-    return json_response({"goods": goods})
+# -- goods in a room --------------------------------------------------------------------------
 
 
-async def push_goods(request: web.Request) -> web.Response:
-    host_id = _host_id(request)
-    room_id = inputs.path_id(request, "room_id")
-    body = await inputs.json_object(request, ("goods_id", "show_seconds", "idempotency_key"))
-    app = request.app
-    default_show = app[keys.SETTINGS].rooms.bubble_default_seconds
-    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
-    show = inputs.integer(body, "show_seconds", low=1, high=3600, default=default_show)
-    key = inputs.text(body, "idempotency_key", max_len=100, min_len=1)
-    assert show is not None
+class RoomGoodsAttach(Body):
+    """Goods to add to the room (appended in this order; already attached ones stay put)."""
+
+    goods_ids: Annotated[list[Id], Meta(min_length=1, max_length=200)]
+
+
+class RoomGoodsList(Model):
+    goods: list[RoomGoods]
+
+
+class GoodsPush(Body):
+    """A goods bubble to show now."""
+
+    goods_id: Id
+    show_seconds: Annotated[
+        ShowSeconds | None, Meta(description="Default: rooms.bubble_default_seconds")
+    ] = None
+    idempotency_key: PushKey | None = None
+
+
+class GoodsPushed(Model):
+    seq: Annotated[int, Meta(description="The room sequence number of the goods_push frame")]
+    duplicate: Annotated[bool, Meta(description="True when the key had published before")]
+
+
+class GoodsWithdrawn(Model):
+    seq: Annotated[int, Meta(description="The room sequence number of the goods_withdraw frame")]
+
+
+async def attach_goods(call: Call[RoomGoodsAttach, None]) -> RoomGoodsList:
+    """Attach goods to the host's room; answers all the room's goods.
+
+    An id naming no goods is a 400 on ``goods_ids``.
+    """
+    ids = sorted(set(call.body.goods_ids))
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        goods = await service.attach_goods(conn, call.host_id, call.id("room_id"), ids)
+    return to(RoomGoodsList, {"goods": goods})
+
+
+async def push_goods(call: Call[GoodsPush, None]) -> Reply[GoodsPushed]:
+    """Show a goods bubble in the live room now.
+
+    201 when published; 200 with the first ``seq`` and ``duplicate: true`` when the
+    ``idempotency_key`` had published before. 404 ``goods_not_in_room``, 409 ``room_not_live``.
+    """
+    app, b = call.app, call.body
+    show = b.show_seconds
+    if show is None:
+        show = app[keys.SETTINGS].rooms.bubble_default_seconds
     published = await service.push_goods(
-        app[keys.PG_POOL],
-        app[keys.BROKER],
-        host_id,
-        room_id,
-        goods_id,
-        show_seconds=show,
-        idempotency_key=key,
-    )
-    return json_response(
-        {"seq": published.seq, "duplicate": not published.fresh},
+        app[keys.PG_POOL], app[keys.BROKER], call.host_id, call.id("room_id"), b.goods_id,
+        show_seconds=show, idempotency_key=b.idempotency_key,
+    )  # fmt: skip
+    return Reply(
+        GoodsPushed(seq=published.seq, duplicate=not published.fresh),
         status=201 if published.fresh else 200,
     )
 
 
-async def withdraw_goods(request: web.Request) -> web.Response:
-    host_id = _host_id(request)
-    room_id = inputs.path_id(request, "room_id")
-    app = request.app
-    published = await service.withdraw_goods(app[keys.PG_POOL], app[keys.BROKER], host_id, room_id)
-    return json_response({"seq": published.seq})
+async def withdraw_goods(call: Call[None, None]) -> GoodsWithdrawn:
+    """Hide the current bubble (withdrawing nothing still publishes). 409 ``room_ended``."""
+    app = call.app
+    published = await service.withdraw_goods(
+        app[keys.PG_POOL], app[keys.BROKER], call.host_id, call.id("room_id")
+    )
+    return GoodsWithdrawn(seq=published.seq)
 
 
-async def viewer_token(request: web.Request) -> web.Response:
-    """An anonymous viewer token for browsing and watching (no login)."""
-    security = request.app[keys.SETTINGS].security
-    token = issue_token(
-        request.app[keys.SETTINGS].secret, "viewer", anonymous_subject(), security.token_ttl_seconds
-    )
-    return json_response(
-        {"token": token, "kind": "viewer", "expires_in": security.token_ttl_seconds}, status=201
-    )
+ROUTES = (
+    route("POST", "/api/tokens/viewer", viewer_token, status=201, tag="auth"),
+    route("POST", "/api/rooms", create_room, auth=HOST, status=201),
+    route("GET", "/api/rooms/{room_id}", get_room),
+    route("POST", "/api/rooms/{room_id}/start", start_room, auth=HOST, errors=(409,)),
+    route("POST", "/api/rooms/{room_id}/end", end_room, auth=HOST, errors=(409,)),
+    route("POST", "/api/rooms/{room_id}/goods", attach_goods, auth=HOST),
+    route("POST", "/api/rooms/{room_id}/push", push_goods, auth=HOST, status=201, also=(200,),
+          errors=(409,)),
+    route("POST", "/api/rooms/{room_id}/withdraw", withdraw_goods, auth=HOST, errors=(409,)),
+)  # fmt: skip
 
 
 def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/tokens/viewer", viewer_token)
-    r.add_post("/api/rooms", create_room)
-    r.add_get("/api/rooms/{room_id}", get_room)
-    r.add_post("/api/rooms/{room_id}/start", start_room)
-    r.add_post("/api/rooms/{room_id}/end", end_room)
-    r.add_post("/api/rooms/{room_id}/goods", attach_goods)
-    r.add_post("/api/rooms/{room_id}/push", push_goods)
-    r.add_post("/api/rooms/{room_id}/withdraw", withdraw_goods)
+    """Add the room routes (called once from ``create_app``)."""
+    contract.add_routes(app, ROUTES)

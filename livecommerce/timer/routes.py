@@ -1,134 +1,199 @@
-"""Host endpoints for scheduled pushes, and the dispatcher's cleanup context."""
+"""HTTP: a host's scheduled goods pushes, and the dispatcher's cleanup context.
+
+A schedule fires at an absolute time (``at``) or at an offset from the room's actual start
+(``offset_seconds``; resolved when the room goes live, re-resolved if the start is corrected).
+Each handler's body/response models sit next to it; ``ROUTES`` is added by :func:`setup`.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Literal
 
 from aiohttp import web
+from msgspec import Meta
 
-from livecommerce import inputs, keys
+from livecommerce import keys
 from livecommerce.aio import running
-from livecommerce.auth.http import require_claims
+from livecommerce.api.contract import HOST, Body, Call, Model, Reply, add_routes, route, to
+from livecommerce.api.types import Id, ShowSeconds, Time, check_time
 from livecommerce.errors import ValidationError
-from livecommerce.httpio import json_response
 from livecommerce.timer import service
 from livecommerce.timer.dispatcher import Dispatcher
 from livecommerce.timer.wheel import Wheel
 
 log = logging.getLogger("livecommerce.timer")
-_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 MAX_OFFSET_SECONDS = 7 * 24 * 3600
 
+ScheduleKey = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        description="1-100 of A-Z a-z 0-9 . _ : - ; unique per room (a replay is a 409)",
+    ),
+]
+At = Annotated[Time, Meta(description="The due time, with a zone offset (or offset_seconds)")]
+OffsetSeconds = Annotated[
+    float,
+    Meta(ge=0, le=MAX_OFFSET_SECONDS, description="Seconds after the room's actual start (or at)"),
+]
+ScheduleStatus = Literal["pending", "fired", "cancelled", "skipped"]
 
-def _host(request: web.Request) -> int:
-    host_id = require_claims(request, "host").host_id
-    assert host_id is not None
-    return host_id
+
+class ScheduleCreate(Body):
+    """A goods push at ``at`` or ``offset_seconds`` after the actual start (exactly one)."""
+
+    goods_id: Id
+    idempotency_key: ScheduleKey
+    show_seconds: Annotated[
+        ShowSeconds | None, Meta(description="Default: rooms.bubble_default_seconds")
+    ] = None
+    at: At | None = None
+    offset_seconds: OffsetSeconds | None = None
+
+    def __post_init__(self) -> None:
+        if self.at is not None:
+            check_time("at", self.at)
 
 
-def _when(body: dict[str, Any]) -> tuple[datetime | None, int | None]:
-    """Exactly one of ``at`` (ISO 8601 with offset) or ``offset_seconds`` (from actual start)."""
-    at_raw, offset_raw = body.get("at"), body.get("offset_seconds")
-    if (at_raw is None) == (offset_raw is None):
+class ScheduleMove(Body):
+    """The new time: exactly one of ``at`` or ``offset_seconds``."""
+
+    at: At | None = None
+    offset_seconds: OffsetSeconds | None = None
+
+    def __post_init__(self) -> None:
+        if self.at is not None:
+            check_time("at", self.at)
+
+
+class Schedule(Model):
+    """A scheduled push and its outcome."""
+
+    id: int
+    room_id: int
+    goods_id: int
+    show_seconds: int
+    due_at: Annotated[datetime | None, Meta(description="Null while an offset awaits the start")]
+    offset_seconds: float | None
+    idempotency_key: str
+    status: ScheduleStatus
+    version: Annotated[int, Meta(description="Bumped by every reschedule")]
+    fired_at: datetime | None
+    lateness_ms: int | None
+    late: bool
+    publish_seq: int | None
+    skip_reason: Annotated[
+        str | None, Meta(description="too_late, room_not_live or goods_gone when skipped")
+    ]
+
+
+class ScheduleList(Model):
+    schedules: list[Schedule]
+
+
+class StartCorrection(Body):
+    started_at: Time
+
+    def __post_init__(self) -> None:
+        check_time("started_at", self.started_at)
+
+
+class StartCorrected(Model):
+    room_id: int
+    started_at: datetime
+    rescheduled: Annotated[int, Meta(description="How many offset schedules moved")]
+
+
+def _when(at: datetime | None, offset_seconds: float | None) -> tuple[datetime | None, int | None]:
+    """(at, offset in ms): exactly one of them is given.
+
+    Raises:
+        ValidationError: on ``at`` when both or neither are given.
+    """
+    if (at is None) == (offset_seconds is None):
         raise ValidationError("at", "give exactly one of at or offset_seconds")
-    if at_raw is not None:
-        if not isinstance(at_raw, str):
-            raise ValidationError("at", "must be an ISO 8601 timestamp string")
-        try:
-            at = datetime.fromisoformat(at_raw)
-        except ValueError:
-            raise ValidationError("at", "must be an ISO 8601 timestamp") from None
-        if at.tzinfo is None:
-            raise ValidationError("at", "must include a time zone offset")
-        return at, None
-    if isinstance(offset_raw, bool) or not isinstance(offset_raw, (int, float)):
-        raise ValidationError("offset_seconds", "must be a number")
-    if not 0 <= offset_raw <= MAX_OFFSET_SECONDS:
-        raise ValidationError("offset_seconds", f"must be between 0 and {MAX_OFFSET_SECONDS}")
-    return None, round(offset_raw * 1000)
+    return at, None if offset_seconds is None else round(offset_seconds * 1000)
 
 
-async def create(request: web.Request) -> web.Response:
-    host_id = _host(request)
-    room_id = inputs.path_id(request, "room_id")
-    body = await inputs.json_object(
-        request, ("goods_id", "show_seconds", "at", "offset_seconds", "idempotency_key")
-    )
-    key = body.get("idempotency_key")
-    if not isinstance(key, str) or not _KEY.match(key):
-        raise ValidationError("idempotency_key", "is required: 1..100 of A-Z a-z 0-9 . _ : -")
-    goods_id = inputs.required_int(body, "goods_id", low=1, high=inputs.MAX_ID)
-    default_show = request.app[keys.SETTINGS].rooms.bubble_default_seconds
-    show = inputs.integer(body, "show_seconds", low=1, high=3600, default=default_show)
-    at, offset_ms = _when(body)
-    assert show is not None
-    app = request.app
+async def create(call: Call[ScheduleCreate, None]) -> Reply[Schedule]:
+    """Schedule a goods push at a time or an offset from the actual start.
+
+    400 on ``at``/``offset_seconds`` when the time is past (or the room has no start to offset
+    from), 404 ``goods_not_in_room``, 409 ``duplicate_schedule`` (key reused) or ``room_ended``.
+    """
+    b, app = call.body, call.app
+    at, offset_ms = _when(b.at, b.offset_seconds)
+    show = b.show_seconds
+    if show is None:
+        show = app[keys.SETTINGS].rooms.bubble_default_seconds
     row = await service.create(
-        app[keys.PG_POOL], app[keys.WHEEL], host_id, room_id,
-        goods_id=goods_id, show_seconds=show, at=at, offset_ms=offset_ms, idempotency_key=key,
+        app[keys.PG_POOL], app[keys.WHEEL], call.host_id, call.id("room_id"),
+        goods_id=b.goods_id, show_seconds=show, at=at, offset_ms=offset_ms,
+        idempotency_key=b.idempotency_key,
     )  # fmt: skip
-    return json_response(row, status=201)
+    return Reply(to(Schedule, row), status=201)
 
 
-async def list_schedules(request: web.Request) -> web.Response:
-    host_id = _host(request)
-    room_id = inputs.path_id(request, "room_id")
-    rows = await service.list_for_room(request.app[keys.PG_POOL], host_id, room_id)
-    return json_response({"schedules": rows})
+async def list_schedules(call: Call[None, None]) -> ScheduleList:
+    """The room's scheduled pushes, by due time."""
+    rows = await service.list_for_room(call.app[keys.PG_POOL], call.host_id, call.id("room_id"))
+    return to(ScheduleList, {"schedules": rows})
 
 
-async def reschedule(request: web.Request) -> web.Response:
-    host_id = _host(request)
-    room_id = inputs.path_id(request, "room_id")
-    schedule_id = inputs.path_id(request, "schedule_id")
-    at, offset_ms = _when(await inputs.json_object(request, ("at", "offset_seconds")))
-    app = request.app
+async def reschedule(call: Call[ScheduleMove, None]) -> Schedule:
+    """Move a pending schedule (the old time never fires).
+
+    409 when it is no longer pending (fired, cancelled, skipped) or the room has ended.
+    """
+    app = call.app
+    at, offset_ms = _when(call.body.at, call.body.offset_seconds)
     row = await service.reschedule(
-        app[keys.PG_POOL],
-        app[keys.WHEEL],
-        host_id,
-        room_id,
-        schedule_id,
-        at=at,
-        offset_ms=offset_ms,
-    )
-    return json_response(row)
+        app[keys.PG_POOL], app[keys.WHEEL], call.host_id, call.id("room_id"),
+        call.id("schedule_id"), at=at, offset_ms=offset_ms,
+    )  # fmt: skip
+    return to(Schedule, row)
 
 
-async def cancel(request: web.Request) -> web.Response:
-    host_id = _host(request)
-    room_id = inputs.path_id(request, "room_id")
-    schedule_id = inputs.path_id(request, "schedule_id")
-    app = request.app
-    return json_response(
-        await service.cancel(app[keys.PG_POOL], app[keys.WHEEL], host_id, room_id, schedule_id)
-    )
+async def cancel(call: Call[None, None]) -> Schedule:
+    """Cancel a pending schedule (409 ``already_fired``/``already_cancelled`` otherwise)."""
+    app = call.app
+    row = await service.cancel(
+        app[keys.PG_POOL], app[keys.WHEEL], call.host_id, call.id("room_id"),
+        call.id("schedule_id"),
+    )  # fmt: skip
+    return to(Schedule, row)
 
 
-async def correct_start(request: web.Request) -> web.Response:
-    host_id = _host(request)
-    room_id = inputs.path_id(request, "room_id")
-    body = await inputs.json_object(request, ("started_at",))
-    raw = body.get("started_at")
-    try:
-        started_at = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        started_at = None
-    if started_at is None or started_at.tzinfo is None:
-        raise ValidationError("started_at", "must be an ISO 8601 timestamp with a time zone offset")
-    app = request.app
-    return json_response(
-        await service.correct_start(
-            app[keys.PG_POOL], app[keys.WHEEL], host_id, room_id, started_at
-        )
-    )
+async def correct_start(call: Call[StartCorrection, None]) -> StartCorrected:
+    """Correct a live room's actual start time; its offset schedules follow.
+
+    400 on ``started_at`` in the future, 409 ``room_not_live``.
+    """
+    app = call.app
+    result = await service.correct_start(
+        app[keys.PG_POOL], app[keys.WHEEL], call.host_id, call.id("room_id"),
+        call.body.started_at,
+    )  # fmt: skip
+    return to(StartCorrected, result)
+
+
+ROUTES = (
+    route("POST", "/api/rooms/{room_id}/schedules", create, auth=HOST, status=201,
+          errors=(409,)),
+    route("GET", "/api/rooms/{room_id}/schedules", list_schedules, auth=HOST),
+    route("PATCH", "/api/rooms/{room_id}/schedules/{schedule_id}", reschedule, auth=HOST,
+          errors=(409,)),
+    route("DELETE", "/api/rooms/{room_id}/schedules/{schedule_id}", cancel, auth=HOST,
+          errors=(409,)),
+    route("PUT", "/api/rooms/{room_id}/started_at", correct_start, auth=HOST, errors=(409,)),
+)  # fmt: skip
 
 
 async def timer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The wheel and its dispatcher (not started when ``timer.enabled`` is false)."""
     settings = app[keys.SETTINGS]
     cfg = settings.timer
     wheel = Wheel(
@@ -150,10 +215,6 @@ async def timer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
+    """The timer's cleanup context and routes (called once from ``create_app``)."""
     app.cleanup_ctx.append(timer_ctx)
-    r = app.router
-    r.add_post("/api/rooms/{room_id}/schedules", create)
-    r.add_get("/api/rooms/{room_id}/schedules", list_schedules)
-    r.add_patch("/api/rooms/{room_id}/schedules/{schedule_id}", reschedule)
-    r.add_delete("/api/rooms/{room_id}/schedules/{schedule_id}", cancel)
-    r.add_put("/api/rooms/{room_id}/started_at", correct_start)
+    add_routes(app, ROUTES)

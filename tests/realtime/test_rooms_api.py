@@ -177,6 +177,18 @@ async def test_malformed_and_oversized_bodies(server: AppServer, world: World) -
     assert (status, body["error"]["field"]) == (400, "goods_ids")  # type: ignore[index]
 
 
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+async def test_times_outside_the_utc_calendar_are_400(
+    server: AppServer, world: World, when: str
+) -> None:
+    """A valid RFC 3339 time that overflows in UTC is a 400 on its field, not a 500."""
+    status, body = await http(
+        "POST", server.url + "/api/rooms", json={"title": "t", "planned_start_at": when},
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert (status, body["error"]["field"]) == (400, "planned_start_at")  # type: ignore[index]
+
+
 async def test_viewer_token_endpoint(server: AppServer) -> None:
     """Anyone can get an anonymous viewer token."""
     status, body = await http("POST", server.url + "/api/tokens/viewer")

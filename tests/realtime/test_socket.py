@@ -176,6 +176,19 @@ async def test_handshake_errors_have_close_codes(
     assert body["error"]["code"] == "websocket_expected"  # type: ignore[index]
 
 
+async def test_query_is_checked_by_its_model(server: AppServer, world: World) -> None:
+    """The /ws query (WsQuery) refuses what is not ASCII digits, even a trailing newline or
+    "1e3", and ignores parameters it does not know (cache busters)."""
+    base = server.ws_url()
+    tok = world.viewer_token()
+    for room in (f"{world.room_id}%0A", "1e3", f"{world.room_id}.0", "+1", "1" * 19):
+        await expect_close(f"{base}?room={room}&token={tok}", 4400, "bad_request")
+    await expect_close(f"{base}?room={world.room_id}&token={tok}&epoch={'e' * 33}", 4400,
+                       "bad_request")  # fmt: skip
+    async with websockets.connect(f"{base}?_t=1&room={world.room_id}&x=&token={tok}") as ws:
+        assert orjson.loads(await ws.recv())["type"] == "welcome"
+
+
 async def test_bad_messages_get_error_frames(server: AppServer, world: World) -> None:
     """Malformed JSON, non-objects, unknown types and bad fields get error frames; the socket lives."""
     v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())

@@ -342,6 +342,16 @@ async def test_offsets_resolve_at_start_and_follow_a_corrected_start(
     assert [(r["status"], r["version"]) for r in rows] == [("fired", 2), ("fired", 3)]
 
 
+async def test_start_correction_validation(server: AppServer, world: World) -> None:
+    """started_at must be an RFC 3339 time with an offset that fits in UTC (400 otherwise)."""
+    url = f"{server.url}/api/rooms/{world.room_id}/started_at"
+    for bad in ("0001-01-01T00:00:00+14:00", "2026-01-01T00:00:00", "soon", None):
+        status, body = await http(
+            "PUT", url, json={"started_at": bad}, headers=world.host_headers()
+        )
+        assert (status, body["error"]["field"]) == (400, "started_at"), bad
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field_or_code"),
     [
@@ -350,6 +360,7 @@ async def test_offsets_resolve_at_start_and_follow_a_corrected_start(
         ({"at": "2999-01-01T00:00:00+00:00", "offset_seconds": 5}, 400, "at"),
         ({"at": "2999-01-01T00:00:00"}, 400, "at"),
         ({"at": "soon"}, 400, "at"),
+        ({"at": "9999-12-31T23:59:59-14:00"}, 400, "at"),  # overflows in UTC: not a 500
         ({"offset_seconds": -1}, 400, "offset_seconds"),
         ({"offset_seconds": "5"}, 400, "offset_seconds"),
         ({"offset_seconds": 1}, 400, "offset_seconds"),  # started long ago: start + 1 s is past
