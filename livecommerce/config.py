@@ -133,6 +133,7 @@ class TimerConfig:
     claim_batch: int = 200
     lookahead_ms: int = 20
     idle_recheck_seconds: float = 60.0
+    reconcile_seconds: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
