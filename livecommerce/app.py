@@ -8,15 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from livecommerce import keys, ops
 from livecommerce.commerce import routes as commerce_routes
-from livecommerce.config import RedisConfig, Settings
+from livecommerce.config import Settings
 from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware
 from livecommerce.logs import request_id
@@ -24,11 +19,14 @@ from livecommerce.metrics import Metrics, metrics_middleware
 from livecommerce.realtime.conn import Sockets
 from livecommerce.realtime.protocol import CLOSE_RECONNECT
 from livecommerce.realtime.setup import setup as realtime_setup
+from livecommerce.redis_clients import redis_client
 from livecommerce.rooms import routes as rooms_routes
 from livecommerce.social import routes as social_routes
 from livecommerce.timer import routes as timer_routes
 
 log = logging.getLogger("livecommerce.app")
+
+__all__ = ["create_app", "redis_client"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -52,35 +50,6 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.PG_POOL] = pool
     yield
     await close_pool(pool)
-
-
-# After a Redis restart every pooled connection is dead. A connection idle for longer than
-# this is PINGed before it is handed out (and reconnected if that fails), so a command is not
-# sent on a dead connection; one that still fails on a connection error is retried on a new
-# connection (REDIS_RETRIES times, jittered backoff 50 ms .. 500 ms). Retrying a command whose
-# reply was lost may run it twice; every write that must not (timer publishes, payments,
-# flash-sale takes) carries an idempotency key. README "Reliability".
-REDIS_HEALTH_CHECK_SECONDS = 1.0
-REDIS_RETRIES = 3
-
-
-def redis_client(cfg: RedisConfig) -> Redis:
-    """The app's Redis client. Connects lazily: a Redis that is down at start shows in /readyz
-    instead of a crash loop. A blocking pool: past ``max_connections`` a command waits for a
-    free connection (up to ``pool_timeout_seconds``) rather than failing with "Too many
-    connections" — under a burst of joins that closed viewers with 1012. Stale connections
-    after a Redis restart are health-checked and retried (see ``REDIS_RETRIES``): requests
-    succeed again as soon as Redis answers."""
-    return Redis.from_pool(
-        BlockingConnectionPool.from_url(
-            cfg.url,
-            max_connections=cfg.max_connections,
-            timeout=cfg.pool_timeout_seconds,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), REDIS_RETRIES),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
-        )
-    )
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

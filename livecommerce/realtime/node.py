@@ -40,6 +40,7 @@ from livecommerce.realtime.snapshot import (
     snapshot_epoch,
     welcome_body,
 )
+from livecommerce.redis_clients import subscription_client
 
 log = logging.getLogger("livecommerce.node")
 RECONNECT_DELAY_SECONDS = 0.5
@@ -179,9 +180,18 @@ class Node:
 
     async def run_subscriber(self) -> None:
         """Forever: subscribe, catch up, deliver; on a Redis error, reconnect and repeat."""
+        # Its own client: one that is never silently resubscribed (redis_clients.py).
+        subscriber = subscription_client(self.redis)
+        try:
+            await self._subscribe_forever(subscriber)
+        finally:
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                await asyncio.wait_for(subscriber.aclose(), CLOSE_TIMEOUT_SECONDS)
+
+    async def _subscribe_forever(self, subscriber: Redis) -> None:
         while True:
             check_cancelled()
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(rk.ROOM_CHANNEL_PATTERN, rk.USER_CHANNEL_PATTERN)
                 await self.catch_up()

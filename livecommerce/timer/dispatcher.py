@@ -52,6 +52,7 @@ from livecommerce.aio import check_cancelled, sleep_until, stop_task, wait_event
 from livecommerce.config import TimerConfig
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker, Published, PublishItem
+from livecommerce.redis_clients import subscription_client
 from livecommerce.rooms.service import goods_push_body
 from livecommerce.timer import service
 from livecommerce.timer.wheel import Claim, Wheel, parse_member
@@ -174,10 +175,19 @@ class Dispatcher:
     async def _listen(self) -> None:
         """Set ``wake`` whenever a push is added anywhere in the cluster; after a reconnect,
         ask for a rebuild (``redis_lost``)."""
+        # Its own client: one that is never silently resubscribed (redis_clients.py).
+        subscriber = subscription_client(self.redis)
+        try:
+            await self._listen_forever(subscriber)
+        finally:
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                await asyncio.wait_for(subscriber.aclose(), 1.0)
+
+    async def _listen_forever(self, subscriber: Redis) -> None:
         lost = False
         while True:
             check_cancelled()
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(rk.TIMER_WAKE_CHANNEL)
                 if lost:
