@@ -19,7 +19,9 @@ from redis.asyncio import Redis
 
 from livecommerce.config import Settings
 from livecommerce.embedded import EmbeddedValkey
-from tests.realtime.conftest import World, make_world
+from tests.realtime.conftest import world
+
+__all__ = ["world"]
 
 # Close codes after which a client reconnects and resumes (docs/protocol.md).
 RECONNECT_CODES = {1000, 1006, 1011, 1012, 4408, 4429}
@@ -70,11 +72,6 @@ def fault_settings(settings: Settings, valkey: RestartableValkey) -> Settings:
         settings.with_backends(settings.database.url, valkey.url),
         rooms=dataclasses.replace(settings.rooms, tick_seconds=0.5),
     )
-
-
-@pytest.fixture
-async def fault_world(pool: Any) -> World:
-    return await make_world(pool)
 
 
 class RecordingViewer:

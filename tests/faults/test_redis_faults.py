@@ -81,7 +81,7 @@ async def schedule_outcomes(pool: Any, ids: list[int]) -> dict[int, str]:
 async def test_valkey_killed_and_restarted_while_viewers_watch(
     make_server: Callable[..., Any],
     fault_settings: Settings,
-    fault_world: World,
+    world: World,
     valkey: RestartableValkey,
     pool: Any,
     tmp_path: Path,
@@ -90,7 +90,6 @@ async def test_valkey_killed_and_restarted_while_viewers_watch(
     """Valkey killed (-9) and restarted with its data / empty / from an older copy: viewers end
     with every frame once or a resync, each scheduled push fires once, REST recovers in < 5 s,
     and a client resuming with its old epoch gets a resync, never a false `resumed`."""
-    world = fault_world
     srv: AppServer = await make_server(fault_settings)
     viewers = [RecordingViewer(srv.ws_url(), world.room_id, world.viewer_token()) for _ in range(3)]
     for v in viewers:
