@@ -142,12 +142,6 @@ class Hub:
 
     # ------------------------------------------------------------------ fan-out
 
-    def next_expected(self, room_id: int) -> int | None:
-        room = self.rooms.get(room_id)
-        if room is None or room.last_seq is None:
-            return None
-        return room.last_seq + 1
-
     def have(self, room_id: int) -> int | None:
         """The lowest seq up to which every welcomed local viewer of the room has every frame
         (None: no welcomed viewer here). A gap is filled from here, not from ``last_seq``: the

@@ -83,9 +83,14 @@ class Node:
         self.subscribed = asyncio.Event()
 
     async def deliver(self, room_id: int, seq: int, payload: bytes) -> None:
-        have = self.hub.have(room_id)
-        if have is not None and seq > have + 1:
-            await self.fill_gap(room_id, have, seq - 1)
+        room = self.hub.rooms.get(room_id)
+        if room is None:
+            return
+        # The common case (the next frame, nobody joining) needs no look at each viewer.
+        if room.joining or room.last_seq is None or seq > room.last_seq + 1:
+            have = self.hub.have(room_id)
+            if have is not None and seq > have + 1:
+                await self.fill_gap(room_id, have, seq - 1)
         self.hub.deliver(room_id, seq, payload)
         if ROOM_ENDED_MARK in payload:
             self._end_room(room_id)
