@@ -136,11 +136,20 @@ class Node:
         room = self.hub.rooms.get(room_id)
         if room is None:
             return
+        if not viewers:
+            # Joins in progress check their snapshot's epoch against ours; "" (Redis knew
+            # nothing of the room) is no epoch to check against: the next join sets it, and
+            # the announcement of the epoch Redis makes next corrects it if need be.
+            if room.epoch == "":
+                room.epoch = None
+            return
         try:
             snap, info = await load_snapshot(self.broker, self.pool, room_id, None)
         except RoomNotFound:
             snap = None
         except BaseException:
+            # Whatever stopped us (backend error, cancellation): these viewers must not stay
+            # buffering forever.
             for v in viewers:
                 self.hub.evict(v, CLOSE_RECONNECT, "resync needed", slow=False)
             raise
