@@ -67,10 +67,13 @@ async def vredis(valkey: RestartableValkey) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def fault_settings(settings: Settings, valkey: RestartableValkey) -> Settings:
-    """The test settings on the shared PostgreSQL and the private Valkey."""
+    """The test settings on the shared PostgreSQL and the private Valkey. The periodic timer
+    reconciliation is pushed out of the way: what these tests see is the rebuild that follows a
+    Redis reconnect (``test_redis_state_loss`` covers the periodic one)."""
     return dataclasses.replace(
         settings.with_backends(settings.database.url, valkey.url),
         rooms=dataclasses.replace(settings.rooms, tick_seconds=0.5),
+        timer=dataclasses.replace(settings.timer, reconcile_seconds=600.0),
     )
 
 
