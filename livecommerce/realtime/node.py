@@ -223,10 +223,17 @@ class Node:
                             self.hub.deliver_to(identity, payload)
                         continue
                     await self.on_room_message(msg["channel"], payload)
-            except (RedisError, OSError) as exc:
-                # Joins wait (bounded) until we listen again: none may miss frames meanwhile.
+            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # (PostgreSQL: a resync reloads the room info from it.) Joins wait (bounded)
+                # until we listen again: none may miss frames meanwhile; the next catch-up
+                # covers what was published in between.
                 self.subscribed.clear()
                 log.warning("room subscription lost (%s); reconnecting", exc)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            except Exception:
+                # Never let the node stop listening: start over (catching up) instead.
+                self.subscribed.clear()
+                log.exception("room subscriber failed; resubscribing")
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
             finally:
                 # aclose() after a cancelled blocking read can wait forever on redis-py's locks
