@@ -29,9 +29,9 @@ Redis may lose the wheel (restart empty, restore from an older snapshot whose ``
 says nothing of what was added since, failover). PostgreSQL is the record, so the wheel is
 reconciled against it: a full rebuild when the wheel is not built, at start, and after any
 Redis error or reconnect (of the claim loop or the wake subscription); and every
-``timer.reconcile_seconds`` the pending pushes due within ``RECONCILE_AHEAD_SECONDS`` that are
-neither on the wheel nor leased are put back (:meth:`Wheel.restore`). Either way the firing
-path above keeps it exactly once.
+``timer.reconcile_seconds`` the pending pushes due within ``RECONCILE_AHEAD_SECONDS`` (or two
+periods) that are neither on the wheel nor leased are put back (:meth:`Wheel.restore`). Either
+way the firing path above keeps it exactly once.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ MAX_FIRING_BATCHES = 4
 # A batch that will not finish is abandoned on shutdown after this long (its leases expire and
 # another node delivers it, once).
 FIRING_STOP_SECONDS = 5.0
-# The periodic reconciliation checks pending pushes due up to this far ahead (and overdue ones).
+# The periodic reconciliation checks pending pushes due up to this far ahead (and overdue ones),
+# at least twice the period: a lost push is put back before its due time whenever Redis is up.
 RECONCILE_AHEAD_SECONDS = 60.0
 
 
@@ -239,7 +240,8 @@ class Dispatcher:
         Redis lost — on neither the wheel nor the lease set; returns how many. Schedules the
         next periodic run."""
         self._next_reconcile = time.monotonic() + self.cfg.reconcile_seconds
-        entries = await service.wheel_entries_due_within(self.pool, RECONCILE_AHEAD_SECONDS)
+        ahead = max(RECONCILE_AHEAD_SECONDS, 2 * self.cfg.reconcile_seconds)
+        entries = await service.wheel_entries_due_within(self.pool, ahead)
         added = await self.wheel.restore(entries) if entries else 0
         if added:
             self.metrics.timer_reconciled.inc(added)
