@@ -8,13 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from livecommerce import keys, ops
 from livecommerce.accesslog import access_log_middleware
 from livecommerce.api import docs
 from livecommerce.commerce import routes as commerce_routes
-from livecommerce.config import RedisConfig, Settings
+from livecommerce.config import Settings
 from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware
 from livecommerce.logs import request_id
@@ -22,11 +21,14 @@ from livecommerce.metrics import Metrics, metrics_middleware
 from livecommerce.realtime.conn import Sockets
 from livecommerce.realtime.protocol import CLOSE_RECONNECT
 from livecommerce.realtime.setup import setup as realtime_setup
+from livecommerce.redis_clients import redis_client
 from livecommerce.rooms import routes as rooms_routes
 from livecommerce.social import routes as social_routes
 from livecommerce.timer import routes as timer_routes
 
 log = logging.getLogger("livecommerce.app")
+
+__all__ = ["create_app", "redis_client"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -50,18 +52,6 @@ async def postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.PG_POOL] = pool
     yield
     await close_pool(pool)
-
-
-def redis_client(cfg: RedisConfig) -> Redis:
-    """The app's Redis client. Connects lazily: a Redis that is down at start shows in /readyz
-    instead of a crash loop. A blocking pool: past ``max_connections`` a command waits for a
-    free connection (up to ``pool_timeout_seconds``) rather than failing with "Too many
-    connections" — under a burst of joins that closed viewers with 1012."""
-    return Redis.from_pool(
-        BlockingConnectionPool.from_url(
-            cfg.url, max_connections=cfg.max_connections, timeout=cfg.pool_timeout_seconds
-        )
-    )
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -145,6 +145,7 @@ class TimerConfig:
     claim_batch: Pos = 200
     lookahead_ms: Annotated[int, Meta(ge=0, le=1000)] = 20
     idle_recheck_seconds: PosFloat = 60.0
+    reconcile_seconds: PosFloat = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,13 @@ Layout of the data dir (default ``.livecommerce/``)::
     .lock          flock held while a process uses the dir (a second user gets a clear error)
     secrets.json   generated passwords for PostgreSQL and Valkey (mode 0600)
     postgres/      PGDATA (kept across runs)
-    valkey/        valkey.conf and dump.rdb (kept across runs; Redis data is rebuildable anyway)
+    valkey/        valkey.conf, appendonly/ (the append-only file) and dump.rdb, kept across runs
     *.log          server logs
+
+Valkey runs with append-only persistence (``appendonly yes``, ``appendfsync everysec``): a crash
+or ``kill -9`` loses at most about the last second of writes, a clean stop loses nothing. What
+Redis holds is rebuildable anyway (README "Reliability"); the AOF keeps a restart from turning
+into a resync of every room. ``fsync=False`` (the tests) writes the AOF without fsync.
 
 Both listen on 127.0.0.1 only, on free ports picked at each start, with password auth.
 PostgreSQL refuses to run as root, so under root it runs as a system user ``livecommerce``
@@ -150,7 +155,7 @@ class EmbeddedBackends:
         self._log = log or (lambda _msg: None)
         self._lock_file: IO[str] | None = None
         self._pg: subprocess.Popen[bytes] | None = None
-        self._valkey: subprocess.Popen[bytes] | None = None
+        self._valkey: EmbeddedValkey | None = None
         self._urls: EmbeddedUrls | None = None
 
     @property
@@ -191,7 +196,7 @@ class EmbeddedBackends:
     def stop(self) -> None:
         """Stop both servers (fast shutdown) and release the data dir; safe to call twice."""
         if self._valkey is not None:
-            _stop_process(self._valkey, signal.SIGTERM, 15.0)
+            self._valkey.stop()
             self._valkey = None
         if self._pg is not None:
             _stop_process(self._pg, signal.SIGINT, 30.0)
@@ -203,7 +208,8 @@ class EmbeddedBackends:
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in (self._pg, self._valkey) if p is not None]
+        procs = (self._pg, self._valkey.proc if self._valkey is not None else None)
+        return [p.pid for p in procs if p is not None]
 
     # ------------------------------------------------------------------ pieces
 
@@ -345,39 +351,113 @@ class EmbeddedBackends:
         return False
 
     def _start_valkey(self, server_bin: Path, password: str) -> int:
-        vdir = self.data_dir / "valkey"
-        vdir.mkdir(exist_ok=True)
-        log_path = self.data_dir / "valkey.log"
+        self._valkey = EmbeddedValkey(
+            self.data_dir / "valkey",
+            password,
+            server_bin=server_bin,
+            fsync=self.fsync,
+            start_timeout=self.start_timeout,
+            log_path=self.data_dir / "valkey.log",
+        )
+        port = self._valkey.start()
+        self._log(f"embedded Valkey pid {self._valkey.pid} on 127.0.0.1:{port}")
+        return port
+
+
+class EmbeddedValkey:
+    """One Valkey process on 127.0.0.1 with its data in ``data_dir`` (append-only file and RDB).
+
+    Restartable on the same port (:meth:`kill` then :meth:`start`), which the fault tests use to
+    restart Redis empty, with its data, or from a copy of an older data dir.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        password: str,
+        *,
+        server_bin: Path | None = None,
+        fsync: bool = True,
+        start_timeout: float = 60.0,
+        log_path: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.password = password
+        self.server_bin = server_bin or valkey_server_bin()
+        self.fsync = fsync
+        self.start_timeout = start_timeout
+        self.log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
+        self.port: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise EmbeddedError("embedded Valkey is not started")
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def config(self, port: int) -> str:
+        """valkey.conf: loopback only, password, AOF (fsync every second, or never with
+        ``fsync=False``) plus RDB snapshots."""
+        return (
+            f"bind 127.0.0.1\nport {port}\nrequirepass {self.password}\n"
+            f"dir {self.data_dir}\ndbfilename dump.rdb\nsave 60 1000\n"
+            "appendonly yes\nappenddirname appendonly\n"
+            f"appendfsync {'everysec' if self.fsync else 'no'}\n"
+            "daemonize no\nprotected-mode yes\nmaxclients 10000\n"
+        )
+
+    def start(self, port: int | None = None) -> int:
+        """Start on ``port`` (default: the previous one, else a free one); returns the port.
+
+        Raises:
+            EmbeddedError: it did not answer PING within ``start_timeout`` (3 tries on fresh
+                ports when none was fixed).
+        """
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fixed = port or self.port
         last_error = ""
-        for _attempt in range(3):
-            port = free_port()
-            conf = vdir / "valkey.conf"
+        for _attempt in range(1 if fixed else 3):
+            use = fixed or free_port()
+            conf = self.data_dir / "valkey.conf"
             fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                f.write(
-                    f"bind 127.0.0.1\nport {port}\nrequirepass {password}\n"
-                    f"dir {vdir}\ndbfilename dump.rdb\nsave 60 1000\nappendonly no\n"
-                    "daemonize no\nprotected-mode yes\nmaxclients 10000\n"
-                )
-            with log_path.open("ab") as log:
+                f.write(self.config(use))
+            with self.log_path.open("ab") as log:
                 proc = subprocess.Popen(
-                    [str(server_bin), str(conf)],
+                    [str(self.server_bin), str(conf)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
                     preexec_fn=pdeathsig(signal.SIGTERM),
                 )
-            self._valkey = proc
-            if self._wait_valkey_ready(proc, port, password):
-                self._log(f"embedded Valkey pid {proc.pid} on 127.0.0.1:{port}")
-                return port
-            last_error = _tail(log_path)
+            self.proc = proc
+            if self._wait_ready(proc, use):
+                self.port = use
+                return use
+            last_error = _tail(self.log_path)
             _stop_process(proc, signal.SIGTERM, 10.0)
-            self._valkey = None
+            self.proc = None
         raise EmbeddedError(f"embedded Valkey did not start: {last_error}")
 
-    def _wait_valkey_ready(self, proc: subprocess.Popen[bytes], port: int, password: str) -> bool:
+    def stop(self) -> None:
+        """Clean stop (SIGTERM: the AOF is flushed); safe to call twice."""
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGTERM, 15.0)
+            self.proc = None
+
+    def kill(self) -> None:
+        """``kill -9``: whatever was not yet written to the AOF is lost."""
+        if self.proc is not None:
+            _stop_process(self.proc, signal.SIGKILL, 5.0)
+            self.proc = None
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int) -> bool:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -386,7 +466,7 @@ class EmbeddedBackends:
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", port), 1) as s,
             ):
-                s.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+                s.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
                 s.settimeout(2)
                 reply = b""
                 while b"PONG" not in reply and b"LOADING" not in reply:

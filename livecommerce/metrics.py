@@ -51,6 +51,21 @@ class Metrics:
             "Frames recovered from history after a subscription gap",
             registry=r,
         )
+        self.resyncs = Counter(
+            "livecommerce_room_resyncs",
+            "Connected viewers sent an in-band resync (room stream reset or history gap)",
+            registry=r,
+        )
+        self.subscriptions = Counter(
+            "livecommerce_room_subscriptions",
+            "Times this node's room subscription was (re)established",
+            registry=r,
+        )
+        self.timer_reconciled = Counter(
+            "livecommerce_timer_reconciled",
+            "Pending pushes put back on the wheel from PostgreSQL (missing from Redis)",
+            registry=r,
+        )
         self.timer_lateness = Histogram(
             "livecommerce_timer_lateness_seconds",
             "Scheduled push lateness: frame published (Redis time) minus due time",

@@ -92,3 +92,36 @@ def test_killed_parent_leaves_no_orphans(tmp_path: Path) -> None:
     while processes_using(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_using(tmp_path) == []
+
+
+def test_embedded_valkey_is_append_only() -> None:
+    """The embedded Valkey's config turns on the append-only file (fsync every second)."""
+    from livecommerce.embedded import EmbeddedValkey
+
+    conf = EmbeddedValkey(Path("/nonexistent"), "pw").config(6390)
+    assert "appendonly yes" in conf
+    assert "appendfsync everysec" in conf
+
+
+async def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
+    """A write Valkey acknowledged is still there after `kill -9` and a restart (AOF; with
+    snapshots only it would be lost)."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from livecommerce.embedded import EmbeddedValkey
+
+    valkey = EmbeddedValkey(tmp_path / "v", "pw", fsync=False)
+    valkey.start()
+    try:
+        client = Redis.from_url(valkey.url)
+        await client.set("k", "acknowledged")
+        await client.aclose()
+        await asyncio.to_thread(valkey.kill)
+        await asyncio.to_thread(valkey.start)
+        client = Redis.from_url(valkey.url)
+        assert await client.get("k") == b"acknowledged"
+        await client.aclose()
+    finally:
+        valkey.stop()

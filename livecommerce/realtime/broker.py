@@ -65,8 +65,10 @@ class Broker:
         self.redis = redis
         self.cfg = rooms
         self._publish = redis.register_script(_script("publish"))
-        self._snapshot = redis.register_script(_script("snapshot", core=False))
+        self._snapshot = redis.register_script(_script("snapshot"))
         self._tick = redis.register_script(_script("room_tick"))
+        self._head = redis.register_script(_script("room_head"))
+        self._room_info = redis.register_script(_script("room_info"))
 
     @property
     def _max_age_ms(self) -> int:
@@ -154,9 +156,12 @@ class Broker:
         return keys, args
 
     async def snapshot(self, room_id: int, last_seq: int | None) -> Snapshot:
+        """The room as a joining viewer starts from (its epoch renewed first if the stream
+        could have been reset: ``lua/publish_core.lua``), with the frames after ``last_seq``
+        when history still holds all of them (``complete``)."""
         res = await self._snapshot(
             keys=[rk.room_seq(room_id), rk.room_history(room_id), rk.room_state(room_id)],
-            args=[-1 if last_seq is None else last_seq],
+            args=[-1 if last_seq is None else last_seq, rk.room_channel(room_id)],
         )
         flat = res[1]
         state = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
@@ -176,6 +181,15 @@ class Broker:
 
     async def current_seq(self, room_id: int) -> int:
         return int(await self.redis.get(rk.room_seq(room_id)) or 0)
+
+    async def head(self, room_id: int) -> tuple[str, int]:
+        """(epoch, current seq) of the room, the epoch renewed first if the stream could have
+        been reset; epoch ``""`` when Redis knows nothing of the room (it lost all of it)."""
+        res = await self._head(
+            keys=[rk.room_seq(room_id), rk.room_state(room_id)], args=[rk.room_channel(room_id)]
+        )
+        raw = res[0]
+        return (raw.decode() if isinstance(raw, bytes) else str(raw)), int(res[1])
 
     async def tick(self, room_id: int, node_id: str, viewers: int, likes: int) -> int:
         """Report this node's viewers/likes; publishes counts if this node wins the tick."""
@@ -203,15 +217,8 @@ class Broker:
         return int(res)
 
     async def set_room_info(self, room_id: int, info: dict[str, Any]) -> None:
-        """Cache the room's public info (and an epoch for this Redis incarnation) in its state."""
-        key = rk.room_state(room_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "room", encode(info).decode())
-            pipe.hsetnx(key, "epoch", _new_epoch())
-            await pipe.execute()
-
-
-def _new_epoch() -> str:
-    import secrets
-
-    return secrets.token_hex(6)
+        """Cache the room's public info in its state (making the room's epoch if it has none)."""
+        await self._room_info(
+            keys=[rk.room_seq(room_id), rk.room_state(room_id)],
+            args=[rk.room_channel(room_id), encode(info)],
+        )

@@ -33,8 +33,13 @@ from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
 from livecommerce.realtime.frames import accept_key
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
+from livecommerce.realtime.snapshot import (
+    RoomNotFound,
+    load_snapshot,
+    snapshot_epoch,
+    welcome_body,
+)
 from livecommerce.realtime.upgrade import Upgrade, switching_protocols, ws_query
-from livecommerce.rooms.service import get_room
 
 log = logging.getLogger("livecommerce.socket")
 SUBSCRIBE_WAIT_SECONDS = 5.0
@@ -162,32 +167,36 @@ class Endpoint:
         if conn.state != JOINING:
             return
         conn.room_id = room_id
-        hub.begin_join(conn)
-        snap = await self._snapshot(room_id, last_seq)
-        room = orjson.loads(snap.state["room"])
+        local = hub.begin_join(conn)
+        snap, room = await self._snapshot(room_id, last_seq)
         if room["state"] == "ended":
             raise Handshake(p.CLOSE_ROOM_ENDED, "room_ended", "the live has ended")
         if conn.state != JOINING:
             return  # closed meanwhile (peer gone, shutdown): it has left the hub already
-        same_epoch = epoch is None or epoch == snap.state.get("epoch", b"").decode()
-        resumed = last_seq is not None and snap.complete and same_epoch
+        current = snapshot_epoch(snap)
+        if local.epoch is None:
+            local.epoch = current
+        elif local.epoch != current:
+            # The room's stream was reset around this snapshot and this node has not yet
+            # resynced its viewers (or this snapshot is the older one): start over.
+            raise Handshake(p.CLOSE_RECONNECT, "unavailable", "room stream reset, reconnect")
+        # A resume without an epoch is not trusted: the same seq may mean another frame.
+        resumed = last_seq is not None and snap.complete and epoch == current
         kind = "resync" if last_seq is not None and not resumed else "welcome"
         if last_seq is not None:
             self.metrics.resumes.labels("hit" if resumed else "miss").inc()
-        conn.write(p.ws_text_frame(p.encode(_welcome(kind, snap, room, resumed))))
+        conn.write(p.ws_text_frame(p.encode(welcome_body(kind, snap, room, resumed))))
         hub.finish_join(conn, snap.seq, snap.missed if resumed else [])
         conn.state = OPEN
 
-    async def _snapshot(self, room_id: int, last_seq: int | None) -> Snapshot:
-        """The room snapshot; rebuilds the cached room info from PostgreSQL when Redis lacks it."""
-        snap = await self.broker.snapshot(room_id, last_seq)
-        if "room" not in snap.state:
-            info = await get_room(self.pool, room_id)
-            if info is None:
-                raise Handshake(p.CLOSE_ROOM_NOT_FOUND, "room_not_found", "no such room")
-            await self.broker.set_room_info(room_id, info)
-            snap = await self.broker.snapshot(room_id, last_seq)
-        return snap
+    async def _snapshot(
+        self, room_id: int, last_seq: int | None
+    ) -> tuple[Snapshot, dict[str, Any]]:
+        """The room snapshot and info (rebuilt from PostgreSQL when Redis lacks it)."""
+        try:
+            return await load_snapshot(self.broker, self.pool, room_id, last_seq)
+        except RoomNotFound:
+            raise Handshake(p.CLOSE_ROOM_NOT_FOUND, "room_not_found", "no such room") from None
 
     # ------------------------------------------------------------------ messages
 
@@ -255,11 +264,15 @@ class Endpoint:
         last = data.get("last_seq")
         if not isinstance(last, int) or isinstance(last, bool) or last < 0:
             return _error("invalid", "last_seq must be a non-negative integer")
+        epoch = data.get("epoch")
+        if epoch is not None and not isinstance(epoch, str):
+            return _error("invalid", "epoch must be a string")
         room = self.hub.rooms.get(conn.room_id)
         since = conn.since
         if not conn.first or room is None or since is None or (room.last_seq or 0) > since:
             return _error("resume_too_late", "reconnect with ?last_seq=N to resume")
-        return self._resume(conn, last, since)
+        # Without the epoch (or with another one) the seqs cannot be trusted: resync.
+        return self._resume(conn, last, since, trusted=epoch is not None and epoch == room.epoch)
 
     def _comment(self, conn: Conn, raw: object) -> Reply | Coroutine[Any, Any, Reply]:
         cfg = self.cfg
@@ -282,41 +295,25 @@ class Endpoint:
         await self.broker.publish(room_id, {"type": "comment", "user": author, "text": text})
         return None
 
-    async def _resume(self, conn: Conn, last: int, since: int) -> Reply:
+    async def _resume(self, conn: Conn, last: int, since: int, *, trusted: bool) -> Reply:
         hub, broker = self.hub, self.broker
         hub.rejoin(conn)
-        frames = await broker.history_between(conn.room_id, last, since) if last < since else []
+        frames = (
+            await broker.history_between(conn.room_id, last, since)
+            if trusted and last < since
+            else []
+        )
         if conn.state != OPEN:
             return None
-        if last <= since and [s for s, _ in frames] == list(range(last + 1, since + 1)):
+        complete = [s for s, _ in frames] == list(range(last + 1, since + 1))
+        if trusted and last <= since and complete:
             self.metrics.resumes.labels("hit").inc()
             hub.finish_join(conn, since, [f for _, f in frames])
             return None
         self.metrics.resumes.labels("miss").inc()
-        snap = await self._snapshot(conn.room_id, None)
+        snap, room = await self._snapshot(conn.room_id, None)
         if conn.state != OPEN:
             return None
-        room = orjson.loads(snap.state["room"])
-        conn.write(p.ws_text_frame(p.encode(_welcome("resync", snap, room, False))))
+        conn.write(p.ws_text_frame(p.encode(welcome_body("resync", snap, room, False))))
         hub.finish_join(conn, snap.seq, [])
         return None
-
-
-def _welcome(kind: str, snap: Snapshot, room: dict[str, Any], resumed: bool) -> dict[str, Any]:
-    bubble = None
-    raw = snap.state.get("bubble")
-    if raw:
-        frame = orjson.loads(raw)
-        if frame["ts"] + frame.get("show_seconds", 0) * 1000 > time.time() * 1000:
-            bubble = frame
-    return {
-        "type": kind,
-        "seq": snap.seq,
-        "epoch": snap.state.get("epoch", b"").decode(),
-        "room": room,
-        "bubble": bubble,
-        "viewers": int(snap.state.get("viewers", b"0")),
-        "likes": int(snap.state.get("likes", b"0")),
-        "resumed": resumed,
-        "missed": len(snap.missed) if resumed else 0,
-    }

@@ -14,6 +14,14 @@ room snapshot is read from Redis, so every frame published after the snapshot re
 * phase B — frames with seq <= S still in flight on this node's subscription are skipped for it,
   later ones are written; once this node has delivered seq S it joins the plain live set, where
   the hot loop needs no per-viewer check.
+
+What each viewer *has* (for filling a gap after the subscription broke): a live viewer has every
+frame up to the room's ``last_seq``; a welcomed viewer still in ``joining`` has exactly its
+``since``; one whose snapshot is pending has nothing to fill yet.
+
+A room's stream reset (new epoch, docs/protocol.md) is answered in-band: :meth:`Hub.begin_resync`
+puts every welcomed viewer back to phase A and forgets ``last_seq``; the node then writes each a
+``resync`` frame and :meth:`Hub.finish_join` continues as for a join.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ class LocalRoom:
     viewers: set[Viewer] = field(default_factory=set)
     joining: dict[Viewer, list[tuple[int, bytes]]] = field(default_factory=dict)
     last_seq: int | None = None  # highest seq this node delivered to the room
+    epoch: str | None = None  # the room's epoch this node's welcomed viewers are in
     likes: int = 0  # likes received here since the last tick
     reported: bool = False  # presence reported at least once (so leaving reports 0)
 
@@ -133,39 +142,71 @@ class Hub:
 
     # ------------------------------------------------------------------ fan-out
 
-    def next_expected(self, room_id: int) -> int | None:
+    def have(self, room_id: int) -> int | None:
+        """The lowest seq up to which every welcomed local viewer of the room has every frame
+        (None: no welcomed viewer here). A gap is filled from here, not from ``last_seq``: the
+        first viewers of a room on this node may have had nothing delivered yet."""
         room = self.rooms.get(room_id)
-        if room is None or room.last_seq is None:
+        if room is None:
             return None
-        return room.last_seq + 1
+        lows = [v.since for v in room.joining if v.since is not None]
+        if room.viewers and room.last_seq is not None:
+            lows.append(room.last_seq)
+        return min(lows) if lows else None
+
+    def begin_resync(self, room_id: int) -> list[Viewer]:
+        """The room's stream was reset: every welcomed viewer goes back to phase A (buffering),
+        frames buffered for a pending snapshot are dropped (they belong to the old stream; such
+        a join checks its snapshot's epoch itself) and ``last_seq`` is forgotten. Returns the
+        viewers that now need a ``resync`` frame and :meth:`finish_join`."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return []
+        welcomed = [*room.viewers, *(v for v in room.joining if v.since is not None)]
+        for v in room.joining:
+            room.joining[v] = []
+        for v in welcomed:
+            self.rejoin(v)
+        room.last_seq = None
+        return welcomed
+
+    def pending_snapshots(self, room_id: int) -> list[Viewer]:
+        """Viewers of the room whose join (or resume) snapshot has not been written yet."""
+        room = self.rooms.get(room_id)
+        return [v for v in room.joining if v.since is None] if room is not None else []
 
     def deliver(self, room_id: int, seq: int, payload: bytes) -> None:
         """Fan one room frame out to this node's viewers (in seq order, each seq once)."""
         room = self.rooms.get(room_id)
         if room is None:
             return
-        if room.last_seq is not None and seq <= room.last_seq:
+        fresh = room.last_seq is None or seq > room.last_seq
+        if not fresh and not room.joining:
             return  # already delivered (e.g. gap fill raced the subscription)
-        room.last_seq = seq
         frame = ws_text_frame(payload)
-        limit = self.send_buffer_max
         slow: list[Viewer] = []
-        for v in room.viewers:
-            t = v.transport
-            if t is None or t.is_closing():
-                continue
-            t.write(frame)
-            if t.get_write_buffer_size() > limit:
-                slow.append(v)
-        self.metrics.fanout.inc(len(room.viewers))
+        if fresh:
+            room.last_seq = seq
+            limit = self.send_buffer_max
+            for v in room.viewers:
+                t = v.transport
+                if t is None or t.is_closing():
+                    continue
+                t.write(frame)
+                if t.get_write_buffer_size() > limit:
+                    slow.append(v)
+            self.metrics.fanout.inc(len(room.viewers))
         if room.joining:
+            # Not fresh: a gap fill for welcomed viewers that were behind the live ones.
             for v, buf in list(room.joining.items()):
                 if v.since is None:
-                    buf.append((seq, frame))
+                    if fresh:
+                        buf.append((seq, frame))
                     continue
                 if seq > v.since:
                     v.write(frame)
-                if seq >= v.since:
+                    v.since = seq  # it now has exactly seq
+                if v.since == room.last_seq:  # it has what the live viewers have
                     del room.joining[v]
                     room.viewers.add(v)
         for v in slow:

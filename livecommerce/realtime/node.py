@@ -2,10 +2,19 @@
 
 One pattern subscription per node (``lc:room:*``) carries every room frame; frames of rooms with
 no local viewer are dropped at once. Frames arrive in publish order on one connection; if the
-subscription breaks (Redis restart, network), the gap is filled from the room history before
-live frames continue, so local viewers still see every seq once, in order. A frame that is no
-longer in history cannot be recovered: its room's local viewers are asked to reconnect (1012),
-which gives them a resync.
+subscription breaks (Redis restart, network, ``CLIENT KILL TYPE pubsub``), the gap is filled
+from the room history before live frames continue — starting from what each local viewer has
+(:meth:`Hub.have`), not from what this node last delivered — so local viewers still see every seq
+once, in order. Viewers whose join snapshot was being read while the subscription was down are
+asked to reconnect (1012): what they missed is not known.
+
+Stream resets (docs/protocol.md, "Epochs"): a room's epoch is renewed in Redis whenever its
+stream could have been reset (Redis restarted — empty, with its data, or from an older snapshot
+— or failed over, or lost the room's keys), and the script that renews it publishes
+``{"epoch":"E"}`` on the room channel before any frame of the new stream. A node that sees a new
+epoch — in such a notice, or when it checks its rooms after resubscribing — writes every
+welcomed local viewer of the room an in-band ``resync`` (the full state at the snapshot's seq S)
+and continues with frames after S. The same happens when a frame is no longer in history.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import contextlib
 import logging
 import uuid
 
+import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -23,12 +33,21 @@ from livecommerce.aio import check_cancelled
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
-from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED
+from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED, encode, ws_text_frame
+from livecommerce.realtime.snapshot import (
+    RoomNotFound,
+    load_snapshot,
+    snapshot_epoch,
+    welcome_body,
+)
+from livecommerce.redis_clients import subscription_client
 
 log = logging.getLogger("livecommerce.node")
 RECONNECT_DELAY_SECONDS = 0.5
 # Every room_state frame is spliced as {"seq":..,"ts":..,"type":"room_state","state":...}.
 ROOM_ENDED_MARK = b'"type":"room_state","state":"ended"'
+# Published by the scripts when they renew a room's epoch (lua/publish_core.lua).
+EPOCH_NOTICE = b'{"epoch":"'
 
 CLOSE_TIMEOUT_SECONDS = 1.0
 
@@ -46,64 +65,152 @@ def parse_seq(payload: bytes) -> int | None:
 
 class Node:
     def __init__(
-        self, redis: Redis, broker: Broker, hub: Hub, metrics: Metrics, tick_seconds: float
+        self,
+        redis: Redis,
+        broker: Broker,
+        hub: Hub,
+        metrics: Metrics,
+        tick_seconds: float,
+        pool: asyncpg.Pool,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.redis = redis
         self.broker = broker
+        self.pool = pool
         self.hub = hub
         self.metrics = metrics
         self.tick_seconds = tick_seconds
         self.subscribed = asyncio.Event()
 
     async def deliver(self, room_id: int, seq: int, payload: bytes) -> None:
-        expected = self.hub.next_expected(room_id)
-        if expected is not None and seq > expected:
-            await self.fill_gap(room_id, expected - 1, seq - 1)
+        room = self.hub.rooms.get(room_id)
+        if room is None:
+            return
+        # The common case (the next frame, nobody joining) needs no look at each viewer.
+        if room.joining or room.last_seq is None or seq > room.last_seq + 1:
+            have = self.hub.have(room_id)
+            if have is not None and seq > have + 1:
+                await self.fill_gap(room_id, have, seq - 1)
         self.hub.deliver(room_id, seq, payload)
         if ROOM_ENDED_MARK in payload:
-            # The live is over: after this last frame, close the room's sockets with 4410 so
-            # clients stop instead of reconnecting.
-            for viewer in list(self.hub.all_viewers()):
-                if viewer.room_id == room_id:
-                    self.hub.evict(viewer, CLOSE_ROOM_ENDED, "the live has ended", slow=False)
+            self._end_room(room_id)
+
+    def _end_room(self, room_id: int) -> None:
+        # The live is over: after this last frame, close the room's sockets with 4410 so
+        # clients stop instead of reconnecting.
+        for viewer in list(self.hub.all_viewers()):
+            if viewer.room_id == room_id:
+                self.hub.evict(viewer, CLOSE_ROOM_ENDED, "the live has ended", slow=False)
 
     async def fill_gap(self, room_id: int, after: int, upto: int) -> None:
+        """Deliver frames (after, upto] from history to the viewers that lack them; a resync
+        of the room when history no longer holds all of them."""
         frames = await self.broker.history_between(room_id, after, upto)
         if [s for s, _ in frames] != list(range(after + 1, upto + 1)):
             log.warning(
-                "room %s: frames %s..%s gone from history; asking viewers to resync",
+                "room %s: frames %s..%s gone from history; resyncing its viewers",
                 room_id,
                 after + 1,
                 upto,
             )
-            for viewer in list(self.hub.all_viewers()):
-                if viewer.room_id == room_id:
-                    self.hub.evict(viewer, CLOSE_RECONNECT, "resync needed", slow=False)
+            await self.resync_room(room_id)
             return
         for seq, payload in frames:
             self.hub.deliver(room_id, seq, payload)
         self.metrics.gap_fills.inc(len(frames))
 
+    def on_epoch(self, room_id: int, epoch: str) -> bool:
+        """Note the room's current epoch; True when local viewers are in another one (the
+        caller then resyncs the room)."""
+        room = self.hub.rooms.get(room_id)
+        if room is None or room.epoch == epoch:
+            return False
+        room.epoch = epoch
+        return True
+
+    async def resync_room(self, room_id: int) -> None:
+        """Write every welcomed local viewer of the room a ``resync`` (the full state at the
+        snapshot's seq S), then frames after S. On a backend error the viewers are closed with
+        1012 (they reconnect and resume) and the error propagates."""
+        viewers = self.hub.begin_resync(room_id)
+        room = self.hub.rooms.get(room_id)
+        if room is None:
+            return
+        if not viewers:
+            # Joins in progress check their snapshot's epoch against ours; "" (Redis knew
+            # nothing of the room) is no epoch to check against: the next join sets it, and
+            # the announcement of the epoch Redis makes next corrects it if need be.
+            if room.epoch == "":
+                room.epoch = None
+            return
+        try:
+            snap, info = await load_snapshot(self.broker, self.pool, room_id, None)
+        except RoomNotFound:
+            snap = None
+        except BaseException:
+            # Whatever stopped us (backend error, cancellation): these viewers must not stay
+            # buffering forever.
+            for v in viewers:
+                self.hub.evict(v, CLOSE_RECONNECT, "resync needed", slow=False)
+            raise
+        if snap is None or info["state"] == "ended":
+            self._end_room(room_id)
+            return
+        room.epoch = snapshot_epoch(snap)
+        frame = ws_text_frame(encode(welcome_body("resync", snap, info, False)))
+        for v in viewers:
+            if room.joining.get(v) is not None and v.since is None:  # still here
+                v.write(frame)
+                self.hub.finish_join(v, snap.seq, [])
+        self.metrics.resyncs.inc(len(viewers))
+        log.info("room %s: stream reset, %d local viewers resynced", room_id, len(viewers))
+
     async def catch_up(self) -> None:
-        """After (re)subscribing: deliver what local rooms missed while we were not listening."""
+        """After (re)subscribing: check each local room's epoch (a reset while we were not
+        listening is resynced) and deliver what local viewers missed meanwhile."""
         for room_id in list(self.hub.rooms):
-            expected = self.hub.next_expected(room_id)
-            if expected is None:
+            # Their snapshot may predate the break: what they missed since is unknown.
+            for v in self.hub.pending_snapshots(room_id):
+                self.hub.evict(v, CLOSE_RECONNECT, "reconnect and resume", slow=False)
+            epoch, current = await self.broker.head(room_id)
+            if self.on_epoch(room_id, epoch):
+                await self.resync_room(room_id)
                 continue
-            current = await self.broker.current_seq(room_id)
-            if current >= expected:
-                await self.fill_gap(room_id, expected - 1, current)
+            have = self.hub.have(room_id)
+            if have is not None and current > have:
+                await self.fill_gap(room_id, have, current)
+
+    async def on_room_message(self, channel: bytes, payload: bytes) -> None:
+        room_id = rk.room_id_from_channel(channel)
+        if room_id is None or room_id not in self.hub.rooms:
+            return
+        if payload.startswith(EPOCH_NOTICE):
+            if self.on_epoch(room_id, payload[len(EPOCH_NOTICE) : -2].decode()):
+                await self.resync_room(room_id)
+            return
+        seq = parse_seq(payload)
+        if seq is not None:
+            await self.deliver(room_id, seq, payload)
 
     async def run_subscriber(self) -> None:
         """Forever: subscribe, catch up, deliver; on a Redis error, reconnect and repeat."""
+        # Its own client: one that is never silently resubscribed (redis_clients.py).
+        subscriber = subscription_client(self.redis)
+        try:
+            await self._subscribe_forever(subscriber)
+        finally:
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                await asyncio.wait_for(subscriber.aclose(), CLOSE_TIMEOUT_SECONDS)
+
+    async def _subscribe_forever(self, subscriber: Redis) -> None:
         while True:
             check_cancelled()
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(rk.ROOM_CHANNEL_PATTERN, rk.USER_CHANNEL_PATTERN)
                 await self.catch_up()
                 self.subscribed.set()
+                self.metrics.subscriptions.inc()
                 while True:
                     check_cancelled()
                     msg = await pubsub.get_message(timeout=None)
@@ -115,13 +222,18 @@ class Node:
                         if identity is not None:
                             self.hub.deliver_to(identity, payload)
                         continue
-                    room_id = rk.room_id_from_channel(msg["channel"])
-                    seq = parse_seq(payload)
-                    if room_id is None or seq is None or room_id not in self.hub.rooms:
-                        continue
-                    await self.deliver(room_id, seq, payload)
-            except (RedisError, OSError) as exc:
+                    await self.on_room_message(msg["channel"], payload)
+            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # (PostgreSQL: a resync reloads the room info from it.) Joins wait (bounded)
+                # until we listen again: none may miss frames meanwhile; the next catch-up
+                # covers what was published in between.
+                self.subscribed.clear()
                 log.warning("room subscription lost (%s); reconnecting", exc)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            except Exception:
+                # Never let the node stop listening: start over (catching up) instead.
+                self.subscribed.clear()
+                log.exception("room subscriber failed; resubscribing")
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
             finally:
                 # aclose() after a cancelled blocking read can wait forever on redis-py's locks

@@ -26,7 +26,9 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = app[keys.REDIS]
     broker = Broker(redis, settings.rooms)
     hub = Hub(app[keys.METRICS], settings.rooms.send_buffer_max_bytes)
-    node = Node(redis, broker, hub, app[keys.METRICS], settings.rooms.tick_seconds)
+    node = Node(
+        redis, broker, hub, app[keys.METRICS], settings.rooms.tick_seconds, app[keys.PG_POOL]
+    )
     sockets = app[keys.WEBSOCKETS]
     app[keys.BROKER] = broker
     app[keys.HUB] = hub

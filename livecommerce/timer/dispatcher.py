@@ -24,6 +24,14 @@ finds it fired: it did not commit before the due time, so the old time fired.
 A dispatcher that dies after claiming leaves leases that expire; another node claims them again
 and repeats step 2 — the row is still pending (its transaction never committed), and if the
 publish did happen, the idempotency key returns the first seq instead of publishing twice.
+
+Redis may lose the wheel (restart empty, restore from an older snapshot whose ``built`` marker
+says nothing of what was added since, failover). PostgreSQL is the record, so the wheel is
+reconciled against it: a full rebuild when the wheel is not built, at start, and after any
+Redis error or reconnect (of the claim loop or the wake subscription); and every
+``timer.reconcile_seconds`` the pending pushes due within ``RECONCILE_AHEAD_SECONDS`` (or two
+periods) that are neither on the wheel nor leased are put back (:meth:`Wheel.restore`). Either
+way the firing path above keeps it exactly once.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from livecommerce.aio import check_cancelled, sleep_until, stop_task, wait_event
 from livecommerce.config import TimerConfig
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker, Published, PublishItem
+from livecommerce.redis_clients import subscription_client
 from livecommerce.rooms.service import goods_push_body
 from livecommerce.timer import service
 from livecommerce.timer.wheel import Claim, Wheel, parse_member
@@ -56,6 +65,9 @@ MAX_FIRING_BATCHES = 4
 # A batch that will not finish is abandoned on shutdown after this long (its leases expire and
 # another node delivers it, once).
 FIRING_STOP_SECONDS = 5.0
+# The periodic reconciliation checks pending pushes due up to this far ahead (and overdue ones),
+# at least twice the period: a lost push is put back before its due time whenever Redis is up.
+RECONCILE_AHEAD_SECONDS = 60.0
 
 
 class Dispatcher:
@@ -78,6 +90,9 @@ class Dispatcher:
         self.listening = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_FIRING_BATCHES)
         self._firing: set[asyncio.Task[None]] = set()
+        # Set when Redis may have lost the wheel (an error, a reconnect): rebuild before claiming.
+        self.redis_lost = False
+        self._next_reconcile = 0.0  # monotonic time of the next periodic reconciliation
 
     async def run(self) -> None:
         """Forever: claim and fire what is due, then sleep until the next due time or a wake."""
@@ -88,12 +103,17 @@ class Dispatcher:
             while True:
                 check_cancelled()
                 try:
+                    if self.redis_lost:
+                        self.redis_lost, rebuild = False, True
                     if rebuild:
                         if not await self.rebuild():
                             # Another node is rebuilding: claims find the wheel unbuilt until
                             # it is done, so wait a little rather than spin on Redis.
                             await asyncio.sleep(REBUILD_BUSY_SECONDS)
                         rebuild = False
+                        self._next_reconcile = time.monotonic() + self.cfg.reconcile_seconds
+                    if time.monotonic() >= self._next_reconcile:
+                        await self.reconcile()
                     # Cleared before the claim: a wake for anything added after the claim ran
                     # is never lost.
                     self.wake.clear()
@@ -107,7 +127,11 @@ class Dispatcher:
                         await self._start_firing(claim.members, offset_ms)
                         continue
                     await self._sleep(claim)
-                except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (RedisError, OSError) as exc:
+                    log.warning("timer dispatcher: Redis error (%s); rebuilding, retrying", exc)
+                    rebuild = True
+                    await asyncio.sleep(ERROR_BACKOFF_SECONDS)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     log.warning("timer dispatcher error (%s); retrying", exc)
                     await asyncio.sleep(ERROR_BACKOFF_SECONDS)
         finally:
@@ -143,18 +167,33 @@ class Dispatcher:
         wake_ms = claim.next_claim_ms(self.cfg.lookahead_ms)
         if wake_ms is not None:
             delay = min(delay, max(0.0, (wake_ms - claim.now_ms) / 1000))
+        delay = min(delay, self._next_reconcile - received)
         delay -= time.monotonic() - received
         if delay <= 0:
             return
         await wait_event(self.wake, delay)
 
     async def _listen(self) -> None:
-        """Set ``wake`` whenever a push is added anywhere in the cluster."""
+        """Set ``wake`` whenever a push is added anywhere in the cluster; after a reconnect,
+        ask for a rebuild (``redis_lost``)."""
+        # Its own client: one that is never silently resubscribed (redis_clients.py).
+        subscriber = subscription_client(self.redis)
+        try:
+            await self._listen_forever(subscriber)
+        finally:
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                await asyncio.wait_for(subscriber.aclose(), 1.0)
+
+    async def _listen_forever(self, subscriber: Redis) -> None:
+        lost = False
         while True:
             check_cancelled()
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(rk.TIMER_WAKE_CHANNEL)
+                if lost:
+                    self.redis_lost = True  # Redis may have restarted without the wheel
+                lost = False
                 self.listening.set()
                 self.wake.set()  # anything added while we were not listening
                 while True:
@@ -164,6 +203,7 @@ class Dispatcher:
                         self.wake.set()
             except (RedisError, OSError) as exc:
                 log.warning("timer wake subscription lost (%s); reconnecting", exc)
+                lost = True
                 self.listening.clear()
                 await asyncio.sleep(ERROR_BACKOFF_SECONDS)
             finally:
@@ -194,6 +234,20 @@ class Dispatcher:
         finally:
             await self.redis.delete(rk.TIMER_REBUILD_LOCK)
         return True
+
+    async def reconcile(self) -> int:
+        """Put back the pending pushes due within ``RECONCILE_AHEAD_SECONDS`` (or overdue) that
+        Redis lost — on neither the wheel nor the lease set; returns how many. Schedules the
+        next periodic run."""
+        self._next_reconcile = time.monotonic() + self.cfg.reconcile_seconds
+        ahead = max(RECONCILE_AHEAD_SECONDS, 2 * self.cfg.reconcile_seconds)
+        entries = await service.wheel_entries_due_within(self.pool, ahead)
+        added = await self.wheel.restore(entries) if entries else 0
+        if added:
+            self.metrics.timer_reconciled.inc(added)
+            self.wake.set()
+            log.warning("timer wheel: %d pending pushes were missing from Redis; put back", added)
+        return added
 
     async def fire(self, members: list[str], offset_ms: float = 0.0) -> None:
         """Deliver one claimed batch (see the module docstring), then ack it.

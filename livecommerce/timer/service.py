@@ -248,3 +248,16 @@ async def wheel_entries(conn: asyncpg.Connection | asyncpg.Pool) -> list[tuple[s
         " WHERE status = 'pending' AND due_at IS NOT NULL"
     )
     return [(member(r["id"], r["version"]), due_ms(r)) for r in rows]
+
+
+async def wheel_entries_due_within(
+    conn: asyncpg.Connection | asyncpg.Pool, seconds: float
+) -> list[tuple[str, int]]:
+    """Pending schedules due before now + ``seconds`` (overdue ones included), as wheel entries:
+    what the periodic reconciliation checks the wheel against."""
+    rows = await conn.fetch(
+        "SELECT id, version, due_at FROM live_schedules WHERE status = 'pending'"
+        " AND due_at <= now() + $1 * interval '1 second'",
+        seconds,
+    )
+    return [(member(r["id"], r["version"]), due_ms(r)) for r in rows]

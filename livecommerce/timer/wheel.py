@@ -10,7 +10,9 @@ from redis.asyncio import Redis
 
 from livecommerce import redis_keys as rk
 
-_CLAIM = (Path(__file__).resolve().parent.parent / "lua" / "timer_claim.lua").read_text()
+_LUA = Path(__file__).resolve().parent.parent / "lua"
+_CLAIM = (_LUA / "timer_claim.lua").read_text()
+_RESTORE = (_LUA / "timer_restore.lua").read_text()
 
 
 def member(schedule_id: int, version: int) -> str:
@@ -49,6 +51,7 @@ class Wheel:
         self.batch = batch
         self.lookahead_ms = lookahead_ms
         self._claim = redis.register_script(_CLAIM)
+        self._restore = redis.register_script(_RESTORE)
 
     async def add(self, entries: Iterable[tuple[str, int]]) -> None:
         """Put members on the wheel at their due times (ms) and wake the dispatchers."""
@@ -59,6 +62,19 @@ class Wheel:
             pipe.zadd(rk.TIMER_WHEEL, dict(items))
             pipe.publish(rk.TIMER_WAKE_CHANNEL, str(min(due for _, due in items)))
             await pipe.execute()
+
+    async def restore(self, entries: Iterable[tuple[str, int]]) -> int:
+        """Add the ``(member, due ms)`` entries that are neither on the wheel nor leased (Redis
+        lost them); wakes the dispatchers when any was added. Returns how many were added."""
+        items = list(entries)
+        added = 0
+        for i in range(0, len(items), 500):
+            chunk = items[i : i + 500]
+            args = [x for m, due in chunk for x in (m, due)]
+            added += int(await self._restore(keys=[rk.TIMER_WHEEL, rk.TIMER_LEASES], args=args))
+        if added:
+            await self.redis.publish(rk.TIMER_WAKE_CHANNEL, str(min(d for _, d in items)))
+        return added
 
     async def remove(self, members: Iterable[str]) -> None:
         items = list(members)

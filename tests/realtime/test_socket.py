@@ -134,7 +134,7 @@ async def test_resume_message_as_first_frame(server: AppServer, world: World) ->
         await push(server, world, i)
     v2 = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
     await v2.connect()
-    await v2.send({"type": "resume", "last_seq": first["seq"]})
+    await v2.send({"type": "resume", "last_seq": first["seq"], "epoch": first["epoch"]})
     await wait_until(lambda: len(v2.frames) == 3)
     await push(server, world)
     await wait_until(lambda: len(v2.frames) == 4)
@@ -142,6 +142,46 @@ async def test_resume_message_as_first_frame(server: AppServer, world: World) ->
     await v2.send({"type": "resume", "last_seq": 0})
     await wait_until(lambda: any(o.get("code") == "resume_too_late" for o in v2.others))
     await v2.close()
+
+
+@pytest.mark.parametrize("bad_epoch", [None, "not-the-epoch"])
+async def test_resume_message_without_epoch_is_a_resync(
+    server: AppServer, world: World, bad_epoch: str | None
+) -> None:
+    """A `resume` message without (or with another) epoch is not trusted: resync, no replay."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    first = await v.connect()
+    await v.close()
+    await push(server, world)
+    v2 = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v2.connect()
+    msg: dict[str, Any] = {"type": "resume", "last_seq": first["seq"]}
+    if bad_epoch is not None:
+        msg["epoch"] = bad_epoch
+    await v2.send(msg)
+    await wait_until(lambda: any(o.get("type") == "resync" for o in v2.others))
+    resync = next(o for o in v2.others if o.get("type") == "resync")
+    assert resync["seq"] == first["seq"] + 1
+    assert resync["resumed"] is False
+    await push(server, world)
+    await wait_until(lambda: len(v2.frames) == 1)
+    assert v2.frames[0]["seq"] == first["seq"] + 2  # nothing replayed
+    await v2.close()
+
+
+async def test_url_resume_without_epoch_is_a_resync(server: AppServer, world: World) -> None:
+    """`?last_seq=` without `&epoch=` is not trusted as a match: resync, not resumed."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    first = await v.connect()
+    await v.close()
+    await push(server, world)
+    url = f"{server.ws_url()}?room={world.room_id}&token={v.token}&last_seq={first['seq']}"
+    async with websockets.connect(url) as ws:
+        welcome = orjson.loads(await ws.recv())
+    assert welcome["type"] == "resync"
+    assert welcome["resumed"] is False
+    assert welcome["seq"] == first["seq"] + 1
+    assert welcome["epoch"] == first["epoch"]
 
 
 async def expect_close(url: str, code: int, error: str | None = None) -> None:

@@ -168,6 +168,20 @@ test('resync replaces state, epoch and seq, even when seq restarts lower', () =>
   assert.match(s.last().url, /last_seq=6&epoch=ep2$/);
 });
 
+test('in-band resync on an open socket (Redis lost or restored data) restarts seq there', () => {
+  const s = connected();
+  const t = s.last();
+  t.msg({ seq: 42, ts: 1, type: 'goods_push', push_id: 'p', goods: { id: 3 }, show_seconds: 30 });
+  t.msg(welcome({ type: 'resync', seq: 40, epoch: 'ep2', viewers: 9, likes: 1 }));
+  assert.strictEqual(s.named('resync').length, 1);
+  assert.strictEqual(s.client.epoch, 'ep2');
+  assert.strictEqual(s.client.lastSeq, 40);
+  assert.strictEqual(s.client.state.bubble, null);
+  t.msg({ seq: 41, ts: 1, type: 'viewer_count', count: 10 }); // new stream: not a duplicate
+  assert.strictEqual(s.client.state.viewers, 10);
+  assert.strictEqual(s.tasks.length, 1); // no reconnect needed
+});
+
 for (const code of [1012, 4408]) {
   test(`close ${code} after a welcome reconnects immediately`, () => {
     const s = connected();
