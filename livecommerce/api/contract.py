@@ -145,6 +145,7 @@ class Route:
     query: type[Any] | None = None
     response: Any = None
     guard: Guard | None = None
+    rules: tuple[str, ...] = ()
     raw: bool = False
     raw_responses: tuple[RawResponse, ...] = ()
     path_params: tuple[str, ...] = field(default=())
@@ -171,7 +172,7 @@ class Route:
     def error_statuses(self) -> tuple[int, ...]:
         """Every error status this route can answer (documented in the OpenAPI document)."""
         statuses = set(self.errors) | {503}
-        if self.body is not None or self.query is not None or self.idempotency_key:
+        if self.body is not None or self.query is not None or self.idempotency_key or self.rules:
             statuses.add(400)
         if self.body is not None:
             statuses.add(413)
@@ -210,11 +211,14 @@ def route(
     idempotency_key: bool = False,
     tag: str = "",
     guard: Guard | None = None,
+    rules: tuple[str, ...] = (),
 ) -> Route:
     """A typed route; body/query/response types are read from the handler's annotations.
 
     ``guard`` sees the raw body before it is decoded (a signature check answers 401 before a
-    malformed body answers 400)."""
+    malformed body answers 400). ``rules`` name what the handler or service refuses with a 400
+    although the schema allows it (ownership, config limits, cross-field rules); they are listed
+    in the operation's description and under ``x-rules``."""
     body, query, response = _model_args(handler)
     return Route(
         method=method,
@@ -227,6 +231,7 @@ def route(
         idempotency_key=idempotency_key,
         tag=tag,
         guard=guard,
+        rules=rules,
         body=body,
         query=query,
         response=response,
@@ -244,9 +249,11 @@ def raw_route(
     auth: tuple[Kind, ...] = (),
     errors: tuple[int, ...] = (),
     tag: str = "",
+    rules: tuple[str, ...] = (),
 ) -> Route:
     """A route answering with something other than a JSON model (documented by ``responses``)."""
     return Route(
+        rules=rules,
         method=method,
         path=path,
         handler=handler,
@@ -370,6 +377,8 @@ def decode_query(request: web.Request, model: type[T]) -> T:
     for k, v in request.query.items():
         if k in values:
             raise ValidationError(k[:64], "given more than once")
+        if "\x00" in v or "\x00" in k:
+            raise ValidationError(k[:64].replace("\x00", ""), "must not contain NUL characters")
         if v != "":
             values[k] = v
     try:

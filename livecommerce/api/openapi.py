@@ -92,8 +92,14 @@ def _operation(r: Route, schemas: dict[Any, dict[str, Any]], components: dict[st
         "summary": r.summary,
         "tags": [r.tag or r.operation_id.split(".")[0]],
     }
-    if r.description:
-        op["description"] = r.description
+    description = r.description
+    if r.rules:
+        description += "\n\nAlso 400 (naming the field) when:\n" + "".join(
+            f"\n- {rule}" for rule in r.rules
+        )
+        op["x-rules"] = list(r.rules)
+    if description:
+        op["description"] = description.strip()
     params: list[dict[str, Any]] = [
         {
             "name": name,

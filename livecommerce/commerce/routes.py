@@ -115,19 +115,40 @@ def setup(app: web.Application) -> None:
 
 
 ROUTES = (
-    route("POST", "/api/auth/wechat/login", auth_api.login, errors=(403, 429, 502)),
+    route("POST", "/api/auth/wechat/login", auth_api.login, errors=(403, 429, 502),
+          rules=(
+              "WeChat refuses the login code (`invalid_code`, `code_used`)",
+          )),
     route("GET", "/api/me", auth_api.me, auth=USER, errors=(404,)),
-    route("GET", "/api/goods", goods_api.feed),
-    route("POST", "/api/goods", goods_api.create, auth=HOST, status=201),
+    route("GET", "/api/goods", goods_api.feed,
+          rules=(
+              "the cursor was not issued by this server for the same filters",
+          )),
+    route("POST", "/api/goods", goods_api.create, auth=HOST, status=201,
+          rules=(
+              "a room in `room_ids` is not the host's",
+          )),
     route("GET", "/api/goods/{id}", goods_api.read),
-    route("PATCH", "/api/goods/{id}", goods_api.update, auth=HOST),
+    route("PATCH", "/api/goods/{id}", goods_api.update, auth=HOST,
+          rules=(
+              "a room in `room_ids` is not the host's",
+          )),
     route("POST", "/api/orders", orders_api.create, auth=USER, status=201, also=(200,),
-          errors=(404, 409), idempotency_key=True),
-    route("GET", "/api/orders", orders_api.list_mine, auth=USER),
+          errors=(404, 409), idempotency_key=True,
+          rules=(
+              "`quantity` is above `orders.max_quantity` (config)",
+          )),
+    route("GET", "/api/orders", orders_api.list_mine, auth=USER,
+          rules=(
+              "the cursor was not issued by this server for the same filters",
+          )),
     route("GET", "/api/orders/{id}", orders_api.read, auth=USER),
     route("POST", "/api/orders/{id}/cancel", orders_api.cancel, auth=USER, errors=(409,)),
     route("POST", "/api/orders/{id}/confirm", orders_api.confirm, auth=USER, errors=(409,)),
     route("POST", "/api/host/orders/{id}/ship", orders_api.ship, auth=HOST, errors=(409,)),
     route("POST", "/api/pay/wechat/notify", pay_api.wechat_notify, errors=(401, 404, 409),
-          guard=pay_api.verify_signature),
+          guard=pay_api.verify_signature,
+          rules=(
+              "the resource does not decrypt, or names another merchant, app, order or amount",
+          )),
 )  # fmt: skip

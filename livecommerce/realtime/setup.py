@@ -89,7 +89,7 @@ ROUTES = (
                     "(`bad_upgrade`)", "application/json", Error),
         RawResponse(503, "The upgrade reached aiohttp (a reused keep-alive connection): open "
                     "the WebSocket on a fresh connection", "application/json", Error),
-    )),
+    ), rules=("not a WebSocket upgrade (`websocket_expected`): a plain HTTP client always is",)),
 )  # fmt: skip
 
 

@@ -216,11 +216,17 @@ async def withdraw_goods(call: Call[None, None]) -> GoodsWithdrawn:
 
 ROUTES = (
     route("POST", "/api/tokens/viewer", viewer_token, status=201, tag="auth"),
-    route("POST", "/api/rooms", create_room, auth=HOST, status=201),
+    route("POST", "/api/rooms", create_room, auth=HOST, status=201,
+          rules=(
+              "`planned_start_at` is out of range once converted to UTC",
+          )),
     route("GET", "/api/rooms/{room_id}", get_room),
     route("POST", "/api/rooms/{room_id}/start", start_room, auth=HOST, errors=(409,)),
     route("POST", "/api/rooms/{room_id}/end", end_room, auth=HOST, errors=(409,)),
-    route("POST", "/api/rooms/{room_id}/goods", attach_goods, auth=HOST),
+    route("POST", "/api/rooms/{room_id}/goods", attach_goods, auth=HOST,
+          rules=(
+              "a goods id does not exist",
+          )),
     route("POST", "/api/rooms/{room_id}/push", push_goods, auth=HOST, status=201, also=(200,),
           errors=(409,)),
     route("POST", "/api/rooms/{room_id}/withdraw", withdraw_goods, auth=HOST, errors=(409,)),

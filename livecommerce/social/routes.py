@@ -42,18 +42,35 @@ def setup(app: web.Application) -> None:
 
 ROUTES = (
     route("POST", "/api/host/flash-sales", flashsale_api.create, auth=HOST, status=201,
-          errors=(404, 409), tag="flash sales"),
+          errors=(404, 409), tag="flash sales",
+          rules=(
+              "`ends_at` is not after `starts_at`, or a time is outside the years 2000-2100",
+              "`per_user_limit` is above `flash_sale.max_per_user_limit` (config)",
+          )),
     route("GET", "/api/flash-sales/{id}", flashsale_api.read, tag="flash sales"),
     route("POST", "/api/flash-sales/{id}/buy", flashsale_api.buy, auth=USER, status=201,
-          also=(200,), errors=(409,), idempotency_key=True, tag="flash sales"),
+          also=(200,), errors=(409,), idempotency_key=True, tag="flash sales",
+          rules=(
+              "`quantity` is above `flash_sale.max_per_user_limit` (config)",
+          )),
     route("POST", "/api/host/flash-sales/{id}/push", flashsale_api.push, auth=HOST,
           errors=(409,), tag="flash sales"),
-    route("POST", "/api/points/actions", points_api.action, auth=USER, tag="points"),
+    route("POST", "/api/points/actions", points_api.action, auth=USER, tag="points",
+          rules=(
+              "`share` needs an existing `goods_id`; `checkin` takes none",
+          )),
     route("GET", "/api/points", points_api.balance, auth=USER, tag="points"),
     route("GET", "/api/points/expiring", points_api.expiring, auth=USER, tag="points"),
-    route("GET", "/api/points/history", points_api.history, auth=USER, tag="points"),
+    route("GET", "/api/points/history", points_api.history, auth=USER, tag="points",
+          rules=(
+              "the cursor was not issued by this server for the same filters",
+          )),
     route("POST", "/api/points/checkout", points_api.checkout, auth=USER, status=201,
-          also=(200,), errors=(404, 409), idempotency_key=True, tag="points"),
+          also=(200,), errors=(404, 409), idempotency_key=True, tag="points",
+          rules=(
+              "`quantity` is above `orders.max_quantity` (config)",
+              "`points` is more than the balance or the order's points limit allows",
+          )),
     route("POST", "/api/host/group-offers", groups_api.create_offer, auth=HOST, status=201,
           errors=(404,), tag="groups"),
     route("POST", "/api/group-offers/{id}/groups", groups_api.open_group, auth=USER,

@@ -182,13 +182,26 @@ async def correct_start(call: Call[StartCorrection, None]) -> StartCorrected:
 
 ROUTES = (
     route("POST", "/api/rooms/{room_id}/schedules", create, auth=HOST, status=201,
-          errors=(409,)),
+          errors=(409,),
+          rules=(
+              "not exactly one of `at` and `offset_seconds` is given",
+              "the due time is in the past, or out of range once converted to UTC",
+              "`offset_seconds` is given but the room has not started",
+          )),
     route("GET", "/api/rooms/{room_id}/schedules", list_schedules, auth=HOST),
     route("PATCH", "/api/rooms/{room_id}/schedules/{schedule_id}", reschedule, auth=HOST,
-          errors=(409,)),
+          errors=(409,),
+          rules=(
+              "not exactly one of `at` and `offset_seconds` is given",
+              "the due time is in the past, or out of range once converted to UTC",
+              "`offset_seconds` is given but the room has not started",
+          )),
     route("DELETE", "/api/rooms/{room_id}/schedules/{schedule_id}", cancel, auth=HOST,
           errors=(409,)),
-    route("PUT", "/api/rooms/{room_id}/started_at", correct_start, auth=HOST, errors=(409,)),
+    route("PUT", "/api/rooms/{room_id}/started_at", correct_start, auth=HOST, errors=(409,),
+          rules=(
+              "`started_at` is in the future or out of range once converted to UTC",
+          )),
 )  # fmt: skip
 
 
