@@ -152,6 +152,7 @@ class EmbeddedBackends:
         self._pg: subprocess.Popen[bytes] | None = None
         self._valkey: subprocess.Popen[bytes] | None = None
         self._urls: EmbeddedUrls | None = None
+        self._ports: dict[str, int] = {}  # kept so that a restarted server answers at its URL
 
     @property
     def urls(self) -> EmbeddedUrls:
@@ -200,10 +201,36 @@ class EmbeddedBackends:
             self._lock_file.close()
             self._lock_file = None
         self._urls = None
+        self._ports.clear()
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in (self._pg, self._valkey) if p is not None]
+
+    # ------------------------------------------------------------------ faults (tests, chaos)
+
+    def stop_postgres(self) -> None:
+        """Stop PostgreSQL only (fast shutdown: sessions get 57P01); :meth:`start_postgres`
+        brings it back on the same port."""
+        if self._pg is not None:
+            _stop_process(self._pg, signal.SIGINT, 30.0)
+            self._pg = None
+
+    def start_postgres(self) -> None:
+        """Start PostgreSQL again after :meth:`stop_postgres`, on the port of its URL."""
+        if self._pg is None:
+            self._start_postgres(postgres_bin_dir(), self._credentials()["postgres"])
+
+    def kill_valkey(self) -> None:
+        """SIGKILL Valkey (a crash: no shutdown save); :meth:`start_valkey` restarts it."""
+        if self._valkey is not None:
+            _stop_process(self._valkey, signal.SIGKILL, 5.0)
+            self._valkey = None
+
+    def start_valkey(self) -> None:
+        """Start Valkey again after :meth:`kill_valkey`, on the port of its URL."""
+        if self._valkey is None:
+            self._start_valkey(valkey_server_bin(), self._credentials()["valkey"])
 
     # ------------------------------------------------------------------ pieces
 
@@ -247,7 +274,7 @@ class EmbeddedBackends:
         log_path = self.data_dir / "postgres.log"
         last_error = ""
         for _attempt in range(3):
-            port = free_port()
+            port = self._ports.setdefault("postgres", free_port())
             args = [
                 str(bin_dir / "postgres"),
                 "-D", str(pgdata),
@@ -277,6 +304,8 @@ class EmbeddedBackends:
             last_error = _tail(log_path)
             _stop_process(proc, signal.SIGINT, 10.0)
             self._pg = None
+            if self._urls is None:  # never handed out: another port may do
+                self._ports.pop("postgres", None)
         raise EmbeddedError(f"embedded PostgreSQL did not start: {last_error}")
 
     def _initdb(
@@ -350,7 +379,7 @@ class EmbeddedBackends:
         log_path = self.data_dir / "valkey.log"
         last_error = ""
         for _attempt in range(3):
-            port = free_port()
+            port = self._ports.setdefault("valkey", free_port())
             conf = vdir / "valkey.conf"
             fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -375,6 +404,8 @@ class EmbeddedBackends:
             last_error = _tail(log_path)
             _stop_process(proc, signal.SIGTERM, 10.0)
             self._valkey = None
+            if self._urls is None:
+                self._ports.pop("valkey", None)
         raise EmbeddedError(f"embedded Valkey did not start: {last_error}")
 
     def _wait_valkey_ready(self, proc: subprocess.Popen[bytes], port: int, password: str) -> bool:
