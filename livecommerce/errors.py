@@ -37,8 +37,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from aiohttp.http_exceptions import BadHttpMessage, DecompressSizeError, PayloadEncodingError
+from aiohttp.typedefs import Middleware
 
 from livecommerce.outage import NAMES, OutageLog, suspected_backend, unavailable_backend
 

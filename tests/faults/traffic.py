@@ -53,8 +53,10 @@ async def keep_calling(base_url: str, calls: list[Call], out: list[Result]) -> N
 def assert_unavailable(result: Result, backend: str) -> None:
     """A 503 in the documented shape, naming ``backend``, with a Retry-After."""
     assert result.status == 503, result
-    assert result.retry_after is not None and int(result.retry_after) > 0, result
+    assert result.retry_after is not None, result
+    assert int(result.retry_after) > 0, result
     err = result.body["error"]
     assert err["code"] == "unavailable", result
     assert err["backend"] == backend, result
-    assert isinstance(err["message"], str) and err["message"], result
+    assert isinstance(err["message"], str), result
+    assert err["message"], result
