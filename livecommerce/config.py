@@ -45,6 +45,9 @@ class ServerConfig:
     log_level: str = "info"
     max_body_bytes: int = 1_048_576
     workers: int = 1
+    request_head_timeout_seconds: float = 10.0
+    max_unfinished_heads_per_ip: int = 256
+    keepalive_timeout_seconds: float = 75.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +354,9 @@ def _validate(s: Settings) -> None:
     _positive("server.shutdown_grace_seconds", s.server.shutdown_grace_seconds)
     _positive("server.max_body_bytes", s.server.max_body_bytes)
     _positive("server.workers", s.server.workers)
+    _positive("server.request_head_timeout_seconds", s.server.request_head_timeout_seconds)
+    _positive("server.max_unfinished_heads_per_ip", s.server.max_unfinished_heads_per_ip)
+    _positive("server.keepalive_timeout_seconds", s.server.keepalive_timeout_seconds)
     _positive("database.pool_min_size", s.database.pool_min_size + 1)
     if s.database.pool_max_size < max(1, s.database.pool_min_size):
         raise ConfigError("database.pool_max_size: must be >= database.pool_min_size and >= 1")

@@ -16,7 +16,8 @@ Every error a client can see is ``{"error": {"code": str, "message": str[, "fiel
 
 aiohttp's own HTTP exceptions (404 no route, 405, 413 body too large) get the same shape, and so
 does a body that cannot be read as sent (``Content-Encoding: gzip`` over a body that is not gzip:
-400 ``bad_encoding``).
+400 ``bad_encoding``; see :func:`body_error_response`). A malformed request *head* never reaches
+a handler: :mod:`livecommerce.http_server` answers it in the same shape.
 
 A backend that cannot be reached — decided by exception class and origin in
 :func:`livecommerce.outage.unavailable_backend`, never by message text — is answered 503::
@@ -37,7 +38,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMessage, DecompressSizeError, PayloadEncodingError
+from aiohttp.http_exceptions import ContentEncodingError, DecompressSizeError
 from aiohttp.typedefs import Middleware
 
 from livecommerce.outage import NAMES, OutageLog, suspected_backend, unavailable_backend
@@ -154,6 +155,27 @@ def app_error_response(exc: AppError) -> web.Response:
     return resp
 
 
+def body_error_response(request: web.Request, exc: web.RequestPayloadError) -> web.Response:
+    """The answer to a body aiohttp could not read: 400 ``bad_encoding`` when it is not what its
+    ``Content-Encoding`` says (gzip, deflate, br), 413 when it inflates past the limit, 400
+    ``bad_request`` when it is malformed otherwise (chunking, cut short). The connection is
+    closed after the answer: the rest of the body cannot be trusted to frame the next request."""
+    # Nothing more can be read from this body: without this, aiohttp's lingering read of the
+    # unread rest would meet the same error again and log it with a traceback.
+    request.content.feed_eof()
+    cause = exc.__cause__
+    if isinstance(cause, DecompressSizeError):
+        resp = error_response(413, "payload_too_large", "decompressed body too large")
+    elif isinstance(cause, ContentEncodingError):
+        resp = error_response(
+            400, "bad_encoding", "the body is not valid data for its Content-Encoding"
+        )
+    else:
+        resp = error_response(400, "bad_request", "malformed request body")
+    resp.force_close()
+    return resp
+
+
 def error_middleware_for(outages: OutageLog | None) -> Middleware:
     """The error middleware; backend outages are reported to ``outages`` (None: logged each)."""
 
@@ -172,13 +194,8 @@ def error_middleware_for(outages: OutageLog | None) -> Middleware:
             if exc.status == 405 and "Allow" in exc.headers:
                 resp.headers["Allow"] = exc.headers["Allow"]
             return resp
-        except DecompressSizeError:
-            return error_response(413, "payload_too_large", "decompressed body too large")
-        except PayloadEncodingError:
-            # Content-Encoding over a body that is not so encoded, or a body cut short.
-            return error_response(400, "bad_encoding", "the body does not match its encoding")
-        except BadHttpMessage:
-            return error_response(400, "bad_request", "malformed request")
+        except web.RequestPayloadError as exc:
+            return body_error_response(request, exc)
         except Exception as exc:
             return await _unexpected(request, exc, outages)
 
