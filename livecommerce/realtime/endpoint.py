@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import unicodedata
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -33,6 +32,7 @@ from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
 from livecommerce.realtime.frames import accept_key
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
+from livecommerce.realtime.text import clean_text
 from livecommerce.realtime.upgrade import Upgrade, switching_protocols
 from livecommerce.rooms.service import get_room
 
@@ -43,12 +43,6 @@ JOIN_TIMEOUT_SECONDS = 30.0  # a join stuck on a backend is told to reconnect (1
 Reply = dict[str, Any] | None
 # What a join or a message may meet when PostgreSQL or Redis is down or slow (see outage.py).
 _BACKEND_ERRORS = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-def clean_text(text: str) -> str:
-    """Comment text without control, format (bidi overrides, zero-width) or private-use chars."""
-    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
-    return " ".join(kept.split())
 
 
 class Handshake(Exception):
