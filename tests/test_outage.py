@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 import pytest
+from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 
 from livecommerce.embedded import free_port
@@ -21,7 +22,7 @@ async def test_refused_postgres_connection_is_postgres() -> None:
         f"postgresql://u:p@127.0.0.1:{free_port()}/db", min_size=0, max_size=1
     )
     try:
-        with pytest.raises(OSError) as info:
+        with pytest.raises(ConnectionRefusedError) as info:
             await pool.fetchval("SELECT 1")
         assert unavailable_backend(info.value) == "postgres"
     finally:
@@ -32,7 +33,7 @@ async def test_refused_redis_connection_is_redis() -> None:
     """redis-py's ConnectionError to a closed port is classified redis."""
     client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
     try:
-        with pytest.raises(Exception) as info:
+        with pytest.raises(redis_exc.ConnectionError) as info:
             await client.ping()
         assert unavailable_backend(info.value) == "redis"
     finally:
@@ -47,23 +48,21 @@ def test_an_oserror_of_our_own_is_no_backend() -> None:
         OSError("redis"),
         TimeoutError(),
     ):
-        try:
+        with pytest.raises(OSError) as info:  # noqa: PT011 - any of them
             raise exc
-        except OSError as caught:
-            assert unavailable_backend(caught) is None
+        assert unavailable_backend(info.value) is None
 
 
 def test_error_raised_while_handling_a_backend_error_is_that_backend() -> None:
     """asyncpg's InternalClientError raised while handling a server shutdown is postgres (via
     ``__context__``); on its own it is only *suspected* (a probe decides)."""
-    try:
+    with pytest.raises(asyncpg.InternalClientError) as info:
         try:
             raise asyncpg.AdminShutdownError("terminating connection due to administrator command")
         except asyncpg.AdminShutdownError:
             raise asyncpg.InternalClientError("cannot switch to state 15") from None
-    except asyncpg.InternalClientError as exc:
-        assert exc.__context__ is not None
-        assert unavailable_backend(exc) == "postgres"
+    assert info.value.__context__ is not None
+    assert unavailable_backend(info.value) == "postgres"
     alone = asyncpg.InterfaceError("connection is closed")
     assert unavailable_backend(alone) is None
     assert suspected_backend(alone) == "postgres"

@@ -91,8 +91,10 @@ def _keep(ch: str, out: list[str], prev_emoji: bool, nxt: str, next_emoji: bool)
             if ch == ZWJ and prev_emoji and next_emoji:
                 return ch
         return ""
-    if _is_variation_selector(ch):
-        # One selector right after a base character (not after whitespace or another one).
-        if not prev or prev.isspace() or _is_variation_selector(prev) or prev_emoji:
-            return ""
+    # A variation selector only right after a base character (not after whitespace, an emoji
+    # sequence, which has its own, or another selector).
+    if _is_variation_selector(ch) and (
+        not prev or prev.isspace() or _is_variation_selector(prev) or prev_emoji
+    ):
+        return ""
     return ch
