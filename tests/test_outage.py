@@ -56,11 +56,15 @@ def test_an_oserror_of_our_own_is_no_backend() -> None:
 def test_error_raised_while_handling_a_backend_error_is_that_backend() -> None:
     """asyncpg's InternalClientError raised while handling a server shutdown is postgres (via
     ``__context__``); on its own it is only *suspected* (a probe decides)."""
-    with pytest.raises(asyncpg.InternalClientError) as info:
+
+    def reset_after_shutdown() -> None:
         try:
             raise asyncpg.AdminShutdownError("terminating connection due to administrator command")
         except asyncpg.AdminShutdownError:
             raise asyncpg.InternalClientError("cannot switch to state 15") from None
+
+    with pytest.raises(asyncpg.InternalClientError) as info:
+        reset_after_shutdown()
     assert info.value.__context__ is not None
     assert unavailable_backend(info.value) == "postgres"
     alone = asyncpg.InterfaceError("connection is closed")

@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 
 from livecommerce.realtime.text import ZWJ, ZWNJ, clean_text
 
-BIDI = frozenset(
-    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
-)
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u2061\u2062\u2063\u2064\u180e")
 # Multi-code-point RGI sequences: ZWJ, tag, keycap, skin tone, presentation selector.
 SEQUENCES = sorted(e for e in emoji.EMOJI_DATA if len(e) > 1)
@@ -55,7 +53,10 @@ def test_valid_sequences_are_kept(text: str) -> None:
         ("\u200dstart end\u200d", "start end"),  # joiners that join nothing
         ("a \u200d b", "a b"),
         ("a\x00b\x07c\x7fd\x9be", "abcde"),  # C0, DEL, C1 controls
-        ("line\nbreak\ttab\r\nnel\x85end", "line break tab nel end"),  # whitespace controls become a space
+        (
+            "line\nbreak\ttab\r\nnel\x85end",
+            "line break tab nel end",
+        ),  # whitespace controls become a space
         ("pri\ue000vate", "private"),  # private use
         ("x\ufe0f\ufe0f\ufe0fy", "x\ufe0fy"),  # one variation selector, not a payload
         ("\ufe0fx", "x"),
@@ -124,9 +125,18 @@ def test_every_rgi_sequence_survives_in_any_text(before: str, seq: str, after: s
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.characters(categories=["L", "M", "N", "P", "S", "Zs"], exclude_characters="\ufe0e\ufe0f"), max_size=40))
+@given(
+    st.text(
+        st.characters(
+            categories=["L", "M", "N", "P", "S", "Zs"], exclude_characters="\ufe0e\ufe0f"
+        ),
+        max_size=40,
+    )
+)
 def test_visible_text_is_unchanged(text: str) -> None:
     """Letters, combining marks, digits, punctuation and symbols pass untouched (only
     whitespace is collapsed)."""
-    plain = "".join(ch for ch in text if not (0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF))
+    plain = "".join(
+        ch for ch in text if not (0xFE00 <= ord(ch) <= 0xFE0F or 0xE0100 <= ord(ch) <= 0xE01EF)
+    )
     assert clean_text(plain) == " ".join(plain.split())
