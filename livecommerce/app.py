@@ -15,6 +15,7 @@ from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import RedisConfig, Settings
 from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware_for
+from livecommerce.http_server import body_timeout_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
 from livecommerce.outage import POSTGRES, REDIS, OutageLog, quiet_library_logs
@@ -100,7 +101,12 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     outages = app[keys.OUTAGES] = outage_log(app)
     app.middlewares.extend(
-        [request_id_middleware, metrics_middleware(metrics), error_middleware_for(outages)]
+        [
+            request_id_middleware,
+            metrics_middleware(metrics),
+            error_middleware_for(outages),
+            body_timeout_middleware,
+        ]
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics

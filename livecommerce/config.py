@@ -46,6 +46,7 @@ class ServerConfig:
     max_body_bytes: int = 1_048_576
     workers: int = 1
     request_head_timeout_seconds: float = 10.0
+    request_body_timeout_seconds: float = 30.0
     max_unfinished_heads_per_ip: int = 256
     keepalive_timeout_seconds: float = 75.0
 
@@ -355,6 +356,7 @@ def _validate(s: Settings) -> None:
     _positive("server.max_body_bytes", s.server.max_body_bytes)
     _positive("server.workers", s.server.workers)
     _positive("server.request_head_timeout_seconds", s.server.request_head_timeout_seconds)
+    _positive("server.request_body_timeout_seconds", s.server.request_body_timeout_seconds)
     _positive("server.max_unfinished_heads_per_ip", s.server.max_unfinished_heads_per_ip)
     _positive("server.keepalive_timeout_seconds", s.server.keepalive_timeout_seconds)
     _positive("database.pool_min_size", s.database.pool_min_size + 1)

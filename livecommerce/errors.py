@@ -7,6 +7,7 @@ Every error a client can see is ``{"error": {"code": str, "message": str[, "fiel
       Unauthorized (401 unauthorized)  -- missing, bad or expired token
       Forbidden (403 forbidden)        -- authenticated, but not allowed
       NotFound (404 not_found)         -- also for other users' resources (never leak existence)
+      RequestTimeout (408 request_timeout)  -- the request head or body came too slowly
       Conflict (409 conflict)          -- illegal state transition, duplicate, sold out ...
       PayloadTooLarge (413 payload_too_large)
       RateLimited (429 rate_limited)
@@ -93,6 +94,10 @@ class Forbidden(AppError):
 
 class NotFound(AppError):
     status, code = 404, "not_found"
+
+
+class RequestTimeout(AppError):
+    status, code = 408, "request_timeout"
 
 
 class Conflict(AppError):

@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_request import BaseRequest
 
 from livecommerce import keys
-from livecommerce.errors import error_response
+from livecommerce.errors import Handler, RequestTimeout, app_error_response, error_response
 
 log = logging.getLogger("livecommerce.http")
 LOG_INTERVAL_SECONDS = 10.0
@@ -82,6 +82,28 @@ class JsonErrorRequestHandler(web.RequestHandler):
             resp = error_response(status, code, f"malformed request ({kind})")
         resp.force_close()
         return resp
+
+
+@web.middleware
+async def body_timeout_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole request body within ``server.request_body_timeout_seconds`` before the
+    handler runs (aiohttp caches it: ``request.json()`` and friends then read the cache), so a
+    client trickling its body cannot hold a handler, a connection and its buffers for ever.
+    Too slow: 408 ``request_timeout`` and the connection is closed. Placed inside the error
+    middleware, which answers a body that is too large (413) or mis-encoded (400)."""
+    if request.body_exists:
+        settings = request.app.get(keys.SETTINGS)
+        seconds = settings.server.request_body_timeout_seconds if settings else 30.0
+        try:
+            async with asyncio.timeout(seconds):
+                await request.read()
+        except TimeoutError:
+            bad_requests.warning("request body not complete in time from %s", request.remote)
+            request.content.feed_eof()  # no lingering read of the rest: close after the 408
+            resp = app_error_response(RequestTimeout("the request body did not arrive in time"))
+            resp.force_close()
+            return resp
+    return await handler(request)
 
 
 def new_handler(server: web.Server) -> web.RequestHandler:

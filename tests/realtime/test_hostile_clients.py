@@ -30,6 +30,7 @@ async def strict(make_server: Callable[..., Any], settings: Settings) -> AppServ
     server: AppServer = await make_server(
         settings.with_server(
             request_head_timeout_seconds=TIMEOUT,
+            request_body_timeout_seconds=TIMEOUT,
             max_unfinished_heads_per_ip=CAP,
             keepalive_timeout_seconds=TIMEOUT,
         )
@@ -119,6 +120,30 @@ async def test_keepalive_connection_stuck_in_a_later_head_is_closed(strict: AppS
     await raw.send(b"GET /healthz HTTP/1.1\r\nHo")
     assert await asyncio.wait_for(raw.reader.read(), TIMEOUT * 4 + 5) == b""
     raw.close()
+
+
+async def test_trickled_body_is_timed_out(strict: AppServer, world: World) -> None:
+    """A complete head whose body never finishes: 408 ``request_timeout`` after
+    server.request_body_timeout_seconds and the connection closed; a prompt body still works."""
+    raw = await RawWS.open(strict.url)
+    await raw.send(
+        b"POST /api/goods HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {world.host_token}\r\nContent-Length: 100\r\n\r\n".encode()
+        + b'{"title":'
+    )
+    status, body, closed = await answer(raw)
+    assert status == 408
+    assert body is not None
+    assert body["error"]["code"] == "request_timeout"
+    assert closed
+    raw.close()
+    status, _ = await http(
+        "POST",
+        strict.url + "/api/goods",
+        json={"title": "T", "price_fen": 1, "stock": 1},
+        headers=world.host_headers(),
+    )
+    assert status == 201
 
 
 async def test_oversized_head_is_431_json(strict: AppServer) -> None:
