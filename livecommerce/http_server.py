@@ -84,26 +84,41 @@ class JsonErrorRequestHandler(web.RequestHandler):
         return resp
 
 
+class BodyTimeout(Exception):
+    """The request body did not arrive within ``server.request_body_timeout_seconds``."""
+
+
 @web.middleware
 async def body_timeout_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read the whole request body within ``server.request_body_timeout_seconds`` before the
-    handler runs (aiohttp caches it: ``request.json()`` and friends then read the cache), so a
-    client trickling its body cannot hold a handler, a connection and its buffers for ever.
-    Too slow: 408 ``request_timeout`` and the connection is closed. Placed inside the error
-    middleware, which answers a body that is too large (413) or mis-encoded (400)."""
-    if request.body_exists:
-        settings = request.app.get(keys.SETTINGS)
-        seconds = settings.server.request_body_timeout_seconds if settings else 30.0
-        try:
-            async with asyncio.timeout(seconds):
-                await request.read()
-        except TimeoutError:
-            bad_requests.warning("request body not complete in time from %s", request.remote)
-            request.content.feed_eof()  # no lingering read of the rest: close after the 408
-            resp = app_error_response(RequestTimeout("the request body did not arrive in time"))
-            resp.force_close()
-            return resp
-    return await handler(request)
+    """Bound the time a request body may take to arrive: ``server.request_body_timeout_seconds``
+    after the handler starts, a body not yet complete fails the handler's read of it, and the
+    answer is 408 ``request_timeout`` with the connection closed. A client trickling its body
+    cannot hold a handler, a connection and its buffers for ever. Nothing is read ahead of the
+    handler (``request.can_read_body`` and streaming reads behave as without it). Placed inside
+    the error middleware, which answers a body that is too large (413) or mis-encoded (400)."""
+    if not request.body_exists:
+        return await handler(request)
+    settings = request.app.get(keys.SETTINGS)
+    seconds = settings.server.request_body_timeout_seconds if settings else 30.0
+    payload = request.content
+
+    def expire() -> None:
+        if not payload.is_eof():  # not all of it received yet (read or not)
+            payload.set_exception(BodyTimeout())
+
+    timer = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await handler(request)
+    except BodyTimeout:
+        bad_requests.warning("request body not complete in time from %s", request.remote)
+        payload.feed_eof()  # no lingering read of the rest: close after the 408
+        resp = app_error_response(RequestTimeout("the request body did not arrive in time"))
+        resp.force_close()
+        return resp
+    finally:
+        timer.cancel()
+        if isinstance(payload.exception(), BodyTimeout):
+            payload.feed_eof()  # the handler never read it: spare aiohttp's lingering read
 
 
 def new_handler(server: web.Server) -> web.RequestHandler:
