@@ -46,7 +46,7 @@ class RateLimitedLog:
             return
         self.last = now
         if self.held:
-            msg += f" (and {self.held} more in the last {self.interval:.0f} s)"
+            msg += f" (+{self.held} more lines like this held back)"
             self.held = 0
         self.logger.warning(msg, *args)
 
