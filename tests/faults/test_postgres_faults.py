@@ -9,8 +9,18 @@ import time
 
 import pytest
 
+from livecommerce.auth.tokens import issue_token
+from livecommerce.config import DEV_SECRET
 from tests.faults.conftest import Faults
-from tests.faults.traffic import Call, Result, assert_unavailable, keep_calling, request
+from tests.faults.traffic import (
+    Call,
+    Result,
+    assert_unavailable,
+    check_sweep,
+    every_route,
+    keep_calling,
+    request,
+)
 from tests.realtime.conftest import World
 from tests.realtime.rawws import RawWS, upgrade_head
 from tests.support import AppServer
@@ -117,3 +127,22 @@ async def test_join_during_postgres_outage_closes_with_reconnect_code(
             break
         assert time.monotonic() < deadline, first
         await asyncio.sleep(0.1)
+
+
+async def test_no_endpoint_answers_500_or_400_for_the_outage(
+    fault_server: AppServer,
+    fault_world: World,
+    faulty: Faults,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every route, with a host and a user token, while PostgreSQL is down: a 5xx is always the
+    503 naming postgres (never a 500), no ``connection_lost``, and no traceback is logged."""
+    caplog.set_level(logging.INFO)
+    user = issue_token(DEV_SECRET, "user", 1, 3600)
+    calls = every_route(fault_server.app, [fault_world.host_token, user])
+    await faulty.stop_postgres()
+    results = [await request(fault_server.url, call) for call in calls]
+    unavailable = check_sweep(results, "postgres")
+    assert unavailable >= len(calls) // 3, results  # most of the API needs PostgreSQL
+    tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+    assert not tracebacks, [r.getMessage() for r in tracebacks]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,33 @@ def assert_unavailable(result: Result, backend: str) -> None:
     assert err["backend"] == backend, result
     assert isinstance(err["message"], str), result
     assert err["message"], result
+
+
+def every_route(app: web.Application, tokens: list[str]) -> list[Call]:
+    """One call per route of ``app`` and per token (``{...}`` path parts set to 1; an empty
+    JSON object and an Idempotency-Key on writes): what a sweep over the whole API sends."""
+    calls: list[Call] = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter")
+        if not path or route.method in ("HEAD", "OPTIONS", "*") or path == "/ws":
+            continue
+        path = re.sub(r"\{[^}]+\}", "1", path)
+        for token in tokens:
+            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "sweep"}
+            body = {} if route.method in ("POST", "PUT", "PATCH") else None
+            calls.append(Call(route.method, path, headers, body))
+    return calls
+
+
+def check_sweep(results: list[Result], backend: str) -> int:
+    """Every 5xx of a sweep during an outage of ``backend`` is its 503 (``/readyz`` has its own
+    body), and no answer blames the client's connection; the number of 503s."""
+    unavailable = 0
+    for r in results:
+        if r.status >= 500 and r.call.path != "/readyz":
+            assert_unavailable(r, backend)
+            unavailable += 1
+        if isinstance(r.body, dict) and "error" in r.body:
+            assert r.body["error"]["code"] != "connection_lost", r
+    return unavailable
