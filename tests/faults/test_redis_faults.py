@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+import orjson
 import pytest
 
 from livecommerce.auth.tokens import issue_token
@@ -22,7 +23,7 @@ from tests.faults.traffic import (
     request,
 )
 from tests.realtime.conftest import World
-from tests.realtime.rawws import RawWS, upgrade_head
+from tests.realtime.rawws import RawWS, text, upgrade_head
 from tests.support import AppServer
 
 RECOVERY_SECONDS = 5.0
@@ -143,3 +144,32 @@ async def test_no_endpoint_answers_500_during_a_redis_outage(
     assert check_sweep(results, "redis") >= 1, results
     tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
     assert not tracebacks, [r.getMessage() for r in tracebacks]
+
+
+async def test_comment_during_redis_outage_closes_with_reconnect_code(
+    fault_server: AppServer, fault_world: World, faulty: Faults
+) -> None:
+    """A joined viewer whose comment cannot be published (Valkey down) is closed with 1012 (after
+    an ``unavailable`` error frame) — the connection is not left hanging or crashed (1011)."""
+    raw = await RawWS.open(fault_server.url)
+    await raw.send(
+        upgrade_head(f"/ws?room={fault_world.room_id}&token={fault_world.viewer_token()}")
+    )
+    assert (await raw.response_head())[0] == 101
+    assert (await raw.recv_json())["type"] == "welcome"
+    await faulty.kill_valkey()
+    await raw.send(text({"type": "comment", "text": "still there?"}))
+    errors: list[object] = []
+    while True:  # until the close frame: an `unavailable` error frame may come first
+        opcode, payload = await raw.recv_frame()
+        if opcode == 0x8:
+            code = int.from_bytes(payload[:2], "big")
+            break
+        if opcode == 0x1:
+            message = orjson.loads(payload)
+            if message["type"] == "error":
+                errors.append(message["code"])
+    # 1012 (reconnect), never 1011 (crash); the node may close on its lost subscription first.
+    assert code == 1012
+    assert set(errors) <= {"unavailable"}, errors
+    raw.close()
