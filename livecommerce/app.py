@@ -15,9 +15,11 @@ from livecommerce.api import docs
 from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import Settings
 from livecommerce.db import close_pool, create_pool
-from livecommerce.errors import Handler, error_middleware
+from livecommerce.errors import Handler, error_middleware_for
+from livecommerce.http_server import body_timeout_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
+from livecommerce.outage import POSTGRES, REDIS, OutageLog, quiet_library_logs
 from livecommerce.realtime.conn import Sockets
 from livecommerce.realtime.protocol import CLOSE_RECONNECT
 from livecommerce.realtime.setup import setup as realtime_setup
@@ -61,6 +63,25 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+def outage_log(app: web.Application) -> OutageLog:
+    """The app's outage log, probing the app's pool and Redis client (looked up when probing)."""
+
+    async def pg() -> None:
+        async with app[keys.PG_POOL].acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def redis() -> None:
+        await app[keys.REDIS].ping()
+
+    quiet_library_logs()
+    return OutageLog({POSTGRES: pg, REDIS: redis})
+
+
+async def outages_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[keys.OUTAGES].close()
+
+
 async def close_websockets(app: web.Application) -> None:
     # All at once, bounded: one unresponsive phone must not hold up the shutdown.
     await app[keys.WEBSOCKETS].close_all(CLOSE_RECONNECT, "reconnect", within=5.0)
@@ -69,20 +90,23 @@ async def close_websockets(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """Build the app; resources are created when it starts, never at import."""
     metrics = Metrics()
-    app = web.Application(
-        middlewares=[
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    outages = app[keys.OUTAGES] = outage_log(app)
+    app.middlewares.extend(
+        [
             request_id_middleware,
             access_log_middleware,
             metrics_middleware(metrics),
-            error_middleware,
-        ],
-        client_max_size=settings.server.max_body_bytes,
+            error_middleware_for(outages),
+            body_timeout_middleware,
+        ]
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = metrics
     app[keys.WEBSOCKETS] = Sockets()
     app.cleanup_ctx.append(postgres_ctx)
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(outages_ctx)  # probes stop before the pool and client close
     app.on_shutdown.append(close_websockets)
     ops.setup(app)
     docs.setup(app)

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
 from livecommerce import __version__
 from livecommerce.app import create_app
@@ -25,6 +24,7 @@ from livecommerce.config import ConfigError, Settings, load_settings
 from livecommerce.db import connect, ensure_database, redact
 from livecommerce.devtools.demo import DEMO_HOST, ensure_host, seed_demo
 from livecommerce.embedded import EmbeddedBackends, EmbeddedError
+from livecommerce.http_server import make_runner
 from livecommerce.logs import setup_logging
 from livecommerce.migrations import MigrationError, migrate
 from livecommerce.realtime.site import start_site
@@ -233,12 +233,7 @@ async def _serve(
     if migrate_first or seed:
         await prepare_database(settings, embedded=embedded, seed=seed)
     app = create_app(settings)
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        shutdown_timeout=settings.server.shutdown_grace_seconds,
-        access_log=None,
-    )
+    runner = make_runner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -57,6 +57,10 @@ class ServerConfig:
     log_level: Annotated[str, Meta(pattern="^(?i:debug|info|warning|error)$")] = "info"
     max_body_bytes: Pos = 1_048_576
     workers: Pos = 1
+    request_head_timeout_seconds: PosFloat = 10.0
+    request_body_timeout_seconds: PosFloat = 30.0
+    max_unfinished_heads_per_ip: Pos = 256
+    keepalive_timeout_seconds: PosFloat = 75.0
 
 
 @dataclass(frozen=True, slots=True)

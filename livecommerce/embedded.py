@@ -156,6 +156,7 @@ class EmbeddedBackends:
         self._lock_file: IO[str] | None = None
         self._pg: subprocess.Popen[bytes] | None = None
         self._valkey: EmbeddedValkey | None = None
+        self._ports: dict[str, int] = {}  # kept so that a restarted PostgreSQL answers at its URL
         self._urls: EmbeddedUrls | None = None
 
     @property
@@ -205,6 +206,32 @@ class EmbeddedBackends:
             self._lock_file.close()
             self._lock_file = None
         self._urls = None
+        self._ports.clear()
+
+    # ------------------------------------------------------------------ faults (tests, chaos)
+
+    def stop_postgres(self) -> None:
+        """Stop PostgreSQL only (fast shutdown: sessions get 57P01); :meth:`start_postgres`
+        brings it back on the same port."""
+        if self._pg is not None:
+            _stop_process(self._pg, signal.SIGINT, 30.0)
+            self._pg = None
+
+    def start_postgres(self) -> None:
+        """Start PostgreSQL again after :meth:`stop_postgres`, on the port of its URL."""
+        if self._pg is None:
+            self._start_postgres(postgres_bin_dir(), self._credentials()["postgres"])
+
+    def kill_valkey(self) -> None:
+        """SIGKILL Valkey (a crash: what the AOF had not written is lost); :meth:`start_valkey`
+        restarts it."""
+        if self._valkey is not None:
+            self._valkey.kill()
+
+    def start_valkey(self) -> None:
+        """Start Valkey again after :meth:`kill_valkey`, on the port of its URL."""
+        if self._valkey is not None and self._valkey.proc is None:
+            self._valkey.start()
 
     @property
     def pids(self) -> list[int]:
@@ -253,7 +280,7 @@ class EmbeddedBackends:
         log_path = self.data_dir / "postgres.log"
         last_error = ""
         for _attempt in range(3):
-            port = free_port()
+            port = self._ports.setdefault("postgres", free_port())
             args = [
                 str(bin_dir / "postgres"),
                 "-D", str(pgdata),
@@ -283,6 +310,8 @@ class EmbeddedBackends:
             last_error = _tail(log_path)
             _stop_process(proc, signal.SIGINT, 10.0)
             self._pg = None
+            if self._urls is None:  # never handed out: another port may do
+                self._ports.pop("postgres", None)
         raise EmbeddedError(f"embedded PostgreSQL did not start: {last_error}")
 
     def _initdb(

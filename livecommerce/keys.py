@@ -13,6 +13,7 @@ from livecommerce.config import Settings
 from livecommerce.devtools.fake_wechat import FakeWechat
 from livecommerce.metrics import Metrics
 from livecommerce.notify.sender import NotificationSender
+from livecommerce.outage import OutageLog
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.conn import Sockets
 from livecommerce.realtime.endpoint import Endpoint
@@ -27,6 +28,8 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", Redis)
+# Which backend is down right now (503s, one log line per outage): errors.py and the lean path.
+OUTAGES = web.AppKey("outages", OutageLog)
 
 
 # Every open viewer WebSocket on this node (from the 101 until the transport is gone); each is

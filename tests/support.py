@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from livecommerce.http_server import make_runner
 from livecommerce.realtime.site import start_site
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ class AppServer:
 
 
 async def start_app(app: web.Application) -> AppServer:
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5, access_log=None)
+    runner = make_runner(app, shutdown_timeout=5)
     await runner.setup()
     await start_site(runner, "127.0.0.1", 0)
     host, port = runner.addresses[0][:2]

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import unicodedata
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import asyncpg
@@ -27,6 +26,7 @@ from livecommerce.auth.tokens import Claims, verify_token
 from livecommerce.config import RoomsConfig
 from livecommerce.errors import Unauthorized
 from livecommerce.metrics import Metrics
+from livecommerce.outage import NAMES, OutageLog, unavailable_backend
 from livecommerce.realtime import protocol as p
 from livecommerce.realtime.broker import Broker, Snapshot
 from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
@@ -39,6 +39,7 @@ from livecommerce.realtime.snapshot import (
     snapshot_epoch,
     welcome_body,
 )
+from livecommerce.realtime.text import clean_text
 from livecommerce.realtime.upgrade import Upgrade, switching_protocols, ws_query
 
 log = logging.getLogger("livecommerce.socket")
@@ -46,12 +47,8 @@ SUBSCRIBE_WAIT_SECONDS = 5.0
 JOIN_TIMEOUT_SECONDS = 30.0  # a join stuck on a backend is told to reconnect (1012)
 
 Reply = dict[str, Any] | None
-
-
-def clean_text(text: str) -> str:
-    """Comment text without control, format (bidi overrides, zero-width) or private-use chars."""
-    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co"))
-    return " ".join(kept.split())
+# What a join or a message may meet when PostgreSQL or Redis is down or slow (see outage.py).
+_BACKEND_ERRORS = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class Handshake(Exception):
@@ -80,8 +77,10 @@ class Endpoint:
         metrics: Metrics,
         pool: asyncpg.Pool,
         sockets: Sockets,
+        outages: OutageLog | None = None,
     ) -> None:
         self.cfg, self.secret = cfg, secret
+        self.outages = outages
         self.hub, self.broker, self.node, self.metrics, self.pool = hub, broker, node, metrics, pool
         self.sockets = sockets
         self.max_frame = cfg.max_frame_bytes
@@ -138,9 +137,19 @@ class Endpoint:
                 await self._join_steps(conn, up)
         except Handshake as exc:
             conn.refuse(exc.close_code, exc.code, exc.message)
-        except (RedisError, OSError) as exc:  # TimeoutError (JOIN_TIMEOUT_SECONDS) is an OSError
+        except _BACKEND_ERRORS as exc:  # TimeoutError (JOIN_TIMEOUT_SECONDS) is an OSError
+            self._backend_failed(conn, exc)
+
+    def _backend_failed(self, conn: Conn, exc: Exception) -> None:
+        """A join or message could not reach PostgreSQL/Redis: an ``unavailable`` error frame,
+        then close 1012 (reconnect with backoff). An outage is logged once, not per viewer."""
+        backend = unavailable_backend(exc)
+        if backend is not None and self.outages is not None:
+            self.outages.failed(backend, exc)
+        else:
             log.warning("socket closed on backend error: %r", exc)
-            conn.close(p.CLOSE_RECONNECT, "backend unavailable")
+        name = NAMES.get(backend or "", "a backend")
+        conn.refuse(p.CLOSE_RECONNECT, "unavailable", f"{name} is unavailable; reconnect")
 
     async def _join_steps(self, conn: Conn, up: Upgrade) -> None:
         cfg, hub = self.cfg, self.hub
@@ -219,9 +228,8 @@ class Endpoint:
         except Handshake as exc:
             conn.refuse(exc.close_code, exc.code, exc.message)
             return
-        except (RedisError, OSError) as exc:
-            log.warning("socket closed on backend error: %r", exc)
-            conn.close(p.CLOSE_RECONNECT, "backend unavailable")
+        except _BACKEND_ERRORS as exc:
+            self._backend_failed(conn, exc)
             return
         if reply is not None:
             conn.send(p.encode(reply))

@@ -42,6 +42,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[keys.METRICS],
         pool=app[keys.PG_POOL],
         sockets=sockets,
+        outages=app[keys.OUTAGES],
     )
     async with (
         running(node.run_subscriber(), "room-subscriber"),

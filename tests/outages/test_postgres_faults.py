@@ -1,0 +1,148 @@
+"""PostgreSQL stopped and restarted under traffic: 503 + Retry-After during the outage, logged
+once, and every call succeeding within 5 s of PostgreSQL answering again (no restart of ours)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from livecommerce.auth.tokens import issue_token
+from livecommerce.config import DEV_SECRET
+from tests.outages.conftest import Faults
+from tests.outages.traffic import (
+    Call,
+    Result,
+    assert_unavailable,
+    check_sweep,
+    every_route,
+    keep_calling,
+    request,
+)
+from tests.realtime.conftest import World
+from tests.realtime.rawws import RawWS, upgrade_head
+from tests.support import AppServer
+
+RECOVERY_SECONDS = 5.0
+
+
+def pg_calls(world: World) -> list[Call]:
+    """REST calls that each need PostgreSQL."""
+    host = world.host_headers()
+    return [
+        Call("GET", f"/api/goods/{world.goods_ids[0]}"),
+        Call("GET", f"/api/rooms/{world.room_id}"),
+        Call("GET", f"/api/rooms/{world.room_id}/schedules", host),
+        Call("POST", "/api/goods", host, {"title": "T", "price_fen": 100, "stock": 1}),
+    ]
+
+
+def ok(result: Result) -> bool:
+    return result.status in (200, 201)
+
+
+@pytest.mark.timeout(120)
+async def test_postgres_stop_and_restart_under_traffic(
+    fault_server: AppServer,
+    fault_world: World,
+    faulty: Faults,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: 200s; while stopped: only 503 naming postgres with Retry-After; after: every
+    call succeeds within 5 s of PostgreSQL answering; the outage is logged once."""
+    caplog.set_level(logging.INFO)
+    calls = pg_calls(fault_world)
+    for call in calls:
+        assert ok(await request(fault_server.url, call))
+    results: list[Result] = []
+    traffic = asyncio.create_task(keep_calling(fault_server.url, calls, results))
+    await asyncio.sleep(0.3)
+    stopping = time.monotonic()
+    await faulty.stop_postgres()
+    stopped = time.monotonic()
+    await asyncio.sleep(1.5)
+    restarting = time.monotonic()
+    await faulty.start_postgres()
+    answering = time.monotonic()  # start_postgres returns once PostgreSQL accepts connections
+    await asyncio.sleep(RECOVERY_SECONDS + 1.0)
+    traffic.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await traffic
+
+    before = [r for r in results if r.finished < stopping]
+    during = [r for r in results if stopped <= r.started and r.finished < restarting]
+    around = [r for r in results if r.finished >= stopping and r.started < answering]
+    after = [r for r in results if r.started >= answering + RECOVERY_SECONDS]
+    assert before, results
+    assert during, results
+    assert after, results
+    assert all(ok(r) for r in before), [r for r in before if not ok(r)]
+    for r in during:
+        assert_unavailable(r, "postgres")
+    for r in around:
+        if not ok(r):
+            assert_unavailable(r, "postgres")
+    assert all(ok(r) for r in after), [r for r in after if not ok(r)]
+    first_ok = min(r.started for r in results if r.started >= answering and ok(r))
+    late = [r for r in results if r.started >= first_ok and not ok(r)]
+    assert not late, late  # once one call succeeded, none failed again
+    recovery = first_ok - answering
+    print(f"postgres recovery: first success {recovery:.2f} s after PostgreSQL answered")
+    assert recovery < RECOVERY_SECONDS
+
+    warnings = [r.getMessage() for r in caplog.records if r.name == "livecommerce.outage"]
+    assert sum("postgres unavailable" in m for m in warnings) == 1, warnings
+    assert sum("postgres available again" in m for m in warnings) == 1, warnings
+    tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+    assert not tracebacks, [r.getMessage() for r in tracebacks]
+
+
+async def test_join_during_postgres_outage_closes_with_reconnect_code(
+    fault_server: AppServer, fault_world: World, faulty: Faults
+) -> None:
+    """A join that needs PostgreSQL (room not cached in Redis) while it is down: an
+    ``unavailable`` error frame and close 1012; after the restart the same join is welcomed."""
+    path = f"/ws?room={fault_world.room_id}&token={fault_world.viewer_token()}"
+    await faulty.stop_postgres()
+    raw = await RawWS.open(fault_server.url)
+    await raw.send(upgrade_head(path))
+    status, _ = await raw.response_head()
+    assert status == 101
+    frame = await raw.recv_json()
+    assert frame["type"] == "error"
+    assert frame["code"] == "unavailable"
+    assert await raw.close_code() == 1012
+    raw.close()
+    await faulty.start_postgres()
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while True:
+        raw = await RawWS.open(fault_server.url)
+        await raw.send(upgrade_head(path))
+        await raw.response_head()
+        first = await raw.recv_json()
+        raw.close()
+        if first["type"] == "welcome":
+            break
+        assert time.monotonic() < deadline, first
+        await asyncio.sleep(0.1)
+
+
+async def test_no_endpoint_answers_500_or_400_for_the_outage(
+    fault_server: AppServer,
+    fault_world: World,
+    faulty: Faults,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every route, with a host and a user token, while PostgreSQL is down: a 5xx is always the
+    503 naming postgres (never a 500), no ``connection_lost``, and no traceback is logged."""
+    caplog.set_level(logging.INFO)
+    user = issue_token(DEV_SECRET, "user", 1, 3600)
+    calls = every_route(fault_server.app, [fault_world.host_token, user])
+    await faulty.stop_postgres()
+    results = [await request(fault_server.url, call) for call in calls]
+    unavailable = check_sweep(results, "postgres")
+    assert unavailable >= len(calls) // 3, results  # most of the API needs PostgreSQL
+    tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+    assert not tracebacks, [r.getMessage() for r in tracebacks]
