@@ -8,6 +8,7 @@ public room, never pushable, never behind a public flash sale.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -179,7 +180,8 @@ async def _snapshot(hosts: Hosts) -> list[Any]:
 
 
 async def test_a_link_to_another_hosts_goods_is_never_public_nor_pushable(hosts: Hosts) -> None:
-    """A room_goods row naming another host's goods (made before the check) is hidden and refused."""
+    """A room_goods row naming another host's goods (made before the check) is hidden, and neither
+    pushable nor schedulable."""
     a, b = hosts.a, hosts.b
     await hosts.shop.pool.execute(
         "INSERT INTO room_goods (room_id, goods_id, position) VALUES ($1, $2, 5), ($1, $3, 6)",
@@ -192,6 +194,11 @@ async def test_a_link_to_another_hosts_goods_is_never_public_nor_pushable(hosts:
         status, body = await hosts.call(
             "POST", f"/api/rooms/{b['room']}/push", {"goods_id": goods}, b["token"]
         )
+        assert (status, body["error"]["code"]) == (404, "goods_not_in_room")
+        status, body = await hosts.call(
+            "POST", f"/api/rooms/{b['room']}/schedules",
+            {"goods_id": goods, "idempotency_key": f"x{goods}", "at": _iso(3600)}, b["token"],
+        )  # fmt: skip
         assert (status, body["error"]["code"]) == (404, "goods_not_in_room")
 
 
@@ -273,3 +280,25 @@ async def test_drafts_are_not_public_anywhere_a_user_names_goods(hosts: Hosts) -
     assert answers[0] == answers[1]
     (order_status, _, _), (share_status, _, share_field) = answers[0]
     assert (order_status, share_status, share_field) == (404, 400, "goods_id")
+
+
+async def test_a_scheduled_draft_is_skipped_not_published(hosts: Hosts) -> None:
+    """A host may schedule its own attached draft; at its due time it is recorded skipped."""
+    a, pool = hosts.a, hosts.shop.pool
+    status, _ = await hosts.call(
+        "POST", f"/api/rooms/{a['room']}/goods", {"goods_ids": [a["draft"]]}, a["token"]
+    )
+    assert status == 200
+    status, sched = await hosts.call(
+        "POST", f"/api/rooms/{a['room']}/schedules",
+        {"goods_id": a["draft"], "idempotency_key": "draft", "at": _iso(0.5)}, a["token"],
+    )  # fmt: skip
+    assert status == 201, sched
+    for _ in range(200):
+        row = await pool.fetchrow(
+            "SELECT status, skip_reason, publish_seq FROM live_schedules WHERE id = $1", sched["id"]
+        )
+        if row["status"] != "pending":
+            break
+        await asyncio.sleep(0.05)
+    assert tuple(row) == ("skipped", "goods_gone", None)
