@@ -46,6 +46,11 @@ def room_publish_idem(room_id: int, key: str) -> str:
     return f"{PREFIX}{room_tag(room_id)}:idem:{key}"
 
 
+def room_push_request(room_id: int, key: str) -> str:
+    """String: the request (``goods_id:show_seconds``) a host push's idempotency key is bound to."""
+    return f"{PREFIX}{room_tag(room_id)}:pushreq:{key}"
+
+
 def room_channel(room_id: int) -> str:
     return f"lc:room:{room_id}"
 

@@ -89,6 +89,10 @@ class RoomGoods(Model):
     stock: int
     image: Annotated[str, Meta(description="The first image's URL, or empty")]
     category: str
+    status: Annotated[
+        Literal["draft", "on_sale", "off_sale"],
+        Meta(description="Never draft in the public room; the host's attach answer shows drafts"),
+    ]
 
 
 class RoomDetail(Room):
@@ -175,9 +179,11 @@ class GoodsWithdrawn(Model):
 
 
 async def attach_goods(call: Call[RoomGoodsAttach, None]) -> RoomGoodsList:
-    """Attach goods to the host's room; answers all the room's goods.
+    """Attach the host's own goods to the host's room; answers all the room's goods.
 
-    An id naming no goods is a 400 on ``goods_ids``.
+    An id naming no goods of this host (missing or another host's) is a 400 on ``goods_ids``.
+    Drafts may be attached to prepare a show: they are in this answer (the host's view) but not
+    in the public room (``GET /api/rooms/{room_id}``), and cannot be pushed until on sale.
     """
     ids = sorted(set(call.body.goods_ids))
     async with call.app[keys.PG_POOL].acquire() as conn:
@@ -189,7 +195,9 @@ async def push_goods(call: Call[GoodsPush, None]) -> Reply[GoodsPushed]:
     """Show a goods bubble in the live room now.
 
     201 when published; 200 with the first ``seq`` and ``duplicate: true`` when the
-    ``idempotency_key`` had published before. 404 ``goods_not_in_room``, 409 ``room_not_live``.
+    ``idempotency_key`` had published before (the same goods and show time). 404
+    ``goods_not_in_room``; 409 ``room_not_live``, ``not_on_sale`` (a draft or off-sale goods) or
+    ``idempotency_key_reused`` (the key was used for another push).
     """
     app, b = call.app, call.body
     show = b.show_seconds
@@ -225,7 +233,7 @@ ROUTES = (
     route("POST", "/api/rooms/{room_id}/end", end_room, auth=HOST, errors=(409,)),
     route("POST", "/api/rooms/{room_id}/goods", attach_goods, auth=HOST,
           rules=(
-              "a goods id does not exist",
+              "a goods id does not exist or is another host's",
           )),
     route("POST", "/api/rooms/{room_id}/push", push_goods, auth=HOST, status=201, also=(200,),
           errors=(409,)),

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from livecommerce import redis_keys as rk
 from livecommerce.errors import Conflict, NotFound, ValidationError
 from livecommerce.realtime.broker import Broker, Published
 
@@ -67,12 +68,24 @@ async def get_room(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> dic
     return room_info(row) if row else None
 
 
-async def room_goods(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> list[dict[str, Any]]:
+async def room_goods(
+    conn: asyncpg.Connection | asyncpg.Pool, room_id: int, *, public: bool = True
+) -> list[dict[str, Any]]:
+    """The room's goods in the room's order: ``[{id, title, price_fen, stock, image, category,
+    status}]``.
+
+    Only the room host's own goods count (a link to another host's goods, e.g. one made before
+    the ownership check, is never shown); ``public`` also hides drafts — the host's own view
+    (``public=False``, the answer to attaching) shows them.
+    """
     rows = await conn.fetch(
-        """SELECT g.id, g.title, g.price_fen, g.stock, g.images, g.category
+        """SELECT g.id, g.title, g.price_fen, g.stock, g.images, g.category, g.status
            FROM room_goods rg JOIN goods g ON g.id = rg.goods_id
-           WHERE rg.room_id = $1 ORDER BY rg.position, g.id""",
+           JOIN live_rooms r ON r.id = rg.room_id AND r.host_id = g.host_id
+           WHERE rg.room_id = $1 AND (NOT $2 OR g.status <> 'draft')
+           ORDER BY rg.position, g.id""",
         room_id,
+        public,
     )
     return [
         {
@@ -82,6 +95,7 @@ async def room_goods(conn: asyncpg.Connection | asyncpg.Pool, room_id: int) -> l
             "stock": r["stock"],
             "image": r["images"][0] if r["images"] else "",
             "category": r["category"],
+            "status": r["status"],
         }
         for r in rows
     ]
@@ -131,9 +145,22 @@ async def set_state(
 async def attach_goods(
     conn: asyncpg.Connection, host_id: int, room_id: int, goods_ids: list[int]
 ) -> list[dict[str, Any]]:
+    """Append the host's own goods (drafts too) to the host's room; the room's goods (host view).
+
+    A draft stays out of the public room and cannot be pushed until it is on sale.
+
+    Raises:
+        NotFound: the room is not the host's (``room_not_found``).
+        ValidationError: on ``goods_ids`` when an id names no goods *of this host* — another
+            host's goods answer exactly like missing ones (their existence is not revealed).
+    """
     async with conn.transaction():
         await owned_room(conn, host_id, room_id)
-        found = await conn.fetch("SELECT id FROM goods WHERE id = ANY($1::bigint[])", goods_ids)
+        found = await conn.fetch(
+            "SELECT id FROM goods WHERE id = ANY($1::bigint[]) AND host_id = $2",
+            goods_ids,
+            host_id,
+        )
         missing = sorted(set(goods_ids) - {r["id"] for r in found})
         if missing:
             raise ValidationError("goods_ids", f"unknown goods {missing}")
@@ -145,7 +172,7 @@ async def attach_goods(
                ON CONFLICT (room_id, goods_id) DO NOTHING""",
             [(room_id, gid, start + i) for i, gid in enumerate(goods_ids)],
         )
-    return await room_goods(conn, room_id)
+    return await room_goods(conn, room_id, public=False)
 
 
 async def push_goods(
@@ -158,20 +185,36 @@ async def push_goods(
     show_seconds: int,
     idempotency_key: str | None = None,
 ) -> Published:
-    """Show a goods bubble in a live room now (the room's goods only)."""
+    """Show a goods bubble in a live room now (the host's own goods attached to the room).
+
+    With ``idempotency_key``, a replay with the same goods and ``show_seconds`` publishes
+    nothing and answers the first seq (``fresh`` False); the key reused for another push is a
+    conflict (the key's request is remembered as long as the publish key,
+    ``PUBLISH_IDEMPOTENCY_TTL_SECONDS``).
+
+    Raises:
+        NotFound: ``room_not_found`` (not the host's), ``goods_not_in_room``.
+        Conflict: ``room_not_live``, ``not_on_sale`` (a draft or off-sale goods),
+            ``idempotency_key_reused``.
+    """
     async with pool.acquire() as conn:
         room = await owned_room(conn, host_id, room_id)
         if room["state"] != "live":
             raise Conflict("the room is not live", code="room_not_live")
         goods = await conn.fetchrow(
-            """SELECT g.id, g.title, g.price_fen, g.stock, g.images
+            """SELECT g.id, g.title, g.price_fen, g.stock, g.images, g.status
                FROM room_goods rg JOIN goods g ON g.id = rg.goods_id
-               WHERE rg.room_id = $1 AND rg.goods_id = $2""",
+               WHERE rg.room_id = $1 AND rg.goods_id = $2 AND g.host_id = $3""",
             room_id,
             goods_id,
+            host_id,
         )
     if goods is None:
         raise NotFound("goods is not attached to this room", code="goods_not_in_room")
+    if goods["status"] != "on_sale":
+        raise Conflict("these goods are not on sale", code="not_on_sale")
+    if idempotency_key is not None:
+        await _claim_push_key(broker, room_id, idempotency_key, f"{goods_id}:{show_seconds}")
     return await broker.publish(
         room_id,
         goods_push_body(goods, show_seconds),
@@ -179,6 +222,25 @@ async def push_goods(
         state_field="bubble",
         idempotency_key=idempotency_key,
     )
+
+
+async def _claim_push_key(broker: Broker, room_id: int, key: str, request: str) -> None:
+    """Bind ``key`` to this push's ``request`` (goods and show time) once, atomically (SET NX).
+
+    Raises:
+        Conflict: ``idempotency_key_reused`` when the key is bound to another request.
+    """
+    name = rk.room_push_request(room_id, key)
+    ttl = rk.PUBLISH_IDEMPOTENCY_TTL_SECONDS
+    if await broker.redis.set(name, request, nx=True, ex=ttl):
+        return
+    bound = await broker.redis.get(name)
+    if isinstance(bound, bytes):
+        bound = bound.decode()
+    if bound is not None and bound != request:
+        raise Conflict(
+            "idempotency_key was already used for another push", code="idempotency_key_reused"
+        )
 
 
 def goods_push_body(goods: Mapping[str, Any], show_seconds: int, **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import asyncpg
 
 from livecommerce.commerce import orders
 from livecommerce.config import PointsConfig
-from livecommerce.errors import NotFound
+from livecommerce.errors import Conflict, NotFound
 from livecommerce.social import points
 
 
@@ -28,7 +28,8 @@ async def checkout(
     One transaction: the goods row is locked (so the price the discount is checked against is
     the price the order snapshots), the order is created (stock reserved), then the points are
     debited — not enough points rolls the order and its stock back. A replayed
-    Idempotency-Key returns the first order and spends nothing.
+    Idempotency-Key returns the first order and spends nothing; the key reused for another
+    goods, quantity or number of points is ``idempotency_key_reused``.
 
     Raises:
         ValidationError: ``points`` over the allowed share of the total.
@@ -59,4 +60,10 @@ async def checkout(
         f"spend:order:{order['id']}",
     )
     order["points_spent"] = int(spent)
+    if not created and order["points_spent"] != points_to_spend:
+        # The same key with another goods or quantity is caught by create_order; another
+        # number of points is caught here.
+        raise Conflict(
+            "Idempotency-Key was already used for another order", code="idempotency_key_reused"
+        )
     return order, created

@@ -38,7 +38,8 @@ from livecommerce.rooms.service import owned_room
 log = logging.getLogger("livecommerce.flashsale")
 _LUA = Path(__file__).resolve().parent.parent / "lua"
 SALE_COLUMNS = """s.id, s.host_id, s.goods_id, s.sale_price_fen, s.stock, s.sold, s.per_user_limit,
-    s.starts_at, s.ends_at, s.created_at, g.title, g.images, g.price_fen"""
+    s.starts_at, s.ends_at, s.created_at, g.title, g.images, g.price_fen,
+    g.status AS goods_status"""
 REFUSALS = {
     "not_started": "the flash sale has not started yet",
     "ended": "the flash sale has ended",
@@ -223,8 +224,14 @@ async def create_sale(
 
 
 async def get_sale(pool: asyncpg.Pool, stock: FlashStock, sale_id: int) -> dict[str, Any]:
-    """The sale with its live stock left (from Redis, rebuilt from PostgreSQL if missing)."""
+    """The sale with its live stock left (from Redis, rebuilt from PostgreSQL if missing).
+
+    Raises:
+        NotFound: no such sale, or its goods are (back to) a draft: drafts are never public.
+    """
     row = await _sale_row(pool, sale_id)
+    if row["goods_status"] == "draft":
+        raise NotFound("no such flash sale", code="not_found")
     left = await stock.stock_left(sale_id)
     if left is None:
         await reconcile(pool, stock, sale_id)
@@ -321,6 +328,11 @@ async def buy(
         if existing is None:
             raise Conflict(
                 "a purchase with this Idempotency-Key is in progress", code="in_progress"
+            )
+        if existing["quantity"] != quantity:
+            raise Conflict(
+                "Idempotency-Key was already used for another order",
+                code="idempotency_key_reused",
             )
         return Purchase(existing, False, None)
     if take.code != "ok":
@@ -481,14 +493,22 @@ async def push_to_room(
     show_seconds: int,
 ) -> dict[str, Any]:
     """Show the sale as the live room's bubble, with its stock left; later purchases publish
-    ``flash_sale_stock`` frames to the room (throttled). Both go through Broker.publish."""
+    ``flash_sale_stock`` frames to the room (throttled). Both go through Broker.publish.
+
+    Raises:
+        NotFound: the room or the sale is not the host's (answered like missing ones).
+        Conflict: ``room_not_live``; ``not_on_sale`` when the sale's goods are no longer on sale.
+    """
     async with pool.acquire() as conn:
         room = await owned_room(conn, host_id, room_id)
         if room["state"] != "live":
             raise Conflict("the room is not live", code="room_not_live")
-    sale = await get_sale(pool, stock, sale_id)
-    if sale["host_id"] != host_id:
+        row = await _sale_row(conn, sale_id)
+    if row["host_id"] != host_id:
         raise NotFound("no such flash sale", code="not_found")
+    if row["goods_status"] != "on_sale":
+        raise Conflict("these goods are not on sale", code="not_on_sale")
+    sale = await get_sale(pool, stock, sale_id)
     body = {
         "type": "flash_sale_push",
         "push_id": secrets.token_hex(6),

@@ -142,16 +142,38 @@ async def list_open(
     return [await get_group(conn, r["id"]) for r in rows]
 
 
-async def _replay(conn: asyncpg.Connection, user_id: int, key: str) -> dict[str, Any] | None:
+async def _replay(
+    conn: asyncpg.Connection,
+    user_id: int,
+    key: str,
+    *,
+    offer_id: int | None = None,
+    group_id: int | None = None,
+) -> dict[str, Any] | None:
+    """The first result of this user's Idempotency-Key, if it made a group order.
+
+    ``offer_id`` (an open: the key must have opened a group of that offer) or ``group_id`` (a
+    join: the key must have joined that group) is what the replayed request asks for.
+
+    Raises:
+        Conflict: ``idempotency_key_reused`` when the key's order was for another request.
+    """
     row = await conn.fetchrow(
-        """SELECT m.group_id, o.id AS order_id FROM orders o
-           JOIN group_members m ON m.order_id = o.id
+        """SELECT m.group_id, o.id AS order_id, g.offer_id, g.leader_id FROM orders o
+           JOIN group_members m ON m.order_id = o.id JOIN groups g ON g.id = m.group_id
            WHERE o.user_id = $1 AND o.idempotency_key = $2""",
         user_id,
         key,
     )
     if row is None:
         return None
+    opened = row["leader_id"] == user_id
+    if (offer_id is not None and (not opened or row["offer_id"] != offer_id)) or (
+        group_id is not None and (opened or row["group_id"] != group_id)
+    ):
+        raise Conflict(
+            "Idempotency-Key was already used for another order", code="idempotency_key_reused"
+        )
     return await _result(conn, user_id, row["group_id"], row["order_id"])
 
 
@@ -196,7 +218,7 @@ async def open_group(
 
     Returns ({group_id, order}, created); a replayed key returns the first result.
     """
-    existing = await _replay(conn, user_id, idempotency_key)
+    existing = await _replay(conn, user_id, idempotency_key, offer_id=offer_id)
     if existing is not None:
         return existing, False
     try:
@@ -232,7 +254,7 @@ async def open_group(
                 order["id"],
             )
     except _Replay:
-        again = await _replay(conn, user_id, idempotency_key)
+        again = await _replay(conn, user_id, idempotency_key, offer_id=offer_id)
         if again is None:
             raise Conflict(
                 "Idempotency-Key was already used for another order", code="idempotency_key_reused"
@@ -257,7 +279,7 @@ async def join_group(
             (succeeded, failed or cancelled), ``already_joined``, ``already_in_group`` or the
             order flow's ``sold_out``.
     """
-    existing = await _replay(conn, user_id, idempotency_key)
+    existing = await _replay(conn, user_id, idempotency_key, group_id=group_id)
     if existing is not None:
         return existing, False
     try:
@@ -306,7 +328,7 @@ async def join_group(
             if member is None:
                 raise Conflict("you are already in this group", code="already_joined")
     except _Replay:
-        again = await _replay(conn, user_id, idempotency_key)
+        again = await _replay(conn, user_id, idempotency_key, group_id=group_id)
         if again is None:
             raise Conflict(
                 "Idempotency-Key was already used for another order", code="idempotency_key_reused"

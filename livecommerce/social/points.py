@@ -272,7 +272,9 @@ async def share(
     day = local_day(cfg, at)
     reason = None
     async with conn.transaction():
-        if not await conn.fetchval("SELECT 1 FROM goods WHERE id = $1", goods_id):
+        if not await conn.fetchval(
+            "SELECT 1 FROM goods WHERE id = $1 AND status <> 'draft'", goods_id
+        ):
             raise ValidationError("goods_id", "no such goods")
         await _open(conn, cfg, user_id, at)  # the account lock serializes the cap check
         key = f"share:{day}:{goods_id}"

@@ -90,8 +90,14 @@ async def create(
 ) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         room = await owned_room(conn, host_id, room_id)
+        # The host's own goods only (a link to another host's goods is ignored); a draft may
+        # be scheduled: it is skipped (goods_gone) unless on sale when it falls due.
         attached = await conn.fetchval(
-            "SELECT 1 FROM room_goods WHERE room_id = $1 AND goods_id = $2", room_id, goods_id
+            """SELECT 1 FROM room_goods rg JOIN goods g ON g.id = rg.goods_id
+               WHERE rg.room_id = $1 AND rg.goods_id = $2 AND g.host_id = $3""",
+            room_id,
+            goods_id,
+            host_id,
         )
         if not attached:
             raise NotFound("goods is not attached to this room", code="goods_not_in_room")
