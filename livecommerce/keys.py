@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from livecommerce.commerce.payclient import WechatPayClient
 from livecommerce.commerce.reaper import OrderReaper
 from livecommerce.commerce.wechat_client import WechatClient
 from livecommerce.commerce.wechatpay import PayKeys
@@ -46,6 +47,7 @@ VIEWER_ENDPOINT = web.AppKey("viewer_endpoint", Endpoint)
 # Commerce (login, goods, orders, payments): created by commerce.routes' cleanup contexts.
 WECHAT_CLIENT = web.AppKey("wechat_client", WechatClient)
 PAY_KEYS = web.AppKey("pay_keys", PayKeys)
+PAY_CLIENT = web.AppKey("pay_client", WechatPayClient)
 ORDER_REAPER = web.AppKey("order_reaper", OrderReaper)
 # Development only: the in-process fake WeChat server and its base URL.
 FAKE_WECHAT = web.AppKey("fake_wechat", FakeWechat)

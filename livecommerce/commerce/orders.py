@@ -20,11 +20,12 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.errors import Conflict, NotFound
+from livecommerce.errors import Conflict, NotFound, ValidationError
 from livecommerce.notify import outbox
 
 STATUSES = ("pending_payment", "paid", "shipped", "completed", "cancelled", "refunded")
 MAX_PAGE = 50
+MAX_TOTAL_FEN = 2**31 - 1  # WeChat Pay v3 amount.total is a 32-bit integer of fen
 COLUMNS = """id, user_id, goods_id, host_id, quantity, unit_price_fen, total_fen, title, image,
     status, carrier, tracking_no, transaction_id, cancel_reason, expires_at, paid_at, shipped_at,
     completed_at, cancelled_at, refunded_at, created_at, updated_at"""
@@ -116,7 +117,8 @@ async def create_order(
 
     Raises:
         NotFound: no such goods (or a draft). Conflict: sold out, not on sale, or the key was
-            used for a different goods/quantity.
+            used for a different goods/quantity. ValidationError: on ``quantity`` (code
+            ``amount_too_large``) when the total exceeds 2^31-1 fen (WeChat Pay's limit).
     """
     existing = await _by_key(conn, user_id, idempotency_key)
     if existing is not None:
@@ -137,6 +139,14 @@ async def create_order(
                 if status != "on_sale":
                     raise Conflict("these goods are not on sale", code="not_on_sale")
                 raise Conflict("not enough stock", code="sold_out")
+            unit = goods["price_fen"] if unit_price_fen is None else unit_price_fen
+            if unit * quantity - discount_fen > MAX_TOTAL_FEN:
+                # WeChat Pay's amount.total is an int32 of fen: such an order can never be paid.
+                raise ValidationError(
+                    "quantity",
+                    f"the order total would exceed {MAX_TOTAL_FEN} fen, WeChat Pay's limit",
+                    code="amount_too_large",
+                )
             row = await conn.fetchrow(
                 f"""INSERT INTO orders (user_id, goods_id, host_id, quantity, unit_price_fen,
                                         total_fen, title, image, idempotency_key, expires_at)
@@ -148,7 +158,7 @@ async def create_order(
                 goods_id,
                 goods["host_id"],
                 quantity,
-                goods["price_fen"] if unit_price_fen is None else unit_price_fen,
+                unit,
                 goods["title"],
                 goods["images"][0] if goods["images"] else "",
                 idempotency_key,
@@ -270,8 +280,14 @@ async def _ship(
     return to_json(row)
 
 
-async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
+async def expire_due(
+    conn: asyncpg.Connection, batch: int, *, prepaid_grace_seconds: float | None = None
+) -> list[int]:
     """Cancel up to ``batch`` unpaid orders past their deadline and release their stock.
+
+    With ``prepaid_grace_seconds``, an order that has a WeChat Pay prepay is left alone until
+    that long after its deadline: the reaper first asks WeChat Pay about it
+    (:mod:`commerce.paychecks`), and cancels it here only when WeChat could not be asked.
 
     ``FOR UPDATE SKIP LOCKED`` lets several nodes sweep at once without waiting on each other
     or cancelling an order twice; an order locked by an arriving payment is skipped (the payment
@@ -282,6 +298,8 @@ async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
             """WITH due AS (
                    SELECT id FROM orders
                    WHERE status = 'pending_payment' AND expires_at <= now()
+                     AND ($2::float8 IS NULL OR prepay_id IS NULL
+                          OR expires_at <= now() - make_interval(secs => $2::float8))
                    ORDER BY expires_at LIMIT $1
                    FOR UPDATE SKIP LOCKED)
                UPDATE orders o SET status = 'cancelled', cancel_reason = 'payment_timeout',
@@ -289,6 +307,7 @@ async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
                FROM due WHERE o.id = due.id
                RETURNING o.id, o.goods_id, o.quantity""",
             batch,
+            prepaid_grace_seconds,
         )
         release: dict[int, int] = {}
         for r in rows:
@@ -300,10 +319,21 @@ async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
     return [r["id"] for r in rows]
 
 
-async def seconds_to_next_deadline(conn: asyncpg.Connection) -> float | None:
-    """Seconds until the earliest unpaid order expires (<= 0: due now); None if none pending."""
+async def seconds_to_next_deadline(
+    conn: asyncpg.Connection, retry_seconds: float = 0.0
+) -> float | None:
+    """Seconds until the earliest unpaid order expires (<= 0: due now); None if none pending.
+
+    An order whose WeChat Pay query failed (``pay_checked_at``) is next due ``retry_seconds``
+    after that check, not at its (past) deadline: the reaper does not spin on it.
+    """
     value = await conn.fetchval(
-        """SELECT EXTRACT(EPOCH FROM min(expires_at) - now())::float8
-           FROM orders WHERE status = 'pending_payment'"""
+        """SELECT EXTRACT(EPOCH FROM min(
+                      CASE WHEN pay_checked_at IS NULL THEN expires_at
+                           ELSE GREATEST(expires_at,
+                                         pay_checked_at + make_interval(secs => $1::float8))
+                      END) - now())::float8
+           FROM orders WHERE status = 'pending_payment'""",
+        float(retry_seconds),
     )
     return None if value is None else float(value)

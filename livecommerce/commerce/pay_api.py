@@ -1,4 +1,8 @@
-"""HTTP: the WeChat Pay v3 notification endpoint (the only way an order becomes paid)."""
+"""HTTP: starting a WeChat Pay payment (buyer) and the WeChat Pay v3 notification endpoint.
+
+A notification (or a query of WeChat Pay, see :mod:`prepay` and the payment checker) is the
+only way an order becomes paid; ``POST /api/orders/{id}/pay`` only hands the buyer what
+``wx.requestPayment`` needs."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ from aiohttp import web
 from msgspec import Meta
 
 from livecommerce import keys
-from livecommerce.api.contract import Call, Model, convert
-from livecommerce.commerce import payments, wechatpay
+from livecommerce.api.contract import Call, Model, convert, to
+from livecommerce.api.types import Time
+from livecommerce.commerce import payments, prepay, wechatpay
 from livecommerce.errors import ValidationError
 
 log = logging.getLogger("livecommerce.payments")
+NOTIFY_PATH = "/api/pay/wechat/notify"
 
 
 class EncryptedResource(msgspec.Struct, kw_only=True):
@@ -46,6 +52,56 @@ class PayAck(Model):
 
     code: Literal["SUCCESS"]
     message: str
+
+
+class RequestPayment(Model):
+    """The object to pass to `wx.requestPayment` as is (WeChat Pay v3 JSAPI/mini-program)."""
+
+    appId: str
+    timeStamp: Annotated[str, Meta(description="Unix seconds, as a string")]
+    nonceStr: str
+    package: Annotated[str, Meta(description="`prepay_id=<prepay id>`")]
+    signType: Literal["RSA"]
+    paySign: Annotated[
+        str,
+        Meta(
+            description="Base64 SHA256-RSA by the merchant key over appId, timeStamp, "
+            "nonceStr and package, each followed by a newline"
+        ),
+    ]
+
+
+class PaymentStart(Model):
+    """A WeChat Pay prepay of one order and the parameters that pay it."""
+
+    prepay_id: str
+    out_trade_no: str
+    valid_until: Annotated[Time, Meta(description="The prepay is reused until this time")]
+    payment: RequestPayment
+
+
+async def pay(call: Call[None, None]) -> PaymentStart:
+    """Start paying the caller's pending order: the parameters for `wx.requestPayment`.
+
+    Creates the WeChat Pay v3 JSAPI order (payer openid, amount, `time_expire` = the order's
+    `expires_at`) or reuses the one made before while it is valid (same `prepay_id`; the
+    signature is fresh each time). The order becomes paid only by WeChat Pay's notification
+    (or a query of WeChat Pay), never by this call. 409 when the order is not pending, its
+    window closes within a minute, or WeChat Pay says it is already paid or closed; 502 when
+    WeChat Pay is unavailable.
+    """
+    app = call.app
+    cfg = app[keys.SETTINGS].wechatpay
+    notify_url = cfg.notify_url or str(call.request.url.origin()) + NOTIFY_PATH
+    result = await prepay.start_payment(
+        app[keys.PG_POOL],
+        app[keys.PAY_CLIENT],
+        user_id=call.user_id,
+        order_id=call.id(),
+        notify_url=notify_url,
+        prepay_ttl_seconds=cfg.prepay_ttl_seconds,
+    )
+    return to(PaymentStart, result)
 
 
 def verify_signature(request: web.Request, raw: bytes) -> None:

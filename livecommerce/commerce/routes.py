@@ -25,6 +25,8 @@ from livecommerce.commerce import (
     pay_api,
     wechatpay,
 )
+from livecommerce.commerce.payclient import WechatPayClient
+from livecommerce.commerce.paysign import Merchant
 from livecommerce.commerce.reaper import OrderReaper
 from livecommerce.commerce.wechat_client import WechatClient
 from livecommerce.devtools.fake_wechat import FakeWechat, start_fake
@@ -56,13 +58,24 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.FAKE_WECHAT] = fake
         app[keys.FAKE_WECHAT_URL] = base_url
         log.info("fake WeChat server (development) on %s", base_url)
-    if settings.wechatpay.mch_id:
+    pay = settings.wechatpay
+    if pay.mch_id:
         app[keys.PAY_KEYS] = wechatpay.load_pay_keys(settings)
-    else:
-        app[keys.PAY_KEYS] = dev_platform().pay_keys(
-            app_id, settings.wechatpay.notify_max_age_seconds
+        merchant = Merchant(
+            pay.mch_id, app_id, pay.merchant_serial, wechatpay.load_merchant_key(pay)
         )
+        pay_url = pay.api_url
+    else:
+        platform = dev_platform()
+        app[keys.PAY_KEYS] = platform.pay_keys(app_id, pay.notify_max_age_seconds)
+        assert platform.merchant_key is not None
+        merchant = Merchant(
+            platform.mch_id, app_id, platform.merchant_serial, platform.merchant_key
+        )
+        pay_url = base_url
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=cfg.timeout_seconds))
+    pay_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=pay.timeout_seconds))
+    app[keys.PAY_CLIENT] = WechatPayClient(pay_session, pay_url, merchant, app[keys.PAY_KEYS])
     app[keys.WECHAT_CLIENT] = WechatClient(
         session=session,
         base_url=base_url,
@@ -75,6 +88,7 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await session.close()
+        await pay_session.close()
         if runner is not None:
             await runner.cleanup()
 
@@ -100,7 +114,10 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
     """The auto-cancel task of unpaid orders: started with the app, cancelled and awaited."""
-    reaper = OrderReaper(app[keys.PG_POOL], app[keys.SETTINGS].orders)
+    settings = app[keys.SETTINGS]
+    reaper = OrderReaper(
+        app[keys.PG_POOL], settings.orders, app[keys.PAY_CLIENT], settings.wechatpay
+    )
     app[keys.ORDER_REAPER] = reaper
     async with running(reaper.run(), "order-reaper"):
         yield
@@ -137,12 +154,15 @@ ROUTES = (
           errors=(404, 409), idempotency_key=True,
           rules=(
               "`quantity` is above `orders.max_quantity` (config)",
+              "the total (quantity x price) exceeds 2147483647 fen, WeChat Pay's int32 limit "
+              "(`amount_too_large`)",
           )),
     route("GET", "/api/orders", orders_api.list_mine, auth=USER,
           rules=(
               "the cursor was not issued by this server for the same filters",
           )),
     route("GET", "/api/orders/{id}", orders_api.read, auth=USER),
+    route("POST", "/api/orders/{id}/pay", pay_api.pay, auth=USER, errors=(409, 502)),
     route("POST", "/api/orders/{id}/cancel", orders_api.cancel, auth=USER, errors=(409,)),
     route("POST", "/api/orders/{id}/confirm", orders_api.confirm, auth=USER, errors=(409,)),
     route("POST", "/api/host/orders/{id}/ship", orders_api.ship, auth=HOST, errors=(409,)),

@@ -42,7 +42,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from livecommerce.commerce import wechatpay
+from livecommerce.commerce import paysign, wechatpay
 from livecommerce.commerce.wechatpay import DevPlatform
 
 _CODE = re.compile(r"^(?:(?P<ctl>[a-z0-9]+)~)?(?P<user>[A-Za-z0-9_-]{1,64})(?:\.[A-Za-z0-9._-]*)?$")
@@ -64,13 +64,22 @@ def unionid_for(user: str) -> str:
     return "u" + hashlib.sha256(f"union|{user}".encode()).hexdigest()[:27]
 
 
+INT32_MAX = 2**31 - 1
+
+
 @dataclass
 class Prepay:
+    """One WeChat Pay order as the fake sees it (keyed by ``out_trade_no``)."""
+
     out_trade_no: str
     total: int
     notify_url: str
     openid: str
     app_id: str
+    prepay_id: str
+    state: str = "NOTPAY"  # NOTPAY -> SUCCESS | CLOSED
+    transaction_id: str = ""
+    success_time: str = ""
 
 
 @dataclass
@@ -84,6 +93,10 @@ class FakeWechat:
     busy_calls: dict[str, int] = field(default_factory=dict)
     access_tokens: set[str] = field(default_factory=set)
     prepays: dict[str, Prepay] = field(default_factory=dict)
+    orders: dict[str, Prepay] = field(default_factory=dict)
+    closed: list[str] = field(default_factory=list)
+    prepay_calls: int = 0
+    rejected_signatures: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     login_calls: int = 0
     session: aiohttp.ClientSession | None = None
@@ -95,6 +108,10 @@ class FakeWechat:
         app.router.add_post("/cgi-bin/message/subscribe/send", self.subscribe_send)
         app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
         app.router.add_post("/v3/pay/transactions/jsapi", self.jsapi_prepay)
+        app.router.add_get("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query_order)
+        app.router.add_post(
+            "/v3/pay/transactions/out-trade-no/{out_trade_no}/close", self.close_order
+        )
         app.router.add_post("/dev/pay", self.dev_pay)
         app.router.add_get("/dev/messages", self.dev_messages)
         app.cleanup_ctx.append(self._client_ctx)
@@ -187,58 +204,109 @@ class FakeWechat:
 
     # -- pay --------------------------------------------------------------------------------
 
-    async def jsapi_prepay(self, request: web.Request) -> web.Response:
-        try:
-            body = orjson.loads(await request.read())
-            amount = body["amount"]["total"]
-            prepay = Prepay(
-                out_trade_no=str(body["out_trade_no"]),
-                total=amount if isinstance(amount, int) and not isinstance(amount, bool) else -1,
-                notify_url=str(body["notify_url"]),
-                openid=str(body["payer"]["openid"]),
-                app_id=str(body["appid"]),
-            )
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return _pay_err(400, "PARAM_ERROR", "missing or malformed parameter")
-        if body.get("mchid") != self.platform.mch_id or prepay.app_id != self.app_id:
-            return _pay_err(400, "MCH_NOT_EXISTS", "mchid/appid mismatch")
-        if prepay.total <= 0:
-            return _pay_err(400, "PARAM_ERROR", "amount.total must be a positive integer")
-        prepay_id = "wx" + secrets.token_hex(16)
-        self.prepays[prepay_id] = prepay
-        return _json({"prepay_id": prepay_id})
+    def _pay_answer(self, status: int, body: Any) -> web.Response:
+        """A WeChat Pay answer, signed with the platform key like the real one (204: no body)."""
+        raw = b"" if body is None else orjson.dumps(body)
+        headers = wechatpay.sign_headers(self.platform.private_key, self.platform.serial, raw)
+        if body is None:
+            headers.pop("Content-Type")
+        return web.Response(status=status, body=raw or None, headers=headers)
 
-    async def dev_pay(self, request: web.Request) -> web.Response:
+    def _pay_err(self, status: int, code: str, message: str) -> web.Response:
+        return self._pay_answer(status, {"code": code, "message": message})
+
+    async def _signed_request(self, request: web.Request) -> tuple[bytes, web.Response | None]:
+        """The raw body, or the 401 WeChat answers when the merchant signature is wrong."""
+        raw = await request.read()
+        merchant = self.platform.merchant_key
+        if merchant is None:
+            return raw, None
+        why = paysign.verify_authorization(
+            merchant.public_key(),
+            request.headers.get("Authorization", ""),
+            request.method,
+            request.path_qs,
+            raw,
+            mch_id=self.platform.mch_id,
+            serial=self.platform.merchant_serial,
+        )
+        if why is not None:
+            self.rejected_signatures += 1
+            return raw, self._pay_err(401, "SIGN_ERROR", why)
+        return raw, None
+
+    async def jsapi_prepay(self, request: web.Request) -> web.Response:
+        raw, refused = await self._signed_request(request)
+        if refused is not None:
+            return refused
         try:
-            req = orjson.loads(await request.read())
-            if "prepay_id" in req:
-                prepay = self.prepays[str(req["prepay_id"])]
-            else:
-                prepay = Prepay(
-                    out_trade_no=str(req["out_trade_no"]),
-                    total=int(req["total"]),
-                    notify_url=str(req["notify_url"]),
-                    openid=str(req.get("openid", openid_for(self.app_id, "payer"))),
-                    app_id=self.app_id,
-                )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return _pay_err(400, "PARAM_ERROR", "give prepay_id, or out_trade_no+total+notify_url")
-        txn_id = str(req.get("transaction_id") or "42000" + secrets.token_hex(12))
-        total = req.get("amount", prepay.total)
-        transaction = {
-            "appid": prepay.app_id,
-            "mchid": str(req.get("mchid", self.platform.mch_id)),
-            "out_trade_no": prepay.out_trade_no,
-            "transaction_id": txn_id,
+            body = orjson.loads(raw)
+            amount = body["amount"]["total"]
+            out_trade_no = str(body["out_trade_no"])
+            total = amount if isinstance(amount, int) and not isinstance(amount, bool) else -1
+            notify_url, openid = str(body["notify_url"]), str(body["payer"]["openid"])
+            app_id = str(body["appid"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return self._pay_err(400, "PARAM_ERROR", "missing or malformed parameter")
+        if body.get("mchid") != self.platform.mch_id or app_id != self.app_id:
+            return self._pay_err(400, "MCH_NOT_EXISTS", "mchid/appid mismatch")
+        if not 0 < total <= INT32_MAX:
+            return self._pay_err(400, "PARAM_ERROR", "amount.total must be 1..2^31-1 fen")
+        self.prepay_calls += 1
+        known = self.orders.get(out_trade_no)
+        if known is not None:
+            if known.state == "SUCCESS":
+                return self._pay_err(400, "ORDERPAID", "order already paid")
+            if known.state == "CLOSED":
+                return self._pay_err(400, "ORDER_CLOSED", "order closed")
+            if known.total != total or known.openid != openid:
+                return self._pay_err(400, "INVALID_REQUEST", "out_trade_no reused, params differ")
+            return self._pay_answer(200, {"prepay_id": known.prepay_id})
+        prepay = Prepay(
+            out_trade_no, total, notify_url, openid, app_id, "wx" + secrets.token_hex(16)
+        )
+        self.orders[out_trade_no] = prepay
+        self.prepays[prepay.prepay_id] = prepay
+        return self._pay_answer(200, {"prepay_id": prepay.prepay_id})
+
+    async def query_order(self, request: web.Request) -> web.Response:
+        _, refused = await self._signed_request(request)
+        if refused is not None:
+            return refused
+        order = self.orders.get(request.match_info["out_trade_no"])
+        if order is None or request.query.get("mchid") != self.platform.mch_id:
+            return self._pay_err(404, "ORDER_NOT_EXIST", "no such order")
+        return self._pay_answer(200, self._transaction(order))
+
+    async def close_order(self, request: web.Request) -> web.Response:
+        _, refused = await self._signed_request(request)
+        if refused is not None:
+            return refused
+        order = self.orders.get(request.match_info["out_trade_no"])
+        if order is None:
+            # Closing an order WeChat never saw is fine: nobody can pay it now either.
+            order = Prepay(request.match_info["out_trade_no"], 0, "", "", self.app_id, "")
+            self.orders[order.out_trade_no] = order
+        if order.state == "SUCCESS":
+            return self._pay_err(400, "ORDERPAID", "order already paid")
+        order.state = "CLOSED"
+        self.closed.append(order.out_trade_no)
+        return self._pay_answer(204, None)
+
+    def _transaction(self, order: Prepay, **overrides: Any) -> dict[str, Any]:
+        total = overrides.get("amount", order.total)
+        return {
+            "appid": order.app_id,
+            "mchid": str(overrides.get("mchid", self.platform.mch_id)),
+            "out_trade_no": order.out_trade_no,
+            "transaction_id": order.transaction_id,
             "trade_type": "JSAPI",
-            "trade_state": str(req.get("trade_state", "SUCCESS")),
-            "trade_state_desc": "支付成功",
+            "trade_state": str(overrides.get("trade_state", order.state)),
+            "trade_state_desc": "支付成功" if order.state == "SUCCESS" else order.state,
             "bank_type": "OTHERS",
             "attach": "",
-            "success_time": time.strftime(
-                "%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600)
-            ),
-            "payer": {"openid": prepay.openid},
+            "success_time": order.success_time,
+            "payer": {"openid": order.openid},
             "amount": {
                 "total": total,
                 "payer_total": total,
@@ -246,23 +314,88 @@ class FakeWechat:
                 "payer_currency": "CNY",
             },
         }
-        resource = wechatpay.encrypt_resource(self.platform.apiv3_key, transaction)
-        body = wechatpay.notification_body(resource)
+
+    async def dev_pay(self, request: web.Request) -> web.Response:
+        try:
+            req = orjson.loads(await request.read())
+            if "payment" in req:
+                # What the mini-program hands wx.requestPayment: paySign must verify.
+                params = {str(k): str(v) for k, v in dict(req["payment"]).items()}
+                merchant = self.platform.merchant_key
+                if merchant is None or not paysign.verify_pay_sign(merchant.public_key(), params):
+                    return _pay_err(400, "SIGN_ERROR", "paySign does not verify")
+                prepay_id = params["package"].removeprefix("prepay_id=")
+                prepay = self.prepays[prepay_id]
+            elif "prepay_id" in req:
+                prepay = self.prepays[str(req["prepay_id"])]
+            else:
+                out_trade_no = str(req["out_trade_no"])
+                known = self.orders.get(out_trade_no)
+                prepay = Prepay(
+                    out_trade_no=out_trade_no,
+                    total=int(req["total"]),
+                    notify_url=str(req["notify_url"]),
+                    openid=str(req.get("openid", openid_for(self.app_id, "payer"))),
+                    app_id=self.app_id,
+                    prepay_id="",
+                )
+                if known is not None and known.state == "CLOSED":
+                    prepay.state = "CLOSED"
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return _pay_err(
+                400, "PARAM_ERROR", "give payment, prepay_id, or out_trade_no+total+notify_url"
+            )
+        if prepay.state == "CLOSED" and "out_trade_no" not in req:
+            return _pay_err(400, "ORDER_CLOSED", "this order was closed: it cannot be paid")
+        txn_id = str(req.get("transaction_id") or "42000" + secrets.token_hex(12))
+        if str(req.get("trade_state", "SUCCESS")) == "SUCCESS":
+            prepay.state, prepay.transaction_id = "SUCCESS", txn_id
+            prepay.success_time = _now_cst()
+            self.orders.setdefault(prepay.out_trade_no, prepay)
+            if self.orders[prepay.out_trade_no] is not prepay:
+                self.orders[prepay.out_trade_no].state = "SUCCESS"
+                self.orders[prepay.out_trade_no].transaction_id = txn_id
+        else:
+            prepay.transaction_id = txn_id
+        transaction = self._transaction(prepay, **{
+            k: req[k] for k in ("amount", "mchid", "trade_state") if k in req
+        })  # fmt: skip
+        if req.get("notify", True) is False:
+            # The notification is "lost": only a query will find the payment.
+            return _json({"transaction_id": txn_id, "notify_status": 0})
+        return _json(
+            {"transaction_id": txn_id, **await self._notify(prepay.notify_url, transaction)}
+        )
+
+    async def _notify(
+        self,
+        url: str,
+        resource_obj: dict[str, Any],
+        event_type: str = "TRANSACTION.SUCCESS",
+        original_type: str = "transaction",
+    ) -> dict[str, Any]:
+        """Send one signed, encrypted notification to ``url``; its answer and what was sent."""
+        resource = wechatpay.encrypt_resource(
+            self.platform.apiv3_key, resource_obj, associated_data=original_type
+        )
+        resource["original_type"] = original_type
+        body = wechatpay.notification_body(resource, event_type=event_type)
         headers = wechatpay.sign_headers(self.platform.private_key, self.platform.serial, body)
         assert self.session is not None
         status, answer = 0, ""
         with suppress(aiohttp.ClientError, TimeoutError):
-            async with self.session.post(prepay.notify_url, data=body, headers=headers) as resp:
+            async with self.session.post(url, data=body, headers=headers) as resp:
                 status, answer = resp.status, await resp.text()
-        return _json(
-            {
-                "transaction_id": txn_id,
-                "notify_status": status,
-                "notify_response": answer,
-                "notify_body": body.decode(),
-                "notify_headers": headers,
-            }
-        )
+        return {
+            "notify_status": status,
+            "notify_response": answer,
+            "notify_body": body.decode(),
+            "notify_headers": headers,
+        }
+
+
+def _now_cst() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600))
 
 
 def _text_json(body: Any) -> web.Response:
