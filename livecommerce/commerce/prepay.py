@@ -96,12 +96,14 @@ async def start_payment(
         raise UpstreamError("WeChat Pay refused the order", code="wechatpay_refused") from None
     stored = await pool.fetchrow(
         """UPDATE orders SET prepay_id = $2, prepay_at = now(), pay_checked_at = NULL,
-                  prepay_valid_until = LEAST(expires_at, now() + make_interval(secs => $3))
+                  prepay_valid_until = LEAST(expires_at, now() + make_interval(secs => $3)),
+                  pay_notify_url = $4
            WHERE id = $1 AND status = 'pending_payment'
            RETURNING prepay_id, prepay_valid_until""",
         order_id,
         prepay_id,
         float(prepay_ttl_seconds),
+        notify_url,
     )
     if stored is None:
         status = await pool.fetchval("SELECT status FROM orders WHERE id = $1", order_id)

@@ -23,11 +23,13 @@ from livecommerce.commerce import (
     goods_api,
     orders_api,
     pay_api,
+    refunds_api,
     wechatpay,
 )
 from livecommerce.commerce.payclient import WechatPayClient
 from livecommerce.commerce.paysign import Merchant
 from livecommerce.commerce.reaper import OrderReaper
+from livecommerce.commerce.refund_worker import RefundWorker
 from livecommerce.commerce.wechat_client import WechatClient
 from livecommerce.devtools.fake_wechat import FakeWechat, start_fake
 from livecommerce.notify.sender import NotificationSender
@@ -102,6 +104,10 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     templates = {
         "order_paid": template,
         "order_shipped": template,
+        "refund_started": template,
+        "refund_succeeded": template,
+        "aftersale_approved": template,
+        "aftersale_rejected": template,
         "group_succeeded": settings.groups.success_template_id,
     }
     sender = NotificationSender(
@@ -123,10 +129,19 @@ async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def refunds_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The refund worker: asks WeChat Pay for the refunds owed and follows them up."""
+    worker = RefundWorker(app[keys.PG_POOL], app[keys.PAY_CLIENT], app[keys.SETTINGS].wechatpay)
+    app[keys.REFUND_WORKER] = worker
+    async with running(worker.run(), "refund-worker"):
+        yield
+
+
 def setup(app: web.Application) -> None:
     """Add the commerce routes and cleanup contexts (after the PostgreSQL one)."""
     app.cleanup_ctx.append(wechat_ctx)
     app.cleanup_ctx.append(reaper_ctx)
+    app.cleanup_ctx.append(refunds_ctx)
     app.cleanup_ctx.append(notifications_ctx)
     add_routes(app, ROUTES)
 
@@ -166,6 +181,30 @@ ROUTES = (
     route("POST", "/api/orders/{id}/cancel", orders_api.cancel, auth=USER, errors=(409,)),
     route("POST", "/api/orders/{id}/confirm", orders_api.confirm, auth=USER, errors=(409,)),
     route("POST", "/api/host/orders/{id}/ship", orders_api.ship, auth=HOST, errors=(409,)),
+    route("GET", "/api/orders/{id}/refunds", refunds_api.buyer_refunds, auth=USER,
+          tag="refunds"),
+    route("POST", "/api/orders/{id}/after-sales", refunds_api.request_after_sale, auth=USER,
+          status=201, also=(200,), errors=(409,), tag="refunds"),
+    route("GET", "/api/orders/{id}/after-sales", refunds_api.buyer_after_sales, auth=USER,
+          tag="refunds"),
+    route("GET", "/api/host/after-sales", refunds_api.host_after_sales, auth=HOST,
+          tag="refunds",
+          rules=(
+              "the cursor was not issued by this server for the same filters",
+          )),
+    route("POST", "/api/host/after-sales/{id}/approve", refunds_api.approve, auth=HOST,
+          errors=(409,), tag="refunds"),
+    route("POST", "/api/host/after-sales/{id}/reject", refunds_api.reject, auth=HOST,
+          errors=(409,), tag="refunds"),
+    route("GET", "/api/host/orders/{id}/refunds", refunds_api.host_refunds, auth=HOST,
+          tag="refunds"),
+    route("POST", "/api/host/orders/{id}/refunds", refunds_api.goodwill, auth=HOST, status=201,
+          also=(200,), errors=(409,), idempotency_key=True, tag="refunds"),
+    route("POST", "/api/pay/wechat/refund-notify", refunds_api.refund_notify,
+          errors=(401,), guard=pay_api.verify_signature, tag="refunds",
+          rules=(
+              "the resource does not decrypt, or names another merchant, refund or amount",
+          )),
     route("POST", "/api/pay/wechat/notify", pay_api.wechat_notify, errors=(401, 404, 409),
           guard=pay_api.verify_signature,
           rules=(

@@ -19,13 +19,24 @@ reused one gets 40163). The optional control prefix picks an error:
 ``?access_token=``; users named ``refuse*`` have refused subscribe messages (43101). Sent messages
 are listed at ``GET /dev/messages``.
 
-**Pay** — ``POST /v3/pay/transactions/jsapi`` records a prepay (the merchant signature on the
-request is not checked). ``POST /dev/pay`` simulates the buyer paying: ``{"prepay_id"}`` or
-``{"out_trade_no", "total", "notify_url"}``, optionally ``"transaction_id"`` (resend a known
-one, as WeChat does), ``"amount"`` or ``"mchid"`` overrides (to test rejection). It sends one
-correctly signed, encrypted notification and answers what the notify URL said, plus the exact
-body and headers it sent (tests replay them byte for byte). WeChat's own retry schedule is not
-simulated: call it again.
+**Pay** (WeChat Pay v3; every request's merchant ``Authorization`` signature is verified with
+the merchant public key — 401 ``SIGN_ERROR`` otherwise — and every answer is signed with the
+platform key, like the real API): ``POST /v3/pay/transactions/jsapi`` makes (or for the same
+``out_trade_no`` returns again) a prepay; ``GET .../out-trade-no/{no}`` queries and ``POST
+.../out-trade-no/{no}/close`` closes an order; ``POST /v3/refund/domestic/refunds`` and ``GET
+.../refunds/{out_refund_no}`` make (idempotent per ``out_refund_no``, never more than was paid)
+and query refunds, which stay PROCESSING until ``POST /dev/refunds/settle`` finishes them
+(``refund_final``) and sends the signed, encrypted REFUND.* notifications.
+
+``POST /dev/pay`` simulates the buyer paying: ``{"payment": <the wx.requestPayment params our
+/api/orders/{id}/pay returned>}`` (``paySign`` verified), ``{"prepay_id"}``, or ``{"out_trade_no",
+"total", "notify_url"}``; optionally ``"transaction_id"`` (resend a known one, as WeChat does),
+``"amount"``/``"mchid"``/``"trade_state"`` overrides (to test rejection), ``"notify": false``
+(the notification is lost: only a query finds the payment). A closed order cannot be paid
+(except by the hand-built ``out_trade_no`` form, which simulates a payment racing the close).
+It sends one correctly signed, encrypted notification and answers what the notify URL said,
+plus the exact body and headers it sent (tests replay them byte for byte). WeChat's own retry
+schedule is not simulated: call it again.
 """
 
 from __future__ import annotations
@@ -96,6 +107,15 @@ class FakeWechat:
     orders: dict[str, Prepay] = field(default_factory=dict)
     closed: list[str] = field(default_factory=list)
     prepay_calls: int = 0
+    refunds: dict[str, Refund] = field(default_factory=dict)
+    transactions: dict[str, Prepay] = field(default_factory=dict)
+    refund_calls: int = 0
+    # How the fake settles a refund: its final status, whether it notifies (False: only a
+    # query finds out), and how many refund calls answer SYSTEM_ERROR first (outage).
+    refund_final: str = "SUCCESS"
+    refund_notify: bool = True
+    refund_failures: int = 0
+    refund_notices: list[dict[str, Any]] = field(default_factory=list)
     rejected_signatures: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     login_calls: int = 0
@@ -112,7 +132,10 @@ class FakeWechat:
         app.router.add_post(
             "/v3/pay/transactions/out-trade-no/{out_trade_no}/close", self.close_order
         )
+        app.router.add_post("/v3/refund/domestic/refunds", self.create_refund)
+        app.router.add_get("/v3/refund/domestic/refunds/{out_refund_no}", self.query_refund)
         app.router.add_post("/dev/pay", self.dev_pay)
+        app.router.add_post("/dev/refunds/settle", self.dev_settle_refunds)
         app.router.add_get("/dev/messages", self.dev_messages)
         app.cleanup_ctx.append(self._client_ctx)
         return app
@@ -293,6 +316,92 @@ class FakeWechat:
         self.closed.append(order.out_trade_no)
         return self._pay_answer(204, None)
 
+    # -- refunds ------------------------------------------------------------------------------
+
+    async def create_refund(self, request: web.Request) -> web.Response:
+        raw, refused = await self._signed_request(request)
+        if refused is not None:
+            return refused
+        self.refund_calls += 1
+        if self.refund_failures > 0:
+            self.refund_failures -= 1
+            return self._pay_err(500, "SYSTEM_ERROR", "system busy, try again")
+        try:
+            body = orjson.loads(raw)
+            number, txn = str(body["out_refund_no"]), str(body["transaction_id"])
+            amount, total = int(body["amount"]["refund"]), int(body["amount"]["total"])
+            notify_url = str(body.get("notify_url", ""))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return self._pay_err(400, "PARAM_ERROR", "missing or malformed parameter")
+        known = self.refunds.get(number)
+        if known is not None:
+            return self._pay_answer(200, self._refund_view(known))
+        paid = self.transactions.get(txn)
+        if paid is None:
+            return self._pay_err(404, "RESOURCE_NOT_EXISTS", "no such transaction")
+        already = sum(
+            r.refund for r in self.refunds.values()
+            if r.transaction_id == txn and r.status != "CLOSED"
+        )  # fmt: skip
+        if total != paid.total or amount <= 0 or already + amount > paid.total:
+            return self._pay_err(400, "INVALID_REQUEST", "refund exceeds the payment")
+        refund = Refund(
+            number, "50300" + secrets.token_hex(10), txn, paid.out_trade_no, amount, total,
+            notify_url,
+        )  # fmt: skip
+        self.refunds[number] = refund
+        return self._pay_answer(200, self._refund_view(refund))
+
+    async def query_refund(self, request: web.Request) -> web.Response:
+        _, refused = await self._signed_request(request)
+        if refused is not None:
+            return refused
+        refund = self.refunds.get(request.match_info["out_refund_no"])
+        if refund is None:
+            return self._pay_err(404, "RESOURCE_NOT_EXISTS", "no such refund")
+        return self._pay_answer(200, self._refund_view(refund))
+
+    def _refund_view(self, r: Refund) -> dict[str, Any]:
+        return {
+            "refund_id": r.refund_id,
+            "out_refund_no": r.out_refund_no,
+            "transaction_id": r.transaction_id,
+            "out_trade_no": r.out_trade_no,
+            "channel": "ORIGINAL",
+            "user_received_account": "支付用户零钱",
+            "status": r.status,
+            "create_time": _now_cst(),
+            "amount": {"refund": r.refund, "total": r.total, "payer_refund": r.refund,
+                       "payer_total": r.total, "currency": "CNY"},
+        }  # fmt: skip
+
+    async def dev_settle_refunds(self, request: web.Request) -> web.Response:
+        """Finish every PROCESSING refund (``refund_final``) and notify (``refund_notify``)."""
+        settled = []
+        for r in self.refunds.values():
+            if r.status != "PROCESSING":
+                continue
+            r.status = self.refund_final
+            settled.append(r.out_refund_no)
+            if self.refund_notify and r.notify_url:
+                resource = {
+                    "mchid": self.platform.mch_id,
+                    "out_trade_no": r.out_trade_no,
+                    "transaction_id": r.transaction_id,
+                    "out_refund_no": r.out_refund_no,
+                    "refund_id": r.refund_id,
+                    "refund_status": r.status,
+                    "success_time": _now_cst(),
+                    "user_received_account": "支付用户零钱",
+                    "amount": {"total": r.total, "refund": r.refund, "payer_total": r.total,
+                               "payer_refund": r.refund},
+                }  # fmt: skip
+                sent = await self._notify(
+                    r.notify_url, resource, f"REFUND.{r.status}", original_type="refund"
+                )
+                self.refund_notices.append(sent)
+        return _json({"settled": settled})
+
     def _transaction(self, order: Prepay, **overrides: Any) -> dict[str, Any]:
         total = overrides.get("amount", order.total)
         return {
@@ -351,6 +460,10 @@ class FakeWechat:
         if str(req.get("trade_state", "SUCCESS")) == "SUCCESS":
             prepay.state, prepay.transaction_id = "SUCCESS", txn_id
             prepay.success_time = _now_cst()
+            self.transactions[txn_id] = Prepay(
+                prepay.out_trade_no, prepay.total, "", prepay.openid, prepay.app_id, "",
+                "SUCCESS", txn_id,
+            )  # fmt: skip
             self.orders.setdefault(prepay.out_trade_no, prepay)
             if self.orders[prepay.out_trade_no] is not prepay:
                 self.orders[prepay.out_trade_no].state = "SUCCESS"
@@ -392,6 +505,20 @@ class FakeWechat:
             "notify_body": body.decode(),
             "notify_headers": headers,
         }
+
+
+@dataclass
+class Refund:
+    """One refund as the fake sees it (keyed by ``out_refund_no``)."""
+
+    out_refund_no: str
+    refund_id: str
+    transaction_id: str
+    out_trade_no: str
+    refund: int
+    total: int
+    notify_url: str
+    status: str = "PROCESSING"
 
 
 def _now_cst() -> str:
