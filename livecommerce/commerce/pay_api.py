@@ -18,6 +18,7 @@ from livecommerce.api.contract import Call, Model, convert, to
 from livecommerce.api.types import Time
 from livecommerce.commerce import payments, prepay, wechatpay
 from livecommerce.errors import ValidationError
+from livecommerce.social import events
 
 log = logging.getLogger("livecommerce.payments")
 NOTIFY_PATH = "/api/pay/wechat/notify"
@@ -126,8 +127,13 @@ async def wechat_notify(call: Call[WechatPayNotification, None]) -> PayAck:
     pay_keys = call.app[keys.PAY_KEYS]
     data = wechatpay.decrypt_resource(pay_keys.apiv3_key, msgspec.structs.asdict(resource))
     txn = payments.parse_transaction(data, pay_keys)
-    async with call.app[keys.PG_POOL].acquire() as conn:
+    pool = call.app[keys.PG_POOL]
+    async with pool.acquire() as conn:
         outcome = await payments.apply_transaction(conn, txn)
+    # Read-your-payment: the order's social effects (group membership and state, flash-sale
+    # order, points) are committed before WeChat (and the buyer polling after it) hears back.
+    deps = events.Deps(call.app[keys.SETTINGS], call.app[keys.FLASH_STOCK])
+    await events.process(pool, deps, 20, order_id=txn.order_id)
     log.info("payment %s for order %d: %s", txn.transaction_id, txn.order_id, outcome)
     message = "already processed" if outcome == "already_processed" else outcome
     return PayAck(code="SUCCESS", message=message)
