@@ -17,7 +17,7 @@ from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.aio import running
-from livecommerce.api.contract import HOST, USER, add_routes, route
+from livecommerce.api.contract import HOST, USER, RawResponse, add_routes, raw_route, route
 from livecommerce.commerce import (
     auth_api,
     goods_api,
@@ -177,6 +177,20 @@ ROUTES = (
               "the cursor was not issued by this server for the same filters",
           )),
     route("GET", "/api/orders/{id}", orders_api.read, auth=USER),
+    route("PUT", "/api/orders/{id}/address", orders_api.set_address, auth=USER, errors=(409,)),
+    route("GET", "/api/host/orders", orders_api.host_list, auth=HOST,
+          rules=(
+              "the cursor was not issued by this server for the same filters",
+          )),
+    raw_route("GET", "/api/host/orders.csv", orders_api.host_csv, auth=HOST,
+              query=orders_api.HostOrderQuery,
+              rules=(
+                  "the cursor was not issued by this server for the same filters",
+              ),
+              responses=(
+                  RawResponse(200, "The orders as CSV (UTF-8 with BOM), addresses included",
+                              "text/csv"),
+              )),
     route("POST", "/api/orders/{id}/pay", pay_api.pay, auth=USER, errors=(409, 502)),
     route("POST", "/api/orders/{id}/cancel", orders_api.cancel, auth=USER, errors=(409,)),
     route("POST", "/api/orders/{id}/confirm", orders_api.confirm, auth=USER, errors=(409,)),
