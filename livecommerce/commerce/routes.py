@@ -152,6 +152,10 @@ ROUTES = (
               "WeChat refuses the login code (`invalid_code`, `code_used`)",
           )),
     route("GET", "/api/me", auth_api.me, auth=USER, errors=(404,)),
+    route("PATCH", "/api/me", auth_api.update_me, auth=USER, errors=(404, 502),
+          rules=(
+              "WeChat's content check refuses the nickname (`content_risky`)",
+          )),
     route("GET", "/api/goods", goods_api.feed,
           rules=(
               "the cursor was not issued by this server for the same filters",

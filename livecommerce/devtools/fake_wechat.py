@@ -17,7 +17,8 @@ reused one gets 40163). The optional control prefix picks an error:
 **Messages** — ``GET /cgi-bin/token`` (client_credential), ``POST
 /cgi-bin/message/subscribe/send`` and ``POST /cgi-bin/message/custom/send`` with
 ``?access_token=``; users named ``refuse*`` have refused subscribe messages (43101). Sent messages
-are listed at ``GET /dev/messages``.
+are listed at ``GET /dev/messages``. ``POST /wxa/msg_sec_check`` (content security v2) answers
+``risky`` for text containing "risky" or "违规", ``review`` for "review", else ``pass``.
 
 **Pay** (WeChat Pay v3; every request's merchant ``Authorization`` signature is verified with
 the merchant public key — 401 ``SIGN_ERROR`` otherwise — and every answer is signed with the
@@ -76,6 +77,9 @@ def unionid_for(user: str) -> str:
 
 
 INT32_MAX = 2**31 - 1
+# What the fake's content-security check flags (msg_sec_check v2).
+RISKY_WORDS = ("risky", "违规")
+REVIEW_WORDS = ("review",)
 
 
 @dataclass
@@ -119,6 +123,7 @@ class FakeWechat:
     rejected_signatures: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     login_calls: int = 0
+    checked_texts: list[str] = field(default_factory=list)
     session: aiohttp.ClientSession | None = None
 
     def make_app(self) -> web.Application:
@@ -127,6 +132,7 @@ class FakeWechat:
         app.router.add_get("/cgi-bin/token", self.token)
         app.router.add_post("/cgi-bin/message/subscribe/send", self.subscribe_send)
         app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
+        app.router.add_post("/wxa/msg_sec_check", self.msg_sec_check)
         app.router.add_post("/v3/pay/transactions/jsapi", self.jsapi_prepay)
         app.router.add_get("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query_order)
         app.router.add_post(
@@ -221,6 +227,33 @@ class FakeWechat:
 
     async def custom_send(self, request: web.Request) -> web.Response:
         return await self._message(request, "custom", ("touser", "msgtype"))
+
+    async def msg_sec_check(self, request: web.Request) -> web.Response:
+        """Content security v2: text containing a word of ``RISKY_WORDS`` is ``risky``,
+        ``REVIEW_WORDS`` ``review``, anything else ``pass``."""
+        if request.query.get("access_token") not in self.access_tokens:
+            return _err(40001, "invalid credential, access_token is invalid or not latest")
+        try:
+            body = orjson.loads(await request.read())
+            content, version = str(body["content"]), body.get("version")
+            openid = str(body["openid"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return _err(47001, "data format error")
+        if version != 2 or not re.fullmatch(r"o[0-9a-f]{27}", openid):
+            return _err(40003 if version == 2 else 47003, "invalid openid or version")
+        lowered = content.lower()
+        suggest, label = "pass", 100
+        if any(w in lowered for w in RISKY_WORDS):
+            suggest, label = "risky", 20001
+        elif any(w in lowered for w in REVIEW_WORDS):
+            suggest, label = "review", 21000
+        self.checked_texts.append(content)
+        return _text_json({
+            "errcode": 0, "errmsg": "ok", "trace_id": secrets.token_hex(8),
+            "result": {"suggest": suggest, "label": label},
+            "detail": [{"strategy": "content_model", "errcode": 0, "suggest": suggest,
+                        "label": label}],
+        })  # fmt: skip
 
     async def dev_messages(self, request: web.Request) -> web.Response:
         return _json({"messages": self.messages})
