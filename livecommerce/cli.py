@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce import __version__
+from livecommerce import __version__, keys
 from livecommerce.app import create_app
 from livecommerce.auth.tokens import issue_token
 from livecommerce.config import ConfigError, Settings, load_settings
@@ -254,6 +254,9 @@ async def _serve(
             ) from None
         for host, port, *_ in runner.addresses:
             say(f"listening on http://{host}:{port}")
+        fake_url = app.get(keys.FAKE_WECHAT_URL)
+        if fake_url:
+            say(f"fake WeChat server (development) on {fake_url}: POST {fake_url}/dev/pay pays")
         await stop.wait()
         say("shutting down: closing sockets, draining requests")
     finally:

@@ -107,12 +107,33 @@ class WechatConfig:
 
 @dataclass(frozen=True, slots=True)
 class WechatPayConfig:
-    """WeChat Pay v3 notifications. Empty in development = dev keys made at startup."""
+    """WeChat Pay v3 (prepay, query, close, refund, notifications). Empty in development =
+    dev keys made at startup and the in-process fake WeChat Pay.
+
+    ``merchant_key_file``/``merchant_serial``: the merchant API private key (PEM) that signs
+    requests and ``paySign``, and its certificate serial. ``notify_url``: the public URL of
+    ``/api/pay/wechat/notify`` (empty in development: the request's own origin).
+    ``stale_prepay_seconds``: a prepay older than this whose order is still unpaid is queried
+    (a lost notification); ``query_retry_seconds``: when WeChat Pay could not be asked about a
+    due order, the next try; ``refund_retry_seconds``: first retry delay of a refund call
+    (doubles per attempt, capped at ``refund_retry_max_seconds``).
+    """
 
     mch_id: str = ""
     apiv3_key: str = ""
     platform_keys_dir: str = ""
     notify_max_age_seconds: Pos = 300
+    api_url: str = "https://api.mch.weixin.qq.com"
+    merchant_key_file: str = ""
+    merchant_serial: str = ""
+    notify_url: str = ""
+    refund_notify_url: str = ""
+    timeout_seconds: PosFloat = 10.0
+    prepay_ttl_seconds: PosFloat = 7000.0
+    stale_prepay_seconds: PosFloat = 120.0
+    query_retry_seconds: PosFloat = 5.0
+    refund_retry_seconds: PosFloat = 5.0
+    refund_retry_max_seconds: PosFloat = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +393,19 @@ def _check(s: Settings) -> None:
         )
     if pay.platform_keys_dir and not Path(pay.platform_keys_dir).is_dir():
         raise ConfigError(f"wechatpay.platform_keys_dir: not a directory: {pay.platform_keys_dir}")
+    if pay.mch_id:
+        for key in ("merchant_key_file", "merchant_serial", "notify_url"):
+            if not getattr(pay, key):
+                raise ConfigError(f"wechatpay.{key}: required when wechatpay.mch_id is set")
+        if not Path(pay.merchant_key_file).is_file():
+            raise ConfigError(f"wechatpay.merchant_key_file: not a file: {pay.merchant_key_file}")
+    for name, url in (
+        ("wechatpay.api_url", pay.api_url),
+        ("wechatpay.notify_url", pay.notify_url),
+        ("wechatpay.refund_notify_url", pay.refund_notify_url),
+    ):
+        if url:
+            _check_url(name, url, ("http", "https"))
     try:
         ZoneInfo(s.points.time_zone)
     except (ZoneInfoNotFoundError, ValueError):

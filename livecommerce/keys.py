@@ -6,7 +6,9 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from livecommerce.commerce.payclient import WechatPayClient
 from livecommerce.commerce.reaper import OrderReaper
+from livecommerce.commerce.refund_worker import RefundWorker
 from livecommerce.commerce.wechat_client import WechatClient
 from livecommerce.commerce.wechatpay import PayKeys
 from livecommerce.config import Settings
@@ -46,7 +48,9 @@ VIEWER_ENDPOINT = web.AppKey("viewer_endpoint", Endpoint)
 # Commerce (login, goods, orders, payments): created by commerce.routes' cleanup contexts.
 WECHAT_CLIENT = web.AppKey("wechat_client", WechatClient)
 PAY_KEYS = web.AppKey("pay_keys", PayKeys)
+PAY_CLIENT = web.AppKey("pay_client", WechatPayClient)
 ORDER_REAPER = web.AppKey("order_reaper", OrderReaper)
+REFUND_WORKER = web.AppKey("refund_worker", RefundWorker)
 # Development only: the in-process fake WeChat server and its base URL.
 FAKE_WECHAT = web.AppKey("fake_wechat", FakeWechat)
 FAKE_WECHAT_URL = web.AppKey("fake_wechat_url", str)

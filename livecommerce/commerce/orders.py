@@ -20,14 +20,15 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.errors import Conflict, NotFound
+from livecommerce.errors import Conflict, NotFound, ValidationError
 from livecommerce.notify import outbox
 
 STATUSES = ("pending_payment", "paid", "shipped", "completed", "cancelled", "refunded")
 MAX_PAGE = 50
+MAX_TOTAL_FEN = 2**31 - 1  # WeChat Pay v3 amount.total is a 32-bit integer of fen
 COLUMNS = """id, user_id, goods_id, host_id, quantity, unit_price_fen, total_fen, title, image,
     status, carrier, tracking_no, transaction_id, cancel_reason, expires_at, paid_at, shipped_at,
-    completed_at, cancelled_at, refunded_at, created_at, updated_at"""
+    completed_at, cancelled_at, refunded_at, created_at, updated_at, address"""
 _TIMES = (
     "expires_at",
     "paid_at",
@@ -101,11 +102,13 @@ async def create_order(
     payment_timeout_seconds: float,
     unit_price_fen: int | None = None,
     discount_fen: int = 0,
+    address: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Reserve stock and create a pending order; returns (order, created).
 
     ``unit_price_fen`` overrides the goods price (a flash-sale or group price) and
-    ``discount_fen`` is taken off the total (points spent at checkout). Called inside the
+    ``discount_fen`` is taken off the total (points spent at checkout); ``address`` is the
+    validated shipping address (``wx.chooseAddress`` shape), if given. Called inside the
     caller's transaction, everything here rolls back with it.
 
     A repeated ``idempotency_key`` of the same user returns the first order (created False),
@@ -116,7 +119,8 @@ async def create_order(
 
     Raises:
         NotFound: no such goods (or a draft). Conflict: sold out, not on sale, or the key was
-            used for a different goods/quantity.
+            used for a different goods/quantity. ValidationError: on ``quantity`` (code
+            ``amount_too_large``) when the total exceeds 2^31-1 fen (WeChat Pay's limit).
     """
     existing = await _by_key(conn, user_id, idempotency_key)
     if existing is not None:
@@ -137,23 +141,33 @@ async def create_order(
                 if status != "on_sale":
                     raise Conflict("these goods are not on sale", code="not_on_sale")
                 raise Conflict("not enough stock", code="sold_out")
+            unit = goods["price_fen"] if unit_price_fen is None else unit_price_fen
+            if unit * quantity - discount_fen > MAX_TOTAL_FEN:
+                # WeChat Pay's amount.total is an int32 of fen: such an order can never be paid.
+                raise ValidationError(
+                    "quantity",
+                    f"the order total would exceed {MAX_TOTAL_FEN} fen, WeChat Pay's limit",
+                    code="amount_too_large",
+                )
             row = await conn.fetchrow(
                 f"""INSERT INTO orders (user_id, goods_id, host_id, quantity, unit_price_fen,
-                                        total_fen, title, image, idempotency_key, expires_at)
+                                        total_fen, title, image, idempotency_key, expires_at,
+                                        address)
                     VALUES ($1, $2, $3, $4::int, $5::bigint, $5::bigint * $4::int - $10::bigint,
-                            $6, $7, $8, now() + make_interval(secs => $9::float8))
+                            $6, $7, $8, now() + make_interval(secs => $9::float8), $11)
                     ON CONFLICT (user_id, idempotency_key) DO NOTHING
                     RETURNING {COLUMNS}""",
                 user_id,
                 goods_id,
                 goods["host_id"],
                 quantity,
-                goods["price_fen"] if unit_price_fen is None else unit_price_fen,
+                unit,
                 goods["title"],
                 goods["images"][0] if goods["images"] else "",
                 idempotency_key,
                 float(payment_timeout_seconds),
                 discount_fen,
+                address,
             )
             if row is None:
                 raise _DuplicateKey
@@ -194,6 +208,71 @@ async def list_orders(
         after_id,
         status,
         limit + 1,
+    )
+    items = [to_json(r) for r in rows[:limit]]
+    return items, (items[-1]["id"] if len(rows) > limit else None)
+
+
+async def set_address(
+    conn: asyncpg.Connection, user_id: int, order_id: int, address: dict[str, Any]
+) -> dict[str, Any]:
+    """The buyer sets or changes the address of an order not shipped yet (pending or paid).
+
+    Raises:
+        NotFound: not the buyer's order. Conflict: shipped, completed, cancelled or refunded.
+    """
+    row = await conn.fetchrow(
+        f"""UPDATE orders SET address = $3, updated_at = now()
+            WHERE id = $1 AND user_id = $2 AND status IN ('pending_payment', 'paid')
+            RETURNING {COLUMNS}""",
+        order_id,
+        user_id,
+        address,
+    )
+    if row is None:
+        raise await _refuse(
+            conn, "id = $1 AND user_id = $2", (order_id, user_id), "change the address of"
+        )
+    return to_json(row)
+
+
+HOST_VIEWS = ("after_sales_pending", "refunding")
+
+
+async def list_host_orders(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    host_id: int,
+    *,
+    status: str | None,
+    room_id: int | None,
+    limit: int,
+    after_id: int | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the host's orders, newest first (keyset on id).
+
+    ``status`` is an order status (``paid`` = to ship) or ``after_sales_pending`` (an open
+    after-sales request) or ``refunding`` (a refund not finished); ``room_id`` keeps orders
+    of goods shown in that room.
+    """
+    plain = status if status not in HOST_VIEWS else None
+    rows = await conn.fetch(
+        f"""SELECT {COLUMNS} FROM orders o
+            WHERE host_id = $1 AND ($2::bigint IS NULL OR id < $2)
+              AND ($3::text IS NULL OR status = $3)
+              AND ($4::bigint IS NULL OR EXISTS (
+                    SELECT 1 FROM room_goods rg WHERE rg.room_id = $4 AND rg.goods_id = o.goods_id))
+              AND (NOT $6 OR EXISTS (SELECT 1 FROM after_sales a
+                                     WHERE a.order_id = o.id AND a.status = 'requested'))
+              AND (NOT $7 OR EXISTS (SELECT 1 FROM refunds r WHERE r.order_id = o.id
+                                     AND r.status IN ('pending', 'processing')))
+            ORDER BY id DESC LIMIT $5""",
+        host_id,
+        after_id,
+        plain,
+        room_id,
+        limit + 1,
+        status == "after_sales_pending",
+        status == "refunding",
     )
     items = [to_json(r) for r in rows[:limit]]
     return items, (items[-1]["id"] if len(rows) > limit else None)
@@ -270,8 +349,14 @@ async def _ship(
     return to_json(row)
 
 
-async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
+async def expire_due(
+    conn: asyncpg.Connection, batch: int, *, prepaid_grace_seconds: float | None = None
+) -> list[int]:
     """Cancel up to ``batch`` unpaid orders past their deadline and release their stock.
+
+    With ``prepaid_grace_seconds``, an order that has a WeChat Pay prepay is left alone until
+    that long after its deadline: the reaper first asks WeChat Pay about it
+    (:mod:`commerce.paychecks`), and cancels it here only when WeChat could not be asked.
 
     ``FOR UPDATE SKIP LOCKED`` lets several nodes sweep at once without waiting on each other
     or cancelling an order twice; an order locked by an arriving payment is skipped (the payment
@@ -282,6 +367,8 @@ async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
             """WITH due AS (
                    SELECT id FROM orders
                    WHERE status = 'pending_payment' AND expires_at <= now()
+                     AND ($2::float8 IS NULL OR prepay_id IS NULL
+                          OR expires_at <= now() - make_interval(secs => $2::float8))
                    ORDER BY expires_at LIMIT $1
                    FOR UPDATE SKIP LOCKED)
                UPDATE orders o SET status = 'cancelled', cancel_reason = 'payment_timeout',
@@ -289,6 +376,7 @@ async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
                FROM due WHERE o.id = due.id
                RETURNING o.id, o.goods_id, o.quantity""",
             batch,
+            prepaid_grace_seconds,
         )
         release: dict[int, int] = {}
         for r in rows:
@@ -300,10 +388,21 @@ async def expire_due(conn: asyncpg.Connection, batch: int) -> list[int]:
     return [r["id"] for r in rows]
 
 
-async def seconds_to_next_deadline(conn: asyncpg.Connection) -> float | None:
-    """Seconds until the earliest unpaid order expires (<= 0: due now); None if none pending."""
+async def seconds_to_next_deadline(
+    conn: asyncpg.Connection, retry_seconds: float = 0.0
+) -> float | None:
+    """Seconds until the earliest unpaid order expires (<= 0: due now); None if none pending.
+
+    An order whose WeChat Pay query failed (``pay_checked_at``) is next due ``retry_seconds``
+    after that check, not at its (past) deadline: the reaper does not spin on it.
+    """
     value = await conn.fetchval(
-        """SELECT EXTRACT(EPOCH FROM min(expires_at) - now())::float8
-           FROM orders WHERE status = 'pending_payment'"""
+        """SELECT EXTRACT(EPOCH FROM min(
+                      CASE WHEN pay_checked_at IS NULL THEN expires_at
+                           ELSE GREATEST(expires_at,
+                                         pay_checked_at + make_interval(secs => $1::float8))
+                      END) - now())::float8
+           FROM orders WHERE status = 'pending_payment'""",
+        float(retry_seconds),
     )
     return None if value is None else float(value)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
+from aiohttp import web
 from msgspec import Meta
 
 from livecommerce import keys
-from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
+from livecommerce.api.contract import HOST, Body, Call, Model, Query, Reply, decode_query, to
 from livecommerce.api.types import NO_NUL, Cursor, Id
+from livecommerce.auth.http import require_claims
 from livecommerce.commerce import cursors, orders
+from livecommerce.commerce.address import ShippingAddress
 from livecommerce.errors import ValidationError
 
 OrderStatus = Literal["pending_payment", "paid", "shipped", "completed", "cancelled", "refunded"]
@@ -20,10 +26,12 @@ Quantity = Annotated[
 
 
 class OrderCreate(Body):
-    """A new order: which goods and how many (the price is the goods' price now)."""
+    """A new order: which goods and how many (the price is the goods' price now), and where
+    to ship it (the `wx.chooseAddress` result; it can also be set later, before shipping)."""
 
     goods_id: Id
     quantity: Quantity
+    address: ShippingAddress | None = None
 
 
 class ShipBody(Body):
@@ -65,6 +73,10 @@ class Order(Model):
     refunded_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    address: Annotated[
+        ShippingAddress | None,
+        Meta(description="Shipping address; only the buyer and the order's host see it"),
+    ]
 
 
 class OrderPage(Model):
@@ -94,6 +106,7 @@ async def create(call: Call[OrderCreate, None]) -> Reply[Order]:
             quantity=call.body.quantity,
             idempotency_key=call.idempotency_key,
             payment_timeout_seconds=settings.orders.payment_timeout_seconds,
+            address=_address(call.body.address),
         )
     if created:
         call.app[keys.ORDER_REAPER].poke()
@@ -136,3 +149,89 @@ async def ship(call: Call[ShipBody, None]) -> Order:
     async with call.app[keys.PG_POOL].acquire() as conn:
         order = await orders.ship_order(conn, call.host_id, call.id(), b.carrier, b.tracking_no)
     return to(Order, order)
+
+
+def _address(value: ShippingAddress | None) -> dict[str, Any] | None:
+    return None if value is None else msgspec.to_builtins(value)
+
+
+async def set_address(call: Call[ShippingAddress, None]) -> Order:
+    """The buyer sets the shipping address of an order not shipped yet (409 afterwards)."""
+    async with call.app[keys.PG_POOL].acquire() as conn:
+        order = await orders.set_address(conn, call.user_id, call.id(), _address(call.body) or {})
+    return to(Order, order)
+
+
+HostOrderState = Literal[
+    "pending_payment", "paid", "shipped", "completed", "cancelled", "refunded",
+    "after_sales_pending", "refunding",
+]  # fmt: skip
+
+
+class HostOrderQuery(Query):
+    state: Annotated[
+        HostOrderState | None,
+        Meta(description="`paid` = to ship; `after_sales_pending`; `refunding`; or a status"),
+    ] = None
+    room_id: Id | None = None
+    limit: Annotated[int, Meta(ge=1, le=orders.MAX_PAGE)] = 20
+    cursor: Cursor | None = None
+
+
+async def _host_page(
+    call_app: Any, host_id: int, q: HostOrderQuery, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    secret = call_app[keys.SETTINGS].secret
+    scope, filters = f"host_orders:{host_id}", [q.state, q.room_id]
+    after = cursors.decode(secret, scope, q.cursor, filters)
+    items, next_id = await orders.list_host_orders(
+        call_app[keys.PG_POOL], host_id, status=q.state, room_id=q.room_id, limit=limit,
+        after_id=after,
+    )  # fmt: skip
+    return items, None if next_id is None else cursors.encode(secret, scope, next_id, filters)
+
+
+async def host_list(call: Call[None, HostOrderQuery]) -> OrderPage:
+    """The host's orders, newest first, keyset-paginated, by state and/or room (with addresses)."""
+    items, next_cursor = await _host_page(call.app, call.host_id, call.query, call.query.limit)
+    return to(OrderPage, {"items": items, "next_cursor": next_cursor})
+
+
+CSV_COLUMNS = (
+    "id", "out_trade_no", "status", "title", "quantity", "total_fen", "created_at", "paid_at",
+    "carrier", "tracking_no",
+)  # fmt: skip
+ADDRESS_COLUMNS = (
+    "userName", "telNumber", "provinceName", "cityName", "countyName", "detailInfo", "postalCode",
+)  # fmt: skip
+CSV_MAX_ROWS = 10_000
+
+
+async def host_csv(request: web.Request) -> web.StreamResponse:
+    """The host's orders as CSV (same filters as `GET /api/host/orders`; at most 10 000 rows
+    from `cursor` on, newest first), for a spreadsheet or a shipping tool."""
+    claims = require_claims(request, *HOST)
+    assert claims.host_id is not None
+    q = decode_query(request, HostOrderQuery)
+    items, _ = await _host_page(request.app, claims.host_id, q, CSV_MAX_ROWS)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*CSV_COLUMNS, *ADDRESS_COLUMNS])
+    for o in items:
+        address = o.get("address") or {}
+        writer.writerow(
+            [_cell(o.get(c)) for c in CSV_COLUMNS]
+            + [_cell(address.get(c)) for c in ADDRESS_COLUMNS]
+        )
+    return web.Response(
+        body=out.getvalue().encode("utf-8-sig"),  # the BOM makes Excel read UTF-8
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="orders.csv"'},
+    )
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -17,15 +17,19 @@ from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.aio import running
-from livecommerce.api.contract import HOST, USER, add_routes, route
+from livecommerce.api.contract import HOST, USER, RawResponse, add_routes, raw_route, route
 from livecommerce.commerce import (
     auth_api,
     goods_api,
     orders_api,
     pay_api,
+    refunds_api,
     wechatpay,
 )
+from livecommerce.commerce.payclient import WechatPayClient
+from livecommerce.commerce.paysign import Merchant
 from livecommerce.commerce.reaper import OrderReaper
+from livecommerce.commerce.refund_worker import RefundWorker
 from livecommerce.commerce.wechat_client import WechatClient
 from livecommerce.devtools.fake_wechat import FakeWechat, start_fake
 from livecommerce.notify.sender import NotificationSender
@@ -56,13 +60,24 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.FAKE_WECHAT] = fake
         app[keys.FAKE_WECHAT_URL] = base_url
         log.info("fake WeChat server (development) on %s", base_url)
-    if settings.wechatpay.mch_id:
+    pay = settings.wechatpay
+    if pay.mch_id:
         app[keys.PAY_KEYS] = wechatpay.load_pay_keys(settings)
-    else:
-        app[keys.PAY_KEYS] = dev_platform().pay_keys(
-            app_id, settings.wechatpay.notify_max_age_seconds
+        merchant = Merchant(
+            pay.mch_id, app_id, pay.merchant_serial, wechatpay.load_merchant_key(pay)
         )
+        pay_url = pay.api_url
+    else:
+        platform = dev_platform()
+        app[keys.PAY_KEYS] = platform.pay_keys(app_id, pay.notify_max_age_seconds)
+        assert platform.merchant_key is not None
+        merchant = Merchant(
+            platform.mch_id, app_id, platform.merchant_serial, platform.merchant_key
+        )
+        pay_url = base_url
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=cfg.timeout_seconds))
+    pay_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=pay.timeout_seconds))
+    app[keys.PAY_CLIENT] = WechatPayClient(pay_session, pay_url, merchant, app[keys.PAY_KEYS])
     app[keys.WECHAT_CLIENT] = WechatClient(
         session=session,
         base_url=base_url,
@@ -75,6 +90,7 @@ async def wechat_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await session.close()
+        await pay_session.close()
         if runner is not None:
             await runner.cleanup()
 
@@ -88,6 +104,10 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
     templates = {
         "order_paid": template,
         "order_shipped": template,
+        "refund_started": template,
+        "refund_succeeded": template,
+        "aftersale_approved": template,
+        "aftersale_rejected": template,
         "group_succeeded": settings.groups.success_template_id,
     }
     sender = NotificationSender(
@@ -100,9 +120,20 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
     """The auto-cancel task of unpaid orders: started with the app, cancelled and awaited."""
-    reaper = OrderReaper(app[keys.PG_POOL], app[keys.SETTINGS].orders)
+    settings = app[keys.SETTINGS]
+    reaper = OrderReaper(
+        app[keys.PG_POOL], settings.orders, app[keys.PAY_CLIENT], settings.wechatpay
+    )
     app[keys.ORDER_REAPER] = reaper
     async with running(reaper.run(), "order-reaper"):
+        yield
+
+
+async def refunds_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The refund worker: asks WeChat Pay for the refunds owed and follows them up."""
+    worker = RefundWorker(app[keys.PG_POOL], app[keys.PAY_CLIENT], app[keys.SETTINGS].wechatpay)
+    app[keys.REFUND_WORKER] = worker
+    async with running(worker.run(), "refund-worker"):
         yield
 
 
@@ -110,6 +141,7 @@ def setup(app: web.Application) -> None:
     """Add the commerce routes and cleanup contexts (after the PostgreSQL one)."""
     app.cleanup_ctx.append(wechat_ctx)
     app.cleanup_ctx.append(reaper_ctx)
+    app.cleanup_ctx.append(refunds_ctx)
     app.cleanup_ctx.append(notifications_ctx)
     add_routes(app, ROUTES)
 
@@ -120,6 +152,10 @@ ROUTES = (
               "WeChat refuses the login code (`invalid_code`, `code_used`)",
           )),
     route("GET", "/api/me", auth_api.me, auth=USER, errors=(404,)),
+    route("PATCH", "/api/me", auth_api.update_me, auth=USER, errors=(404, 502),
+          rules=(
+              "WeChat's content check refuses the nickname (`content_risky`)",
+          )),
     route("GET", "/api/goods", goods_api.feed,
           rules=(
               "the cursor was not issued by this server for the same filters",
@@ -137,15 +173,56 @@ ROUTES = (
           errors=(404, 409), idempotency_key=True,
           rules=(
               "`quantity` is above `orders.max_quantity` (config)",
+              "the total (quantity x price) exceeds 2147483647 fen, WeChat Pay's int32 limit "
+              "(`amount_too_large`)",
           )),
     route("GET", "/api/orders", orders_api.list_mine, auth=USER,
           rules=(
               "the cursor was not issued by this server for the same filters",
           )),
     route("GET", "/api/orders/{id}", orders_api.read, auth=USER),
+    route("PUT", "/api/orders/{id}/address", orders_api.set_address, auth=USER, errors=(409,)),
+    route("GET", "/api/host/orders", orders_api.host_list, auth=HOST,
+          rules=(
+              "the cursor was not issued by this server for the same filters",
+          )),
+    raw_route("GET", "/api/host/orders.csv", orders_api.host_csv, auth=HOST,
+              query=orders_api.HostOrderQuery,
+              rules=(
+                  "the cursor was not issued by this server for the same filters",
+              ),
+              responses=(
+                  RawResponse(200, "The orders as CSV (UTF-8 with BOM), addresses included",
+                              "text/csv"),
+              )),
+    route("POST", "/api/orders/{id}/pay", pay_api.pay, auth=USER, errors=(409, 502)),
     route("POST", "/api/orders/{id}/cancel", orders_api.cancel, auth=USER, errors=(409,)),
     route("POST", "/api/orders/{id}/confirm", orders_api.confirm, auth=USER, errors=(409,)),
     route("POST", "/api/host/orders/{id}/ship", orders_api.ship, auth=HOST, errors=(409,)),
+    route("GET", "/api/orders/{id}/refunds", refunds_api.buyer_refunds, auth=USER,
+          tag="refunds"),
+    route("POST", "/api/orders/{id}/after-sales", refunds_api.request_after_sale, auth=USER,
+          status=201, also=(200,), errors=(409,), tag="refunds"),
+    route("GET", "/api/orders/{id}/after-sales", refunds_api.buyer_after_sales, auth=USER,
+          tag="refunds"),
+    route("GET", "/api/host/after-sales", refunds_api.host_after_sales, auth=HOST,
+          tag="refunds",
+          rules=(
+              "the cursor was not issued by this server for the same filters",
+          )),
+    route("POST", "/api/host/after-sales/{id}/approve", refunds_api.approve, auth=HOST,
+          errors=(409,), tag="refunds"),
+    route("POST", "/api/host/after-sales/{id}/reject", refunds_api.reject, auth=HOST,
+          errors=(409,), tag="refunds"),
+    route("GET", "/api/host/orders/{id}/refunds", refunds_api.host_refunds, auth=HOST,
+          tag="refunds"),
+    route("POST", "/api/host/orders/{id}/refunds", refunds_api.goodwill, auth=HOST, status=201,
+          also=(200,), errors=(409,), idempotency_key=True, tag="refunds"),
+    route("POST", "/api/pay/wechat/refund-notify", refunds_api.refund_notify,
+          errors=(401,), guard=pay_api.verify_signature, tag="refunds",
+          rules=(
+              "the resource does not decrypt, or names another merchant, refund or amount",
+          )),
     route("POST", "/api/pay/wechat/notify", pay_api.wechat_notify, errors=(401, 404, 409),
           guard=pay_api.verify_signature,
           rules=(

@@ -39,3 +39,30 @@ async def get_profile(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> 
         "avatar_url": row["avatar_url"],
         "created_at": row["created_at"].isoformat(),
     }
+
+
+async def update_profile(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_id: int,
+    *,
+    nickname: str | None,
+    avatar_url: str | None,
+) -> dict[str, Any]:
+    """Set the given fields (None = unchanged); the profile after. NotFound: no such user."""
+    await conn.execute(
+        """UPDATE users SET nickname = COALESCE($2, nickname),
+                  avatar_url = COALESCE($3, avatar_url), updated_at = now()
+           WHERE id = $1""",
+        user_id,
+        nickname,
+        avatar_url,
+    )
+    return await get_profile(conn, user_id)
+
+
+async def openid_of(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> str:
+    """The user's openid (server-side only: for WeChat calls, never answered to clients)."""
+    openid = await conn.fetchval("SELECT openid FROM users WHERE id = $1", user_id)
+    if openid is None:
+        raise NotFound("no such user")
+    return str(openid)

@@ -127,6 +127,48 @@ class WechatClient:
             raise MessageFailed(f"errcode {errcode}")
         raise MessageFailed("access_token rejected twice")
 
+    async def msg_sec_check(self, openid: str, content: str, scene: int = 1) -> str:
+        """WeChat's text content-security check (``/wxa/msg_sec_check``, version 2).
+
+        ``scene`` 1 = a profile field (nickname). Returns ``suggest``: ``pass``, ``review`` or
+        ``risky``.
+
+        Raises:
+            MessageFailed: transient (network, busy, token) — the text was not checked.
+        """
+        base = self.base_url.rstrip("/")
+        body = orjson.dumps({"content": content, "version": 2, "scene": scene, "openid": openid})
+        for _attempt in range(2):
+            token = await self._token()
+            answer = await _json_call(
+                self.session, "POST", base + "/wxa/msg_sec_check",
+                params={"access_token": token}, data=body,
+            )  # fmt: skip
+            errcode = answer.get("errcode", 0)
+            if errcode in (40001, 42001):
+                self._access_token = ""
+                continue
+            result = answer.get("result")
+            suggest = result.get("suggest") if isinstance(result, dict) else None
+            if errcode == 0 and suggest in ("pass", "review", "risky"):
+                return str(suggest)
+            raise MessageFailed(f"msg_sec_check errcode {errcode}")
+        raise MessageFailed("access_token rejected twice")
+
+    async def _token(self) -> str:
+        """The cached ``access_token`` (fetched when missing or about to expire)."""
+        if not self._access_token or time.monotonic() >= self._token_expires:
+            creds = {"appid": self.app_id, "secret": self.app_secret}
+            got = await _json_call(
+                self.session, "GET", self.base_url.rstrip("/") + "/cgi-bin/token",
+                params={"grant_type": "client_credential", **creds},
+            )  # fmt: skip
+            token, ttl = got.get("access_token"), got.get("expires_in", 7200)
+            if not isinstance(token, str) or not isinstance(ttl, int):
+                raise MessageFailed(f"no access_token (errcode {got.get('errcode')})")
+            self._access_token, self._token_expires = token, time.monotonic() + ttl - 300
+        return self._access_token
+
     async def _once(self, params: dict[str, str]) -> WxSession:
         url = self.base_url.rstrip("/") + "/sns/jscode2session"
         try:

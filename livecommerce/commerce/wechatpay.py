@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from livecommerce.config import Settings
+from livecommerce.config import Settings, WechatPayConfig
 from livecommerce.errors import Unauthorized, ValidationError
 
 ALGORITHM = "AEAD_AES_256_GCM"
@@ -58,6 +58,10 @@ class DevPlatform:
     serial: str
     private_key: rsa.RSAPrivateKey = field(repr=False)
     apiv3_key: bytes = field(repr=False)
+    # The merchant's API key pair (ours in production, from ``wechatpay.merchant_key_file``):
+    # signs requests and ``paySign``; the fake holds its public half to verify them.
+    merchant_serial: str = ""
+    merchant_key: rsa.RSAPrivateKey | None = field(default=None, repr=False)
 
     @classmethod
     def generate(cls, mch_id: str = "1900000001") -> DevPlatform:
@@ -67,6 +71,8 @@ class DevPlatform:
             serial="DEV" + secrets.token_hex(16).upper(),
             private_key=key,
             apiv3_key=secrets.token_hex(16).encode(),
+            merchant_serial="MCH" + secrets.token_hex(16).upper(),
+            merchant_key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
         )
 
     def pay_keys(self, app_id: str, max_age_seconds: int) -> PayKeys:
@@ -94,6 +100,14 @@ def load_pay_keys(settings: Settings) -> PayKeys:
         platform_keys=keys,
         max_age_seconds=cfg.notify_max_age_seconds,
     )
+
+
+def load_merchant_key(cfg: WechatPayConfig) -> rsa.RSAPrivateKey:
+    """The merchant API private key (``wechatpay.merchant_key_file``, PEM, unencrypted)."""
+    key = serialization.load_pem_private_key(Path(cfg.merchant_key_file).read_bytes(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{cfg.merchant_key_file}: not an RSA private key")
+    return key
 
 
 def _load_public_key(pem: bytes, path: Path) -> rsa.RSAPublicKey:
@@ -221,8 +235,13 @@ def sign_headers(
     }
 
 
-def notification_body(resource: Mapping[str, str], *, event_id: str | None = None) -> bytes:
-    """A TRANSACTION.SUCCESS notification envelope around an encrypted ``resource``."""
+def notification_body(
+    resource: Mapping[str, str],
+    *,
+    event_id: str | None = None,
+    event_type: str = "TRANSACTION.SUCCESS",
+) -> bytes:
+    """A notification envelope (TRANSACTION.SUCCESS, REFUND.SUCCESS, ...) around ``resource``."""
     return orjson.dumps(
         {
             "id": event_id or secrets.token_hex(16),
@@ -230,8 +249,8 @@ def notification_body(resource: Mapping[str, str], *, event_id: str | None = Non
                 "%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600)
             ),
             "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功",
+            "event_type": event_type,
+            "summary": "支付成功" if event_type.startswith("TRANSACTION") else "退款通知",
             "resource": dict(resource),
         }
     )

@@ -63,16 +63,26 @@ async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> Non
         await points.restore_spend(conn, cfg, user_id, order_id)
 
 
-async def process(pool: asyncpg.Pool, deps: Deps, batch: int) -> int:
-    """Apply up to ``batch`` pending events; the number applied. Safe on several nodes."""
+async def process(
+    pool: asyncpg.Pool, deps: Deps, batch: int, *, order_id: int | None = None
+) -> int:
+    """Apply up to ``batch`` pending events; the number applied. Safe on several nodes.
+
+    With ``order_id``, only that order's events, and an event another node is applying is
+    waited for (not skipped): when this returns, the order's effects are committed — the
+    payment notification uses it so a ``GET`` after the answer sees them (read-your-payment).
+    """
+    lock = "FOR UPDATE" if order_id is not None else "FOR UPDATE SKIP LOCKED"
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            """SELECT e.id, e.order_id, e.user_id, e.old_status, e.new_status
+            f"""SELECT e.id, e.order_id, e.user_id, e.old_status, e.new_status
                FROM order_events e
                WHERE NOT EXISTS (SELECT 1 FROM order_events p
                                  WHERE p.order_id = e.order_id AND p.id < e.id)
-               ORDER BY e.id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                 AND ($2::bigint IS NULL OR e.order_id = $2)
+               ORDER BY e.id LIMIT $1 {lock}""",
             batch,
+            order_id,
         )
         done = 0
         for ev in rows:

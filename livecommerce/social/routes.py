@@ -70,13 +70,20 @@ ROUTES = (
           rules=(
               "`quantity` is above `orders.max_quantity` (config)",
               "`points` is more than the balance or the order's points limit allows",
+              "the order total exceeds 2147483647 fen, WeChat Pay's limit (`amount_too_large`)",
           )),
     route("POST", "/api/host/group-offers", groups_api.create_offer, auth=HOST, status=201,
           errors=(404,), tag="groups"),
     route("POST", "/api/group-offers/{id}/groups", groups_api.open_group, auth=USER,
-          status=201, also=(200,), errors=(409,), idempotency_key=True, tag="groups"),
+          status=201, also=(200,), errors=(409,), idempotency_key=True, tag="groups",
+          rules=(
+              "the order total exceeds 2147483647 fen, WeChat Pay's limit (`amount_too_large`)",
+          )),
     route("POST", "/api/groups/{id}/join", groups_api.join, auth=USER, status=201, also=(200,),
-          errors=(409,), idempotency_key=True, tag="groups"),
+          errors=(409,), idempotency_key=True, tag="groups",
+          rules=(
+              "the order total exceeds 2147483647 fen, WeChat Pay's limit (`amount_too_large`)",
+          )),
     route("GET", "/api/groups/{id}", groups_api.read, tag="groups"),
     route("GET", "/api/goods/{id}/groups", groups_api.list_for_goods, tag="groups"),
 )  # fmt: skip

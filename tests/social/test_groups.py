@@ -242,3 +242,21 @@ async def _pay(social: Social, order: dict[str, Any]) -> None:
                       success_time="")  # fmt: skip
     async with social.pool.acquire() as conn:
         await apply_transaction(conn, txn)
+
+
+async def test_group_state_is_visible_when_the_last_payment_is_answered(social: Social) -> None:
+    """Read-your-payment: once WeChat's notification is answered, GET shows the group filled."""
+    offer_id, _ = await _offer(social, size=2)
+    _, token = await social.user()
+    status, opened = await social.post(f"/api/group-offers/{offer_id}/groups", token, None, "o")
+    assert status == 201, opened
+    sent = await social.shop.pay(opened["order"])
+    assert sent["notify_status"] == 200
+    group_id = opened["group_id"]
+    _, token2 = await social.user()
+    status, joined = await social.post(f"/api/groups/{group_id}/join", token2, None, "j")
+    assert status == 201, joined
+    sent = await social.shop.pay(joined["order"])  # no settle(): no waiting on the worker
+    assert sent["notify_status"] == 200
+    _, group = await social.get(f"/api/groups/{group_id}")
+    assert (group["status"], group["paid_members"]) == ("succeeded", 2)
