@@ -213,4 +213,10 @@ class LiveRoomClient {
   }
 }
 
-module.exports = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+// CommonJS for mini-programs and Node; in a browser (a classic <script>, as the server's
+// audience page and console load it) the same code is exposed as `livecommerceSocket`.
+if (typeof module !== 'undefined' && module.exports) {
+  module.exports = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+} else if (typeof window !== 'undefined') {
+  window.livecommerceSocket = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+}
