@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -74,3 +76,29 @@ async def browser_session() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client that keeps cookies like a browser (also for 127.0.0.1)."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session
+
+
+CHROMIUM = Path(os.environ.get("LIVECOMMERCE_CHROMIUM", "/usr/bin/chromium"))
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Debian chromium driven by Playwright (never a downloaded browser build).
+
+    Skipped with one reason line (shown by ``-ra``) when playwright or chromium is missing."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.skip("browser tests skipped: Python package playwright missing (make test adds it)")
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests skipped: no {CHROMIUM} (apt-get install chromium, as root)")
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        p.selectors.set_test_id_attribute("data-testid")
+        try:
+            yield b
+        finally:
+            await b.close()

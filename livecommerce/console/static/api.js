@@ -131,5 +131,10 @@ export function wsBase() {
 // A LiveRoomClient (the mini-program's) for this page.
 export function liveClient(roomId, token) {
   const { LiveRoomClient } = window.livecommerceSocket;
-  return new LiveRoomClient({ baseUrl: wsBase(), roomId, token, wx: browserWx });
+  // The browser's timer functions throw "Illegal invocation" when called as a method of another
+  // object (the client keeps them as this._setTimeout): hand it plain wrappers.
+  return new LiveRoomClient({
+    baseUrl: wsBase(), roomId, token, wx: browserWx,
+    setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (id) => clearTimeout(id),
+  });
 }

@@ -245,7 +245,7 @@ async function schedule(g, input) {
 }
 
 async function loadCatalogue() {
-  const page = await guarded(() => call('GET', '/api/goods?limit=100'));
+  const page = await guarded(() => call('GET', '/api/goods?limit=50'));
   if (!page) return;
   const mine = (page.items || []).filter((g) => g.host_id === S.host.id);
   const box = $('#catalogue');
@@ -351,9 +351,9 @@ $('#orders-status').addEventListener('change', refreshOrders);
 // -- start -----------------------------------------------------------------------------------
 
 (async () => {
+  const wanted = new URLSearchParams(location.search).get('room');
   try {
     signedIn(await api('GET', '/api/console/session'));
-    const wanted = new URLSearchParams(location.search).get('room');
     if (wanted) openRoom(Number(wanted));
   } catch (e) {
     signedOut(e instanceof ApiError && e.status !== 401 && e.status !== 403 ? e.message : '');
