@@ -17,7 +17,8 @@ from tests.support import http
 def test_password_hash_verifies_only_its_password() -> None:
     """scrypt hashes are salted, verify the right password and refuse others or garbage."""
     a, b = hash_password("correct horse"), hash_password("correct horse")
-    assert a != b and a.startswith("scrypt$")
+    assert a != b
+    assert a.startswith("scrypt$")
     assert verify_password(a, "correct horse")
     assert not verify_password(a, "correct horsE")
     assert not verify_password("md5$abc", "correct horse")
@@ -29,8 +30,11 @@ def test_session_cookie_flags() -> None:
     dev = session_mod.session_cookie("v", 60, secure=False)
     prod = session_mod.session_cookie("v", 60, secure=True)
     for cookie in (dev, prod):
-        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
-    assert "Secure" not in dev and prod.endswith("; Secure")
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        assert "Path=/" in cookie
+    assert "Secure" not in dev
+    assert prod.endswith("; Secure")
 
 
 async def test_sign_in_sets_cookie_and_session_drives_host_api(
@@ -44,22 +48,29 @@ async def test_sign_in_sets_cookie_and_session_drives_host_api(
         assert resp.status == 201
         cookie = resp.headers["Set-Cookie"]
         body = await resp.json()
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
     assert body["host"] == {"id": acct.id, "name": acct.name}
     csrf = body["csrf_token"]
     status, me = await console.call(browser_session, "GET", "/api/console/session")
-    assert status == 200 and me["host"]["id"] == acct.id and me["csrf_token"] == csrf
+    assert status == 200
+    assert me["host"]["id"] == acct.id
+    assert me["csrf_token"] == csrf
     status, err = await console.call(browser_session, "POST", "/api/rooms", json={"title": "x"})
-    assert status == 403 and err["error"]["code"] == "csrf_failed"
+    assert status == 403
+    assert err["error"]["code"] == "csrf_failed"
     status, err = await console.call(
         browser_session, "POST", "/api/rooms", json={"title": "x"},
         headers={"X-CSRF-Token": "0" * 64},
     )  # fmt: skip
-    assert status == 403 and err["error"]["code"] == "csrf_failed"
+    assert status == 403
+    assert err["error"]["code"] == "csrf_failed"
     status, room = await console.call(
         browser_session, "POST", "/api/rooms", json={"title": "x"}, headers={"X-CSRF-Token": csrf}
     )
-    assert status == 201 and room["host_id"] == acct.id
+    assert status == 201
+    assert room["host_id"] == acct.id
     # The bearer token keeps working, without CSRF (no cookie involved).
     status, _ = await http(
         "POST", console.url + "/api/rooms", json={"title": "y"},
@@ -72,7 +83,8 @@ async def test_sign_in_sets_cookie_and_session_drives_host_api(
     status, out = await console.call(
         browser_session, "DELETE", "/api/console/session", headers={"X-CSRF-Token": csrf}
     )
-    assert status == 200 and out == {"signed_out": True}
+    assert status == 200
+    assert out == {"signed_out": True}
     status, err = await console.call(browser_session, "GET", "/api/console/session")
     assert status == 401
 
@@ -100,14 +112,17 @@ async def test_failed_sign_ins_are_rate_limited(console: Console) -> None:
     url = console.url + "/api/console/session"
     for _ in range(signin_limit.MAX_PER_NAME):
         status, err = await http("POST", url, json={"name": acct.name, "password": "wrong-pass"})
-        assert status == 401 and isinstance(err, dict)
+        assert status == 401
+        assert isinstance(err, dict)
         assert err["error"]["code"] == "bad_credentials"
     status, err = await http("POST", url, json={"name": acct.name, "password": acct.password})
-    assert status == 429 and isinstance(err, dict)
+    assert status == 429
+    assert isinstance(err, dict)
     assert err["error"]["code"] == "too_many_sign_ins"
     # An unknown name answers exactly like a wrong password.
     status, err = await http("POST", url, json={"name": "nobody", "password": "whatever1"})
-    assert status == 401 and isinstance(err, dict)
+    assert status == 401
+    assert isinstance(err, dict)
     assert err["error"]["code"] == "bad_credentials"
 
 
@@ -125,7 +140,9 @@ async def test_admin_endpoints_create_hosts_and_reset_passwords(
     status, _ = await http("POST", base, json={"name": "carol"}, headers={"Authorization": "x"})
     assert status == 401
     status, made = await http("POST", base, json={"name": "carol"}, headers=auth)
-    assert status == 201 and isinstance(made, dict) and len(str(made["password"])) >= 12
+    assert status == 201
+    assert isinstance(made, dict)
+    assert len(str(made["password"])) >= 12
     status, _ = await http("POST", base, json={"name": "carol"}, headers=auth)
     assert status == 409
     sign_in = server.url + "/api/console/session"
@@ -134,7 +151,9 @@ async def test_admin_endpoints_create_hosts_and_reset_passwords(
     status, reset = await http(
         "POST", f"{base}/{made['id']}/password", json={"password": "new-password-1"}, headers=auth
     )
-    assert status == 200 and isinstance(reset, dict) and reset["name"] == "carol"
+    assert status == 200
+    assert isinstance(reset, dict)
+    assert reset["name"] == "carol"
     assert (await http("POST", sign_in, json=creds))[0] == 401
     good = {"name": "carol", "password": "new-password-1"}
     assert (await http("POST", sign_in, json=good))[0] == 201

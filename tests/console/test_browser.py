@@ -21,10 +21,10 @@ from tests.support import ROOT, http
 SHOTS = ROOT / "docs" / "screenshots"
 
 
-async def until(page: Any, expression: str, timeout: float = 10.0) -> None:
+async def until(page: Any, expression: str, within: float = 10.0) -> None:
     """Poll ``expression`` in the page until truthy (page.wait_for_function evaluates strings,
     which the pages' Content-Security-Policy forbids)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not await page.evaluate(expression):
         assert time.monotonic() < deadline, f"timed out waiting for {expression}"
         await asyncio.sleep(0.02)
@@ -40,7 +40,7 @@ async def goods_for(console: Console, host: Account, n: int = 2) -> list[int]:
                 host.id,
                 f"Scarf no. {i + 1}",
                 1990 + i * 1000,
-            )  # fmt: skip
+            )
         )
     return ids
 

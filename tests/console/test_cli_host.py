@@ -23,7 +23,8 @@ async def test_host_create_and_reset_while_the_data_dir_is_in_use(tmp_path: Path
         assert made.returncode == 0, made.stderr
         password = made.stdout.strip().splitlines()[-1].removeprefix("password: ")
         again = run_cli("host", "create", "Dora", env=env)
-        assert again.returncode == 1 and "exists" in again.stderr
+        assert again.returncode == 1
+        assert "exists" in again.stderr
         reset = run_cli("host", "reset-password", "Dora", env=env)
         assert reset.returncode == 0, reset.stderr
         new_password = reset.stdout.strip().splitlines()[-1].removeprefix("password: ")
@@ -33,5 +34,6 @@ async def test_host_create_and_reset_while_the_data_dir_is_in_use(tmp_path: Path
         finally:
             await conn.close()
         assert new_password != password
-        assert verify_password(stored, new_password) and not verify_password(stored, password)
+        assert verify_password(stored, new_password)
+        assert not verify_password(stored, password)
     assert running_urls(data_dir) is None

@@ -3,6 +3,8 @@ buyer reaches any console action over plain HTTP."""
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from typing import Any
 
@@ -45,7 +47,7 @@ async def test_hosts_list_their_rooms_and_the_public_sees_live_ones(console: Con
         if page["next_cursor"] is None:
             break
         cursor = "&cursor=" + page["next_cursor"]
-    assert seen == sorted(sum(ids.values(), []), reverse=True)
+    assert seen == sorted(functools.reduce(operator.iadd, ids.values(), []), reverse=True)
     status, page = await rooms(console, "?state=scheduled", alice.token)
     assert [r["id"] for r in page["items"]] == sorted(ids["scheduled"], reverse=True)
     # Public (no token, viewer token): live rooms only, any host.
@@ -56,7 +58,8 @@ async def test_hosts_list_their_rooms_and_the_public_sees_live_ones(console: Con
         assert status == 200
         assert [r["id"] for r in page["items"]] == sorted([*ids["live"], bob_live], reverse=True)
         status, page = await rooms(console, "?state=ended", token)
-        assert status == 200 and page["items"] == []
+        assert status == 200
+        assert page["items"] == []
     # A cursor made for other filters is refused.
     _, page = await rooms(console, "?limit=1", alice.token)
     status, _ = await rooms(
@@ -83,12 +86,14 @@ async def test_host_orders_list_only_the_hosts_orders(console: Console) -> None:
             user, goods, host.id, status,
         )  # fmt: skip
     status, page = await http("GET", console.url + "/api/host/orders", headers=bearer(alice.token))
-    assert status == 200 and isinstance(page, dict)
+    assert status == 200
+    assert isinstance(page, dict)
     assert [o["status"] for o in page["items"]] == ["pending_payment", "paid"]  # type: ignore[index]
     status, page = await http(
         "GET", console.url + "/api/host/orders?status=paid", headers=bearer(alice.token)
     )
-    assert isinstance(page, dict) and len(page["items"]) == 1  # type: ignore[arg-type]
+    assert isinstance(page, dict)
+    assert len(page["items"]) == 1
 
 
 async def test_no_viewer_or_buyer_reaches_any_console_action(console: Console) -> None:
