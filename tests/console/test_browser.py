@@ -67,7 +67,7 @@ async def push(console: Console, host: Account, room: int, goods: int) -> None:
 
 async def audience(browser: Any, console: Console, room: int, name: str = "viewer1") -> Any:
     """A phone-sized audience page for ``room``, signed in through the fake WeChat login."""
-    ctx = await browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    ctx = await browser.new_context(viewport=PHONE, is_mobile=True)
     page = await ctx.new_page()
     page.set_default_timeout(10_000)
     await page.goto(f"{console.url}/live/{room}")

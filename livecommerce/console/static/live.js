@@ -129,7 +129,8 @@ function showBubble(f) {
   $('#bubble-title').textContent = g.title;
   $('#bubble-price').textContent = yuan(g.price_fen);
   $('#bubble-stock').textContent = g.stock > 0 ? `${g.stock} left` : 'sold out';
-  $('#bubble-img').src = g.image || 'data:,';
+  $('#bubble-img').hidden = !g.image;
+  if (g.image) $('#bubble-img').src = g.image;
   $('#buy').disabled = g.stock <= 0;
   show($('#bubble'), true);
   S.bubbles.push({ push_id: f.push_id, goods_id: g.id, ts: f.ts, shown_at: Date.now() });
@@ -149,7 +150,8 @@ $('#buy').addEventListener('click', () => {
   const g = S.bubble.goods;
   S.order = null;
   $('#detail-title').textContent = g.title;
-  $('#detail-img').src = g.image || 'data:,';
+  $('#detail-img').hidden = !g.image;
+  if (g.image) $('#detail-img').src = g.image;
   $('#detail-price').textContent = yuan(g.price_fen);
   $('#detail-stock').textContent = `${g.stock} left`;
   $('#order-status').textContent = '';
