@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from livecommerce.api.contract import MAX_ID
 from livecommerce.errors import NotFound
 
 STATIC = Path(__file__).parent / "static"
@@ -57,7 +58,10 @@ async def live_list_page(request: web.Request) -> web.Response:
 
 
 async def live_page(request: web.Request) -> web.Response:
-    """The audience page of one room (behaves like the mini-program)."""
+    """The audience page of one room (behaves like the mini-program); 404 for a bad id."""
+    room = request.match_info["room_id"]
+    if not (room.isascii() and room.isdigit() and 0 < int(room) <= MAX_ID):
+        raise NotFound("no such room", code="room_not_found")
     return _page("live.html")
 
 

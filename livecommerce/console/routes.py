@@ -17,7 +17,9 @@ ROUTES = (
     raw_route("GET", "/", pages.root, tag="pages", responses=HTML),
     raw_route("GET", "/console", pages.console_page, tag="pages", responses=HTML),
     raw_route("GET", "/live", pages.live_list_page, tag="pages", responses=HTML),
-    raw_route("GET", "/live/{room_id}", pages.live_page, tag="pages", responses=HTML),
+    raw_route("GET", "/live/{room_id}", pages.live_page, tag="pages", responses=(
+        *HTML, RawResponse(404, "Not a room id", "application/json", openapi.Error),
+    )),
     raw_route("GET", "/static/{name}", pages.asset, tag="pages", responses=(
         RawResponse(200, "A page asset (CSS, JavaScript module, image)", "text/plain"),
         RawResponse(404, "No such asset", "application/json", openapi.Error),
