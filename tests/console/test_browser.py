@@ -283,3 +283,38 @@ def test_each_page_stays_under_150_kb() -> None:
                 assert f"/static/{name}" in html, (page, name)
         size = sum(Path(static / name).stat().st_size for name in assets)
         assert size < 150_000, (page, size)
+
+
+async def test_timeline_moves_and_cancels_a_pending_push(browser: Any, console: Console) -> None:
+    """A pending push is moved inline (the server's due time changes) and then cancelled; the
+    live panel draws the viewer curve."""
+    host = await console.account()
+    goods = await goods_for(console, host, 1)
+    room = await live_room(console, host, goods)
+    auth = {"Authorization": f"Bearer {host.token}"}
+    url = f"{console.url}/api/rooms/{room}/schedules"
+    status, made = await http(
+        "POST", url, json={"goods_id": goods[0], "idempotency_key": "k1", "offset_seconds": 3600},
+        headers=auth,
+    )  # fmt: skip
+    assert status == 201, made
+    page = await sign_in(browser, console, host)
+    await page.goto(f"{console.url}/console?room={room}")
+    item = page.locator("#timeline li[data-status='pending']")
+    await item.wait_for()
+    await item.get_by_role("textbox").fill("+90:00")
+    await item.get_by_role("button", name="Move").click()
+    await page.locator("#notice", has_text="Scheduled push moved.").wait_for()
+    _, listed = await http("GET", url, headers=auth)
+    assert isinstance(listed, dict)
+    assert listed["schedules"][0]["offset_seconds"] == 5400  # type: ignore[index]
+    await (
+        page.locator("#timeline li[data-status='pending']")
+        .get_by_role("button", name="Cancel")
+        .click()
+    )
+    await page.locator("#notice", has_text="cancelled").wait_for()
+    _, listed = await http("GET", url, headers=auth)
+    assert isinstance(listed, dict)
+    assert listed["schedules"][0]["status"] == "cancelled"  # type: ignore[index]
+    assert await page.locator("#curve-line").get_attribute("points")

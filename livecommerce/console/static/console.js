@@ -3,7 +3,7 @@
 import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
-  comments: [] };
+  comments: [], curve: [] };
 window.__console = S; // for the browser tests
 
 function notify(text, ok = false) {
@@ -124,6 +124,7 @@ async function openRoom(roomId) {
   if (!room) return;
   S.room = room;
   S.comments = [];
+  S.curve = [];
   show($('#rooms'), false); show($('#room'), true);
   history.replaceState(null, '', '/console?room=' + room.id);
   renderRoomHead();
@@ -169,6 +170,7 @@ async function connectLive() {
   const conn = $('#conn');
   const status = (text, cls) => { conn.textContent = text; conn.className = 'pill ' + cls; };
   const render = () => {
+    sample(c.state.viewers);
     $('#viewers').textContent = c.state.viewers;
     $('#likes').textContent = c.state.likes;
     const b = c.state.bubble;
@@ -192,6 +194,21 @@ async function connectLive() {
     if (fresh && S.client === c) { c.setToken(fresh.token); c.connect(); }
   });
   c.connect();
+}
+
+// The viewer curve of this session: one sample per change, drawn as an SVG polyline.
+function sample(viewers) {
+  const last = S.curve[S.curve.length - 1];
+  if (last && last.n === viewers) return;
+  S.curve.push({ t: Date.now(), n: viewers });
+  if (S.curve.length > 500) S.curve.shift();
+  const t0 = S.curve[0].t;
+  const span = Math.max(1, Date.now() - t0);
+  const top = Math.max(1, ...S.curve.map((p) => p.n));
+  const pts = S.curve.map((p) => `${(300 * (p.t - t0) / span).toFixed(1)},${(58 - 56 * p.n / top).toFixed(1)}`);
+  pts.push(`300,${(58 - 56 * viewers / top).toFixed(1)}`);
+  $('#curve-line').setAttribute('points', pts.join(' '));
+  $('#curve').setAttribute('aria-label', `Viewers over time: now ${viewers}, peak ${top}`);
 }
 
 function renderRate() {
@@ -278,6 +295,7 @@ async function refreshTimeline() {
   let res;
   try { res = await call('GET', `/api/rooms/${S.room.id}/schedules`); } catch (e) { return; }
   const list = $('#timeline');
+  if (document.activeElement && list.contains(document.activeElement)) return; // typing
   list.replaceChildren();
   const now = Date.now();
   for (const s of res.schedules) {
@@ -286,8 +304,11 @@ async function refreshTimeline() {
     if (s.status === 'pending') {
       const left = s.due_at ? Math.max(0, Math.round((Date.parse(s.due_at) - now) / 1000)) : null;
       text = left === null ? `+${s.offset_seconds}s after the start` : `in ${left} s`;
+      const move = el('input', { 'aria-label': `New time for ${titleOf(s.goods_id)}`, placeholder: 'new time', size: 8 });
       item.append(el('span', {}, `⏱ ${titleOf(s.goods_id)} — ${text} `),
-        el('button', { type: 'button', class: 'secondary', onclick: () => cancelSchedule(s) }, 'Cancel'));
+        el('span', { class: 'row' }, move,
+          el('button', { type: 'button', class: 'secondary', onclick: () => moveSchedule(s, move) }, 'Move'),
+          el('button', { type: 'button', class: 'secondary', onclick: () => cancelSchedule(s) }, 'Cancel')));
     } else if (s.status === 'fired') {
       item.append(el('span', { class: s.late ? 'late' : '' },
         `✓ ${titleOf(s.goods_id)} — fired ${new Date(s.fired_at).toLocaleTimeString()}, ${s.lateness_ms} ms late`));
@@ -297,6 +318,18 @@ async function refreshTimeline() {
     list.append(item);
   }
   if (!res.schedules.length) list.append(el('li', { class: 'hint' }, 'No scheduled pushes.'));
+}
+
+async function moveSchedule(s, input) {
+  const when = parseWhen(input.value);
+  if (!when) { notify('Enter a clock time like 20:30 or 20:30:15, or +mm:ss after the start.'); input.focus(); return; }
+  try {
+    await call('PATCH', `/api/rooms/${S.room.id}/schedules/${s.id}`, when);
+    notify('Scheduled push moved.', true);
+  } catch (e) {
+    notify(e.code === 'already_fired' ? 'Too late: that push has already fired, so it cannot be moved.' : e.message);
+  }
+  refreshTimeline();
 }
 
 async function cancelSchedule(s) {
