@@ -7,7 +7,14 @@ from aiohttp import web
 from livecommerce import keys
 from livecommerce.api import contract, openapi
 from livecommerce.api.contract import HOST, USER, RawResponse, raw_route, route
-from livecommerce.console import admin_api, dev_pay_api, host_orders_api, pages, session_api
+from livecommerce.console import (
+    admin_api,
+    dev_pay_api,
+    host_orders_api,
+    moderation_api,
+    pages,
+    session_api,
+)
 from livecommerce.rooms import list_api
 
 CURSOR_RULE = "the cursor was not issued by this server for the same filters"
@@ -36,6 +43,8 @@ ROUTES = (
     route("GET", "/api/host/orders", host_orders_api.list_host, auth=HOST, tag="orders",
           rules=(CURSOR_RULE,)),
     route("GET", "/api/rooms", list_api.list_, tag="rooms", rules=(CURSOR_RULE,)),
+    route("DELETE", "/api/rooms/{room_id}/comments/{seq}", moderation_api.delete_comment,
+          auth=HOST, tag="rooms"),
 )  # fmt: skip
 
 

@@ -129,6 +129,14 @@ async def test_host_runs_a_stream_and_a_viewer_buys(browser: Any, console: Conso
     await viewer.get_by_role("button", name="Like", exact=True).click()
     await page.locator("#comments", has_text="Love the colour!").wait_for()
     await page.locator("#likes", has_text="1").wait_for()
+    # The host deletes a comment for everyone (after the 1 s between comments).
+    await asyncio.sleep(1.1)
+    await viewer.get_by_label("Comment", exact=True).fill("spam spam")
+    await viewer.get_by_role("button", name="Send", exact=True).click()
+    await page.get_by_role("button", name="Delete comment: spam spam").click()
+    await viewer.locator("#comments", has_text="Love the colour!").wait_for()
+    await viewer.locator("#comments li", has_text="spam spam").wait_for(state="detached")
+    await page.locator("#comments li", has_text="spam spam").wait_for(state="detached")
 
     await viewer.get_by_role("button", name="Buy now").click()
     await viewer.get_by_role("button", name="Place order").click()

@@ -183,10 +183,14 @@ async function connectLive() {
   c.on('comment', (f) => {
     S.comments.push(Date.now());
     const who = f.user ? f.user.kind + ' ' + f.user.id : 'someone';
-    $('#comments').append(el('li', {}, el('strong', {}, who + ': '), f.text));
+    $('#comments').append(el('li', { 'data-seq': f.seq }, el('strong', {}, who + ': '), f.text, ' ',
+      el('button', { type: 'button', class: 'link', 'aria-label': `Delete comment: ${f.text}`,
+        onclick: () => guarded(() => call('DELETE', `/api/rooms/${S.room.id}/comments/${f.seq}`), 'Comment deleted for everyone.') },
+      'Delete')));
     $('#comments').lastChild.scrollIntoView({ block: 'nearest' });
     renderRate();
   });
+  c.on('comment_delete', (f) => { const li = $(`#comments li[data-seq='${f.comment_seq}']`); if (li) li.remove(); });
   c.on('reconnecting', (r) => status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'));
   c.on('ended', () => status('the live has ended', ''));
   c.on('unauthorized', async () => {

@@ -91,6 +91,7 @@ function connect() {
   c.on('likes', () => { $('#likes').textContent = c.state.likes; });
   c.on('room_state', (f) => { if (f.room) renderRoom(f.room); });
   c.on('comment', (f) => addComment(f));
+  c.on('comment_delete', (f) => { const li = $(`#comments li[data-seq='${f.comment_seq}']`); if (li) li.remove(); });
   c.on('frame', (f) => {
     if (f.type === 'notice') {
       S.notices.push(f);
@@ -115,7 +116,7 @@ function sync() {
 function addComment(f) {
   const who = f.user ? (f.user.kind === 'user' ? 'viewer ' + f.user.id : 'guest') : 'someone';
   const list = $('#comments');
-  list.append(el('li', {}, el('strong', {}, who + ' '), f.text));
+  list.append(el('li', { 'data-seq': f.seq }, el('strong', {}, who + ' '), f.text));
   while (list.children.length > 100) list.firstChild.remove();
   list.lastChild.scrollIntoView({ block: 'nearest' });
 }
