@@ -116,3 +116,20 @@ async def test_no_viewer_or_buyer_reaches_any_console_action(console: Console) -
             for headers in (bearer(token), {"Cookie": f"lc_session={token}"}):
                 status, err = await http(r.method, console.url + path, json=body, headers=headers)
                 assert status == 403, (r.method, r.path, status, err)
+
+
+async def test_only_the_rooms_host_deletes_a_comment(console: Console) -> None:
+    """DELETE /api/rooms/{id}/comments/{seq} publishes comment_delete for the room's host and is
+    a 404 for another host (as if the room did not exist)."""
+    alice, bob = await console.account(), await console.account()
+    room = await console.pool.fetchval(
+        "INSERT INTO live_rooms (host_id, title, state) VALUES ($1, 'r', 'live') RETURNING id",
+        alice.id,
+    )
+    url = f"{console.url}/api/rooms/{room}/comments/7"
+    status, body = await http("DELETE", url, headers=bearer(bob.token))
+    assert status == 404, body
+    status, body = await http("DELETE", url, headers=bearer(alice.token))
+    assert status == 200, body
+    assert isinstance(body, dict)
+    assert isinstance(body["seq"], int)
