@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "livecommerce needs Python 3.11+; set PYTHON=python3.x")'
@@ -19,7 +19,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	PORT=$(PORT) $(BIN)/livecommerce serve --seed-demo
 
-test: $(STAMP)
+# The browser tests (tests/console) drive Debian's chromium through Playwright's
+# executable_path; we never download a browser build. Installed here when missing and root.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1 || \
+	   (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1)) || \
+	  echo "could not install chromium: the browser tests (tests/console) will be skipped"; \
+	else echo "no /usr/bin/chromium (install it as root: apt-get install chromium): the browser tests (tests/console) will be skipped"; fi
+
+test: $(STAMP) browser
 	$(BIN)/ruff check livecommerce tests $(wildcard bench)
 	$(BIN)/ruff format --check livecommerce tests $(wildcard bench)
 	$(BIN)/mypy

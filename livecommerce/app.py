@@ -14,6 +14,7 @@ from livecommerce.accesslog import access_log_middleware
 from livecommerce.api import docs
 from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import Settings
+from livecommerce.console import routes as console_routes
 from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware_for
 from livecommerce.http_server import body_timeout_middleware
@@ -115,4 +116,5 @@ def create_app(settings: Settings) -> web.Application:
     timer_routes.setup(app)
     commerce_routes.setup(app)
     social_routes.setup(app)
+    console_routes.setup(app)
     return app

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -21,9 +21,19 @@ from livecommerce import __version__, keys
 from livecommerce.app import create_app
 from livecommerce.auth.tokens import issue_token
 from livecommerce.config import ConfigError, Settings, load_settings
+from livecommerce.console.hosts import (
+    DEMO_PASSWORD,
+    Host,
+    create_host,
+    ensure_password,
+    new_password,
+    set_password,
+)
+from livecommerce.console.passwords import MAX_LENGTH, MIN_LENGTH
 from livecommerce.db import connect, ensure_database, redact
 from livecommerce.devtools.demo import DEMO_HOST, ensure_host, seed_demo
-from livecommerce.embedded import EmbeddedBackends, EmbeddedError
+from livecommerce.embedded import EmbeddedBackends, EmbeddedError, running_urls
+from livecommerce.errors import AppError
 from livecommerce.http_server import make_runner
 from livecommerce.logs import setup_logging
 from livecommerce.migrations import MigrationError, migrate
@@ -31,6 +41,7 @@ from livecommerce.realtime.site import start_site
 from livecommerce.workers import run_workers
 
 log = logging.getLogger("livecommerce.cli")
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -97,6 +108,29 @@ def build_parser() -> argparse.ArgumentParser:
     ht.add_argument("name", help="host name (1..100 characters)")
     ht.set_defaults(func=cmd_host_token)
 
+    host = sub.add_parser(
+        "host",
+        help="host accounts for the console: create, reset-password",
+        description="Manage console host accounts. Works while a server runs on the same data "
+        "(the embedded default: it connects to the running backends).",
+    )
+    host_sub = host.add_subparsers(dest="host_command", required=True, metavar="ACTION")
+    hc = host_sub.add_parser(
+        "create", help="create a host and print its password",
+        description="Create a host account; prints the generated password (or reads one from "
+        "stdin with --password-stdin). Exit 1 if the name is taken.",
+    )  # fmt: skip
+    hc.add_argument("name", help="host name (1..100 characters)")
+    hc.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    hc.set_defaults(func=cmd_host_create)
+    hr = host_sub.add_parser(
+        "reset-password", help="set a new password and print it",
+        description="Set a host's password (generated, or from stdin with --password-stdin).",
+    )  # fmt: skip
+    hr.add_argument("name", help="host name")
+    hr.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    hr.set_defaults(func=cmd_host_reset)
+
     lt = sub.add_parser(
         "loadtest",
         help="drive a swarm of viewers against a server and measure fan-out",
@@ -141,8 +175,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def backends(settings: Settings) -> Iterator[Settings]:
-    """Yield settings pointing at real backends: the configured ones, or embedded ones."""
+def backends(settings: Settings, *, share: bool = False) -> Iterator[Settings]:
+    """Yield settings pointing at real backends: the configured ones, or embedded ones.
+
+    ``share``: when a server already runs the embedded backends of this data dir, use them
+    (for short admin commands) instead of failing on the data dir's lock."""
+    running = running_urls(settings.embedded.data_dir) if settings.uses_embedded else None
+    if share and running is not None:
+        say(f"using the running server's PostgreSQL {redact(running.database_url)}")
+        yield settings.with_backends(running.database_url, running.redis_url)
+        return
     if not settings.uses_embedded:
         say(f"PostgreSQL: external {redact(settings.database.url)}")
         say(f"Redis: external {redact(settings.redis.url)}")
@@ -171,7 +213,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(coro: Awaitable[int]) -> int:
+def run(coro: Awaitable[T]) -> T:
     loop = new_loop()
     try:
         return loop.run_until_complete(coro)
@@ -203,6 +245,11 @@ async def prepare_database(settings: Settings, *, embedded: bool, seed: bool) ->
                     settings.secret, "host", host_id, settings.security.host_token_ttl_seconds
                 )
                 say(f"demo host token (development only): {token}")
+                await ensure_password(conn, host_id, DEMO_PASSWORD)
+                say(
+                    f"console sign-in (development only): name {DEMO_HOST!r}, "
+                    f"password {DEMO_PASSWORD!r} (unless changed)"
+                )
     finally:
         await conn.close()
 
@@ -254,6 +301,7 @@ async def _serve(
             ) from None
         for host, port, *_ in runner.addresses:
             say(f"listening on http://{host}:{port}")
+            say(f"host console: http://{host}:{port}/console   audience: http://{host}:{port}/live")
         fake_url = app.get(keys.FAKE_WECHAT_URL)
         if fake_url:
             say(f"fake WeChat server (development) on {fake_url}: POST {fake_url}/dev/pay pays")
@@ -303,6 +351,50 @@ async def _host_id(settings: Settings, name: str) -> int:
     conn = await connect(settings.database.url)
     try:
         return await ensure_host(conn, name)
+    finally:
+        await conn.close()
+
+
+def _password_arg(args: argparse.Namespace) -> str:
+    if not args.password_stdin:
+        return new_password()
+    password = sys.stdin.readline().rstrip("\n")
+    if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
+        raise CliError(f"password must be {MIN_LENGTH}..{MAX_LENGTH} characters")
+    return password
+
+
+def cmd_host_create(args: argparse.Namespace, settings: Settings) -> int:
+    name = args.name.strip()
+    if not 1 <= len(name) <= 100:
+        raise CliError("host name must be 1..100 characters")
+    password = _password_arg(args)
+    embedded = settings.uses_embedded
+    with backends(settings, share=True) as ready:
+        run(_return_zero(prepare_database(ready, embedded=embedded, seed=False)))
+        host = run(_with_conn(ready, lambda conn: create_host(conn, name, password)))
+    say(f"host {host.name!r} created (id {host.id})")
+    print(f"password: {password}" if not args.password_stdin else "password set", flush=True)
+    return 0
+
+
+def cmd_host_reset(args: argparse.Namespace, settings: Settings) -> int:
+    password = _password_arg(args)
+    with backends(settings, share=True) as ready:
+        host = run(_with_conn(ready, lambda conn: set_password(conn, password, name=args.name)))
+    say(f"password of host {host.name!r} (id {host.id}) reset")
+    print(f"password: {password}" if not args.password_stdin else "password set", flush=True)
+    return 0
+
+
+async def _with_conn(
+    settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[Host]]
+) -> Host:
+    conn = await connect(settings.database.url)
+    try:
+        return await action(conn)
+    except AppError as exc:
+        raise CliError(exc.message) from None
     finally:
         await conn.close()
 

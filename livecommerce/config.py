@@ -83,6 +83,8 @@ class SecurityConfig:
     secret: str = ""
     token_ttl_seconds: Pos = 7 * 24 * 3600
     host_token_ttl_seconds: Pos = 24 * 3600
+    # Bearer token of the admin REST endpoints (/api/admin/...); empty = those answer 403.
+    admin_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,28 @@ class EmbeddedUrls:
     redis_url: str
 
 
+# Written (mode 0600) while the backends run, removed on stop: the URLs another command run
+# against the same data dir connects to instead of starting its own servers.
+RUNNING_FILE = "running.json"
+
+
+def running_urls(data_dir: str | Path) -> EmbeddedUrls | None:
+    """The URLs of the embedded backends another process is running in ``data_dir``, or None
+    when none runs there (the data dir's lock is free or no URLs were recorded)."""
+    root = Path(data_dir).resolve()
+    try:
+        with (root / ".lock").open("a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                data = json.loads((root / RUNNING_FILE).read_text())
+                return EmbeddedUrls(data["database_url"], data["redis_url"])
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -192,7 +214,16 @@ class EmbeddedBackends:
             ),
             redis_url=f"redis://:{creds['valkey']}@127.0.0.1:{redis_port}/0",
         )
+        self._write_running(self._urls)
         return self._urls
+
+    def _write_running(self, urls: EmbeddedUrls) -> None:
+        """Record the URLs for commands run while we serve (``livecommerce host create``)."""
+        path = self.data_dir / RUNNING_FILE
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"database_url": urls.database_url, "redis_url": urls.redis_url}, f)
 
     def stop(self) -> None:
         """Stop both servers (fast shutdown) and release the data dir; safe to call twice."""
@@ -203,6 +234,7 @@ class EmbeddedBackends:
             _stop_process(self._pg, signal.SIGINT, 30.0)
             self._pg = None
         if self._lock_file is not None:
+            (self.data_dir / RUNNING_FILE).unlink(missing_ok=True)
             self._lock_file.close()
             self._lock_file = None
         self._urls = None

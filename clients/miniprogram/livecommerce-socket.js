@@ -4,9 +4,10 @@
 // No dependencies; ES2017 so the mini-program toolchain accepts it as-is.
 
 var EVENTS = ['welcome', 'resync', 'goods_push', 'goods_withdraw', 'room_state', 'viewer_count',
-  'likes', 'comment', 'error', 'open', 'close', 'reconnecting', 'ended', 'unauthorized', 'frame'];
+  'likes', 'comment', 'comment_delete', 'error', 'open', 'close', 'reconnecting', 'ended', 'unauthorized', 'frame'];
 // Frames a room publishes (they carry seq); everything else is per-connection.
-var SEQUENCED = { goods_push: 1, goods_withdraw: 1, room_state: 1, viewer_count: 1, likes: 1, comment: 1 };
+var SEQUENCED = { goods_push: 1, goods_withdraw: 1, room_state: 1, viewer_count: 1, likes: 1, comment: 1,
+  comment_delete: 1 };
 var STOP_CODES = { 4400: 1, 4401: 1, 4404: 1, 4410: 1 }; // retrying cannot help
 var NOW_CODES = { 1012: 1, 4408: 1 }; // node shutting down / evicted as slow: resume right away
 
@@ -213,4 +214,10 @@ class LiveRoomClient {
   }
 }
 
-module.exports = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+// CommonJS for mini-programs and Node; in a browser (a classic <script>, as the server's
+// audience page and console load it) the same code is exposed as `livecommerceSocket`.
+if (typeof module !== 'undefined' && module.exports) {
+  module.exports = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+} else if (typeof window !== 'undefined') {
+  window.livecommerceSocket = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from livecommerce import keys
+from livecommerce.auth import session
 from livecommerce.auth.tokens import Claims, Kind, verify_token
 from livecommerce.errors import Forbidden, Unauthorized
 
@@ -20,11 +21,24 @@ def bearer_token(request: web.Request) -> str:
 def require_claims(request: web.Request, *kinds: Kind) -> Claims:
     """The verified claims of the request's bearer token, which must be one of ``kinds``.
 
+    Without an ``Authorization`` header, the console's session cookie stands in for it
+    (:mod:`livecommerce.auth.session`); then a state-changing method needs ``X-CSRF-Token``.
+
     Raises:
         Unauthorized: no token, a bad or expired one.
-        Forbidden: a valid token of another kind (a viewer calling a host action).
+        Forbidden: a valid token of another kind (a viewer calling a host action), or a
+            cookie-authenticated write without its CSRF token (code ``csrf_failed``).
     """
-    claims = verify_token(request.app[keys.SETTINGS].secret, bearer_token(request))
+    secret = request.app[keys.SETTINGS].secret
+    cookie = request.cookies.get(session.COOKIE, "")
+    if cookie and "Authorization" not in request.headers:
+        claims = verify_token(secret, cookie)
+        if request.method not in session.SAFE_METHODS and not session.csrf_ok(
+            secret, cookie, request.headers.get(session.CSRF_HEADER, "")
+        ):
+            raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
+    else:
+        claims = verify_token(secret, bearer_token(request))
     if kinds and claims.kind not in kinds:
         raise Forbidden(f"this action needs a {' or '.join(kinds)} token", code="wrong_role")
     return claims

@@ -66,6 +66,8 @@ def assert_unavailable(result: Result, backend: str) -> None:
 
 # Routes that touch neither PostgreSQL nor Redis (and /ws, which is no HTTP route).
 NO_BACKEND = frozenset({"/ws", "/healthz", "/metrics", "/api/openapi.json"})
+# The console and audience pages are static files (their assets under /static/ too).
+PAGES = frozenset({"/", "/console", "/live", "/live/{room_id}", "/static/{name}"})
 
 
 def every_route(app: web.Application, tokens: list[str]) -> list[Call]:
@@ -75,7 +77,7 @@ def every_route(app: web.Application, tokens: list[str]) -> list[Call]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter")
-        if not path or route.method in ("HEAD", "OPTIONS", "*") or path in NO_BACKEND:
+        if not path or route.method in ("HEAD", "OPTIONS", "*") or path in NO_BACKEND | PAGES:
             continue
         if path.startswith("/api/docs"):
             continue

@@ -1,0 +1,33 @@
+"""Console sign-in sessions: the cookie, and the CSRF token bound to it.
+
+The session cookie holds a signed host token (:mod:`livecommerce.auth.tokens`), so every API
+route that takes a host bearer token takes the session too. A request authenticated by the
+cookie that changes state must also send ``X-CSRF-Token``: an HMAC of the cookie's value that
+only pages of this origin can read (from the sign-in answer or ``GET /api/console/session``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+COOKIE = "lc_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token(secret: str, session: str) -> str:
+    """The CSRF token of a session cookie value (64 hex characters)."""
+    return hmac.new(f"csrf|{secret}".encode(), session.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(secret: str, session: str, sent: str) -> bool:
+    """Whether ``sent`` is the CSRF token of ``session`` (constant time)."""
+    return hmac.compare_digest(csrf_token(secret, session), sent)
+
+
+def session_cookie(value: str, max_age: int, *, secure: bool) -> str:
+    """A ``Set-Cookie`` value: HttpOnly, SameSite=Lax, whole site, Secure unless development.
+    ``max_age=0`` with an empty value signs out."""
+    cookie = f"{COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+    return cookie + "; Secure" if secure else cookie

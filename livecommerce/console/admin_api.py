@@ -1,0 +1,70 @@
+"""HTTP: the admin endpoints — create hosts and reset their passwords while the server runs.
+
+They take ``Authorization: Bearer <security.admin_token>``; with no admin token configured they
+answer 403 ``admin_disabled``. A generated password is answered once and never stored in clear.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from aiohttp import web
+from msgspec import Meta
+
+from livecommerce import keys
+from livecommerce.api.contract import Body, Call, Model, Reply
+from livecommerce.api.types import NO_NUL
+from livecommerce.console import hosts
+from livecommerce.console.passwords import MAX_LENGTH, MIN_LENGTH
+from livecommerce.console.session_api import HostName
+from livecommerce.errors import Forbidden, Unauthorized
+
+NewPassword = Annotated[
+    str,
+    Meta(min_length=MIN_LENGTH, max_length=MAX_LENGTH, description="Omit to have one generated"),
+    NO_NUL,
+]
+
+
+class HostCreate(Body):
+    name: HostName
+    password: NewPassword | None = None
+
+
+class PasswordReset(Body):
+    password: NewPassword | None = None
+
+
+class HostAccount(Model):
+    """A host account and its password (answered only here, once)."""
+
+    id: int
+    name: str
+    password: str
+
+
+def require_admin(request: web.Request) -> None:
+    """Raise unless the request carries the configured admin token."""
+    expected = request.app[keys.SETTINGS].security.admin_token
+    if not expected:
+        raise Forbidden("the admin API is disabled (security.admin_token)", code="admin_disabled")
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip(), expected):
+        raise Unauthorized("admin token required", code="bad_admin_token")
+
+
+async def create_host(call: Call[HostCreate, None]) -> Reply[HostAccount]:
+    """Create a host account (admin token). 409 ``host_exists`` if the name is taken."""
+    require_admin(call.request)
+    password = call.body.password or hosts.new_password()
+    host = await hosts.create_host(call.app[keys.PG_POOL], call.body.name, password)
+    return Reply(HostAccount(id=host.id, name=host.name, password=password), status=201)
+
+
+async def reset_password(call: Call[PasswordReset, None]) -> HostAccount:
+    """Set a host's password (admin token); omitted, a new one is generated and answered."""
+    require_admin(call.request)
+    password = (call.body.password if call.body else None) or hosts.new_password()
+    host = await hosts.set_password(call.app[keys.PG_POOL], password, host_id=call.id("host_id"))
+    return HostAccount(id=host.id, name=host.name, password=password)

@@ -1,0 +1,398 @@
+// The host console: sign-in (session cookie + CSRF token), rooms, goods shelf, pushes,
+// schedules, the live panel over the room's WebSocket, and orders.
+import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
+
+const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
+  comments: [], curve: [] };
+window.__console = S; // for the browser tests
+
+function notify(text, ok = false) {
+  const n = $('#notice');
+  n.textContent = text;
+  n.classList.toggle('ok', ok);
+  show(n, !!text);
+}
+
+// A host call through the session cookie; writes carry the CSRF token.
+function call(method, path, body) {
+  return api(method, path, { body, csrf: method === 'GET' ? '' : S.csrf });
+}
+
+async function guarded(fn, okText) {
+  try {
+    const out = await fn();
+    if (okText) notify(okText, true);
+    return out;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return signedOut(e.message);
+    notify(e instanceof ApiError ? e.message : 'Something went wrong. Try again.');
+    return undefined;
+  }
+}
+
+// -- session ---------------------------------------------------------------------------------
+
+function signedOut(message) {
+  S.host = null;
+  S.csrf = '';
+  leaveRoom();
+  show($('#who'), false); show($('#rooms'), false); show($('#room'), false);
+  show($('#signin'), true);
+  if (message) notify(message);
+  $('#signin-name').focus();
+}
+
+function signedIn(session) {
+  S.host = session.host;
+  S.csrf = session.csrf_token;
+  $('#host-name').textContent = session.host.name;
+  show($('#who'), true); show($('#signin'), false);
+  notify('');
+  showRooms();
+}
+
+$('#signin-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const body = { name: $('#signin-name').value.trim(), password: $('#signin-password').value };
+  try {
+    signedIn(await api('POST', '/api/console/session', { body }));
+    $('#signin-password').value = '';
+  } catch (e) {
+    notify(e.message);
+  }
+});
+
+$('#sign-out').addEventListener('click', async () => {
+  await guarded(() => call('DELETE', '/api/console/session'));
+  signedOut('Signed out.');
+});
+
+// -- rooms -----------------------------------------------------------------------------------
+
+async function loadRooms(append) {
+  const state = $('#rooms-state').value;
+  const q = new URLSearchParams({ limit: '20' });
+  if (state) q.set('state', state);
+  if (append && S.roomsCursor) q.set('cursor', S.roomsCursor);
+  const page = await guarded(() => call('GET', '/api/rooms?' + q));
+  if (!page) return;
+  const list = $('#room-list');
+  if (!append) list.replaceChildren();
+  for (const room of page.items) {
+    list.append(el('li', { 'data-room': room.id },
+      el('button', { type: 'button', class: 'link', onclick: () => openRoom(room.id) }, room.title),
+      ' ', el('span', { class: 'pill' + (room.state === 'live' ? ' ok' : '') }, room.state)));
+  }
+  if (!page.items.length && !append) list.append(el('li', {}, 'No rooms yet: create one below.'));
+  S.roomsCursor = page.next_cursor;
+  show($('#rooms-more'), !!page.next_cursor);
+}
+
+function showRooms() {
+  leaveRoom();
+  show($('#room'), false); show($('#rooms'), true);
+  history.replaceState(null, '', '/console');
+  loadRooms(false);
+}
+
+$('#rooms-state').addEventListener('change', () => loadRooms(false));
+$('#rooms-more').addEventListener('click', () => loadRooms(true));
+$('#back').addEventListener('click', showRooms);
+
+$('#room-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const body = { title: $('#room-title').value.trim() };
+  if ($('#room-cover').value) body.cover_url = $('#room-cover').value;
+  if ($('#room-stream').value) body.stream_url = $('#room-stream').value;
+  if ($('#room-planned').value) body.planned_start_at = new Date($('#room-planned').value).toISOString();
+  const room = await guarded(() => call('POST', '/api/rooms', body), 'Room created.');
+  if (room) { ev.target.reset(); openRoom(room.id); }
+});
+
+// -- one room --------------------------------------------------------------------------------
+
+function leaveRoom() {
+  if (S.client) { S.client.close(); S.client = null; }
+  S.timers.forEach(clearInterval);
+  S.timers = [];
+  S.room = null;
+}
+
+async function openRoom(roomId) {
+  leaveRoom();
+  const room = await guarded(() => call('GET', '/api/rooms/' + roomId));
+  if (!room) return;
+  S.room = room;
+  S.comments = [];
+  S.curve = [];
+  show($('#rooms'), false); show($('#room'), true);
+  history.replaceState(null, '', '/console?room=' + room.id);
+  renderRoomHead();
+  renderShelf(room.goods);
+  $('#comments').replaceChildren();
+  loadCatalogue();
+  refreshTimeline();
+  refreshOrders();
+  S.timers.push(setInterval(refreshTimeline, 1000), setInterval(refreshOrders, 2000),
+    setInterval(renderRate, 5000));
+  connectLive();
+}
+
+function renderRoomHead() {
+  const r = S.room;
+  $('#room-title-h').textContent = r.title;
+  $('#room-state').textContent = r.state;
+  $('#audience-link').href = '/live/' + r.id;
+  $('#room-start').disabled = r.state !== 'scheduled';
+  $('#room-end').disabled = r.state === 'ended';
+}
+
+$('#room-start').addEventListener('click', async () => {
+  const r = await guarded(() => call('POST', `/api/rooms/${S.room.id}/start`), 'The room is live.');
+  if (r) { Object.assign(S.room, r); renderRoomHead(); }
+});
+$('#room-end').addEventListener('click', async () => {
+  if (!confirm('End this live for everyone?')) return;
+  const r = await guarded(() => call('POST', `/api/rooms/${S.room.id}/end`), 'The live has ended.');
+  if (r) { Object.assign(S.room, r); renderRoomHead(); }
+});
+$('#withdraw').addEventListener('click', () =>
+  guarded(() => call('POST', `/api/rooms/${S.room.id}/withdraw`), 'Bubble withdrawn.'));
+
+// -- live panel (the room's own WebSocket, with the mini-program client's resume logic) --------
+
+async function connectLive() {
+  const roomId = S.room.id;
+  const tok = await guarded(() => api('POST', '/api/tokens/viewer'));
+  if (!tok || !S.room || S.room.id !== roomId) return;
+  const c = liveClient(roomId, tok.token);
+  S.client = c;
+  const conn = $('#conn');
+  const status = (text, cls) => { conn.textContent = text; conn.className = 'pill ' + cls; };
+  const render = () => {
+    sample(c.state.viewers);
+    $('#viewers').textContent = c.state.viewers;
+    $('#likes').textContent = c.state.likes;
+    const b = c.state.bubble;
+    $('#bubble-now').textContent = b && b.goods ? b.goods.title : 'none';
+  };
+  c.on('welcome', () => { status('connected', 'ok'); render(); });
+  c.on('resync', render);
+  ['goods_push', 'goods_withdraw', 'viewer_count', 'likes'].forEach((t) => c.on(t, render));
+  c.on('room_state', (f) => { if (f.room) { Object.assign(S.room, f.room); renderRoomHead(); } });
+  c.on('comment', (f) => {
+    S.comments.push(Date.now());
+    const who = f.user ? f.user.kind + ' ' + f.user.id : 'someone';
+    $('#comments').append(el('li', { 'data-seq': f.seq }, el('strong', {}, who + ': '), f.text, ' ',
+      el('button', { type: 'button', class: 'link', 'aria-label': `Delete comment: ${f.text}`,
+        onclick: () => guarded(() => call('DELETE', `/api/rooms/${S.room.id}/comments/${f.seq}`), 'Comment deleted for everyone.') },
+      'Delete')));
+    $('#comments').lastChild.scrollIntoView({ block: 'nearest' });
+    renderRate();
+  });
+  c.on('comment_delete', (f) => { const li = $(`#comments li[data-seq='${f.comment_seq}']`); if (li) li.remove(); });
+  c.on('reconnecting', (r) => status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'));
+  c.on('ended', () => status('the live has ended', ''));
+  c.on('unauthorized', async () => {
+    const fresh = await guarded(() => api('POST', '/api/tokens/viewer'));
+    if (fresh && S.client === c) { c.setToken(fresh.token); c.connect(); }
+  });
+  c.connect();
+}
+
+// The viewer curve of this session: one sample per change, drawn as an SVG polyline.
+function sample(viewers) {
+  const last = S.curve[S.curve.length - 1];
+  if (last && last.n === viewers) return;
+  S.curve.push({ t: Date.now(), n: viewers });
+  if (S.curve.length > 500) S.curve.shift();
+  const t0 = S.curve[0].t;
+  const span = Math.max(1, Date.now() - t0);
+  const top = Math.max(1, ...S.curve.map((p) => p.n));
+  const pts = S.curve.map((p) => `${(300 * (p.t - t0) / span).toFixed(1)},${(58 - 56 * p.n / top).toFixed(1)}`);
+  pts.push(`300,${(58 - 56 * viewers / top).toFixed(1)}`);
+  $('#curve-line').setAttribute('points', pts.join(' '));
+  $('#curve').setAttribute('aria-label', `Viewers over time: now ${viewers}, peak ${top}`);
+}
+
+function renderRate() {
+  const since = Date.now() - 60000;
+  S.comments = S.comments.filter((t) => t > since);
+  $('#cpm').textContent = S.comments.length;
+}
+
+// -- shelf -----------------------------------------------------------------------------------
+
+// "+mm:ss" -> {offset_seconds}; "hh:mm[:ss]" (today, local time) -> {at}; else null.
+export function parseWhen(text) {
+  const t = text.trim();
+  let m = /^\+(\d{1,3}):([0-5]\d)$/.exec(t);
+  if (m) return { offset_seconds: Number(m[1]) * 60 + Number(m[2]) };
+  m = /^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$/.exec(t);
+  if (!m) return null;
+  const d = new Date();
+  d.setHours(Number(m[1]), Number(m[2]), Number(m[3] || 0), 0);
+  return { at: d.toISOString() };
+}
+window.__parseWhen = parseWhen;
+
+function renderShelf(goods) {
+  const shelf = $('#shelf');
+  shelf.replaceChildren();
+  if (!goods.length) shelf.append(el('li', {}, 'No goods in this room yet: attach some below.'));
+  for (const g of goods) {
+    const whenId = 'when-' + g.id;
+    shelf.append(el('li', { class: 'shelf-item', 'data-goods': g.id },
+      el('span', {}, el('strong', {}, g.title), ` · ${yuan(g.price_fen)} · stock ${g.stock}`),
+      el('div', { class: 'row' },
+        el('button', { type: 'button', onclick: () => pushNow(g) }, 'Push now'),
+        el('label', { for: whenId, class: 'sr' }, 'Schedule at'),
+        el('input', { id: whenId, placeholder: '+05:00 or 20:30', 'aria-label': `Schedule time for ${g.title}` }),
+        el('button', { type: 'button', class: 'secondary', onclick: () => schedule(g, $('#' + whenId)) }, 'Schedule'))));
+  }
+}
+
+function pushNow(g) {
+  return guarded(() => call('POST', `/api/rooms/${S.room.id}/push`,
+    { goods_id: g.id, idempotency_key: randomKey() }), `Pushed “${g.title}”.`);
+}
+
+async function schedule(g, input) {
+  const when = parseWhen(input.value);
+  if (!when) { notify('Enter a clock time like 20:30 or 20:30:15, or +mm:ss after the start.'); input.focus(); return; }
+  const body = Object.assign({ goods_id: g.id, idempotency_key: randomKey() }, when);
+  const made = await guarded(() => call('POST', `/api/rooms/${S.room.id}/schedules`, body), `Scheduled “${g.title}”.`);
+  if (made) { input.value = ''; refreshTimeline(); }
+}
+
+async function loadCatalogue() {
+  const page = await guarded(() => call('GET', '/api/goods?limit=50'));
+  if (!page) return;
+  const mine = (page.items || []).filter((g) => g.host_id === S.host.id);
+  const box = $('#catalogue');
+  box.replaceChildren();
+  for (const g of mine) {
+    const id = 'cat-' + g.id;
+    box.append(el('div', { class: 'row' }, el('input', { type: 'checkbox', id, value: g.id }),
+      el('label', { for: id }, `${g.title} (${yuan(g.price_fen)})`)));
+  }
+  if (!mine.length) box.append(el('p', { class: 'hint' }, 'You have no goods on sale.'));
+}
+
+$('#attach-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const ids = Array.from(document.querySelectorAll('#catalogue input:checked'), (i) => Number(i.value));
+  if (!ids.length) { notify('Select goods to attach.'); return; }
+  const res = await guarded(() => call('POST', `/api/rooms/${S.room.id}/goods`, { goods_ids: ids }), 'Goods attached.');
+  if (res) { S.room.goods = res.goods; renderShelf(res.goods); ev.target.reset(); }
+});
+
+// -- timeline --------------------------------------------------------------------------------
+
+function titleOf(goodsId) {
+  const g = S.room && S.room.goods.find((x) => x.id === goodsId);
+  return g ? g.title : 'goods ' + goodsId;
+}
+
+async function refreshTimeline() {
+  if (!S.room) return;
+  let res;
+  try { res = await call('GET', `/api/rooms/${S.room.id}/schedules`); } catch (e) { return; }
+  const list = $('#timeline');
+  if (document.activeElement && list.contains(document.activeElement)) return; // typing
+  list.replaceChildren();
+  const now = Date.now();
+  for (const s of res.schedules) {
+    let text;
+    const item = el('li', { 'data-schedule': s.id, 'data-status': s.status });
+    if (s.status === 'pending') {
+      const left = s.due_at ? Math.max(0, Math.round((Date.parse(s.due_at) - now) / 1000)) : null;
+      text = left === null ? `+${s.offset_seconds}s after the start` : `in ${left} s`;
+      const move = el('input', { 'aria-label': `New time for ${titleOf(s.goods_id)}`, placeholder: 'new time', size: 8 });
+      item.append(el('span', {}, `⏱ ${titleOf(s.goods_id)} — ${text} `),
+        el('span', { class: 'row' }, move,
+          el('button', { type: 'button', class: 'secondary', onclick: () => moveSchedule(s, move) }, 'Move'),
+          el('button', { type: 'button', class: 'secondary', onclick: () => cancelSchedule(s) }, 'Cancel')));
+    } else if (s.status === 'fired') {
+      item.append(el('span', { class: s.late ? 'late' : '' },
+        `✓ ${titleOf(s.goods_id)} — fired ${new Date(s.fired_at).toLocaleTimeString()}, ${s.lateness_ms} ms late`));
+    } else {
+      item.append(el('span', {}, `${s.status}: ${titleOf(s.goods_id)}${s.skip_reason ? ' (' + s.skip_reason + ')' : ''}`));
+    }
+    list.append(item);
+  }
+  if (!res.schedules.length) list.append(el('li', { class: 'hint' }, 'No scheduled pushes.'));
+}
+
+async function moveSchedule(s, input) {
+  const when = parseWhen(input.value);
+  if (!when) { notify('Enter a clock time like 20:30 or 20:30:15, or +mm:ss after the start.'); input.focus(); return; }
+  try {
+    await call('PATCH', `/api/rooms/${S.room.id}/schedules/${s.id}`, when);
+    notify('Scheduled push moved.', true);
+  } catch (e) {
+    notify(e.code === 'already_fired' ? 'Too late: that push has already fired, so it cannot be moved.' : e.message);
+  }
+  refreshTimeline();
+}
+
+async function cancelSchedule(s) {
+  try {
+    await call('DELETE', `/api/rooms/${S.room.id}/schedules/${s.id}`);
+    notify('Scheduled push cancelled.', true);
+  } catch (e) {
+    notify(e.code === 'already_fired' ? 'Too late: that push has already fired.' : e.message);
+  }
+  refreshTimeline();
+}
+
+// -- orders ----------------------------------------------------------------------------------
+
+const STATUS_TEXT = { pending_payment: 'awaiting payment', paid: 'paid — to ship', shipped: 'shipped',
+  completed: 'completed', cancelled: 'cancelled', refunded: 'refunded' };
+
+async function refreshOrders() {
+  if (!S.room) return;
+  const status = $('#orders-status').value;
+  const q = new URLSearchParams({ limit: '50', room_id: String(S.room.id) });
+  if (status) q.set('state', status);
+  let page;
+  try { page = await call('GET', '/api/host/orders?' + q); } catch (e) { return; }
+  const body = $('#orders tbody');
+  if (document.activeElement && body.contains(document.activeElement)) return; // typing
+  body.replaceChildren();
+  for (const o of page.items) {
+    const ship = o.status === 'paid' ? shipForm(o) : (o.tracking_no ? `${o.carrier} ${o.tracking_no}` : '');
+    body.append(el('tr', { 'data-order': o.id, 'data-status': o.status },
+      el('td', {}, '#' + o.id), el('td', {}, `${o.title} × ${o.quantity}`),
+      el('td', {}, yuan(o.total_fen)), el('td', {}, STATUS_TEXT[o.status] || o.status), el('td', {}, ship)));
+  }
+  if (!page.items.length) body.append(el('tr', {}, el('td', { colspan: 5 }, 'No orders.')));
+}
+
+function shipForm(o) {
+  const carrier = el('input', { 'aria-label': `Carrier for order ${o.id}`, placeholder: 'Carrier', maxlength: 50 });
+  const tracking = el('input', { 'aria-label': `Tracking number for order ${o.id}`, placeholder: 'Tracking no.', maxlength: 64 });
+  return el('form', { class: 'row', onsubmit: async (ev) => {
+    ev.preventDefault();
+    if (!carrier.value.trim() || !tracking.value.trim()) { notify('Enter the carrier and the tracking number.'); return; }
+    await guarded(() => call('POST', `/api/host/orders/${o.id}/ship`,
+      { carrier: carrier.value.trim(), tracking_no: tracking.value.trim() }), `Order #${o.id} shipped.`);
+    document.activeElement.blur();
+    refreshOrders();
+  } }, carrier, tracking, el('button', { type: 'submit' }, 'Ship'));
+}
+
+$('#orders-status').addEventListener('change', refreshOrders);
+
+// -- start -----------------------------------------------------------------------------------
+
+(async () => {
+  const wanted = new URLSearchParams(location.search).get('room');
+  try {
+    signedIn(await api('GET', '/api/console/session'));
+    if (wanted) openRoom(Number(wanted));
+  } catch (e) {
+    signedOut(e instanceof ApiError && e.status !== 401 && e.status !== 403 ? e.message : '');
+  }
+})();

@@ -1,0 +1,1 @@
+../../../clients/miniprogram/livecommerce-socket.js

@@ -1,0 +1,161 @@
+"""Host accounts over HTTP: sign-in, session cookie, CSRF, rate limit, admin endpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aiohttp
+
+from livecommerce.auth import session as session_mod
+from livecommerce.config import Settings
+from livecommerce.console import signin_limit
+from livecommerce.console.passwords import hash_password, verify_password
+from tests.console.conftest import Console
+from tests.support import http
+
+
+def test_password_hash_verifies_only_its_password() -> None:
+    """scrypt hashes are salted, verify the right password and refuse others or garbage."""
+    a, b = hash_password("correct horse"), hash_password("correct horse")
+    assert a != b
+    assert a.startswith("scrypt$")
+    assert verify_password(a, "correct horse")
+    assert not verify_password(a, "correct horsE")
+    assert not verify_password("md5$abc", "correct horse")
+    assert not verify_password("scrypt$x$y", "correct horse")
+
+
+def test_session_cookie_flags() -> None:
+    """The cookie is HttpOnly and SameSite=Lax always, Secure only outside development."""
+    dev = session_mod.session_cookie("v", 60, secure=False)
+    prod = session_mod.session_cookie("v", 60, secure=True)
+    for cookie in (dev, prod):
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        assert "Path=/" in cookie
+    assert "Secure" not in dev
+    assert prod.endswith("; Secure")
+
+
+async def test_sign_in_sets_cookie_and_session_drives_host_api(
+    console: Console, browser_session: aiohttp.ClientSession
+) -> None:
+    """A signed-in browser calls host routes with its cookie; writes need the CSRF token."""
+    acct = await console.account()
+    async with browser_session.post(
+        console.url + "/api/console/session", json={"name": acct.name, "password": acct.password}
+    ) as resp:
+        assert resp.status == 201
+        cookie = resp.headers["Set-Cookie"]
+        body = await resp.json()
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+    assert body["host"] == {"id": acct.id, "name": acct.name}
+    csrf = body["csrf_token"]
+    status, me = await console.call(browser_session, "GET", "/api/console/session")
+    assert status == 200
+    assert me["host"]["id"] == acct.id
+    assert me["csrf_token"] == csrf
+    status, err = await console.call(browser_session, "POST", "/api/rooms", json={"title": "x"})
+    assert status == 403
+    assert err["error"]["code"] == "csrf_failed"
+    status, err = await console.call(
+        browser_session, "POST", "/api/rooms", json={"title": "x"},
+        headers={"X-CSRF-Token": "0" * 64},
+    )  # fmt: skip
+    assert status == 403
+    assert err["error"]["code"] == "csrf_failed"
+    status, room = await console.call(
+        browser_session, "POST", "/api/rooms", json={"title": "x"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert status == 201
+    assert room["host_id"] == acct.id
+    # The bearer token keeps working, without CSRF (no cookie involved).
+    status, _ = await http(
+        "POST", console.url + "/api/rooms", json={"title": "y"},
+        headers={"Authorization": f"Bearer {acct.token}"},
+    )  # fmt: skip
+    assert status == 201
+    # Sign out needs the CSRF token too, then the cookie is gone.
+    status, _ = await console.call(browser_session, "DELETE", "/api/console/session")
+    assert status == 403
+    status, out = await console.call(
+        browser_session, "DELETE", "/api/console/session", headers={"X-CSRF-Token": csrf}
+    )
+    assert status == 200
+    assert out == {"signed_out": True}
+    status, err = await console.call(browser_session, "GET", "/api/console/session")
+    assert status == 401
+
+
+async def test_forged_or_foreign_sessions_are_refused(console: Console) -> None:
+    """A tampered cookie is 401; a viewer token as cookie is 403; a foreign Origin can't sign in."""
+    acct = await console.account()
+    url = console.url + "/api/console/session"
+    status, _ = await http("GET", url, headers={"Cookie": "lc_session=" + acct.token + "x"})
+    assert status == 401
+    _, viewer = await http("POST", console.url + "/api/tokens/viewer")
+    assert isinstance(viewer, dict)
+    status, _ = await http("GET", url, headers={"Cookie": f"lc_session={viewer['token']}"})
+    assert status == 403
+    status, err = await http(
+        "POST", url, json={"name": acct.name, "password": acct.password},
+        headers={"Origin": "http://evil.example"},
+    )  # fmt: skip
+    assert status == 403, err
+
+
+async def test_failed_sign_ins_are_rate_limited(console: Console) -> None:
+    """After 5 wrong passwords for a name, even the right one is refused with 429."""
+    acct = await console.account()
+    url = console.url + "/api/console/session"
+    for _ in range(signin_limit.MAX_PER_NAME):
+        status, err = await http("POST", url, json={"name": acct.name, "password": "wrong-pass"})
+        assert status == 401
+        assert isinstance(err, dict)
+        assert err["error"]["code"] == "bad_credentials"
+    status, err = await http("POST", url, json={"name": acct.name, "password": acct.password})
+    assert status == 429
+    assert isinstance(err, dict)
+    assert err["error"]["code"] == "too_many_sign_ins"
+    # An unknown name answers exactly like a wrong password.
+    status, err = await http("POST", url, json={"name": "nobody", "password": "whatever1"})
+    assert status == 401
+    assert isinstance(err, dict)
+    assert err["error"]["code"] == "bad_credentials"
+
+
+async def test_admin_endpoints_create_hosts_and_reset_passwords(
+    console: Console, make_server: object, settings: Settings
+) -> None:
+    """With an admin token: create a host (password answered), reset it; without: 401/403."""
+    status, _ = await http("POST", console.url + "/api/admin/hosts", json={"name": "a"})
+    assert status == 403  # no admin token configured
+    security = dataclasses.replace(settings.security, admin_token="t" * 40)
+    admin_settings = dataclasses.replace(settings, security=security)
+    server = await make_server(admin_settings)  # type: ignore[operator]
+    base = server.url + "/api/admin/hosts"
+    auth = {"Authorization": "Bearer " + "t" * 40}
+    status, _ = await http("POST", base, json={"name": "carol"}, headers={"Authorization": "x"})
+    assert status == 401
+    status, made = await http("POST", base, json={"name": "carol"}, headers=auth)
+    assert status == 201
+    assert isinstance(made, dict)
+    assert len(str(made["password"])) >= 12
+    status, _ = await http("POST", base, json={"name": "carol"}, headers=auth)
+    assert status == 409
+    sign_in = server.url + "/api/console/session"
+    creds = {"name": "carol", "password": made["password"]}
+    assert (await http("POST", sign_in, json=creds))[0] == 201
+    status, reset = await http(
+        "POST", f"{base}/{made['id']}/password", json={"password": "new-password-1"}, headers=auth
+    )
+    assert status == 200
+    assert isinstance(reset, dict)
+    assert reset["name"] == "carol"
+    assert (await http("POST", sign_in, json=creds))[0] == 401
+    good = {"name": "carol", "password": "new-password-1"}
+    assert (await http("POST", sign_in, json=good))[0] == 201
+    status, _ = await http("POST", f"{base}/999999/password", json={}, headers=auth)
+    assert status == 404
