@@ -69,7 +69,7 @@ async def test_hosts_list_their_rooms_and_the_public_sees_live_ones(console: Con
 
 
 async def test_host_orders_list_only_the_hosts_orders(console: Console) -> None:
-    """GET /api/host/orders answers the host's orders, newest first, filtered by status."""
+    """GET /api/host/orders answers the host's orders, newest first, filtered by state."""
     alice, bob = await console.account(), await console.account()
     user = await console.pool.fetchval("INSERT INTO users (openid) VALUES ('o1') RETURNING id")
     for host, status in ((alice, "paid"), (alice, "pending_payment"), (bob, "paid")):
@@ -90,7 +90,7 @@ async def test_host_orders_list_only_the_hosts_orders(console: Console) -> None:
     assert isinstance(page, dict)
     assert [o["status"] for o in page["items"]] == ["pending_payment", "paid"]  # type: ignore[index]
     status, page = await http(
-        "GET", console.url + "/api/host/orders?status=paid", headers=bearer(alice.token)
+        "GET", console.url + "/api/host/orders?state=paid", headers=bearer(alice.token)
     )
     assert isinstance(page, dict)
     assert len(page["items"]) == 1
