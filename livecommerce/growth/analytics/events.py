@@ -45,6 +45,7 @@ SERVER_TYPES = frozenset(
         "group_formed",
         "group_failed",
         "flash_sale_purchase",
+        "room_minute",
     }
 )
 CUSTOM = re.compile(r"^custom:[a-z0-9_]{1,48}$")

@@ -13,8 +13,10 @@ from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.aio import running
-from livecommerce.api.contract import add_routes, route
-from livecommerce.growth.analytics import ingest_api, live, partitions
+from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
+from livecommerce.api.openapi import Error
+from livecommerce.growth.analytics import ingest_api, live, partitions, reports_api
+from livecommerce.growth.analytics.server_events import PushRecorder
 from livecommerce.growth.analytics.writer import Writer
 
 log = logging.getLogger("livecommerce.analytics")
@@ -73,13 +75,33 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
     endpoint = app.get(keys.VIEWER_ENDPOINT)
     if endpoint is not None:
         endpoint.tracker = live.socket_tracker(writer, cfg)
+    broker = app.get(keys.BROKER)
+    recorder = PushRecorder(writer, app[keys.REDIS])
+    if broker is not None:
+        broker.on_published = recorder
     writer.start()
+    hub = app.get(keys.HUB)
+
+    def local_rooms() -> list[int]:
+        return list(hub.rooms) if hub is not None else []
+
     try:
-        async with running(_maintain_forever(app), "analytics-maintenance"):
+        async with (
+            running(_maintain_forever(app), "analytics-maintenance"),
+            running(
+                live.sample_minutes(
+                    local_rooms, app[keys.REDIS], writer, cfg.live_interval_seconds
+                ),
+                "analytics-room-minutes",
+            ),
+        ):
             yield
     finally:
         if endpoint is not None:
             endpoint.tracker = None
+        if broker is not None:
+            broker.on_published = None
+        await recorder.drain()
         await writer.close()  # graceful: everything buffered is written before the pool closes
 
 
@@ -89,6 +111,48 @@ def setup(app: web.Application) -> None:
     add_routes(app, ROUTES)
 
 
+def _csv(summary: str) -> tuple[RawResponse, ...]:
+    return (
+        RawResponse(200, summary, "text/csv"),
+        RawResponse(400, "A bad query", "application/json", Error),
+        RawResponse(401, "No or a bad token", "application/json", Error),
+        RawResponse(403, "Not a host token", "application/json", Error),
+        RawResponse(503, "A backend is unavailable", "application/json", Error),
+    )
+
+
+ROOM_NOT_HOSTS = "the room is not the host's (404 `room_not_found`)"
+FUNNEL_RULES = (
+    "`steps` has fewer than 2 or more than 8 steps, or an unknown event type",
+    "`room_id` is not one of the host's rooms",
+    "`from` is not before `to`, or the span is over 93 days",
+)
+SPAN_RULES = ("`from` is not before `to`, or the span is over 93 days",)
+
 ROUTES = (
     route("POST", "/api/events", ingest_api.track, auth=("user", "viewer"), tag="analytics"),
+    route("GET", "/api/host/rooms/{id}/analytics/pushes", reports_api.pushes, auth=HOST,
+          tag="analytics", rules=SPAN_RULES),
+    raw_route("GET", "/api/host/rooms/{id}/analytics/pushes.csv", reports_api.pushes_csv,
+              auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
+              responses=(*_csv("The per-bubble funnels, one row per push"),
+                         RawResponse(404, "No such room of the host", "application/json", Error))),
+    route("GET", "/api/host/rooms/{id}/analytics/room", reports_api.room, auth=HOST,
+          tag="analytics", rules=SPAN_RULES),
+    raw_route("GET", "/api/host/rooms/{id}/analytics/room.csv", reports_api.room_csv,
+              auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
+              responses=(*_csv("The room per minute, totals on every row"),
+                         RawResponse(404, "No such room of the host", "application/json", Error))),
+    route("GET", "/api/host/rooms/{id}/analytics/live", reports_api.live_figures, auth=HOST,
+          tag="analytics"),
+    route("GET", "/api/host/analytics/goods", reports_api.goods_daily, auth=HOST,
+          tag="analytics", rules=SPAN_RULES),
+    raw_route("GET", "/api/host/analytics/goods.csv", reports_api.goods_csv, auth=HOST,
+              query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
+              responses=_csv("The goods per day")),
+    route("GET", "/api/host/analytics/funnel", reports_api.funnel, auth=HOST, tag="analytics",
+          rules=FUNNEL_RULES),
+    raw_route("GET", "/api/host/analytics/funnel.csv", reports_api.funnel_csv, auth=HOST,
+              query=reports_api.FunnelQuery, tag="analytics", rules=FUNNEL_RULES,
+              responses=_csv("The funnel, one row per breakdown value")),
 )  # fmt: skip
