@@ -89,13 +89,13 @@ async def test_order_attributed_to_the_right_bubble(
             event("bubble_click", room_id=world.room_id, goods_id=g, push_seq=first),
             event("bubble_impression", room_id=world.room_id, goods_id=g, push_seq=second),
         ])  # fmt: skip
-        assert out["type"] == "tracked" and out["stored"] == 3 and out["ref"] == "r1", out
+        assert (out["type"], out["stored"], out["ref"]) == ("tracked", 3, "r1"), out
     await asyncio.sleep(0.01)
     # HTTP path: the later click and the detail view.
     status, body = await http("POST", server.url + "/api/events", headers=user_headers(buyer),
         json={"events": [event("bubble_click", room_id=world.room_id, goods_id=g, push_seq=second),
                          event("goods_detail_view", goods_id=g, room_id=world.room_id)]})  # fmt: skip
-    assert status == 200 and body["stored"] == 2, body  # type: ignore[index]
+    assert (status, body["stored"]) == (200, 2), body  # type: ignore[index]
     # Someone who clicked nothing buys too: unattributed.
     await place_order(pool, other, g, 500)
     order = await place_order(pool, buyer, g, 1234)
