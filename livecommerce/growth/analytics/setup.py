@@ -130,7 +130,9 @@ FUNNEL_RULES = (
 SPAN_RULES = ("`from` is not before `to`, or the span is over 93 days",)
 
 ROUTES = (
-    route("POST", "/api/events", ingest_api.track, auth=("user", "viewer"), tag="analytics"),
+    route("POST", "/api/events", ingest_api.track, auth=("user", "viewer"), tag="analytics",
+          rules=("a text or key anywhere in the batch contains a NUL character (the whole "
+                 "batch is refused; other bad events are rejected one by one)",)),
     route("GET", "/api/host/rooms/{id}/analytics/pushes", reports_api.pushes, auth=HOST,
           tag="analytics", rules=SPAN_RULES),
     raw_route("GET", "/api/host/rooms/{id}/analytics/pushes.csv", reports_api.pushes_csv,
