@@ -138,19 +138,21 @@ class Writer:
         for i in range(self.flushers):
             self._tasks.append(asyncio.create_task(self._run(), name=f"analytics-flusher-{i}"))
 
-    async def close(self) -> None:
-        """Refuse new events, flush every buffered one, then stop the flushers."""
+    async def close(self, grace_seconds: float = 30.0) -> None:
+        """Refuse new events, let the flushers write every buffered one (an in-flight flush is
+        never cancelled while it has time), then stop them."""
         self._closed = True
         self._wake.set()
-        while self._queue:
-            await self._flush_once()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks.clear()
-        # Whatever a cancelled flusher had taken has its future resolved or failed already.
+        while self._queue:  # flushers that did not start, or were stuck past the timeout
+            await self._flush_once()
 
     # -- flushing
 
@@ -158,10 +160,12 @@ class Writer:
         while True:
             check_cancelled()
             if not self._queue:
+                if self._closed:
+                    return  # everything buffered is written: the graceful end
                 self._wake.clear()
                 await wait_event(self._wake, 3600.0)
                 # Coalesce for up to flush_interval unless the buffer is already big enough.
-                if sum(len(p.rows) for p in self._queue) < self.flush_events:
+                if not self._closed and self.buffered < self.flush_events:
                     await asyncio.sleep(self.flush_interval)
             await self._flush_once()
 
