@@ -1,6 +1,6 @@
 """HTTP: analytics reports for the room's host — JSON (typed) and CSV (same data, one table).
 
-Every report takes an optional ``from``/``to`` (RFC 3339; default: the last 7 days up to now).
+Every report takes an optional ``since``/``until`` (RFC 3339; default: the last 7 days to now).
 """
 
 from __future__ import annotations
@@ -31,29 +31,35 @@ Rate = Annotated[float | None, Meta(description="num / den, 4 decimals; null whe
 class Span(Query):
     """The report's time range (default the last 7 days; at most 93 days)."""
 
-    from_: Annotated[Time | None, Meta(description="Start (inclusive)")] = msgspec.field(
-        default=None, name="from"
-    )
-    to: Annotated[Time | None, Meta(description="End (exclusive; default now)")] = None
+    since: Annotated[Time | None, Meta(description="Start (inclusive)")] = None
+    until: Annotated[Time | None, Meta(description="End (exclusive; default now)")] = None
 
     def __post_init__(self) -> None:
-        if self.from_ is not None:
-            self.from_ = check_time("from", self.from_)
-        if self.to is not None:
-            self.to = check_time("to", self.to)
+        if self.since is not None:
+            self.since = check_time("since", self.since)
+        if self.until is not None:
+            self.until = check_time("until", self.until)
 
-    def bounds(self) -> tuple[datetime, datetime]:
-        return _bounds(self.from_, self.to)
+    def bounds(self, request: web.Request) -> tuple[datetime, datetime]:
+        return _bounds(request, self.since, self.until)
 
 
-def _bounds(from_: datetime | None, to: datetime | None) -> tuple[datetime, datetime]:
+def _bounds(
+    request: web.Request, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
     """(start, end) of a report: default the last 7 days; 400 when empty or over 93 days."""
-    end = to or datetime.now(UTC)
-    start = from_ or end - DEFAULT_SPAN
+    for name in ("since", "until"):
+        if request.query.get(name) == "":  # a time has no empty form (not "absent" here)
+            raise ValidationError(name, "must be an RFC 3339 timestamp")
+    end = until or datetime.now(UTC)
+    start = since or end - DEFAULT_SPAN
+    for name, value in (("since", start), ("until", end)):
+        if not 2000 <= value.year <= 2200:  # windows are added to it: keep far from year 9999
+            raise ValidationError(name, "must be between the years 2000 and 2200")
     if start >= end:
-        raise ValidationError("from", "must be before `to`")
+        raise ValidationError("since", "must be before `until`")
     if end - start > MAX_SPAN:
-        raise ValidationError("from", "a report spans at most 93 days")
+        raise ValidationError("since", "a report spans at most 93 days")
     return start, end
 
 
@@ -75,19 +81,17 @@ class FunnelQuery(Query):
     experiment: (
         Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] | None
     ) = None
-    from_: Annotated[Time | None, Meta(description="Start (inclusive)")] = msgspec.field(
-        default=None, name="from"
-    )
-    to: Annotated[Time | None, Meta(description="End (exclusive; default now)")] = None
+    since: Annotated[Time | None, Meta(description="Start (inclusive)")] = None
+    until: Annotated[Time | None, Meta(description="End (exclusive; default now)")] = None
 
     def __post_init__(self) -> None:
-        if self.from_ is not None:
-            self.from_ = check_time("from", self.from_)
-        if self.to is not None:
-            self.to = check_time("to", self.to)
+        if self.since is not None:
+            self.since = check_time("since", self.since)
+        if self.until is not None:
+            self.until = check_time("until", self.until)
 
-    def bounds(self) -> tuple[datetime, datetime]:
-        return _bounds(self.from_, self.to)
+    def bounds(self, request: web.Request) -> tuple[datetime, datetime]:
+        return _bounds(request, self.since, self.until)
 
 
 class PushFunnel(Model):
@@ -210,7 +214,7 @@ async def pushes(call: Call[None, Span]) -> PushReport:
     An order is attributed to the last bubble of its goods the buyer clicked within
     `analytics.attribution_window_seconds` before ordering."""
     room_id = call.id()
-    start, end = call.query.bounds()
+    start, end = call.query.bounds(call.request)
     async with call.app[keys.PG_POOL].acquire() as conn:
         await reports.host_room(conn, call.host_id, room_id)
         rows = await reports.push_funnels(conn, room_id, start, end, _window(call))
@@ -224,7 +228,7 @@ async def pushes(call: Call[None, Span]) -> PushReport:
 async def room(call: Call[None, Span]) -> RoomReport:
     """A room's report: viewer curve, likes/comments per minute, GMV, GPM, buyers, top goods."""
     room_id = call.id()
-    start, end = call.query.bounds()
+    start, end = call.query.bounds(call.request)
     async with call.app[keys.PG_POOL].acquire() as conn:
         await reports.host_room(conn, call.host_id, room_id)
         out = await reports.room_report(conn, room_id, start, end, _window(call))
@@ -233,7 +237,7 @@ async def room(call: Call[None, Span]) -> RoomReport:
 
 async def goods_daily(call: Call[None, Span]) -> GoodsReport:
     """The host's goods per day: impressions, clicks, detail views, orders, CTR, conversion."""
-    start, end = call.query.bounds()
+    start, end = call.query.bounds(call.request)
     async with call.app[keys.PG_POOL].acquire() as conn:
         goods = await reports.host_goods(conn, call.host_id)
         rows = await reports.goods_daily(conn, goods, start, end)
@@ -247,7 +251,7 @@ async def funnel(call: Call[None, FunnelQuery]) -> FunnelReport:
     q = call.query
     steps = q.steps.split(",")
     reports.check_steps(steps)
-    start, end = q.bounds()
+    start, end = q.bounds(call.request)
     async with call.app[keys.PG_POOL].acquire() as conn:
         goods = None
         if q.room_id is not None:
@@ -360,7 +364,7 @@ async def pushes_csv(request: web.Request) -> web.StreamResponse:
     """The per-bubble funnels as CSV (one row per push)."""
     claims = require_claims(request, "host")
     room_id = path_ids(request, ("id",))["id"]
-    start, end = decode_query(request, Span).bounds()
+    start, end = decode_query(request, Span).bounds(request)
     window = timedelta(seconds=request.app[keys.SETTINGS].analytics.attribution_window_seconds)
     async with request.app[keys.PG_POOL].acquire() as conn:
         await reports.host_room(conn, int(claims.subject), room_id)
@@ -372,7 +376,7 @@ async def room_csv(request: web.Request) -> web.StreamResponse:
     """The room's per-minute curve as CSV, with the totals repeated on every row."""
     claims = require_claims(request, "host")
     room_id = path_ids(request, ("id",))["id"]
-    start, end = decode_query(request, Span).bounds()
+    start, end = decode_query(request, Span).bounds(request)
     window = timedelta(seconds=request.app[keys.SETTINGS].analytics.attribution_window_seconds)
     async with request.app[keys.PG_POOL].acquire() as conn:
         await reports.host_room(conn, int(claims.subject), room_id)
@@ -384,7 +388,7 @@ async def room_csv(request: web.Request) -> web.StreamResponse:
 async def goods_csv(request: web.Request) -> web.StreamResponse:
     """The goods-per-day report as CSV."""
     claims = require_claims(request, "host")
-    start, end = decode_query(request, Span).bounds()
+    start, end = decode_query(request, Span).bounds(request)
     async with request.app[keys.PG_POOL].acquire() as conn:
         goods = await reports.host_goods(conn, int(claims.subject))
         rows = await reports.goods_daily(conn, goods, start, end)
@@ -397,7 +401,7 @@ async def funnel_csv(request: web.Request) -> web.StreamResponse:
     q = decode_query(request, FunnelQuery)
     steps = q.steps.split(",")
     reports.check_steps(steps)
-    start, end = q.bounds()
+    start, end = q.bounds(request)
     async with request.app[keys.PG_POOL].acquire() as conn:
         goods = None
         if q.room_id is not None:

@@ -125,9 +125,13 @@ ROOM_NOT_HOSTS = "the room is not the host's (404 `room_not_found`)"
 FUNNEL_RULES = (
     "`steps` has fewer than 2 or more than 8 steps, or an unknown event type",
     "`room_id` is not one of the host's rooms",
-    "`from` is not before `to`, or the span is over 93 days",
+    "`since` is not before `until`, the span is over 93 days, one is given empty or "
+    "outside the years 2000..2200",
 )
-SPAN_RULES = ("`from` is not before `to`, or the span is over 93 days",)
+SPAN_RULES = (
+    "`since` is not before `until`, the span is over 93 days, one is given empty or "
+    "outside the years 2000..2200",
+)
 
 ROUTES = (
     route("POST", "/api/events", ingest_api.track, auth=("user", "viewer"), tag="analytics",
