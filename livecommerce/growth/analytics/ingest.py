@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from livecommerce.config import AnalyticsConfig
-from livecommerce.growth.analytics.events import Limits, Rejection, actor_of, parse_events
+from livecommerce.growth.analytics.events import (
+    Limits,
+    Rejection,
+    actor_of,
+    parse_events,
+    parse_fast,
+)
 from livecommerce.growth.analytics.writer import Writer
 
 
@@ -45,22 +51,26 @@ async def ingest(
     subject: str,
     offset_ms: int,
     received_ms: int | None = None,
+    raw: bytes | None = None,
 ) -> Outcome:
     """Validate ``events`` for the token ``kind``/``subject`` and store the valid ones.
 
     ``offset_ms`` is the client's clock error (server time minus client time), added to every
-    client time. Raises what :meth:`Writer.write` raises (BufferFull, WriterClosed, backend)."""
+    client time. ``raw``: the HTTP body ``events`` came from, for the one-pass typed decode
+    (when every event is well-formed). Raises what :meth:`Writer.write` raises (BufferFull,
+    WriterClosed, backend)."""
     received = now_ms() if received_ms is None else received_ms
     actor, user_id = actor_of(kind, subject)
-    rows, rejected, clamped = parse_events(
-        events,
-        actor=actor,
-        user_id=user_id,
-        received_ms=received,
-        offset_ms=offset_ms,
-        limits=limits_of(cfg),
-        max_events=cfg.max_batch_events,
-    )
+    args: dict[str, Any] = {
+        "actor": actor,
+        "user_id": user_id,
+        "received_ms": received,
+        "offset_ms": offset_ms,
+        "limits": limits_of(cfg),
+        "max_events": cfg.max_batch_events,
+    }
+    parsed = parse_fast(raw, **args) if raw is not None else None
+    rows, rejected, clamped = parsed if parsed is not None else parse_events(events, **args)
     stored = await writer.write(rows)
     return Outcome(len(rows), stored, len(rows) - stored, clamped, rejected, offset_ms)
 

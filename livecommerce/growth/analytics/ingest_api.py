@@ -78,8 +78,8 @@ async def track(call: Call[EventBatch, None]) -> Ingested:
     `analytics.max_batch_bytes`; 503 `buffer_full` (with Retry-After) when the writer is full."""
     app = call.app
     cfg = app[keys.SETTINGS].analytics
-    size = len(await call.request.read())  # already read (and bounded) by the contract
-    if size > cfg.max_batch_bytes:
+    raw = await call.request.read()  # already read (and bounded) by the contract
+    if len(raw) > cfg.max_batch_bytes:
         raise PayloadTooLarge(f"a batch is at most {cfg.max_batch_bytes} bytes")
     assert call.claims is not None
     received = service.now_ms()
@@ -93,6 +93,7 @@ async def track(call: Call[EventBatch, None]) -> Ingested:
             subject=call.claims.subject,
             offset_ms=offset,
             received_ms=received,
+            raw=raw,
         )
     except BufferFull:
         raise BufferFullError("too many events waiting to be written; retry later") from None

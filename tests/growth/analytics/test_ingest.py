@@ -221,3 +221,23 @@ async def test_shutdown_during_burst_loses_nothing_acknowledged(
     assert acked, "the burst was stopped before any answer"
     assert set(acked) <= set(stored)
     assert len(stored) == len(set(stored))
+
+
+async def test_well_formed_batch_rejects_unknown_types_too(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A batch whose events are all well-formed (the one-pass decode) still rejects unknown
+    types and oversized props one by one."""
+    good = event("add_to_cart", goods_id=world.goods_ids[0], variants={"exp1": "b"})
+    evs = [good, event("nope"), event("share", props={"k": "v" * 3000})]
+    status, body = await http(
+        "POST", server.url + "/api/events", json={"events": evs}, headers=viewer_headers(world)
+    )
+    assert status == 200, body
+    assert isinstance(body, dict)
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (1, "unknown_type"),
+        (2, "too_large"),
+    ]  # type: ignore[union-attr]
+    assert await stored_ids(pool) == [good["id"]]
+    assert await pool.fetchval("SELECT variants->>'exp1' FROM analytics_events") == "b"
