@@ -202,11 +202,18 @@ async def run(args: argparse.Namespace, url: str, db: str) -> dict[str, Any]:
     plans = [make_events(per_viewer, room, 0.01, 0.01, rng) for _ in range(args.viewers)]
     t = Tally()
     connector = aiohttp.TCPConnector(limit=args.connections)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(60)) as s:
+    # Sockets on connections of their own: an upgrade on a keep-alive connection that carried
+    # HTTP first is refused by the lean path (503, docs/protocol.md).
+    ws_connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    timeout = aiohttp.ClientTimeout(60)
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=timeout) as s,
+        aiohttp.ClientSession(connector=ws_connector, timeout=timeout) as ws_session,
+    ):
         started = time.perf_counter()
         await asyncio.gather(
             *(http_viewer(s, url, plans[i], args.batch, t) for i in range(half)),
-            *(socket_viewer(s, url, room, plans[i], args.frame_events, t)
+            *(socket_viewer(ws_session, url, room, plans[i], args.frame_events, t)
               for i in range(half, args.viewers)),
         )  # fmt: skip
     burst = max(t.last_ack - started, 1e-9)
@@ -260,6 +267,7 @@ def start_server(db: str, redis: str, workers: int, viewers: int) -> tuple[Any, 
         LIVECOMMERCE_SERVER_LOG_LEVEL="warning",
         LIVECOMMERCE_DATABASE_POOL_MAX_SIZE="20",
         LIVECOMMERCE_ROOMS_MAX_CONNECTIONS_PER_IP=str(viewers * 2),
+        LIVECOMMERCE_SERVER_MAX_UNFINISHED_HEADS_PER_IP=str(viewers * 2),
         PYTHONUNBUFFERED="1",
     )
     proc = subprocess.Popen(
