@@ -153,6 +153,8 @@ def parse_events(
     clamped_count = 0
     received = ms_to_dt(received_ms)
     for index, item in enumerate(raw):
+        if isinstance(item, msgspec.Raw):  # an HTTP batch keeps each event undecoded
+            item = orjson.loads(memoryview(item))
         raw_id = item.get("id") if isinstance(item, dict) else None
         sid = raw_id if isinstance(raw_id, str) else None
         if index >= max_events:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
+import msgspec
 from msgspec import Meta
 
 from livecommerce import keys
@@ -20,14 +21,15 @@ MAX_SKEW_MS = 30 * 86400 * 1000
 class EventBatch(Body):
     """A batch of client events; identity comes from the token, never from the body."""
 
+    # Raw: each event is decoded on its own (one bad event must not cost the batch).
     events: Annotated[
-        list[dict[str, Any]],
+        list[msgspec.Raw],
         Meta(
             max_length=MAX_EVENTS,
             description=(
                 "Each: `{id: UUID, type, ts?: ms since epoch, page?, room_id?, goods_id?, "
-                "push_seq?, variants?: {name: variant}, props?: {...}}`; judged one by one "
-                "(docs/api.md, Analytics events)"
+                "push_seq?, variants?: {name: variant}, props?: {...}}`; judged one by one, "
+                "anything else is rejected as `invalid` (docs/api.md, Analytics events)"
             ),
         ),
     ]

@@ -78,6 +78,7 @@ async def test_per_event_rejections(server: AppServer, world: World, pool: async
         event("share", props={"blob": "x" * 5000}),
         event("share", room_id=-1),
         {"type": "share"},
+        "not an object",
         good,
     ]
     status, body = await http(
@@ -86,7 +87,9 @@ async def test_per_event_rejections(server: AppServer, world: World, pool: async
     assert status == 200, body
     assert isinstance(body, dict)
     codes = {r["index"]: r["code"] for r in body["rejected"]}  # type: ignore[union-attr]
-    assert codes == {0: "bad_uuid", 1: "unknown_type", 2: "too_large", 3: "invalid", 4: "invalid"}
+    assert codes == {
+        0: "bad_uuid", 1: "unknown_type", 2: "too_large", 3: "invalid", 4: "invalid", 5: "invalid"
+    }  # fmt: skip
     assert body["stored"] == 1
     assert await stored_ids(pool) == [good["id"]]
 
