@@ -276,7 +276,7 @@ class Endpoint:
         if kind == "comment":
             return self._comment(conn, data.get("text"))
         if kind == "track":
-            return self._track(conn, data)
+            return self._track(conn, data, text)
         # resume: only as the first message, before any live frame reached this connection.
         last = data.get("last_seq")
         if not isinstance(last, int) or isinstance(last, bool) or last < 0:
@@ -308,7 +308,9 @@ class Endpoint:
         author = {"kind": kind, "id": subject[-8:] if kind == "viewer" else subject}
         return self._publish_comment(conn.room_id, author, cleaned)
 
-    def _track(self, conn: Conn, data: dict[str, Any]) -> Reply | Coroutine[Any, Any, Reply]:
+    def _track(
+        self, conn: Conn, data: dict[str, Any], text: str
+    ) -> Reply | Coroutine[Any, Any, Reply]:
         """A ``track`` frame: analytics events, corrected by the client's ``offset_ms`` (server
         time minus its clock, measured from the welcome frame's ``server_time``)."""
         events, offset, ref = data.get("events"), data.get("offset_ms", 0), data.get("ref")
@@ -321,13 +323,20 @@ class Endpoint:
         if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
             return _error("invalid", "ref must be a string of at most 64 characters")
         kind, _, subject = conn.identity.partition(":")
-        return self._tracked(self.tracker, kind, subject, events, offset, ref)
+        return self._tracked(self.tracker, kind, subject, events, offset, ref, text)
 
     async def _tracked(
-        self, tracker: Tracker, kind: str, subject: str, events: list[Any], offset: int, ref: Any
+        self,
+        tracker: Tracker,
+        kind: str,
+        subject: str,
+        events: list[Any],
+        offset: int,
+        ref: Any,
+        text: str,
     ) -> Reply:
         try:
-            out = await tracker(kind, subject, events, offset)
+            out = await tracker(kind, subject, events, offset, text.encode())
         except (BufferFull, WriterClosed):
             return {"type": "error", "code": "unavailable", "message": "retry later", "ref": ref}
         return {

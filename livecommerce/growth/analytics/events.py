@@ -86,7 +86,8 @@ class FastEvent(EventIn, forbid_unknown_fields=True, kw_only=True):
 
 
 class FastBatch(msgspec.Struct, kw_only=True):
-    """A whole ``POST /api/events`` body when every event is well-formed (the common case)."""
+    """A whole ``POST /api/events`` body, or a socket ``track`` frame (its other fields are
+    ignored here), when every event is well-formed (the common case)."""
 
     events: list[FastEvent]
     sent_at: int | None = None

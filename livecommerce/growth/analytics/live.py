@@ -97,14 +97,19 @@ class LiveCounters:
         }
 
 
-Tracker = Callable[[str, str, list[Any], int], Awaitable[Outcome]]
+# (token kind, subject, events, offset_ms, the frame's JSON for the one-pass typed decode)
+Tracker = Callable[[str, str, list[Any], int, bytes], Awaitable[Outcome]]
 
 
 def socket_tracker(writer: Writer, cfg: AnalyticsConfig) -> Tracker:
     """What the viewer endpoint calls for a ``track`` frame: (kind, subject, events, offset)."""
 
-    async def track(kind: str, subject: str, events: list[Any], offset_ms: int) -> Outcome:
-        return await ingest(writer, cfg, events, kind=kind, subject=subject, offset_ms=offset_ms)
+    async def track(
+        kind: str, subject: str, events: list[Any], offset_ms: int, raw: bytes
+    ) -> Outcome:
+        return await ingest(
+            writer, cfg, events, kind=kind, subject=subject, offset_ms=offset_ms, raw=raw
+        )
 
     return track
 
