@@ -200,7 +200,13 @@ class Writer:
         self.buffered -= len(rows)
         self.stored_total += len(new_ids)
         self.duplicates_total += len(rows) - len(new_ids)
-        stored_rows = [r for r in rows if r[0] in new_ids] if self.on_stored else []
+        stored_rows: list[Row] = []
+        if self.on_stored is not None:
+            seen: set[object] = set()
+            for r in rows:  # each stored id once (a batch may carry an id twice)
+                if r[0] in new_ids and r[0] not in seen:
+                    seen.add(r[0])
+                    stored_rows.append(r)
         # Each new id counts for the first batch that carried it.
         for p in taken:
             n = 0

@@ -56,10 +56,12 @@ async def test_retried_batch_stored_once(
     assert sum(b["stored"] for _, b in answers) == 20  # type: ignore[index]
     assert sum(b["duplicates"] for _, b in answers) == 40  # type: ignore[index]
     ids = await stored_ids(pool)
+    live = await server.app[keys.ANALYTICS_LIVE].read(world.room_id)
+    assert live["events"] == {"bubble_click": 20}  # the live counters count each event once
     assert len(ids) == 20
     assert Counter(ids).most_common(1)[0][1] == 1
     # Within one batch too.
-    dup = event("share")
+    dup = event("share", room_id=world.room_id)
     status, body = await http(
         "POST", server.url + "/api/events", json={"events": [dup, dup]},
         headers=viewer_headers(world),
@@ -67,6 +69,8 @@ async def test_retried_batch_stored_once(
     assert status == 200
     assert body["stored"] == 1
     assert body["duplicates"] == 1
+    live = await server.app[keys.ANALYTICS_LIVE].read(world.room_id)
+    assert live["events"]["share"] == 1
 
 
 async def test_per_event_rejections(server: AppServer, world: World, pool: asyncpg.Pool) -> None:
