@@ -17,6 +17,7 @@ from livecommerce.config import Settings
 from livecommerce.console import routes as console_routes
 from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware_for
+from livecommerce.growth.analytics import setup as analytics_setup
 from livecommerce.http_server import body_timeout_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
@@ -117,4 +118,5 @@ def create_app(settings: Settings) -> web.Application:
     commerce_routes.setup(app)
     social_routes.setup(app)
     console_routes.setup(app)
+    analytics_setup.setup(app)
     return app

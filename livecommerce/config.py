@@ -212,6 +212,27 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalyticsConfig:
+    """Event ingestion (``POST /api/events``, the socket's ``track`` frame), storage, reports."""
+
+    retention_days: Annotated[int, Meta(ge=2, le=3660)] = 90
+    partitions_ahead_days: Annotated[int, Meta(ge=1, le=60)] = 3
+    max_batch_events: Annotated[int, Meta(ge=1, le=1000)] = 500
+    max_batch_bytes: Annotated[int, Meta(ge=1024, le=8 * 1024 * 1024)] = 512 * 1024
+    max_props_bytes: Annotated[int, Meta(ge=64, le=65536)] = 2048
+    # Client times further than this from the (skew-corrected) receive time are clamped.
+    max_future_seconds: Annotated[int, Meta(ge=0, le=86400)] = 3600
+    max_past_seconds: Annotated[int, Meta(ge=60, le=30 * 86400)] = 2 * 86400
+    buffer_max_events: Annotated[int, Meta(ge=1, le=10_000_000)] = 200_000
+    flush_max_events: Annotated[int, Meta(ge=1, le=1_000_000)] = 5000
+    flush_interval_ms: Annotated[int, Meta(ge=1, le=60_000)] = 50
+    retry_after_seconds: Annotated[int, Meta(ge=1, le=3600)] = 1
+    attribution_window_seconds: Annotated[int, Meta(ge=1, le=30 * 86400)] = 86400
+    live_interval_seconds: Annotated[float, Meta(gt=0, le=1)] = 1.0
+    maintenance_interval_seconds: PosFloat = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -226,6 +247,7 @@ class Settings:
     flash_sale: FlashSaleConfig = field(default_factory=FlashSaleConfig)
     points: PointsConfig = field(default_factory=PointsConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     @property
     def production(self) -> bool:
@@ -408,6 +430,8 @@ def _check(s: Settings) -> None:
     ):
         if url:
             _check_url(name, url, ("http", "https"))
+    if s.analytics.max_past_seconds > (s.analytics.retention_days - 1) * 86400:
+        raise ConfigError("analytics.max_past_seconds: must be below analytics.retention_days - 1")
     try:
         ZoneInfo(s.points.time_zone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -13,6 +13,8 @@ from livecommerce.commerce.wechat_client import WechatClient
 from livecommerce.commerce.wechatpay import PayKeys
 from livecommerce.config import Settings
 from livecommerce.devtools.fake_wechat import FakeWechat
+from livecommerce.growth.analytics.live import LiveCounters
+from livecommerce.growth.analytics.writer import Writer as AnalyticsWriter
 from livecommerce.metrics import Metrics
 from livecommerce.notify.sender import NotificationSender
 from livecommerce.outage import OutageLog
@@ -66,3 +68,7 @@ NOTIFICATION_SENDER = web.AppKey("notification_sender", NotificationSender)
 # node's social worker.
 FLASH_STOCK = web.AppKey("flash_stock", FlashStock)
 SOCIAL_WORKER = web.AppKey("social_worker", SocialWorker)
+
+# Analytics: this node's buffered event writer and the live counters (growth/analytics).
+ANALYTICS_WRITER = web.AppKey("analytics_writer", AnalyticsWriter)
+ANALYTICS_LIVE = web.AppKey("analytics_live", LiveCounters)

@@ -4,12 +4,26 @@
 // No dependencies; ES2017 so the mini-program toolchain accepts it as-is.
 
 var EVENTS = ['welcome', 'resync', 'goods_push', 'goods_withdraw', 'room_state', 'viewer_count',
-  'likes', 'comment', 'comment_delete', 'error', 'open', 'close', 'reconnecting', 'ended', 'unauthorized', 'frame'];
+  'likes', 'comment', 'comment_delete', 'error', 'open', 'close', 'reconnecting', 'ended', 'unauthorized', 'frame',
+  'tracked'];
 // Frames a room publishes (they carry seq); everything else is per-connection.
 var SEQUENCED = { goods_push: 1, goods_withdraw: 1, room_state: 1, viewer_count: 1, likes: 1, comment: 1,
   comment_delete: 1 };
 var STOP_CODES = { 4400: 1, 4401: 1, 4404: 1, 4410: 1 }; // retrying cannot help
 var NOW_CODES = { 1012: 1, 4408: 1 }; // node shutting down / evicted as slow: resume right away
+
+// A random (v4) UUID: the client event id the server deduplicates on (docs/protocol.md, track).
+function uuid4(random) {
+  random = random || Math.random;
+  var h = '';
+  for (var i = 0; i < 32; i++) {
+    var n = Math.floor(random() * 16);
+    if (i === 12) n = 4;
+    if (i === 16) n = (n & 3) | 8;
+    h += n.toString(16);
+  }
+  return h.slice(0, 8) + '-' + h.slice(8, 12) + '-' + h.slice(12, 16) + '-' + h.slice(16, 20) + '-' + h.slice(20);
+}
 
 // Full jitter: uniform in [0, min(max, base * 2^attempt)) so a node restart does not make
 // thousands of phones reconnect in lockstep.
@@ -50,6 +64,12 @@ class LiveRoomClient {
     this._beatTimer = null;
     this._awaitingPong = false;
     this._lastError = null;
+    // Analytics: server clock minus ours (ms), measured at each welcome from its server_time;
+    // track frames not yet answered by `tracked`, resent (same ids: stored once) after a resume.
+    this.clockOffsetMs = 0;
+    this.trackMax = opts.trackMax || 100;
+    this._tracking = {}; // ref -> events
+    this._trackSeq = 0;
   }
 
   on(event, fn) {
@@ -119,6 +139,27 @@ class LiveRoomClient {
     return this._send({ type: 'comment', text: t });
   }
 
+  // Record analytics events over this socket (no HTTP request per event). Each event is
+  // { type, room_id?, goods_id?, push_seq?, page?, props?, variants? }; id and ts are added.
+  // Returns the frame's ref; the 'tracked' event reports what the server stored.
+  track(events) {
+    if (!Array.isArray(events) || events.length < 1 || events.length > this.trackMax) {
+      throw new RangeError('track takes 1..' + this.trackMax + ' events');
+    }
+    var self = this;
+    var stamped = events.map(function (e) {
+      return Object.assign({ id: uuid4(self.random), ts: self.now(), room_id: self.roomId }, e);
+    });
+    var ref = 't' + (++this._trackSeq);
+    this._tracking[ref] = stamped;
+    this._sendTrack(ref);
+    return ref;
+  }
+
+  _sendTrack(ref) {
+    return this._send({ type: 'track', ref: ref, offset_ms: this.clockOffsetMs, events: this._tracking[ref] });
+  }
+
   _send(obj) {
     if (!this._task || !this._open) return false;
     this._task.send({ data: JSON.stringify(obj) });
@@ -146,7 +187,11 @@ class LiveRoomClient {
         this.state = { room: f.room, bubble: f.bubble || null, viewers: f.viewers, likes: f.likes };
         this._welcomed = true;
         this.attempt = 0;
+        if (typeof f.server_time === 'number') this.clockOffsetMs = Math.round(f.server_time - this.now());
+        // Unanswered track frames go again: their event ids make a repeat harmless.
+        for (var ref in this._tracking) this._sendTrack(ref);
         break;
+      case 'tracked': delete this._tracking[f.ref]; break;
       case 'goods_push': s.bubble = f; break;
       case 'goods_withdraw': s.bubble = null; break;
       case 'viewer_count': s.viewers = f.count; break;
@@ -217,7 +262,7 @@ class LiveRoomClient {
 // CommonJS for mini-programs and Node; in a browser (a classic <script>, as the server's
 // audience page and console load it) the same code is exposed as `livecommerceSocket`.
 if (typeof module !== 'undefined' && module.exports) {
-  module.exports = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+  module.exports = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay, uuid4: uuid4 };
 } else if (typeof window !== 'undefined') {
-  window.livecommerceSocket = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay };
+  window.livecommerceSocket = { LiveRoomClient: LiveRoomClient, backoffDelay: backoffDelay, uuid4: uuid4 };
 }

@@ -8,6 +8,7 @@ Whatever produces a room message (host push, timer, order event, likes) goes thr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -69,6 +70,9 @@ class Broker:
         self._tick = redis.register_script(_script("room_tick"))
         self._head = redis.register_script(_script("room_head"))
         self._room_info = redis.register_script(_script("room_info"))
+        # Told of every fresh publish as (room_id, Published), synchronously and without
+        # awaiting (analytics records pushes from it); it must not raise or block.
+        self.on_published: Callable[[int, Published], None] | None = None
 
     @property
     def _max_age_ms(self) -> int:
@@ -91,7 +95,10 @@ class Broker:
         """
         item = PublishItem(room_id, body, state_op, state_field, idempotency_key)
         keys, args = self._publish_call(item)
-        return _published(await self._publish(keys=keys, args=args))
+        published = _published(await self._publish(keys=keys, args=args))
+        if self.on_published is not None and published.fresh:
+            self.on_published(room_id, published)
+        return published
 
     async def publish_many(self, items: list[PublishItem]) -> list[Published]:
         """Several publishes in one pipelined round trip (each still one atomic script run).
@@ -123,7 +130,12 @@ class Broker:
         for r in results:
             if isinstance(r, Exception):
                 raise r
-        return [_published(r) for r in results]
+        out = [_published(r) for r in results]
+        if self.on_published is not None:
+            for (_, args), pub in zip(calls, out, strict=True):
+                if pub.fresh:
+                    self.on_published(int(str(args[0]).rsplit(":", 1)[1]), pub)  # room_channel
+        return out
 
     async def _evalsha_pipeline(self, calls: list[PreparedPublish]) -> list[Any]:
         sha = self._publish.sha

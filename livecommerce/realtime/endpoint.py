@@ -25,6 +25,8 @@ from redis.exceptions import RedisError
 from livecommerce.auth.tokens import Claims, verify_token
 from livecommerce.config import RoomsConfig
 from livecommerce.errors import Unauthorized
+from livecommerce.growth.analytics.live import Tracker
+from livecommerce.growth.analytics.writer import BufferFull, WriterClosed
 from livecommerce.metrics import Metrics
 from livecommerce.outage import NAMES, OutageLog, unavailable_backend
 from livecommerce.realtime import protocol as p
@@ -59,6 +61,9 @@ class Handshake(Exception):
         self.close_code, self.code, self.message = close_code, code, message
 
 
+MAX_OFFSET_MS = 30 * 86400 * 1000
+
+
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
@@ -86,6 +91,8 @@ class Endpoint:
         self.max_frame = cfg.max_frame_bytes
         self.rate = cfg.messages_per_second
         self.burst = max(1.0, cfg.messages_per_second * 2)
+        # Analytics (growth/analytics/live.py): stores a `track` frame's events; None: refused.
+        self.tracker: Tracker | None = None
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -268,6 +275,8 @@ class Endpoint:
             return None
         if kind == "comment":
             return self._comment(conn, data.get("text"))
+        if kind == "track":
+            return self._track(conn, data, text)
         # resume: only as the first message, before any live frame reached this connection.
         last = data.get("last_seq")
         if not isinstance(last, int) or isinstance(last, bool) or last < 0:
@@ -298,6 +307,50 @@ class Endpoint:
         kind, _, subject = conn.identity.partition(":")
         author = {"kind": kind, "id": subject[-8:] if kind == "viewer" else subject}
         return self._publish_comment(conn.room_id, author, cleaned)
+
+    def _track(
+        self, conn: Conn, data: dict[str, Any], text: str
+    ) -> Reply | Coroutine[Any, Any, Reply]:
+        """A ``track`` frame: analytics events, corrected by the client's ``offset_ms`` (server
+        time minus its clock, measured from the welcome frame's ``server_time``)."""
+        events, offset, ref = data.get("events"), data.get("offset_ms", 0), data.get("ref")
+        if self.tracker is None:
+            return _error("unavailable", "analytics is not enabled on this node")
+        if not isinstance(events, list):
+            return _error("invalid", "events must be a list")
+        if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_OFFSET_MS:
+            return _error("invalid", "offset_ms must be an integer (ms)")
+        if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
+            return _error("invalid", "ref must be a string of at most 64 characters")
+        kind, _, subject = conn.identity.partition(":")
+        return self._tracked(self.tracker, kind, subject, events, offset, ref, text)
+
+    async def _tracked(
+        self,
+        tracker: Tracker,
+        kind: str,
+        subject: str,
+        events: list[Any],
+        offset: int,
+        ref: Any,
+        text: str,
+    ) -> Reply:
+        try:
+            out = await tracker(kind, subject, events, offset, text.encode())
+        except (BufferFull, WriterClosed):
+            return {"type": "error", "code": "unavailable", "message": "retry later", "ref": ref}
+        return {
+            "type": "tracked",
+            "ref": ref,
+            "accepted": out.accepted,
+            "stored": out.stored,
+            "duplicates": out.duplicates,
+            "clamped": out.clamped,
+            "rejected": [
+                {"index": r.index, "code": r.code, "message": r.message, "id": r.id}
+                for r in out.rejected
+            ],
+        }
 
     async def _publish_comment(self, room_id: int, author: dict[str, str], text: str) -> Reply:
         await self.broker.publish(room_id, {"type": "comment", "user": author, "text": text})

@@ -23,7 +23,7 @@ CLOSE_ROOM_ENDED = 4410
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
 # Viewer -> server message types; anything else gets an `error` frame with code unknown_type.
-CLIENT_TYPES = frozenset({"like", "comment", "ping", "resume"})
+CLIENT_TYPES = frozenset({"like", "comment", "ping", "resume", "track"})
 
 
 def encode(obj: Any) -> bytes:

@@ -62,4 +62,6 @@ def welcome_body(kind: str, snap: Snapshot, room: dict[str, Any], resumed: bool)
         "likes": int(snap.state.get("likes", b"0")),
         "resumed": resumed,
         "missed": len(snap.missed) if resumed else 0,
+        # This node's clock (ms): clients measure their clock offset for `track` frames.
+        "server_time": time.time_ns() // 1_000_000,
     }

@@ -355,3 +355,37 @@ test('connect() twice does not open a second socket; on() rejects unknown events
   assert.strictEqual(s.tasks.length, 1);
   assert.throws(() => s.client.on('nope', () => {}), /unknown event/);
 });
+
+test('track: ids and ts added, offset from the welcome server_time, resent after a reconnect', () => {
+  const s = setup();
+  s.client.connect();
+  s.last().open();
+  s.last().msg(welcome({ server_time: s.clock.now() + 5000 })); // our clock is 5 s slow
+  assert.strictEqual(s.client.clockOffsetMs, 5000);
+  const ref = s.client.track([{ type: 'bubble_click', goods_id: 3, push_seq: 42 }]);
+  const frame = s.last().sent.find((f) => f.type === 'track');
+  assert.strictEqual(frame.ref, ref);
+  assert.strictEqual(frame.offset_ms, 5000);
+  const ev = frame.events[0];
+  assert.match(ev.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.strictEqual(ev.ts, s.clock.now());
+  assert.deepStrictEqual([ev.type, ev.room_id, ev.goods_id, ev.push_seq], ['bubble_click', 7, 3, 42]);
+  // The socket drops before `tracked`: the same events (same ids) go again after the welcome.
+  s.last().serverClose(1012, 'restart');
+  s.clock.advance(1);
+  s.last().open();
+  s.last().msg(welcome({ seq: 50, resumed: true, server_time: s.clock.now() + 5000 }));
+  const again = s.last().sent.find((f) => f.type === 'track');
+  assert.deepStrictEqual(again.events, frame.events);
+  // Once answered, nothing is resent.
+  const answered = [];
+  s.client.on('tracked', (f) => answered.push(f));
+  s.last().msg({ type: 'tracked', ref, accepted: 1, stored: 0, duplicates: 1, clamped: 0, rejected: [] });
+  assert.strictEqual(answered.length, 1);
+  s.last().serverClose(1012, 'restart');
+  s.clock.advance(1);
+  s.last().open();
+  s.last().msg(welcome({ seq: 51, resumed: true }));
+  assert.strictEqual(s.last().sent.filter((f) => f.type === 'track').length, 0);
+  assert.throws(() => s.client.track([]), RangeError);
+});

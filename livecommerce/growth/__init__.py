@@ -1,0 +1,1 @@
+"""Growth: analytics (event ingestion, reports) and experiments."""

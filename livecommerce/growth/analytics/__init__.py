@@ -1,0 +1,1 @@
+"""Analytics: client and server events into a day-partitioned PostgreSQL store, and reports."""

@@ -1,0 +1,310 @@
+"""Event types and the validation of one client event into a stored row (HTTP and socket).
+
+The one place event types are declared: :data:`CLIENT_TYPES` (what clients may send, plus
+``custom:<name>``) and :data:`SERVER_TYPES` (recorded by the server itself). A client event is
+a JSON object (docs/api.md "Analytics events"):
+
+``{"id": uuid, "type": str, "ts": ms since epoch, "page"?: str, "room_id"?: int,
+"goods_id"?: int, "push_seq"?: int, "variants"?: {str: str}, "props"?: {...}}``
+
+Times are corrected for the client's clock skew (``offset_ms``: server time minus client time,
+from the batch's ``sent_at`` or the socket's welcome frame) and clamped into
+``[received - max_past, received + max_future]`` (flagged ``clamped``), never trusted as sent.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+import orjson
+from msgspec import Meta
+
+CLIENT_TYPES = frozenset(
+    {
+        "page_view",
+        "goods_impression",
+        "bubble_impression",
+        "bubble_click",
+        "goods_detail_view",
+        "add_to_cart",
+        "share",
+        "order_created",
+    }
+)
+SERVER_TYPES = frozenset(
+    {
+        "push_published",
+        "order_placed",
+        "order_paid",
+        "order_refunded",
+        "group_formed",
+        "group_failed",
+        "flash_sale_purchase",
+        "room_minute",
+    }
+)
+CUSTOM = re.compile(r"^custom:[a-z0-9_]{1,48}$")
+MAX_ID = 2**63 - 1
+MAX_PAGE = 256
+MAX_VARIANTS = 20
+MAX_PROPS_KEYS = 30
+
+# The column order of analytics_events (and of the rows COPY writes).
+COLUMNS = (
+    "event_id", "type", "occurred_at", "received_at", "source", "clamped", "actor", "user_id",
+    "room_id", "goods_id", "push_seq", "order_id", "amount_fen", "page", "variants", "props",
+)  # fmt: skip
+Row = tuple[Any, ...]
+
+_Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
+_Short = Annotated[str, Meta(max_length=64, pattern=r"^[^\x00]*$")]
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One client event (see the module docstring)."""
+
+    id: str
+    type: Annotated[str, Meta(min_length=1, max_length=64)]
+    ts: Annotated[int, Meta(ge=0, le=2**53)] | None = None
+    page: Annotated[str, Meta(max_length=MAX_PAGE, pattern=r"^[^\x00]*$")] | None = None
+    room_id: _Id | None = None
+    goods_id: _Id | None = None
+    push_seq: Annotated[int, Meta(ge=0, le=MAX_ID)] | None = None
+    variants: Annotated[dict[_Short, _Short], Meta(max_length=MAX_VARIANTS)] | None = None
+    props: Annotated[dict[_Short, Any], Meta(max_length=MAX_PROPS_KEYS)] | None = None
+
+
+class FastEvent(EventIn, forbid_unknown_fields=True, kw_only=True):
+    """:class:`EventIn` with the id decoded as a UUID by msgspec (the fast path)."""
+
+    id: uuid.UUID  # type: ignore[assignment]
+
+
+class FastBatch(msgspec.Struct, kw_only=True):
+    """A whole ``POST /api/events`` body, or a socket ``track`` frame (its other fields are
+    ignored here), when every event is well-formed (the common case)."""
+
+    events: list[FastEvent]
+    sent_at: int | None = None
+
+
+_FAST = msgspec.json.Decoder(FastBatch)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why event ``index`` of a batch was not accepted (``id`` when it had a string one)."""
+
+    index: int
+    code: str  # bad_uuid | unknown_type | invalid | too_large | over_batch_limit
+    message: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_props_bytes: int
+    max_future_ms: int
+    max_past_ms: int
+
+
+def actor_of(kind: str, subject: str) -> tuple[str, int | None]:
+    """(actor, user_id) from a token's kind and subject: identity never comes from a body."""
+    return f"{kind}:{subject}", int(subject) if kind == "user" else None
+
+
+def corrected_time(
+    ts_ms: int | None, received_ms: int, offset_ms: int, limits: Limits
+) -> tuple[int, bool]:
+    """(event time in ms, clamped?) for a client time ``ts_ms`` shifted by ``offset_ms``."""
+    if ts_ms is None:
+        return received_ms, False
+    t = ts_ms + offset_ms
+    if t > received_ms + limits.max_future_ms:
+        return received_ms + limits.max_future_ms, True
+    if t < received_ms - limits.max_past_ms:
+        return received_ms - limits.max_past_ms, True
+    return t, False
+
+
+def ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def parse_events(
+    raw: list[Any],
+    *,
+    actor: str,
+    user_id: int | None,
+    received_ms: int,
+    offset_ms: int,
+    limits: Limits,
+    max_events: int,
+) -> tuple[list[Row], list[Rejection], int]:
+    """Validate a batch: (rows to store, rejections, how many were clamped).
+
+    Each event is judged alone, so one bad event never costs the others."""
+    rows: list[Row] = []
+    rejected: list[Rejection] = []
+    clamped_count = 0
+    received = ms_to_dt(received_ms)
+    for index, item in enumerate(raw):
+        if isinstance(item, msgspec.Raw):  # an HTTP batch keeps each event undecoded
+            item = orjson.loads(memoryview(item))
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        sid = raw_id if isinstance(raw_id, str) else None
+        if index >= max_events:
+            rejected.append(
+                Rejection(index, "over_batch_limit", f"at most {max_events} events", sid)
+            )
+            continue
+        try:
+            ev = msgspec.convert(item, EventIn)
+        except msgspec.ValidationError as exc:
+            rejected.append(Rejection(index, "invalid", str(exc), sid))
+            continue
+        try:
+            event_id = uuid.UUID(ev.id)
+        except ValueError:
+            rejected.append(Rejection(index, "bad_uuid", "id must be a UUID", sid))
+            continue
+        if ev.type not in CLIENT_TYPES and not CUSTOM.match(ev.type):
+            rejected.append(
+                Rejection(index, "unknown_type", f"unknown event type {ev.type!r}", sid)
+            )
+            continue
+        props = None
+        if ev.props is not None:
+            props = orjson.dumps(ev.props).decode()
+            if len(props) > limits.max_props_bytes or "\\u0000" in props:
+                rejected.append(
+                    Rejection(index, "too_large", f"props over {limits.max_props_bytes} bytes", sid)
+                )
+                continue
+        at_ms, clamped = corrected_time(ev.ts, received_ms, offset_ms, limits)
+        clamped_count += clamped
+        rows.append(
+            (
+                event_id,
+                ev.type,
+                ms_to_dt(at_ms),
+                received,
+                "client",
+                clamped,
+                actor,
+                user_id,
+                ev.room_id,
+                ev.goods_id,
+                ev.push_seq,
+                None,
+                None,
+                ev.page,
+                orjson.dumps(ev.variants).decode() if ev.variants else None,
+                props,
+            )
+        )
+    return rows, rejected, clamped_count
+
+
+def parse_fast(
+    raw: bytes,
+    *,
+    actor: str,
+    user_id: int | None,
+    received_ms: int,
+    offset_ms: int,
+    limits: Limits,
+    max_events: int,
+) -> tuple[list[Row], list[Rejection], int] | None:
+    """:func:`parse_events` for a raw JSON body in one typed msgspec pass, or None when some
+    event is malformed (then judge them one by one with :func:`parse_events`)."""
+    try:
+        batch = _FAST.decode(raw)
+    except msgspec.ValidationError:
+        return None
+    if len(batch.events) > max_events:
+        return None
+    rows: list[Row] = []
+    rejected: list[Rejection] = []
+    clamped_count = 0
+    received = ms_to_dt(received_ms)
+    for index, ev in enumerate(batch.events):
+        if ev.type not in CLIENT_TYPES and not CUSTOM.match(ev.type):
+            rejected.append(
+                Rejection(index, "unknown_type", f"unknown event type {ev.type!r}", str(ev.id))
+            )
+            continue
+        props = None
+        if ev.props is not None:
+            props = orjson.dumps(ev.props).decode()
+            if len(props) > limits.max_props_bytes or "\\u0000" in props:
+                rejected.append(
+                    Rejection(
+                        index,
+                        "too_large",
+                        f"props over {limits.max_props_bytes} bytes",
+                        str(ev.id),
+                    )
+                )
+                continue
+        at_ms, clamped = corrected_time(ev.ts, received_ms, offset_ms, limits)
+        clamped_count += clamped
+        rows.append(
+            (
+                ev.id,
+                ev.type,
+                ms_to_dt(at_ms),
+                received,
+                "client",
+                clamped,
+                actor,
+                user_id,
+                ev.room_id,
+                ev.goods_id,
+                ev.push_seq,
+                None,
+                None,
+                ev.page,
+                orjson.dumps(ev.variants).decode() if ev.variants else None,
+                props,
+            )
+        )
+    return rows, rejected, clamped_count
+
+
+def server_row(
+    type_: str,
+    *,
+    event_id: uuid.UUID | None = None,
+    room_id: int | None = None,
+    goods_id: int | None = None,
+    push_seq: int | None = None,
+    order_id: int | None = None,
+    amount_fen: int | None = None,
+    user_id: int | None = None,
+    props: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Row:
+    """A server-side event row (``type_`` in :data:`SERVER_TYPES`); ``event_id`` deterministic
+    (uuid5 of what makes it unique) so a replayed server action is stored once too."""
+    assert type_ in SERVER_TYPES, type_
+    now = datetime.now(UTC)
+    return (
+        event_id or uuid.uuid4(), type_, at or now, now, "server", False,
+        f"user:{user_id}" if user_id is not None else "server", user_id, room_id, goods_id,
+        push_seq, order_id, amount_fen, None, None,
+        orjson.dumps(props).decode() if props else None,
+    )  # fmt: skip
+
+
+NAMESPACE = uuid.UUID("5b0f6a52-9d1e-4c3e-9a55-8a1c0e6f1a16")
+
+
+def server_event_id(*parts: object) -> uuid.UUID:
+    """A deterministic event id for a server event (the same action twice: the same id)."""
+    return uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts))

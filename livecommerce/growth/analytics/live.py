@@ -1,0 +1,166 @@
+"""Live figures: cheap incremental counters in Redis, bumped once per writer flush.
+
+Per room, one hash ``lc:an:{room}:live`` (hash-tagged by room): ``t:<type>`` events of each
+type, ``p:<seq>:<type>`` events of each type for pushed bubble ``seq``, ``comments_total``.
+Reading them is O(fields) — no scan of the events — so the live endpoint can be polled every
+second. Paid orders and GMV (server truth, written by database triggers) come from one indexed
+query of the room's attributed orders, cached for ``live_interval_seconds``. The counters
+expire a day after the last event (the reports recompute everything from PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from livecommerce import redis_keys as rk
+from livecommerce.aio import check_cancelled
+from livecommerce.config import AnalyticsConfig
+from livecommerce.growth.analytics.events import Row, ms_to_dt, server_event_id, server_row
+from livecommerce.growth.analytics.ingest import Outcome, ingest
+from livecommerce.growth.analytics.writer import Writer
+
+log = logging.getLogger("livecommerce.analytics")
+TTL_SECONDS = 86400
+# Row positions (events.COLUMNS).
+_TYPE, _ROOM, _SEQ = 1, 8, 10
+
+
+def live_key(room_id: int) -> str:
+    return f"lc:an:{{{room_id}}}:live"
+
+
+class LiveCounters:
+    """The Redis counters behind ``GET /api/host/rooms/{id}/analytics/live``."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        # room id -> (monotonic time, paid figures): the live endpoint's 1 s cache.
+        self.orders_cache: dict[int, tuple[float, dict[str, int]]] = {}
+
+    async def add(self, rows: list[Row]) -> None:
+        """Count freshly stored ``rows`` (each once: the writer passes only new ones)."""
+        counts: Counter[tuple[int, str]] = Counter()
+        for r in rows:
+            room = r[_ROOM]
+            if room is None:
+                continue
+            counts[(room, f"t:{r[_TYPE]}")] += 1
+            if r[_SEQ] is not None:
+                counts[(room, f"p:{r[_SEQ]}:{r[_TYPE]}")] += 1
+        if not counts:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            rooms = set()
+            for (room, fld), n in counts.items():
+                pipe.hincrby(live_key(room), fld, n)
+                rooms.add(room)
+            for room in rooms:
+                pipe.expire(live_key(room), TTL_SECONDS)
+            await pipe.execute()
+
+    async def read(self, room_id: int) -> dict[str, Any]:
+        """The room's live figures from Redis: viewers and likes (room state), comments,
+        events per type, and per push seq its impressions, clicks, detail views and orders."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(live_key(room_id))
+            pipe.hmget(rk.room_state(room_id), ["viewers", "likes"])
+            raw, (viewers, likes) = await pipe.execute()
+        fields = {k.decode(): int(v) for k, v in raw.items()}
+        events = {k[2:]: v for k, v in fields.items() if k.startswith("t:")}
+        pushes: dict[int, dict[str, int]] = {}
+        for k, v in fields.items():
+            if k.startswith("p:"):
+                _, seq, type_ = k.split(":", 2)
+                pushes.setdefault(int(seq), {})[type_] = v
+        return {
+            "viewers": int(viewers or 0),
+            "likes": int(likes or 0),
+            "comments": fields.get(COMMENTS_FIELD, 0),
+            "events": events,
+            "pushes": [
+                {
+                    "push_seq": seq,
+                    "impressions": c.get("bubble_impression", 0),
+                    "clicks": c.get("bubble_click", 0),
+                    "detail_views": c.get("goods_detail_view", 0),
+                    "orders": c.get("order_created", 0),
+                }
+                for seq, c in sorted(pushes.items())
+            ],
+        }
+
+
+# (token kind, subject, events, offset_ms, the frame's JSON for the one-pass typed decode)
+Tracker = Callable[[str, str, list[Any], int, bytes], Awaitable[Outcome]]
+
+
+def socket_tracker(writer: Writer, cfg: AnalyticsConfig) -> Tracker:
+    """What the viewer endpoint calls for a ``track`` frame: (kind, subject, events, offset)."""
+
+    async def track(
+        kind: str, subject: str, events: list[Any], offset_ms: int, raw: bytes
+    ) -> Outcome:
+        return await ingest(
+            writer, cfg, events, kind=kind, subject=subject, offset_ms=offset_ms, raw=raw
+        )
+
+    return track
+
+
+COMMENTS_FIELD = "comments_total"
+
+
+async def sample_minutes(
+    room_ids: Callable[[], list[int]],
+    redis: Redis,
+    writer: Writer,
+    interval: float,
+) -> None:
+    """Forever: once per minute per room live on this node, a ``room_minute`` event with the
+    room's viewers online (cluster-wide), and its likes and comments totals so far. The event
+    id is (room, minute), so with several nodes each minute is stored once."""
+    last: dict[int, int] = {}
+    while True:
+        check_cancelled()
+        minute = int(time.time() // 60)
+        due = [r for r in room_ids() if last.get(r) != minute]
+        if due:
+            async with redis.pipeline(transaction=False) as pipe:
+                for room in due:
+                    pipe.hmget(rk.room_state(room), ["viewers", "likes"])
+                    pipe.hget(live_key(room), COMMENTS_FIELD)
+                got = await pipe.execute()
+            rows = []
+            for i, room in enumerate(due):
+                viewers, likes = got[2 * i]
+                comments = got[2 * i + 1]
+                rows.append(
+                    server_row(
+                        "room_minute",
+                        event_id=server_event_id("room_minute", room, minute),
+                        room_id=room,
+                        props={
+                            "viewers": int(viewers or 0),
+                            "likes_total": int(likes or 0),
+                            "comments_total": int(comments or 0),
+                        },
+                        at=ms_to_dt(minute * 60_000),
+                    )
+                )
+                last[room] = minute
+            try:
+                await writer.write(rows)
+            except Exception as exc:  # the next pass retries (the id keeps it once)
+                log.warning("room minute samples not stored: %s", exc)
+                for room in due:
+                    last.pop(room, None)
+        for room in [r for r in last if r not in set(room_ids())]:
+            last.pop(room, None)
+        await asyncio.sleep(interval)

@@ -1,0 +1,91 @@
+"""Day partitions of ``analytics_events``: created ahead, dropped past the retention.
+
+A partition is named ``analytics_events_YYYYMMDD`` and holds ``[day 00:00 UTC, next day)``.
+Both steps are idempotent and safe to run on several nodes at once (``IF NOT EXISTS``; a
+concurrent create of the same partition is caught by class).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+PARENT = "analytics_events"
+_NAME = re.compile(r"^analytics_events_(\d{8})$")
+
+
+def partition_name(day: date) -> str:
+    return f"{PARENT}_{day:%Y%m%d}"
+
+
+async def create_partition(conn: asyncpg.Connection, day: date) -> bool:
+    """Create the partition of ``day`` unless it exists; True when this call created it."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    name = partition_name(day)
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
+    if exists:
+        return False
+    try:
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+        )
+    except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
+        return False  # another node made it meanwhile
+    return True
+
+
+async def ensure_partitions(
+    conn: asyncpg.Connection, today: date, *, back_days: int, ahead_days: int
+) -> list[str]:
+    """Partitions for ``today - back_days .. today + ahead_days``; returns those created."""
+    made = []
+    for offset in range(-back_days, ahead_days + 1):
+        day = today + timedelta(days=offset)
+        if await create_partition(conn, day):
+            made.append(partition_name(day))
+    return made
+
+
+async def existing_days(conn: asyncpg.Connection) -> list[date]:
+    """The days that have a partition, oldest first."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = $1::regclass",
+        PARENT,
+    )
+    days = []
+    for row in rows:
+        m = _NAME.match(row["relname"])
+        if m:
+            days.append(datetime.strptime(m.group(1), "%Y%m%d").date())
+    return sorted(days)
+
+
+async def drop_expired(conn: asyncpg.Connection, today: date, retention_days: int) -> list[str]:
+    """Drop partitions whose whole day is older than ``retention_days`` before ``today``, and the
+    dedup ids stored before that; returns the dropped partition names."""
+    cutoff = today - timedelta(days=retention_days)
+    dropped = []
+    for day in await existing_days(conn):
+        if day < cutoff:
+            name = partition_name(day)
+            await conn.execute(f"DROP TABLE IF EXISTS {name}")
+            dropped.append(name)
+    cutoff_at = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC)
+    await conn.execute("DELETE FROM analytics_event_ids WHERE stored_at < $1", cutoff_at)
+    return dropped
+
+
+async def maintain(
+    pool: asyncpg.Pool, *, retention_days: int, ahead_days: int, back_days: int = 2
+) -> tuple[list[str], list[str]]:
+    """One maintenance pass (created, dropped) for today's UTC date."""
+    today = datetime.now(UTC).date()
+    async with pool.acquire() as conn:
+        made = await ensure_partitions(conn, today, back_days=back_days, ahead_days=ahead_days)
+        dropped = await drop_expired(conn, today, retention_days)
+    return made, dropped

@@ -1,0 +1,164 @@
+"""Wiring of analytics into the app: the writer, partition maintenance, the live counters,
+the socket's ``track`` frame and the routes (called once from ``create_app``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from datetime import date
+
+from aiohttp import web
+
+from livecommerce import keys
+from livecommerce.aio import running
+from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
+from livecommerce.api.openapi import Error
+from livecommerce.growth.analytics import ingest_api, live, partitions, reports_api
+from livecommerce.growth.analytics.server_events import PushRecorder
+from livecommerce.growth.analytics.writer import Writer
+
+log = logging.getLogger("livecommerce.analytics")
+
+
+def back_days(max_past_seconds: int) -> int:
+    """Days behind today that must have a partition (clamped client times reach that far)."""
+    return math.ceil(max_past_seconds / 86400) + 1
+
+
+async def _maintain_forever(app: web.Application) -> None:
+    cfg = app[keys.SETTINGS].analytics
+    while True:
+        await asyncio.sleep(cfg.maintenance_interval_seconds)
+        try:
+            made, dropped = await partitions.maintain(
+                app[keys.PG_POOL],
+                retention_days=cfg.retention_days,
+                ahead_days=cfg.partitions_ahead_days,
+                back_days=back_days(cfg.max_past_seconds),
+            )
+            if made or dropped:
+                log.info("analytics partitions: created %s, dropped %s", made, dropped)
+        except Exception as exc:  # retried next interval; the writer also makes missing days
+            log.warning("analytics partition maintenance failed: %s", exc)
+
+
+async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Partitions for today, the writer (flushed on shutdown), maintenance and live tasks."""
+    settings = app[keys.SETTINGS]
+    cfg = settings.analytics
+    pool = app[keys.PG_POOL]
+    await partitions.maintain(
+        pool,
+        retention_days=cfg.retention_days,
+        ahead_days=cfg.partitions_ahead_days,
+        back_days=back_days(cfg.max_past_seconds),
+    )
+
+    async def ensure_days(days: set[date]) -> None:
+        async with pool.acquire() as conn:
+            for day in days:
+                await partitions.create_partition(conn, day)
+
+    counters = live.LiveCounters(app[keys.REDIS])
+    writer = Writer(
+        pool,
+        max_events=cfg.buffer_max_events,
+        flush_events=cfg.flush_max_events,
+        flush_interval=cfg.flush_interval_ms / 1000,
+        ensure_days=ensure_days,
+        on_stored=counters.add,
+    )
+    app[keys.ANALYTICS_WRITER] = writer
+    app[keys.ANALYTICS_LIVE] = counters
+    endpoint = app.get(keys.VIEWER_ENDPOINT)
+    if endpoint is not None:
+        endpoint.tracker = live.socket_tracker(writer, cfg)
+    broker = app.get(keys.BROKER)
+    recorder = PushRecorder(writer, app[keys.REDIS])
+    if broker is not None:
+        broker.on_published = recorder
+    writer.start()
+    hub = app.get(keys.HUB)
+
+    def local_rooms() -> list[int]:
+        return list(hub.rooms) if hub is not None else []
+
+    try:
+        async with (
+            running(_maintain_forever(app), "analytics-maintenance"),
+            running(
+                live.sample_minutes(
+                    local_rooms, app[keys.REDIS], writer, cfg.live_interval_seconds
+                ),
+                "analytics-room-minutes",
+            ),
+        ):
+            yield
+    finally:
+        if endpoint is not None:
+            endpoint.tracker = None
+        if broker is not None:
+            broker.on_published = None
+        await recorder.drain()
+        await writer.close()  # graceful: everything buffered is written before the pool closes
+
+
+def setup(app: web.Application) -> None:
+    """Add the analytics cleanup context (after PostgreSQL, Redis and realtime) and routes."""
+    app.cleanup_ctx.append(analytics_ctx)
+    add_routes(app, ROUTES)
+
+
+def _csv(summary: str) -> tuple[RawResponse, ...]:
+    return (
+        RawResponse(200, summary, "text/csv"),
+        RawResponse(400, "A bad query", "application/json", Error),
+        RawResponse(401, "No or a bad token", "application/json", Error),
+        RawResponse(403, "Not a host token", "application/json", Error),
+        RawResponse(503, "A backend is unavailable", "application/json", Error),
+    )
+
+
+ROOM_NOT_HOSTS = "the room is not the host's (404 `room_not_found`)"
+FUNNEL_RULES = (
+    "`steps` has fewer than 2 or more than 8 steps, or an unknown event type",
+    "`room_id` is not one of the host's rooms",
+    "`since` is not before `until`, the span is over 93 days, one is given empty or "
+    "outside the years 2000..2200",
+)
+SPAN_RULES = (
+    "`since` is not before `until`, the span is over 93 days, one is given empty or "
+    "outside the years 2000..2200",
+)
+
+ROUTES = (
+    route("POST", "/api/events", ingest_api.track, auth=("user", "viewer"), tag="analytics",
+          rules=("a text or key anywhere in the batch contains a NUL character (the whole "
+                 "batch is refused; other bad events are rejected one by one)",)),
+    route("GET", "/api/host/rooms/{id}/analytics/pushes", reports_api.pushes, auth=HOST,
+          tag="analytics", rules=SPAN_RULES),
+    raw_route("GET", "/api/host/rooms/{id}/analytics/pushes.csv", reports_api.pushes_csv,
+              auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
+              responses=(*_csv("The per-bubble funnels, one row per push"),
+                         RawResponse(404, "No such room of the host", "application/json", Error))),
+    route("GET", "/api/host/rooms/{id}/analytics/room", reports_api.room, auth=HOST,
+          tag="analytics", rules=SPAN_RULES),
+    raw_route("GET", "/api/host/rooms/{id}/analytics/room.csv", reports_api.room_csv,
+              auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
+              responses=(*_csv("The room per minute, totals on every row"),
+                         RawResponse(404, "No such room of the host", "application/json", Error))),
+    route("GET", "/api/host/rooms/{id}/analytics/live", reports_api.live_figures, auth=HOST,
+          tag="analytics"),
+    route("GET", "/api/host/analytics/goods", reports_api.goods_daily, auth=HOST,
+          tag="analytics", rules=SPAN_RULES),
+    raw_route("GET", "/api/host/analytics/goods.csv", reports_api.goods_csv, auth=HOST,
+              query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
+              responses=_csv("The goods per day")),
+    route("GET", "/api/host/analytics/funnel", reports_api.funnel, auth=HOST, tag="analytics",
+          rules=FUNNEL_RULES),
+    raw_route("GET", "/api/host/analytics/funnel.csv", reports_api.funnel_csv, auth=HOST,
+              query=reports_api.FunnelQuery, tag="analytics", rules=FUNNEL_RULES,
+              responses=_csv("The funnel, one row per breakdown value")),
+)  # fmt: skip

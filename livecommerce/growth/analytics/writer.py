@@ -1,0 +1,246 @@
+"""The buffered event writer: COPY into a staging table, then one deduplicating INSERT.
+
+Crash guarantee — **acknowledge only after the write**: :meth:`Writer.write` returns (and so
+the HTTP answer or the socket's ``tracked`` frame is sent) only after the transaction holding
+its events has committed. A crash loses at most events that were never acknowledged; the client
+retries them and the dedup stores each once. Graceful shutdown (:meth:`Writer.close`) refuses
+new events and flushes every buffered one before it returns.
+
+Exactly once, at write time: every flush runs, in one transaction,
+
+* ``COPY`` of the rows into a temporary staging table (``ON COMMIT DELETE ROWS``), then
+* ``INSERT INTO analytics_event_ids … ON CONFLICT DO NOTHING RETURNING event_id`` of the
+  distinct staged ids, and ``INSERT INTO analytics_events`` only of the rows it returned.
+
+The primary key of ``analytics_event_ids`` decides, so a retried batch, a resumed socket, two
+nodes or two flushers racing on one id all store it once.
+
+Memory is bounded: more than ``buffer_max_events`` waiting raises :class:`BufferFull` (the
+endpoint answers 503 with ``Retry-After``) instead of growing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import asyncpg
+
+from livecommerce.aio import check_cancelled, wait_event
+from livecommerce.growth.analytics.events import COLUMNS, Row
+
+log = logging.getLogger("livecommerce.analytics")
+
+STAGING = "analytics_staging"
+# The JSON columns are staged as text (COPY's binary format has no jsonb encoder in asyncpg)
+# and cast on the way into analytics_events.
+_CREATE_STAGING = f"""
+CREATE TEMP TABLE IF NOT EXISTS {STAGING} (
+    event_id uuid, type text, occurred_at timestamptz, received_at timestamptz, source text,
+    clamped boolean, actor text, user_id bigint, room_id bigint, goods_id bigint,
+    push_seq bigint, order_id bigint, amount_fen bigint, page text, variants text, props text
+) ON COMMIT DELETE ROWS"""
+_COLS = ", ".join(COLUMNS)
+_DEDUP_INSERT = f"""
+WITH s AS (SELECT DISTINCT ON (event_id) * FROM {STAGING} ORDER BY event_id),
+     n AS (INSERT INTO analytics_event_ids (event_id) SELECT event_id FROM s
+           ON CONFLICT DO NOTHING RETURNING event_id)
+INSERT INTO analytics_events ({_COLS})
+SELECT {_COLS.replace("variants, props", "variants::jsonb, props::jsonb")}
+FROM s JOIN n USING (event_id)
+RETURNING event_id
+"""
+
+# Called after a commit with the rows just stored (the live counters).
+OnStored = Callable[[list[Row]], Awaitable[None]]
+# Makes the partitions of these days (a row fell outside every partition).
+EnsureDays = Callable[[set[date]], Awaitable[None]]
+
+
+class BufferFull(Exception):
+    """The writer holds ``buffer_max_events`` already: answer 503 + Retry-After."""
+
+
+class WriterClosed(Exception):
+    """The writer is shutting down (the node is stopping): answer 503, retry elsewhere."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    rows: Sequence[Row]
+    done: asyncio.Future[int] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Writer:
+    """One node's buffer of events on their way into PostgreSQL (see the module docstring)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_events: int,
+        flush_events: int,
+        flush_interval: float,
+        flushers: int = 2,
+        ensure_days: EnsureDays | None = None,
+        on_stored: OnStored | None = None,
+    ) -> None:
+        self.pool = pool
+        self.max_events, self.flush_events, self.flush_interval = (
+            max_events,
+            flush_events,
+            flush_interval,
+        )
+        self.flushers = flushers
+        self.ensure_days, self.on_stored = ensure_days, on_stored
+        self._queue: deque[_Pending] = deque()
+        self.buffered = 0  # events accepted and not yet committed (or failed)
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stored_total = 0
+        self.duplicates_total = 0
+
+    # -- API
+
+    async def write(self, rows: Sequence[Row]) -> int:
+        """Buffer ``rows`` and wait for their commit; returns how many were new (the others
+        were stored before: duplicates).
+
+        Raises:
+            BufferFull: the buffer cannot take them now (nothing was buffered).
+            WriterClosed: the node is shutting down (nothing was buffered).
+            asyncpg / OSError: the flush failed; nothing is acknowledged (retry).
+        """
+        if not rows:
+            return 0
+        if self._closed:
+            raise WriterClosed("the event writer is shutting down")
+        if self.buffered + len(rows) > self.max_events:
+            raise BufferFull(f"{self.buffered} events are waiting to be written")
+        item = _Pending(rows)
+        self._queue.append(item)
+        self.buffered += len(rows)
+        self._wake.set()
+        # Shielded: a client that disconnects does not cancel a flush other batches share.
+        return await asyncio.shield(item.done)
+
+    def start(self) -> None:
+        """Start the flushers (called by the cleanup context)."""
+        for i in range(self.flushers):
+            self._tasks.append(asyncio.create_task(self._run(), name=f"analytics-flusher-{i}"))
+
+    async def close(self, grace_seconds: float = 30.0) -> None:
+        """Refuse new events, let the flushers write every buffered one (an in-flight flush is
+        never cancelled while it has time), then stop them."""
+        self._closed = True
+        self._wake.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._tasks.clear()
+        while self._queue:  # flushers that did not start, or were stuck past the timeout
+            await self._flush_once()
+
+    # -- flushing
+
+    async def _run(self) -> None:
+        while True:
+            check_cancelled()
+            if not self._queue:
+                if self._closed:
+                    return  # everything buffered is written: the graceful end
+                self._wake.clear()
+                await wait_event(self._wake, 3600.0)
+                # Coalesce for up to flush_interval unless the buffer is already big enough.
+                if not self._closed and self.buffered < self.flush_events:
+                    await asyncio.sleep(self.flush_interval)
+            await self._flush_once()
+
+    def _take(self) -> list[_Pending]:
+        taken: list[_Pending] = []
+        n = 0
+        while self._queue and (not taken or n + len(self._queue[0].rows) <= self.flush_events):
+            item = self._queue.popleft()
+            taken.append(item)
+            n += len(item.rows)
+        return taken
+
+    async def _flush_once(self) -> None:
+        taken = self._take()
+        if not taken:
+            return
+        rows = [r for p in taken for r in p.rows]
+        try:
+            new_ids = await self._store(rows)
+        except BaseException as exc:
+            self.buffered -= len(rows)
+            for p in taken:
+                if not p.done.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        p.done.set_exception(WriterClosed("the event writer stopped"))
+                    else:
+                        p.done.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.warning("event flush of %d rows failed: %s", len(rows), exc)
+            return
+        self.buffered -= len(rows)
+        self.stored_total += len(new_ids)
+        self.duplicates_total += len(rows) - len(new_ids)
+        stored_rows: list[Row] = []
+        if self.on_stored is not None:
+            seen: set[object] = set()
+            for r in rows:  # each stored id once (a batch may carry an id twice)
+                if r[0] in new_ids and r[0] not in seen:
+                    seen.add(r[0])
+                    stored_rows.append(r)
+        # Each new id counts for the first batch that carried it.
+        for p in taken:
+            n = 0
+            for r in p.rows:
+                if r[0] in new_ids:
+                    new_ids.discard(r[0])
+                    n += 1
+            if not p.done.done():
+                p.done.set_result(n)
+        if self.on_stored is not None and stored_rows:
+            try:
+                await self.on_stored(stored_rows)
+            except Exception as exc:  # live counters are best effort, the rows are stored
+                log.warning("live counters not updated: %s", exc)
+
+    async def _store(self, rows: list[Row]) -> set[object]:
+        started = time.perf_counter()
+        for attempt in (1, 2):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await conn.execute(_CREATE_STAGING)
+                    await conn.copy_records_to_table(STAGING, records=rows, columns=COLUMNS)
+                    got = await conn.fetch(_DEDUP_INSERT)
+                break
+            except asyncpg.CheckViolationError:
+                # "no partition of relation found for row": make the days' partitions, retry.
+                if attempt == 2 or self.ensure_days is None:
+                    raise
+                await self.ensure_days({r[2].date() for r in rows})
+        new = {r["event_id"] for r in got}
+        log.debug(
+            "flushed %d rows (%d new) in %.1f ms",
+            len(rows),
+            len(new),
+            (time.perf_counter() - started) * 1000,
+        )
+        return new
