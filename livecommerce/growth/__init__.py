@@ -1,0 +1,1 @@
+"""Growth capabilities: analytics (events, funnels) and experiments (A/B bucketing, statistics)."""
