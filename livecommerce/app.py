@@ -16,6 +16,7 @@ from livecommerce.commerce import routes as commerce_routes
 from livecommerce.config import Settings
 from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware_for
+from livecommerce.growth.experiments import routes as experiments_routes
 from livecommerce.http_server import body_timeout_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
@@ -115,4 +116,5 @@ def create_app(settings: Settings) -> web.Application:
     timer_routes.setup(app)
     commerce_routes.setup(app)
     social_routes.setup(app)
+    experiments_routes.setup(app)
     return app

@@ -16,22 +16,28 @@ hash the same on both sides.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Sequence
 
 FNV32_OFFSET = 0x811C9DC5
 FNV32_PRIME = 0x01000193
 _MASK32 = 0xFFFFFFFF
+_UTF16_NATIVE = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
 
 Range = tuple[float, float]
 
 
 def fnv1a32(text: str) -> int:
     """FNV-1a 32-bit over the UTF-16 code units of ``text`` (an unsigned 32-bit int)."""
-    data = text.encode("utf-16-le", "surrogatepass")
+    units: bytes | array[int]
+    if text.isascii():
+        units = text.encode("ascii")  # one code unit per byte: the fast path (openids)
+    else:
+        units = array("H", text.encode(_UTF16_NATIVE, "surrogatepass"))
     h = FNV32_OFFSET
-    for i in range(0, len(data), 2):
-        h ^= data[i] | (data[i + 1] << 8)
-        h = (h * FNV32_PRIME) & _MASK32
+    for u in units:
+        h = ((h ^ u) * FNV32_PRIME) & _MASK32
     return h
 
 
