@@ -283,8 +283,8 @@ class Results(Model):
 
 
 def _spec(body: msgspec.Struct) -> dict[str, Any]:
-    """A body as a dict of the fields that were sent (nested structs as dicts)."""
-    raw = msgspec.to_builtins(body)
+    """A body as a dict of the fields that were sent (nested structs as dicts, times kept)."""
+    raw = msgspec.to_builtins(body, builtin_types=(datetime,))
     assert isinstance(raw, dict)
     return raw
 

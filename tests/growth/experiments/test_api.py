@@ -74,16 +74,15 @@ async def test_bad_weights_are_400(shop: Shop) -> None:
 
 
 async def test_assignments_match_offline_bucketing(shop: Shop) -> None:
-    """The server's variant equals GrowthBook hash-v2 bucketing of the caller's openid."""
+    """The server's variant equals GrowthBook hash-v2 bucketing of the caller's openid, with
+    coverage and a namespace, and the definitions let a client compute the same offline."""
     _, host = await shop.host()
+    ns = {"id": "bubbles", "start": 0.0, "end": 0.7}
     exp = await create_started(
-        shop,
-        host,
-        key="offline",
-        weights=[0.1, 0.3, 0.6],
+        shop, host, key="offline", weights=[0.1, 0.3, 0.6], coverage=0.8, namespace=ns,
         variants=[{"key": "a"}, {"key": "b"}, {"key": "c"}],
-    )
-    for _ in range(5):
+    )  # fmt: skip
+    for _ in range(8):
         token = await shop.login()
         status, body = await http(
             "GET", shop.url + "/api/experiments/assignments", headers=bearer(token)
@@ -92,10 +91,14 @@ async def test_assignments_match_offline_bucketing(shop: Shop) -> None:
         assert isinstance(body, dict)
         openid = await shop.pool.fetchval("SELECT openid FROM users ORDER BY id DESC LIMIT 1")
         (mine,) = [a for a in body["assignments"] if a["experiment_id"] == exp["id"]]
-        assert mine["variant"] == assign(openid, "offline", [0.1, 0.3, 0.6])
+        expected = assign(openid, "offline", [0.1, 0.3, 0.6], 0.8, ("bubbles", 0.0, 0.7))
+        assert mine["variant"] == (expected if expected >= 0 else None)
         (d,) = body["definitions"]
-        assert d["seed"] == "offline"
-        assert assign(openid, d["seed"], d["weights"], d["coverage"]) == mine["variant"]
+        n = d["namespace"]
+        offline = assign(
+            openid, d["seed"], d["weights"], d["coverage"], (n["id"], n["start"], n["end"])
+        )
+        assert offline == expected
 
 
 async def test_exposure_recorded_once(shop: Shop) -> None:
@@ -190,3 +193,38 @@ async def test_exposure_of_a_draft_is_409(shop: Shop) -> None:
     assert status == 409
     assert isinstance(body, dict)
     assert body["error"]["code"] == "not_running"
+
+
+async def test_window_limits_assignments(shop: Shop) -> None:
+    """A running experiment outside its active window is not assigned; inside it is."""
+    _, host = await shop.host()
+    past = await create_started(
+        shop,
+        host,
+        key="past",
+        starts_at="2020-01-01T00:00:00Z",
+        ends_at="2020-02-01T00:00:00+08:00",
+    )
+    assert past["ends_at"].startswith("2020-01-31T16:00:00")
+    now = await create_started(shop, host, key="now", starts_at="2020-01-01T00:00:00Z")
+    token = await shop.login()
+    status, body = await http(
+        "GET", shop.url + "/api/experiments/assignments", headers=bearer(token)
+    )
+    assert status == 200
+    assert isinstance(body, dict)
+    assert [a["experiment_id"] for a in body["assignments"]] == [now["id"]]
+    status, _ = await http(
+        "PATCH",
+        f"{shop.url}/api/host/experiments/{past['id']}",
+        headers=bearer(host),
+        json={"ends_at": None},
+    )
+    assert status == 200
+    status, body = await http(
+        "GET", shop.url + "/api/experiments/assignments", headers=bearer(token)
+    )
+    assert isinstance(body, dict)
+    assert sorted(a["experiment_id"] for a in body["assignments"]) == sorted(
+        [past["id"], now["id"]]
+    )
