@@ -36,14 +36,14 @@ Description = Annotated[str, Meta(max_length=500)]
 Seed = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
 
 
-class VariantSpec(Body):
+class ExperimentVariantSpec(Body):
     """One variant; the first is the control."""
 
     key: Key
     name: Annotated[str, Meta(max_length=100)] = ""
 
 
-class NamespaceSpec(Body):
+class ExperimentNamespaceSpec(Body):
     """A GrowthBook namespace: experiments with the same `id` and disjoint `[start, end)`
     never share a user."""
 
@@ -56,7 +56,7 @@ class NamespaceSpec(Body):
             raise ValidationError("namespace", "end must be after start")
 
 
-Variants = Annotated[list[VariantSpec], Meta(min_length=2, max_length=MAX_VARIANTS)]
+Variants = Annotated[list[ExperimentVariantSpec], Meta(min_length=2, max_length=MAX_VARIANTS)]
 Weights = Annotated[
     list[Weight],
     Meta(min_length=2, max_length=MAX_VARIANTS, description="One per variant, summing to 1"),
@@ -64,7 +64,7 @@ Weights = Annotated[
 Guardrails = Annotated[list[Metric], Meta(max_length=3)]
 
 
-def _check_variants(variants: list[VariantSpec]) -> None:
+def _check_variants(variants: list[ExperimentVariantSpec]) -> None:
     if len({v.key for v in variants}) != len(variants):
         raise ValidationError("variants", "variant keys must be unique")
 
@@ -87,7 +87,7 @@ class ExperimentCreate(Body):
     weights: Annotated[Weights | None, Meta(description="Default: equal weights")] = None
     coverage: Annotated[Share, Meta(description="Share of users included")] = 1.0
     seed: Annotated[Seed | None, Meta(description="Hash seed; default: the key")] = None
-    namespace: NamespaceSpec | None = None
+    namespace: ExperimentNamespaceSpec | None = None
     starts_at: Time | None = None
     ends_at: Time | None = None
     primary_metric: Metric = "paid_conversion"
@@ -106,7 +106,7 @@ class ExperimentUpdate(Body):
     variants: Variants | msgspec.UnsetType = msgspec.UNSET
     weights: Weights | msgspec.UnsetType = msgspec.UNSET
     coverage: Share | msgspec.UnsetType = msgspec.UNSET
-    namespace: NamespaceSpec | msgspec.UnsetType | None = msgspec.UNSET
+    namespace: ExperimentNamespaceSpec | msgspec.UnsetType | None = msgspec.UNSET
     starts_at: Time | msgspec.UnsetType | None = msgspec.UNSET
     ends_at: Time | msgspec.UnsetType | None = msgspec.UNSET
     primary_metric: Metric | msgspec.UnsetType = msgspec.UNSET
@@ -122,28 +122,28 @@ class ExperimentUpdate(Body):
                 check_time(name, value)
 
 
-class NoBody(Body):
+class ExperimentAction(Body):
     """No fields: the body may be empty or `{}`."""
 
 
-class ListQuery(Query):
+class ExperimentListQuery(Query):
     """How many experiments to list (newest first)."""
 
     limit: Annotated[int, Meta(ge=1, le=100)] = 50
 
 
-class Variant(Model):
+class ExperimentVariant(Model):
     key: str
     name: str
 
 
-class Namespace(Model):
+class ExperimentNamespace(Model):
     id: str
     start: float
     end: float
 
 
-class Change(Model):
+class ExperimentChange(Model):
     """A recorded change: the weights and coverage in force from `changed_at` on."""
 
     change: Literal["created", "updated", "started", "stopped"]
@@ -159,11 +159,11 @@ class Experiment(Model):
     id: int
     key: str
     description: str
-    variants: list[Variant]
+    variants: list[ExperimentVariant]
     weights: list[float]
     coverage: float
     seed: str
-    namespace: Namespace | None
+    namespace: ExperimentNamespace | None
     starts_at: datetime | None
     ends_at: datetime | None
     primary_metric: Metric
@@ -179,14 +179,14 @@ class Experiment(Model):
 class ExperimentDetail(Experiment):
     """An experiment with its change log (oldest first)."""
 
-    changes: list[Change]
+    changes: list[ExperimentChange]
 
 
 class ExperimentList(Model):
     experiments: list[Experiment]
 
 
-class Assignment(Model):
+class ExperimentAssignment(Model):
     """The caller's variant in one running experiment (`variant` null: not included)."""
 
     experiment_id: int
@@ -196,7 +196,7 @@ class Assignment(Model):
     sticky: bool
 
 
-class Definition(Model):
+class ExperimentDefinition(Model):
     """What a client needs to bucket offline with GrowthBook hash v2 over its openid."""
 
     id: int
@@ -204,33 +204,33 @@ class Definition(Model):
     seed: str
     weights: list[float]
     coverage: float
-    namespace: Namespace | None
+    namespace: ExperimentNamespace | None
     variants: list[str]
 
 
-class Assignments(Model):
+class ExperimentAssignments(Model):
     """The caller's assignments and the running experiments' definitions."""
 
-    assignments: list[Assignment]
-    definitions: list[Definition]
+    assignments: list[ExperimentAssignment]
+    definitions: list[ExperimentDefinition]
     hash: Literal["growthbook-fnv32a-v2"] = "growthbook-fnv32a-v2"
 
 
-class Exposure(Model):
+class ExperimentExposure(Model):
     """The exposure recorded (`recorded` false: already recorded, or not included)."""
 
-    assignment: Assignment
+    assignment: ExperimentAssignment
     recorded: bool
 
 
-class VariantCount(Model):
+class ExperimentVariantCount(Model):
     variant: int
     key: str
     weight: float
     users: int
 
 
-class Srm(Model):
+class ExperimentSrm(Model):
     """Sample-ratio mismatch (chi-squared against the weights; computed from 100 users)."""
 
     p_value: float | None
@@ -238,7 +238,7 @@ class Srm(Model):
     status: Literal["ok", "warning", "error", "not_enough_data"]
 
 
-class MetricVariant(Model):
+class ExperimentMetricVariant(Model):
     """One variant's data: exposed users, the metric's total and mean (rate) per user."""
 
     variant: int
@@ -247,7 +247,7 @@ class MetricVariant(Model):
     mean: float
 
 
-class Comparison(Model):
+class ExperimentComparison(Model):
     """A variant against the control (variant 0); null where not computable."""
 
     variant: int
@@ -262,24 +262,24 @@ class Comparison(Model):
     sequential_relative_ci: list[float] | None
 
 
-class MetricResult(Model):
+class ExperimentMetricResult(Model):
     metric: Metric
     role: Literal["primary", "guardrail"]
     kind: Literal["binomial", "continuous"]
-    variants: list[MetricVariant]
-    comparisons: list[Comparison]
+    variants: list[ExperimentMetricVariant]
+    comparisons: list[ExperimentComparison]
 
 
-class Results(Model):
+class ExperimentResults(Model):
     """Per-variant results with health checks (see docs/experiments.md for every formula)."""
 
     experiment_id: int
     state: State
-    variants: list[VariantCount]
+    variants: list[ExperimentVariantCount]
     multi_variant_users: int
-    srm: Srm
+    srm: ExperimentSrm
     warnings: list[str]
-    metrics: list[MetricResult]
+    metrics: list[ExperimentMetricResult]
 
 
 def _spec(body: msgspec.Struct) -> dict[str, Any]:
@@ -299,7 +299,7 @@ async def create(call: Call[ExperimentCreate, None]) -> Experiment:
     )
 
 
-async def list_experiments(call: Call[None, ListQuery]) -> ExperimentList:
+async def list_experiments(call: Call[None, ExperimentListQuery]) -> ExperimentList:
     """List the host's experiments, newest first."""
     rows = await service.list_for_host(call.app[keys.PG_POOL], call.host_id, call.query.limit)
     return ExperimentList(experiments=[to(Experiment, r) for r in rows])
@@ -311,7 +311,7 @@ async def read(call: Call[None, None]) -> ExperimentDetail:
 
 
 async def update(call: Call[ExperimentUpdate, None]) -> Experiment:
-    """Change an experiment; weight and coverage changes are recorded in its change log.
+    """ExperimentChange an experiment; weight and coverage changes are recorded in its change log.
 
     409 `experiment_stopped` (a stopped experiment is frozen), `not_a_draft` (variants change
     only in a draft).
@@ -320,25 +320,27 @@ async def update(call: Call[ExperimentUpdate, None]) -> Experiment:
     return to(Experiment, await service.update(pool, call.host_id, call.id(), _spec(call.body)))
 
 
-async def start(call: Call[NoBody, None]) -> Experiment:
+async def start(call: Call[ExperimentAction, None]) -> Experiment:
     """Start a draft experiment. 409 `bad_state` unless it is a draft."""
     pool = call.app[keys.PG_POOL]
     return to(Experiment, await service.set_state(pool, call.host_id, call.id(), "running"))
 
 
-async def stop(call: Call[NoBody, None]) -> Experiment:
+async def stop(call: Call[ExperimentAction, None]) -> Experiment:
     """Stop a running experiment. 409 `bad_state` unless it is running."""
     pool = call.app[keys.PG_POOL]
     return to(Experiment, await service.set_state(pool, call.host_id, call.id(), "stopped"))
 
 
-async def read_results(call: Call[None, None]) -> Results:
+async def read_results(call: Call[None, None]) -> ExperimentResults:
     """Results: per-variant metrics, lifts with 95 % CIs, p-values (fixed-horizon, Holm-adjusted
     and always-valid sequential), SRM and sample-size checks."""
-    return to(Results, await results.compute(call.app[keys.PG_POOL], call.host_id, call.id()))
+    return to(
+        ExperimentResults, await results.compute(call.app[keys.PG_POOL], call.host_id, call.id())
+    )
 
 
-async def my_assignments(call: Call[None, None]) -> Assignments:
+async def my_assignments(call: Call[None, None]) -> ExperimentAssignments:
     """The caller's variant in every running experiment, plus the definitions to bucket offline.
 
     Reading assignments records no exposure: call `POST /api/experiments/{id}/exposures` when
@@ -346,18 +348,19 @@ async def my_assignments(call: Call[None, None]) -> Assignments:
     """
     found, running = await assignments.for_user(call.app[keys.PG_POOL], call.user_id)
     definitions = [{**e, "variants": [v["key"] for v in e["variants"]]} for e in running]
-    return Assignments(
-        assignments=[to(Assignment, a) for a in found],
-        definitions=[to(Definition, d) for d in definitions],
+    return ExperimentAssignments(
+        assignments=[to(ExperimentAssignment, a) for a in found],
+        definitions=[to(ExperimentDefinition, d) for d in definitions],
     )
 
 
-async def expose(call: Call[NoBody, None]) -> Reply[Exposure]:
+async def expose(call: Call[ExperimentAction, None]) -> Reply[ExperimentExposure]:
     """Record that the caller was shown their variant (201 new, 200 already recorded/not included).
 
     Once per user, experiment and variant. 409 `not_running` unless the experiment is running.
     """
     a, created = await assignments.expose(call.app[keys.PG_POOL], call.user_id, call.id())
     return Reply(
-        Exposure(assignment=to(Assignment, a), recorded=created), status=201 if created else 200
+        ExperimentExposure(assignment=to(ExperimentAssignment, a), recorded=created),
+        status=201 if created else 200,
     )
