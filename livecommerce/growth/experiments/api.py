@@ -311,7 +311,7 @@ async def read(call: Call[None, None]) -> ExperimentDetail:
 
 
 async def update(call: Call[ExperimentUpdate, None]) -> Experiment:
-    """ExperimentChange an experiment; weight and coverage changes are recorded in its change log.
+    """Change an experiment; weight and coverage changes are recorded in its change log.
 
     409 `experiment_stopped` (a stopped experiment is frozen), `not_a_draft` (variants change
     only in a draft).
