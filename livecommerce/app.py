@@ -18,6 +18,7 @@ from livecommerce.console import routes as console_routes
 from livecommerce.db import close_pool, create_pool
 from livecommerce.errors import Handler, error_middleware_for
 from livecommerce.growth.analytics import setup as analytics_setup
+from livecommerce.growth.experiments import routes as experiments_routes
 from livecommerce.http_server import body_timeout_middleware
 from livecommerce.logs import request_id
 from livecommerce.metrics import Metrics, metrics_middleware
@@ -119,4 +120,5 @@ def create_app(settings: Settings) -> web.Application:
     social_routes.setup(app)
     console_routes.setup(app)
     analytics_setup.setup(app)
+    experiments_routes.setup(app)
     return app

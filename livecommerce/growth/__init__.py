@@ -1,1 +1,1 @@
-"""Growth: analytics (event ingestion, reports) and experiments."""
+"""Growth capabilities: analytics (events, funnels) and experiments (A/B bucketing, statistics)."""

@@ -1,0 +1,1 @@
+"""A/B experiments: GrowthBook-compatible bucketing, storage, assignments, results statistics."""
