@@ -26,6 +26,7 @@ from livecommerce.realtime.setup import setup as realtime_setup
 from livecommerce.redis_clients import redis_client
 from livecommerce.rooms import routes as rooms_routes
 from livecommerce.social import routes as social_routes
+from livecommerce.support import routes as support_routes
 from livecommerce.timer import routes as timer_routes
 
 log = logging.getLogger("livecommerce.app")
@@ -115,4 +116,5 @@ def create_app(settings: Settings) -> web.Application:
     timer_routes.setup(app)
     commerce_routes.setup(app)
     social_routes.setup(app)
+    support_routes.setup(app)  # after commerce: reuses its WeChat client settings
     return app

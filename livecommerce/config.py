@@ -189,6 +189,27 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SupportConfig:
+    """Customer service: the WeChat message push (Token, EncodingAESKey) and the reply worker.
+
+    Empty ``token``/``encoding_aes_key`` in development = fixed dev values shared with the fake
+    WeChat; production needs both. ``previous_encoding_aes_key`` is still accepted while WeChat
+    switches to a new key (rotation)."""
+
+    token: str = ""
+    encoding_aes_key: str = ""
+    previous_encoding_aes_key: str = ""
+    # Replies to a 'transient' send failure (network, -1) are retried this many times in all.
+    send_attempts: Pos = 3
+    send_backoff_seconds: PosFloat = 0.5
+    # How often a node looks for inbox rows / replies left unprocessed (a crash, a restart).
+    sweep_seconds: PosFloat = 5.0
+    # Misses in a row before the bot hands the buyer to a human.
+    handoff_after_misses: Pos = 2
+    max_orders_listed: Pos = 3
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -203,6 +224,7 @@ class Settings:
     flash_sale: FlashSaleConfig = field(default_factory=FlashSaleConfig)
     points: PointsConfig = field(default_factory=PointsConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
 
     @property
     def production(self) -> bool:
@@ -372,6 +394,10 @@ def _check(s: Settings) -> None:
         )
     if pay.platform_keys_dir and not Path(pay.platform_keys_dir).is_dir():
         raise ConfigError(f"wechatpay.platform_keys_dir: not a directory: {pay.platform_keys_dir}")
+    for key in ("encoding_aes_key", "previous_encoding_aes_key"):
+        value = getattr(s.support, key)
+        if value and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value):
+            raise ConfigError(f"support.{key}: must be 43 base64 characters (WeChat's format)")
     try:
         ZoneInfo(s.points.time_zone)
     except (ZoneInfoNotFoundError, ValueError):

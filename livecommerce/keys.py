@@ -21,6 +21,7 @@ from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.worker import SocialWorker
+from livecommerce.support.context import SupportContext
 from livecommerce.timer.dispatcher import Dispatcher
 from livecommerce.timer.wheel import Wheel
 
@@ -62,3 +63,6 @@ NOTIFICATION_SENDER = web.AppKey("notification_sender", NotificationSender)
 # node's social worker.
 FLASH_STOCK = web.AppKey("flash_stock", FlashStock)
 SOCIAL_WORKER = web.AppKey("social_worker", SocialWorker)
+
+# Customer service (WeChat message push, replies, agents): created by support.routes.
+SUPPORT = web.AppKey("support", SupportContext)

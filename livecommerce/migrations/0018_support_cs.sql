@@ -1,0 +1,66 @@
+-- Customer service (issue 18): WeChat message push inbox, conversations, the reply quota
+-- ledger, outgoing replies and FAQ rules.
+
+-- Every message/event WeChat pushed, once: dedup_key is 'm:<MsgId>' or, for events (no MsgId),
+-- 'e:<FromUserName>:<CreateTime>'. The UNIQUE key is what makes WeChat's 3 tries (and two nodes
+-- receiving them) one row; processed_at is set in the same transaction as the work it did.
+CREATE TABLE support_inbox (
+    id            bigserial PRIMARY KEY,
+    dedup_key     text NOT NULL UNIQUE,
+    openid        text NOT NULL,
+    msg_type      text NOT NULL,
+    content       text NOT NULL DEFAULT '',
+    payload       jsonb NOT NULL,
+    received_at   timestamptz NOT NULL DEFAULT now(),
+    processed_at  timestamptz,
+    outcome       text
+);
+CREATE INDEX support_inbox_pending_idx ON support_inbox (id) WHERE processed_at IS NULL;
+CREATE INDEX support_inbox_openid_idx ON support_inbox (openid, id DESC);
+
+-- One conversation per buyer (openid): the bot state and WeChat's reply window for them.
+-- Window: a user message opens 5 replies within 48 h; entering the session 2 within 1 min.
+CREATE TABLE support_conversations (
+    openid           text PRIMARY KEY,
+    state            text NOT NULL DEFAULT 'bot'
+                       CHECK (state IN ('bot', 'queued', 'agent', 'closed')),
+    misses           integer NOT NULL DEFAULT 0,
+    session_from     text NOT NULL DEFAULT '',
+    last_user_at     timestamptz,
+    window_until     timestamptz,
+    window_limit     integer NOT NULL DEFAULT 0,
+    window_sent      integer NOT NULL DEFAULT 0 CHECK (window_sent >= 0),
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
+-- Replies decided while processing an inbox row (seq = 0, 1, ... within it): sent after the
+-- acknowledgement. skipped_quota = not sent because the window was closed or used up.
+CREATE TABLE support_replies (
+    id            bigserial PRIMARY KEY,
+    inbox_id      bigint REFERENCES support_inbox (id),
+    seq           integer NOT NULL DEFAULT 0,
+    openid        text NOT NULL,
+    kind          text NOT NULL,
+    body          jsonb NOT NULL,
+    state         text NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'sent', 'skipped_quota', 'refused', 'failed')),
+    attempts      integer NOT NULL DEFAULT 0,
+    claimed_until timestamptz,
+    errcode       integer,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    sent_at       timestamptz,
+    UNIQUE (inbox_id, seq)
+);
+CREATE INDEX support_replies_pending_idx ON support_replies (id) WHERE state = 'pending';
+CREATE INDEX support_replies_openid_idx ON support_replies (openid, id DESC);
+
+-- FAQ rules (host-editable): keywords (any matches), higher priority wins.
+CREATE TABLE support_faq (
+    id           bigserial PRIMARY KEY,
+    host_id      bigint REFERENCES hosts (id),
+    keywords     text[] NOT NULL,
+    answer       text NOT NULL,
+    page_path    text,
+    priority     integer NOT NULL DEFAULT 0,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,78 @@
+"""The customer-service route table and its resources (push crypto, send client, worker).
+
+``setup(app)`` is called once from ``create_app``, after the commerce setup (it reuses the WeChat
+base URL and app credentials of ``keys.WECHAT_CLIENT``). In development with no
+``support.token`` the fixed dev token and EncodingAESKey are used and handed to the in-process
+fake WeChat, whose ``/dev/support/push`` sends messages signed and encrypted like WeChat's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from livecommerce import keys
+from livecommerce.aio import running
+from livecommerce.api.contract import RawResponse, add_routes, raw_route
+from livecommerce.support import push_api, replies
+from livecommerce.support.context import DEV_AES_KEY, DEV_TOKEN, SupportContext
+from livecommerce.support.crypto import MessageCrypt
+from livecommerce.support.cs_client import CsClient
+from livecommerce.support.worker import SupportWorker
+
+log = logging.getLogger("livecommerce.support")
+PUSH_PATH = "/api/support/wechat/push"
+
+
+async def support_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Credentials, the send client and this node's worker (started, then stopped and awaited)."""
+    settings = app[keys.SETTINGS]
+    cfg = settings.support
+    wechat = app[keys.WECHAT_CLIENT]
+    token, aes_key, previous = cfg.token, cfg.encoding_aes_key, cfg.previous_encoding_aes_key
+    if not token and not settings.production:
+        token, aes_key = DEV_TOKEN, aes_key or DEV_AES_KEY
+    crypt = MessageCrypt.from_settings(wechat.app_id, aes_key, previous) if aes_key else None
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.wechat.timeout_seconds)
+    )
+    client = CsClient(session, wechat.base_url, wechat.app_id, wechat.app_secret)
+    worker = SupportWorker(
+        app[keys.PG_POOL],
+        client,
+        replies.decider(app[keys.PG_POOL], settings),
+        sweep_seconds=cfg.sweep_seconds,
+        send_attempts=cfg.send_attempts,
+        send_backoff=cfg.send_backoff_seconds,
+    )
+    app[keys.SUPPORT] = SupportContext(token=token, crypt=crypt, client=client, worker=worker)
+    fake = app.get(keys.FAKE_WECHAT)
+    if fake is not None and crypt is not None:
+        assert fake.cs is not None  # made with the fake app
+        fake.cs.token, fake.cs.crypt = token, crypt
+    try:
+        async with running(worker.run(), "support-worker"):
+            yield
+    finally:
+        await session.close()
+
+
+def setup(app: web.Application) -> None:
+    """Add the customer-service routes and cleanup context (after the commerce one)."""
+    app.cleanup_ctx.append(support_ctx)
+    add_routes(app, ROUTES)
+
+
+ROUTES = (
+    raw_route("GET", PUSH_PATH, push_api.verify, query=push_api.VerifyQuery, errors=(401,),
+              tag="support",
+              responses=(RawResponse(200, "The echostr, as plain text", "text/plain"),)),
+    raw_route("POST", PUSH_PATH, push_api.receive, query=push_api.PushQuery, errors=(401,),
+              tag="support",
+              rules=("the body is not a WeChat XML or JSON message",),
+              responses=(RawResponse(200, "`success` (stored; processed after this answer)",
+                                     "text/plain"),)),
+)  # fmt: skip
