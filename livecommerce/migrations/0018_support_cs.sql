@@ -26,12 +26,25 @@ CREATE TABLE support_conversations (
                        CHECK (state IN ('bot', 'queued', 'agent', 'closed')),
     misses           integer NOT NULL DEFAULT 0,
     session_from     text NOT NULL DEFAULT '',
+    -- The goods the buyer last showed interest in (SessionFrom 'goods:<id>' or a goods card).
+    last_goods_id    bigint,
     last_user_at     timestamptz,
     window_until     timestamptz,
     window_limit     integer NOT NULL DEFAULT 0,
     window_sent      integer NOT NULL DEFAULT 0 CHECK (window_sent >= 0),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
+
+-- Every state change of a conversation (bot -> queued -> agent -> closed -> bot), for audit.
+CREATE TABLE support_transitions (
+    id          bigserial PRIMARY KEY,
+    openid      text NOT NULL,
+    from_state  text NOT NULL,
+    to_state    text NOT NULL,
+    reason      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX support_transitions_openid_idx ON support_transitions (openid, id);
 
 -- Replies decided while processing an inbox row (seq = 0, 1, ... within it): sent after the
 -- acknowledgement. skipped_quota = not sent because the window was closed or used up.

@@ -8,14 +8,14 @@ are text), documented in the OpenAPI document with their query.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from aiohttp import web
 from msgspec import Meta
 
 from livecommerce import keys
-from livecommerce.api.contract import decode_query
+from livecommerce.api.contract import field_error
 from livecommerce.errors import Unauthorized, ValidationError
 from livecommerce.support import inbox
 from livecommerce.support.context import SupportContext
@@ -50,6 +50,29 @@ class VerifyQuery(PushQuery, kw_only=True):
     echostr: Annotated[str, Meta(min_length=1, max_length=256, pattern="^[A-Za-z0-9_.=+/-]+$")]
 
 
+Q = TypeVar("Q", bound=PushQuery)
+
+
+def _query(request: web.Request, model: type[Q]) -> Q:
+    """The query as ``model``: WeChat's parameters typed, any others ignored (WeChat adds
+    parameters over time; refusing them would stop the messages).
+
+    Raises:
+        ValidationError: a known parameter breaks the model (400 naming it).
+    """
+    known = set(model.__struct_fields__)
+    values: dict[str, str] = {}
+    for k, v in request.query.items():
+        if k in known and v != "" and k not in values:
+            if "\x00" in v:
+                raise ValidationError(k, "must not contain NUL characters")
+            values[k] = v
+    try:
+        return msgspec.convert(values, model, strict=False)
+    except msgspec.ValidationError as exc:
+        raise field_error(exc, "query") from None
+
+
 def _ctx(request: web.Request) -> SupportContext:
     return request.app[keys.SUPPORT]
 
@@ -58,7 +81,7 @@ async def verify(request: web.Request) -> web.Response:
     """WeChat's URL verification: echo `echostr` as plain text when the signature is right.
 
     401 for a missing or wrong signature (nothing echoed)."""
-    q = decode_query(request, VerifyQuery)
+    q = _query(request, VerifyQuery)
     ctx = _ctx(request)
     if (
         not ctx.token
@@ -78,7 +101,7 @@ async def receive(request: web.Request) -> web.Response:
     ciphertext no key opens or one naming another app id; 400 for a body that is not a WeChat
     message. A message received before (WeChat's retries) is answered `success` again and not
     processed again."""
-    q = decode_query(request, PushQuery)
+    q = _query(request, PushQuery)
     ctx = _ctx(request)
     if not ctx.token:
         raise Unauthorized("customer service is not configured (support.token)")

@@ -8,6 +8,7 @@ fake WeChat, whose ``/dev/support/push`` sends messages signed and encrypted lik
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,8 +17,8 @@ from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.aio import running
-from livecommerce.api.contract import RawResponse, add_routes, raw_route
-from livecommerce.support import push_api, replies
+from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
+from livecommerce.support import faq, faq_api, push_api, replies
 from livecommerce.support.context import DEV_AES_KEY, DEV_TOKEN, SupportContext
 from livecommerce.support.crypto import MessageCrypt
 from livecommerce.support.cs_client import CsClient
@@ -48,6 +49,7 @@ async def support_ctx(app: web.Application) -> AsyncIterator[None]:
         send_attempts=cfg.send_attempts,
         send_backoff=cfg.send_backoff_seconds,
     )
+    await asyncio.to_thread(faq.init)  # jieba's dictionary: once per process, off the loop
     app[keys.SUPPORT] = SupportContext(token=token, crypt=crypt, client=client, worker=worker)
     fake = app.get(keys.FAKE_WECHAT)
     if fake is not None and crypt is not None:
@@ -75,4 +77,7 @@ ROUTES = (
               rules=("the body is not a WeChat XML or JSON message",),
               responses=(RawResponse(200, "`success` (stored; processed after this answer)",
                                      "text/plain"),)),
+    route("GET", "/api/host/support/faq", faq_api.list_mine, auth=HOST, tag="support"),
+    route("POST", "/api/host/support/faq", faq_api.create, auth=HOST, status=201, tag="support"),
+    route("DELETE", "/api/host/support/faq/{id}", faq_api.delete, auth=HOST, tag="support"),
 )  # fmt: skip

@@ -241,3 +241,13 @@ async def test_malformed_body_with_good_signature_is_400(desk: Desk, body: bytes
     assert isinstance(answer, dict)
     assert answer["error"]["field"] == "body"
     assert await _rows(desk) == []
+
+
+async def test_unknown_query_parameters_are_ignored(desk: Desk) -> None:
+    """WeChat may add parameters: an unknown one neither breaks nor bypasses the signature."""
+    status, _ = await http("POST", desk.push_url + "?timestamp=&x-new=42", data=b"<xml/>")
+    assert status == 401
+    ts, nonce = "1714036504", "1514711492"
+    sig = signature(DEV_TOKEN, ts, nonce)
+    url = f"{desk.push_url}?signature={sig}&timestamp={ts}&nonce={nonce}&echostr=e1&x-new=1"
+    assert await http("GET", url) == (200, "e1")
