@@ -207,6 +207,10 @@ class SupportConfig:
     # Misses in a row before the bot hands the buyer to a human.
     handoff_after_misses: Pos = 2
     max_orders_listed: Pos = 3
+    # An agent's presence lease (renewed by their page) and how long after it ends their
+    # conversations wait before going back to the queue.
+    agent_lease_seconds: PosFloat = 60.0
+    agent_grace_seconds: PosFloat = 60.0
 
 
 @dataclass(frozen=True, slots=True)

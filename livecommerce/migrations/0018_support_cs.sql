@@ -20,8 +20,26 @@ CREATE INDEX support_inbox_openid_idx ON support_inbox (openid, id DESC);
 
 -- One conversation per buyer (openid): the bot state and WeChat's reply window for them.
 -- Window: a user message opens 5 replies within 48 h; entering the session 2 within 1 min.
+-- Agents: accounts a host creates for their shop. Presence is a lease (online_until), renewed
+-- by the agent's page: a refresh or reconnect within the lease changes nothing. `active` counts
+-- the conversations the agent holds (<= capacity): assignment picks the least busy.
+CREATE TABLE support_agents (
+    id                bigserial PRIMARY KEY,
+    host_id           bigint NOT NULL REFERENCES hosts (id),
+    name              text NOT NULL,
+    capacity          integer NOT NULL CHECK (capacity BETWEEN 1 AND 100),
+    active            integer NOT NULL DEFAULT 0 CHECK (active >= 0 AND active <= capacity),
+    online_until      timestamptz,
+    last_assigned_at  timestamptz,
+    created_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX support_agents_host_idx ON support_agents (host_id, id);
+
 CREATE TABLE support_conversations (
+    id               bigserial UNIQUE,
     openid           text PRIMARY KEY,
+    agent_id         bigint REFERENCES support_agents (id),
+    queued_at        timestamptz,
     state            text NOT NULL DEFAULT 'bot'
                        CHECK (state IN ('bot', 'queued', 'agent', 'closed')),
     misses           integer NOT NULL DEFAULT 0,
@@ -32,8 +50,13 @@ CREATE TABLE support_conversations (
     window_until     timestamptz,
     window_limit     integer NOT NULL DEFAULT 0,
     window_sent      integer NOT NULL DEFAULT 0 CHECK (window_sent >= 0),
-    updated_at       timestamptz NOT NULL DEFAULT now()
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((state = 'agent') = (agent_id IS NOT NULL))
 );
+CREATE INDEX support_conversations_queue_idx ON support_conversations (queued_at, id)
+    WHERE state = 'queued';
+CREATE INDEX support_conversations_agent_idx ON support_conversations (agent_id)
+    WHERE state = 'agent';
 
 -- Every state change of a conversation (bot -> queued -> agent -> closed -> bot), for audit.
 CREATE TABLE support_transitions (
@@ -42,6 +65,7 @@ CREATE TABLE support_transitions (
     from_state  text NOT NULL,
     to_state    text NOT NULL,
     reason      text NOT NULL,
+    agent_id    bigint,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX support_transitions_openid_idx ON support_transitions (openid, id);

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import orjson
 
 from livecommerce.support import ledger
 from livecommerce.support.push import Incoming
@@ -46,8 +45,7 @@ async def store(pool: asyncpg.Pool, msg: Incoming) -> int | None:
     inbox_id: int | None = await pool.fetchval(
         """INSERT INTO support_inbox (dedup_key, openid, msg_type, content, payload)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING RETURNING id""",
-        msg.dedup_key, msg.from_user, msg.msg_type, msg.content,
-        orjson.dumps(msg.as_json()).decode(),
+        msg.dedup_key, msg.from_user, msg.msg_type, msg.content, msg.as_json(),
     )  # fmt: skip
     return inbox_id
 
@@ -70,7 +68,7 @@ async def process(pool: asyncpg.Pool, inbox_id: int, decide: Decide) -> Decision
         )
         if row is None:
             return None
-        msg = Incoming(**orjson.loads(row["payload"]))
+        msg = Incoming(**row["payload"])
         await ledger.conversation_for_update(conn, msg.from_user)
         if msg.msg_type == "event":
             if msg.event == "user_enter_tempsession":
@@ -90,7 +88,7 @@ async def process(pool: asyncpg.Pool, inbox_id: int, decide: Decide) -> Decision
             await conn.execute(
                 """INSERT INTO support_replies (inbox_id, seq, openid, kind, body)
                    VALUES ($1, $2, $3, $4, $5)""",
-                inbox_id, seq, msg.from_user, reply.kind, orjson.dumps(reply.body).decode(),
+                inbox_id, seq, msg.from_user, reply.kind, reply.body,
             )  # fmt: skip
         await conn.execute(
             "UPDATE support_inbox SET processed_at = now(), outcome = $2 WHERE id = $1",

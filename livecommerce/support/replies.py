@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 
 from livecommerce.config import Settings
-from livecommerce.support import faq
+from livecommerce.support import agents, faq
 from livecommerce.support.inbox import Decide, Decision, Reply
 from livecommerce.support.push import Incoming
 
@@ -74,6 +74,8 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
             )  # fmt: skip
         if conv["state"] in ("queued", "agent"):
             return Decision("to_agent")  # the bot stays silent while humans hold it
+        if conv["state"] == "closed":  # a closed conversation goes back to the bot
+            await agents.move(conn, msg.from_user, "closed", "bot", "reopened")
         if msg.msg_type == "event":
             if msg.event != "user_enter_tempsession":
                 return Decision("ignored")
@@ -132,16 +134,8 @@ async def handoff(
     conn: asyncpg.Connection, openid: str, from_state: str, reason: str, zh: bool
 ) -> Decision:
     """Queue the buyer for a human (recorded as a transition) and tell them."""
-    await conn.execute(
-        """UPDATE support_conversations SET state = 'queued', misses = 0, updated_at = now()
-           WHERE openid = $1""",
-        openid,
-    )
-    await conn.execute(
-        """INSERT INTO support_transitions (openid, from_state, to_state, reason)
-           VALUES ($1, $2, 'queued', $3)""",
-        openid, from_state, reason,
-    )  # fmt: skip
+    await agents.move(conn, openid, from_state, "queued", reason)
+    await agents.assign(conn)  # to the least busy online agent, if one has room
     text = (
         "正在为您转接人工客服，请稍候。"
         if zh

@@ -18,7 +18,7 @@ from aiohttp import web
 from livecommerce import keys
 from livecommerce.aio import running
 from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
-from livecommerce.support import faq, faq_api, push_api, replies
+from livecommerce.support import agents_api, faq, faq_api, push_api, replies
 from livecommerce.support.context import DEV_AES_KEY, DEV_TOKEN, SupportContext
 from livecommerce.support.crypto import MessageCrypt
 from livecommerce.support.cs_client import CsClient
@@ -48,6 +48,7 @@ async def support_ctx(app: web.Application) -> AsyncIterator[None]:
         sweep_seconds=cfg.sweep_seconds,
         send_attempts=cfg.send_attempts,
         send_backoff=cfg.send_backoff_seconds,
+        agent_grace=cfg.agent_grace_seconds,
     )
     await asyncio.to_thread(faq.init)  # jieba's dictionary: once per process, off the loop
     app[keys.SUPPORT] = SupportContext(token=token, crypt=crypt, client=client, worker=worker)
@@ -80,4 +81,20 @@ ROUTES = (
     route("GET", "/api/host/support/faq", faq_api.list_mine, auth=HOST, tag="support"),
     route("POST", "/api/host/support/faq", faq_api.create, auth=HOST, status=201, tag="support"),
     route("DELETE", "/api/host/support/faq/{id}", faq_api.delete, auth=HOST, tag="support"),
+    route("POST", "/api/host/support/agents", agents_api.create_agent, auth=HOST, status=201,
+          tag="support"),
+    route("GET", "/api/host/support/agents", agents_api.list_agents, auth=HOST, tag="support"),
+    route("POST", "/api/host/support/agents/{id}/presence", agents_api.presence, auth=HOST,
+          tag="support"),
+    route("GET", "/api/host/support/queue", agents_api.queue, auth=HOST, tag="support"),
+    route("GET", "/api/host/support/conversations/{id}", agents_api.history, auth=HOST,
+          tag="support"),
+    route("POST", "/api/host/support/conversations/{id}/claim", agents_api.claim, auth=HOST,
+          errors=(409,), tag="support"),
+    route("POST", "/api/host/support/conversations/{id}/reply", agents_api.reply, auth=HOST,
+          status=201, errors=(409,), tag="support"),
+    route("POST", "/api/host/support/conversations/{id}/transfer", agents_api.transfer,
+          auth=HOST, errors=(409,), tag="support"),
+    route("POST", "/api/host/support/conversations/{id}/close", agents_api.close, auth=HOST,
+          errors=(409,), tag="support"),
 )  # fmt: skip

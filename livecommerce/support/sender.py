@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import orjson
 
 from livecommerce.support import ledger
 from livecommerce.support.cs_client import CsClient, SendFailed
@@ -53,7 +52,7 @@ async def _send_one(
         await _finish(pool, reply_id, "skipped_quota", None)
         return
     try:
-        errcode = await client.send({"touser": openid, **orjson.loads(row["body"])})
+        errcode = await client.send({"touser": openid, **row["body"]})
     except SendFailed as exc:
         await ledger.give_back(pool, openid)
         if row["attempts"] >= attempts:

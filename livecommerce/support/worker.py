@@ -16,7 +16,7 @@ import logging
 import asyncpg
 
 from livecommerce.aio import check_cancelled
-from livecommerce.support import inbox, sender
+from livecommerce.support import agents, inbox, sender
 from livecommerce.support.cs_client import CsClient
 from livecommerce.support.inbox import Decide
 
@@ -35,15 +35,18 @@ class SupportWorker:
         sweep_seconds: float,
         send_attempts: int,
         send_backoff: float,
+        agent_grace: float = 60.0,
     ) -> None:
         self.pool, self.client, self.decide = pool, client, decide
         self.sweep_seconds = sweep_seconds
         self.send_attempts, self.send_backoff = send_attempts, send_backoff
+        self.agent_grace = agent_grace
         self.queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_MAX)
         self.processed = 0
 
     def wake(self, inbox_id: int) -> None:
-        """Process ``inbox_id`` soon (a full queue leaves it to the sweep)."""
+        """Process ``inbox_id`` soon (0: just send due replies; a full queue leaves it to the
+        sweep)."""
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(inbox_id)
 
@@ -67,12 +70,14 @@ class SupportWorker:
 
     async def handle(self, inbox_id: int) -> None:
         """Process one row, then send what is due."""
-        if await inbox.process(self.pool, inbox_id, self.decide) is not None:
+        if inbox_id and await inbox.process(self.pool, inbox_id, self.decide) is not None:
             self.processed += 1
         await sender.send_due(self.pool, self.client, self.send_attempts, self.send_backoff)
 
     async def sweep(self) -> None:
-        """Process rows nobody processed, then send due replies (retries included)."""
+        """Re-queue conversations of agents gone for good, process rows nobody processed, then
+        send due replies (retries included)."""
+        await agents.requeue_abandoned(self.pool, self.agent_grace)
         for inbox_id in await inbox.pending(self.pool):
             if await inbox.process(self.pool, inbox_id, self.decide) is not None:
                 self.processed += 1

@@ -188,8 +188,14 @@ async def test_rows_left_by_a_crash_are_processed_after_restart(desk: Desk, make
     await desk.pool.execute(
         """INSERT INTO support_inbox (dedup_key, openid, msg_type, content, payload)
            VALUES ('m:1', 'oabc', 'text', 'hi', $1)""",
-        '{"to_user": "gh", "from_user": "oabc", "create_time": 1, "msg_type": "text",'
-        ' "content": "hi", "msg_id": 1}',
+        {
+            "to_user": "gh",
+            "from_user": "oabc",
+            "create_time": 1,
+            "msg_type": "text",
+            "content": "hi",
+            "msg_id": 1,
+        },
     )
     app = desk.server.app
     await app[keys.SUPPORT].worker.sweep()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
-
 from livecommerce import keys
 from livecommerce.support import sender
 from livecommerce.support.cs_client import CsClient
@@ -16,7 +14,7 @@ from tests.support_cs.conftest import Desk
 async def queue_replies(desk: Desk, openid: str, n: int) -> None:
     """Queue ``n`` replies to ``openid`` as processing would (no inbox row)."""
     for i in range(n):
-        body = orjson.dumps({"msgtype": "text", "text": {"content": f"r{i}"}}).decode()
+        body = {"msgtype": "text", "text": {"content": f"r{i}"}}
         await desk.pool.execute(
             "INSERT INTO support_replies (openid, kind, body) VALUES ($1, 'text', $2)", openid, body
         )
