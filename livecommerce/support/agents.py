@@ -154,10 +154,18 @@ async def queue(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def claim(pool: asyncpg.Pool, host_id: int, agent_id: int, conv_id: int) -> dict[str, Any]:
-    """The agent takes a queued conversation (409 ``not_queued`` / ``agent_full``)."""
+async def claim(
+    pool: asyncpg.Pool, host_id: int, agent_id: int, conv_id: int, lease_seconds: float
+) -> dict[str, Any]:
+    """The agent takes a queued conversation (409 ``not_queued`` / ``agent_full``); claiming
+    shows the agent is there, so it renews their presence lease."""
     async with pool.acquire() as conn, conn.transaction():
         await _agent(conn, host_id, agent_id)
+        await conn.execute(
+            """UPDATE support_agents SET online_until = GREATEST(online_until,
+                   now() + make_interval(secs => $2)) WHERE id = $1""",
+            agent_id, lease_seconds,
+        )  # fmt: skip
         conv = await _conversation(conn, conv_id)
         if conv["state"] != "queued":
             raise Conflict(f"the conversation is {conv['state']}, not queued", code="not_queued")
@@ -223,13 +231,19 @@ async def requeue_abandoned(pool: asyncpg.Pool, grace_seconds: float) -> int:
     """Conversations whose agent's lease ended more than ``grace_seconds`` ago go back to the
     queue (then to another agent); returns how many."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """SELECT c.openid, c.agent_id FROM support_conversations c
-               JOIN support_agents a ON a.id = c.agent_id
-               WHERE c.state = 'agent' AND (a.online_until IS NULL
-                     OR a.online_until < now() - make_interval(secs => $1))
-               FOR UPDATE OF c SKIP LOCKED""",
+        # Agents first, then their conversations: the same lock order as claim/close/transfer.
+        gone = await conn.fetch(
+            """SELECT id FROM support_agents
+               WHERE active > 0 AND (online_until IS NULL
+                     OR online_until < now() - make_interval(secs => $1))
+               FOR UPDATE SKIP LOCKED""",
             grace_seconds,
+        )
+        rows = await conn.fetch(
+            """SELECT openid, agent_id FROM support_conversations
+               WHERE state = 'agent' AND agent_id = ANY($1::bigint[])
+               FOR UPDATE SKIP LOCKED""",
+            [g["id"] for g in gone],
         )
         for r in rows:
             await _release(conn, r["agent_id"])

@@ -143,8 +143,13 @@ async def history(call: Call[None, None]) -> History:
 
 
 async def claim(call: Call[Acting, None]) -> Conversation:
-    """The agent takes a queued conversation (409 when it is not queued or the agent is full)."""
-    row = await agents.claim(call.app[keys.PG_POOL], call.host_id, call.body.agent_id, call.id())
+    """The agent takes a queued conversation (409 when it is not queued or the agent is full).
+
+    Claiming renews the agent's presence lease."""
+    lease = call.app[keys.SETTINGS].support.agent_lease_seconds
+    row = await agents.claim(
+        call.app[keys.PG_POOL], call.host_id, call.body.agent_id, call.id(), lease
+    )
     return to(Conversation, row)
 
 
