@@ -96,9 +96,11 @@ async def run(args: argparse.Namespace, url: str, db: str, fake: FakeWechat) -> 
     retries = 0
 
     async def post(
-        session: aiohttp.ClientSession, due: float, body: bytes, q: dict[str, str]
+        session: aiohttp.ClientSession, due: float, body: bytes, q: dict[str, str], retry: bool
     ) -> None:
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        if not retry:  # WeChat records the buyer's message as it pushes it: the window opens
+            cs.open(q["openid"], "message")
         async with session.post(push, params=q, data=body) as resp:
             text = await resp.text()
         latencies.append((time.perf_counter() - due) * 1000)
@@ -107,19 +109,18 @@ async def run(args: argparse.Namespace, url: str, db: str, fake: FakeWechat) -> 
 
     connector = aiohttp.TCPConnector(limit=200)
     async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter() + 0.5
-        tasks = []
+        planned = []
         for i in range(args.messages):
             openid = rng.choice(buyers)
-            cs.open(openid, "message")  # WeChat records the buyer's message: the window opens
             values = cs.message(openid, {"type": "text", "content": rng.choice(QUESTIONS)})
             mode = "safe" if i % 2 else "plain"
             body, query = cs.envelope(values, rng.choice(["xml", "json"]), mode, 0, "good")
-            due = start + i / args.rate
-            tasks.append(post(session, due, body, query))
+            planned.append((i / args.rate, body, query, False))
             if rng.random() < args.retry_share:
                 retries += 1
-                tasks.append(post(session, due + rng.uniform(0.2, 1.0), body, query))
+                planned.append((i / args.rate + rng.uniform(0.2, 1.0), body, query, True))
+        start = time.perf_counter() + 0.5  # due times start once every body is built
+        tasks = [post(session, start + at, body, q, retry) for at, body, q, retry in planned]
         await asyncio.gather(*tasks)
     sent_at = time.perf_counter()
     conn = await connect(db)
@@ -143,6 +144,12 @@ async def run(args: argparse.Namespace, url: str, db: str, fake: FakeWechat) -> 
         refused = await conn.fetchval(
             "SELECT count(*) FROM support_replies WHERE errcode IN (45015, 45047)"
         )
+        errcodes = dict(
+            await conn.fetch(
+                """SELECT errcode::text, count(*) FROM support_replies
+                   WHERE errcode IS NOT NULL GROUP BY errcode"""
+            )
+        )
     finally:
         await conn.close()
     latencies.sort()
@@ -155,7 +162,8 @@ async def run(args: argparse.Namespace, url: str, db: str, fake: FakeWechat) -> 
         "max_ms": round(latencies[-1], 2),
         "inbox_rows": inbox_rows, "processed": processed,
         "replies": {k: int(v) for k, v in states.items()},
-        "refused_by_wechat": refused, "wechat_sends_accepted": len(cs.sent),
+        "refused_by_wechat": refused, "errcodes": {k: int(v) for k, v in errcodes.items()},
+        "wechat_sends_accepted": len(cs.sent),
         "seconds_to_settle": round(settle, 2),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
     }  # fmt: skip

@@ -18,8 +18,7 @@ CREATE TABLE support_inbox (
 CREATE INDEX support_inbox_pending_idx ON support_inbox (id) WHERE processed_at IS NULL;
 CREATE INDEX support_inbox_openid_idx ON support_inbox (openid, id DESC);
 
--- One conversation per buyer (openid): the bot state and WeChat's reply window for them.
--- Window: a user message opens 5 replies within 48 h; entering the session 2 within 1 min.
+-- One conversation per buyer (openid): who holds it (bot, queue, an agent) and its context.
 -- Agents: accounts a host creates for their shop. Presence is a lease (online_until), renewed
 -- by the agent's page: a refresh or reconnect within the lease changes nothing. `active` counts
 -- the conversations the agent holds (<= capacity): assignment picks the least busy.
@@ -46,10 +45,6 @@ CREATE TABLE support_conversations (
     session_from     text NOT NULL DEFAULT '',
     -- The goods the buyer last showed interest in (SessionFrom 'goods:<id>' or a goods card).
     last_goods_id    bigint,
-    last_user_at     timestamptz,
-    window_until     timestamptz,
-    window_limit     integer NOT NULL DEFAULT 0,
-    window_sent      integer NOT NULL DEFAULT 0 CHECK (window_sent >= 0),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CHECK ((state = 'agent') = (agent_id IS NOT NULL))
 );
@@ -57,6 +52,18 @@ CREATE INDEX support_conversations_queue_idx ON support_conversations (queued_at
     WHERE state = 'queued';
 CREATE INDEX support_conversations_agent_idx ON support_conversations (agent_id)
     WHERE state = 'agent';
+
+-- WeChat's reply window per buyer: a user message opens 5 replies within 48 h; entering the
+-- session 2 within 1 min. Reset when the message is *received* (before the ack, as WeChat sees
+-- it), consumed before every send. Its own table: the ack path never waits for a conversation
+-- lock held by processing.
+CREATE TABLE support_windows (
+    openid        text PRIMARY KEY,
+    last_user_at  timestamptz NOT NULL,
+    window_until  timestamptz NOT NULL,
+    window_limit  integer NOT NULL,
+    window_sent   integer NOT NULL DEFAULT 0 CHECK (window_sent >= 0)
+);
 
 -- Every state change of a conversation (bot -> queued -> agent -> closed -> bot), for audit.
 CREATE TABLE support_transitions (

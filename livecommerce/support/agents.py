@@ -21,10 +21,7 @@ import asyncpg
 from livecommerce.errors import Conflict, NotFound
 
 AGENT_COLUMNS = "id, host_id, name, capacity, active, online_until, created_at"
-CONV_COLUMNS = (
-    "id, openid, state, agent_id, queued_at, session_from, last_goods_id, last_user_at,"
-    " window_until, window_limit, window_sent, updated_at"
-)
+CONV_COLUMNS = "id, openid, state, agent_id, queued_at, session_from, last_goods_id, updated_at"
 
 
 async def move(

@@ -69,10 +69,7 @@ class Conversation(Model):
     queued_at: datetime | None
     session_from: str
     last_goods_id: int | None
-    last_user_at: datetime | None
-    window_until: datetime | None
-    window_limit: int
-    window_sent: int
+    updated_at: datetime
 
 
 class ConversationList(Model):

@@ -1,11 +1,12 @@
 """The inbox: each pushed message stored once, processed once (across nodes and restarts).
 
 ``store`` runs before the acknowledgement: a UNIQUE ``dedup_key`` turns WeChat's retries (and
-the same message reaching two nodes) into one row. ``process`` runs after it: in one
-transaction it locks the row (``FOR UPDATE SKIP LOCKED``: another node busy with it is skipped),
-locks the buyer's conversation (one buyer's messages are processed one at a time), updates the
-reply window, decides the replies, stores them and marks the row processed. A crash before the
-commit leaves the row unprocessed for the sweep; after it, nothing runs twice.
+the same message reaching two nodes) into one row, and a new row opens the buyer's reply
+window. ``process`` runs after it: in one transaction it locks the row (``FOR UPDATE SKIP
+LOCKED``: another node busy with it is skipped), locks the buyer's conversation (one buyer's
+messages are processed one at a time), decides the replies, stores them and marks the row
+processed. A crash before the commit leaves the row unprocessed for the sweep; after it,
+nothing runs twice.
 """
 
 from __future__ import annotations
@@ -41,12 +42,23 @@ Decide = Callable[[asyncpg.Connection, Incoming, asyncpg.Record], Awaitable[Deci
 
 
 async def store(pool: asyncpg.Pool, msg: Incoming) -> int | None:
-    """Insert ``msg``; its row id, or None when this message was received before (a retry)."""
-    inbox_id: int | None = await pool.fetchval(
+    """Insert ``msg`` and open the buyer's reply window for it (as WeChat does on receipt); its
+    row id, or None when this message was received before (a retry: nothing changes)."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await _store(conn, msg)
+
+
+async def _store(conn: asyncpg.Connection, msg: Incoming) -> int | None:
+    inbox_id: int | None = await conn.fetchval(
         """INSERT INTO support_inbox (dedup_key, openid, msg_type, content, payload)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING RETURNING id""",
         msg.dedup_key, msg.from_user, msg.msg_type, msg.content, msg.as_json(),
     )  # fmt: skip
+    if inbox_id is not None and msg.msg_type == "event":
+        if msg.event == "user_enter_tempsession":
+            await ledger.open_window(conn, msg.from_user, msg.create_time, "enter")
+    elif inbox_id is not None:
+        await ledger.open_window(conn, msg.from_user, msg.create_time, "message")
     return inbox_id
 
 
@@ -70,16 +82,11 @@ async def process(pool: asyncpg.Pool, inbox_id: int, decide: Decide) -> Decision
             return None
         msg = Incoming(**row["payload"])
         await ledger.conversation_for_update(conn, msg.from_user)
-        if msg.msg_type == "event":
-            if msg.event == "user_enter_tempsession":
-                await ledger.open_window(conn, msg.from_user, msg.create_time, "enter")
-                await conn.execute(
-                    """UPDATE support_conversations SET session_from = $2
-                       WHERE openid = $1""",
-                    msg.from_user, msg.session_from[:256],
-                )  # fmt: skip
-        else:
-            await ledger.open_window(conn, msg.from_user, msg.create_time, "message")
+        if msg.msg_type == "event" and msg.event == "user_enter_tempsession":
+            await conn.execute(
+                "UPDATE support_conversations SET session_from = $2 WHERE openid = $1",
+                msg.from_user, msg.session_from[:256],
+            )  # fmt: skip
         conversation = await conn.fetchrow(
             "SELECT * FROM support_conversations WHERE openid = $1", msg.from_user
         )

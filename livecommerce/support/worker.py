@@ -21,7 +21,9 @@ from livecommerce.support.cs_client import CsClient
 from livecommerce.support.inbox import Decide
 
 log = logging.getLogger("livecommerce.support")
-CONSUMERS = 4
+# One consumer: processing is deferred work and must not starve the acknowledgements (WeChat
+# waits 5 s for those); a backlog drains after a burst.
+CONSUMERS = 1
 QUEUE_MAX = 10_000
 
 

@@ -64,9 +64,7 @@ async def test_closed_window_sends_nothing(desk: Desk) -> None:
     openid = desk.openid("cat")
     await desk.push(user="cat", type="text", content="zzz")
     await desk.settled()
-    await desk.pool.execute(
-        "UPDATE support_conversations SET window_until = now() - interval '1 s'"
-    )
+    await desk.pool.execute("UPDATE support_windows SET window_until = now() - interval '1 s'")
     await queue_replies(desk, openid, 1)
     await drain(desk)
     assert (await states(desk))[-1] == ("skipped_quota", None)
@@ -84,7 +82,7 @@ async def test_45047_and_45015_are_final_and_fix_the_ledger(desk: Desk) -> None:
     await queue_replies(desk, openid, 2)
     await drain(desk)
     assert (await states(desk))[1:] == [("refused", 45047), ("skipped_quota", None)]
-    conv = await desk.pool.fetchrow("SELECT * FROM support_conversations WHERE openid = $1", openid)
+    conv = await desk.pool.fetchrow("SELECT * FROM support_windows WHERE openid = $1", openid)
     assert conv["window_sent"] == conv["window_limit"]
     await desk.push(user="dan", type="text", content="zzz")  # a new message: a new window
     await desk.settled()
@@ -95,7 +93,7 @@ async def test_45047_and_45015_are_final_and_fix_the_ledger(desk: Desk) -> None:
     await drain(desk)
     assert (await states(desk))[-1] == ("refused", 45015)
     assert await desk.pool.fetchval(
-        "SELECT window_until <= now() FROM support_conversations WHERE openid = $1", openid
+        "SELECT window_until <= now() FROM support_windows WHERE openid = $1", openid
     )
     attempts = await desk.pool.fetch("SELECT attempts FROM support_replies WHERE state = 'refused'")
     assert [a["attempts"] for a in attempts] == [1, 1]
@@ -125,7 +123,7 @@ async def test_transient_errors_are_retried_with_backoff(desk: Desk) -> None:
     )
     assert (row["state"], row["attempts"]) == ("sent", 3)
     conv = await desk.pool.fetchrow(
-        "SELECT window_sent FROM support_conversations WHERE openid = $1", openid
+        "SELECT window_sent FROM support_windows WHERE openid = $1", openid
     )
     assert conv["window_sent"] == 2  # the miss reply + this one; failed tries were given back
 
