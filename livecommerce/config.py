@@ -211,6 +211,10 @@ class SupportConfig:
     # conversations wait before going back to the queue.
     agent_lease_seconds: PosFloat = 60.0
     agent_grace_seconds: PosFloat = 60.0
+    # When a reply cannot be sent because the buyer's window has closed: this subscribe-message
+    # template tells them an answer is waiting (once per closed window; empty: off).
+    waiting_template_id: str = ""
+    waiting_page: str = "pages/support/index"
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,9 @@ CREATE TABLE support_windows (
     last_user_at  timestamptz NOT NULL,
     window_until  timestamptz NOT NULL,
     window_limit  integer NOT NULL,
-    window_sent   integer NOT NULL DEFAULT 0 CHECK (window_sent >= 0)
+    window_sent   integer NOT NULL DEFAULT 0 CHECK (window_sent >= 0),
+    -- Set when the "an answer is waiting" subscribe message went out for this closed window.
+    followed_up   boolean NOT NULL DEFAULT false
 );
 
 -- Every state change of a conversation (bot -> queued -> agent -> closed -> bot), for audit.

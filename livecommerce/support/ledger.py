@@ -41,7 +41,7 @@ async def open_window(
                    LEAST(now(), to_timestamp($2)) + make_interval(secs => $3), $4)
            ON CONFLICT (openid) DO UPDATE SET last_user_at = EXCLUDED.last_user_at,
                window_until = EXCLUDED.window_until, window_limit = EXCLUDED.window_limit,
-               window_sent = 0
+               window_sent = 0, followed_up = false
            WHERE $5 OR support_windows.window_until <= now()
                  OR support_windows.window_sent >= support_windows.window_limit""",
         openid, create_time, seconds, limit, kind == "message",
@@ -78,3 +78,13 @@ async def wechat_says(conn: asyncpg.Connection | asyncpg.Pool, openid: str, errc
         await conn.execute(
             "UPDATE support_windows SET window_sent = window_limit WHERE openid = $1", openid
         )
+
+
+async def claim_follow_up(conn: asyncpg.Connection | asyncpg.Pool, openid: str) -> bool:
+    """True once per closed window: the caller may tell the buyer an answer is waiting."""
+    got = await conn.fetchval(
+        """UPDATE support_windows SET followed_up = true
+           WHERE openid = $1 AND window_until <= now() AND NOT followed_up RETURNING openid""",
+        openid,
+    )
+    return got is not None

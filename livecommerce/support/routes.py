@@ -18,10 +18,12 @@ from aiohttp import web
 from livecommerce import keys
 from livecommerce.aio import running
 from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
+from livecommerce.commerce.wechat_client import MessageFailed, MessageRefused, WechatClient
 from livecommerce.support import agents_api, faq, faq_api, push_api, replies
 from livecommerce.support.context import DEV_AES_KEY, DEV_TOKEN, SupportContext
 from livecommerce.support.crypto import MessageCrypt
 from livecommerce.support.cs_client import CsClient
+from livecommerce.support.sender import FollowUp
 from livecommerce.support.worker import SupportWorker
 
 log = logging.getLogger("livecommerce.support")
@@ -49,6 +51,7 @@ async def support_ctx(app: web.Application) -> AsyncIterator[None]:
         send_attempts=cfg.send_attempts,
         send_backoff=cfg.send_backoff_seconds,
         agent_grace=cfg.agent_grace_seconds,
+        follow_up=_follow_up(wechat, cfg.waiting_template_id, cfg.waiting_page),
     )
     await asyncio.to_thread(faq.init)  # jieba's dictionary: once per process, off the loop
     app[keys.SUPPORT] = SupportContext(token=token, crypt=crypt, client=client, worker=worker)
@@ -61,6 +64,20 @@ async def support_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
     finally:
         await session.close()
+
+
+def _follow_up(wechat: WechatClient, template: str, page: str) -> FollowUp | None:
+    """The "an answer is waiting" subscribe message, or None when no template is set."""
+    if not template:
+        return None
+
+    async def follow_up(openid: str) -> None:
+        try:
+            await wechat.send_subscribe(openid, template, page, {"thing1": "客服已回复您的咨询"})
+        except (MessageRefused, MessageFailed) as exc:  # best effort: logged, not retried
+            log.info("waiting-answer message to %s not sent: %s", openid[:8], exc)
+
+    return follow_up
 
 
 def setup(app: web.Application) -> None:

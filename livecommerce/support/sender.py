@@ -4,12 +4,14 @@ Each pending reply is claimed with a lease (so one node sends it), takes one rep
 buyer's window in the ledger *before* calling WeChat (a reply that would exceed it is
 ``skipped_quota``, never sent), and ends ``sent``, ``refused`` (a final errcode: 45015 and 45047
 also correct the ledger; never retried) or, after ``attempts`` transient failures with backoff,
-``failed``.
+``failed``. A reply skipped because the window has *closed* can trigger one subscribe message
+per closed window ("an answer is waiting", ``support.waiting_template_id``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -20,9 +22,14 @@ log = logging.getLogger("livecommerce.support")
 LEASE_SECONDS = 30
 
 
+# follow_up(openid): tell a buyer whose window has closed that an answer is waiting.
+FollowUp = Callable[[str], Awaitable[None]]
+
+
 async def send_due(
-    pool: asyncpg.Pool, client: CsClient, attempts: int, backoff: float, limit: int = 50
-) -> int:
+    pool: asyncpg.Pool, client: CsClient, attempts: int, backoff: float, limit: int = 50,
+    follow_up: FollowUp | None = None,
+) -> int:  # fmt: skip
     """Send up to ``limit`` due replies; returns how many were handled (any outcome)."""
     handled = 0
     while handled < limit:
@@ -39,17 +46,20 @@ async def send_due(
         if row is None:
             return handled
         handled += 1
-        await _send_one(pool, client, row, attempts, backoff)
+        await _send_one(pool, client, row, attempts, backoff, follow_up)
     return handled
 
 
 async def _send_one(
-    pool: asyncpg.Pool, client: CsClient, row: asyncpg.Record, attempts: int, backoff: float
-) -> None:
+    pool: asyncpg.Pool, client: CsClient, row: asyncpg.Record, attempts: int, backoff: float,
+    follow_up: FollowUp | None,
+) -> None:  # fmt: skip
     reply_id, openid = row["id"], row["openid"]
     if not await ledger.take(pool, openid):
         log.info("reply %d to %s not sent: reply window closed or used up", reply_id, openid[:8])
         await _finish(pool, reply_id, "skipped_quota", None)
+        if follow_up is not None and await ledger.claim_follow_up(pool, openid):
+            await follow_up(openid)
         return
     try:
         errcode = await client.send({"touser": openid, **row["body"]})

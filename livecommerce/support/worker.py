@@ -38,11 +38,13 @@ class SupportWorker:
         send_attempts: int,
         send_backoff: float,
         agent_grace: float = 60.0,
+        follow_up: sender.FollowUp | None = None,
     ) -> None:
         self.pool, self.client, self.decide = pool, client, decide
         self.sweep_seconds = sweep_seconds
         self.send_attempts, self.send_backoff = send_attempts, send_backoff
         self.agent_grace = agent_grace
+        self.follow_up = follow_up
         self.queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_MAX)
         self.processed = 0
 
@@ -74,7 +76,10 @@ class SupportWorker:
         """Process one row, then send what is due."""
         if inbox_id and await inbox.process(self.pool, inbox_id, self.decide) is not None:
             self.processed += 1
-        await sender.send_due(self.pool, self.client, self.send_attempts, self.send_backoff)
+        await sender.send_due(
+            self.pool, self.client, self.send_attempts, self.send_backoff,
+            follow_up=self.follow_up,
+        )  # fmt: skip
 
     async def sweep(self) -> None:
         """Re-queue conversations of agents gone for good, process rows nobody processed, then
@@ -83,7 +88,10 @@ class SupportWorker:
         for inbox_id in await inbox.pending(self.pool):
             if await inbox.process(self.pool, inbox_id, self.decide) is not None:
                 self.processed += 1
-        await sender.send_due(self.pool, self.client, self.send_attempts, self.send_backoff)
+        await sender.send_due(
+            self.pool, self.client, self.send_attempts, self.send_backoff,
+            follow_up=self.follow_up,
+        )  # fmt: skip
 
     async def _guard(self, work: object) -> None:
         try:
