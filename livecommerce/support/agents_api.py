@@ -1,7 +1,8 @@
 """HTTP: human agents of the host's shop — presence, the queue, claim, reply, transfer, close.
 
-Agents act through their host's console (host token); each call names the acting agent, which
-must be one of the host's (404 otherwise). See docs/support.md for the state machine."""
+Agents act through their host's console (host token); the path names the acting agent
+(``/agents/{agent_id}/conversations/{id}/...``), which must be one of the host's (404
+otherwise). See docs/support.md for the state machine."""
 
 from __future__ import annotations
 
@@ -26,25 +27,17 @@ class AgentCreate(Body):
 
 
 class Presence(Body):
-    """``online: true`` renews the agent's presence lease (send it every
-    ``support.agent_lease_seconds / 2``); ``false`` signs the agent out."""
+    """``online: true`` (the default: an empty body is a heartbeat) renews the agent's presence
+    lease (send it every ``support.agent_lease_seconds / 2``); ``false`` signs the agent out."""
 
-    online: bool
-
-
-class Acting(Body):
-    """Which of the host's agents acts."""
-
-    agent_id: Id
+    online: bool = True
 
 
 class AgentReply(Body):
-    agent_id: Id
     text: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"\S"), NO_NUL]
 
 
 class Transfer(Body):
-    agent_id: Id
     to_agent_id: Id
 
 
@@ -139,13 +132,13 @@ async def history(call: Call[None, None]) -> History:
     return to(History, await agents.history(call.app[keys.PG_POOL], call.id()))
 
 
-async def claim(call: Call[Acting, None]) -> Conversation:
+async def claim(call: Call[None, None]) -> Conversation:
     """The agent takes a queued conversation (409 when it is not queued or the agent is full).
 
     Claiming renews the agent's presence lease."""
     lease = call.app[keys.SETTINGS].support.agent_lease_seconds
     row = await agents.claim(
-        call.app[keys.PG_POOL], call.host_id, call.body.agent_id, call.id(), lease
+        call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id(), lease
     )
     return to(Conversation, row)
 
@@ -154,7 +147,9 @@ async def reply(call: Call[AgentReply, None]) -> QueuedReply:
     """Send the buyer a text from the agent holding the conversation (through WeChat's send
     API, within the buyer's reply window: a reply beyond it is recorded, not sent)."""
     b = call.body
-    row = await agents.reply(call.app[keys.PG_POOL], call.host_id, b.agent_id, call.id(), b.text)
+    row = await agents.reply(
+        call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id(), b.text
+    )
     call.app[keys.SUPPORT].worker.wake(0)
     return to(QueuedReply, row)
 
@@ -163,12 +158,12 @@ async def transfer(call: Call[Transfer, None]) -> Conversation:
     """Hand a conversation the agent holds to another online agent of the host."""
     b = call.body
     row = await agents.transfer(
-        call.app[keys.PG_POOL], call.host_id, b.agent_id, call.id(), b.to_agent_id
+        call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id(), b.to_agent_id
     )
     return to(Conversation, row)
 
 
-async def close(call: Call[Acting, None]) -> Conversation:
+async def close(call: Call[None, None]) -> Conversation:
     """Close a conversation the agent holds (the buyer's next message goes to the bot)."""
-    row = await agents.close(call.app[keys.PG_POOL], call.host_id, call.body.agent_id, call.id())
+    row = await agents.close(call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id())
     return to(Conversation, row)

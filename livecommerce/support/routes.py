@@ -28,6 +28,7 @@ from livecommerce.support.worker import SupportWorker
 
 log = logging.getLogger("livecommerce.support")
 PUSH_PATH = "/api/support/wechat/push"
+AGENT_CONV = "/api/host/support/agents/{agent_id}/conversations/{id}"
 
 
 async def support_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -106,12 +107,12 @@ ROUTES = (
     route("GET", "/api/host/support/queue", agents_api.queue, auth=HOST, tag="support"),
     route("GET", "/api/host/support/conversations/{id}", agents_api.history, auth=HOST,
           tag="support"),
-    route("POST", "/api/host/support/conversations/{id}/claim", agents_api.claim, auth=HOST,
+    route("POST", AGENT_CONV + "/claim", agents_api.claim, auth=HOST, errors=(409,),
+          tag="support"),
+    route("POST", AGENT_CONV + "/reply", agents_api.reply, auth=HOST, status=201,
           errors=(409,), tag="support"),
-    route("POST", "/api/host/support/conversations/{id}/reply", agents_api.reply, auth=HOST,
-          status=201, errors=(409,), tag="support"),
-    route("POST", "/api/host/support/conversations/{id}/transfer", agents_api.transfer,
-          auth=HOST, errors=(409,), tag="support"),
-    route("POST", "/api/host/support/conversations/{id}/close", agents_api.close, auth=HOST,
-          errors=(409,), tag="support"),
+    route("POST", AGENT_CONV + "/transfer", agents_api.transfer, auth=HOST, errors=(409,),
+          tag="support"),
+    route("POST", AGENT_CONV + "/close", agents_api.close, auth=HOST, errors=(409,),
+          tag="support"),
 )  # fmt: skip

@@ -65,17 +65,17 @@ async def test_queue_claim_reply_close_and_back_to_bot(desk: Desk) -> None:
     assert status == 200
     assert [x["id"] for x in q["items"]] == [conv]
     agent = await c.agent("Ann", online=False)  # offline: nothing assigned automatically
-    status, held = await c.call("POST", f"/conversations/{conv}/claim", {"agent_id": agent})
+    status, held = await c.call("POST", f"/agents/{agent}/conversations/{conv}/claim", None)
     assert status == 200
     assert held["state"] == "agent"
     assert held["agent_id"] == agent
-    status, again = await c.call("POST", f"/conversations/{conv}/claim", {"agent_id": agent})
+    status, again = await c.call("POST", f"/agents/{agent}/conversations/{conv}/claim", None)
     assert status == 409
     assert again["error"]["code"] == "not_queued"
     await desk.push(user="amy", type="text", content="my orders")  # bot stays silent
     await desk.settled()
     status, sent = await c.call(
-        "POST", f"/conversations/{conv}/reply", {"agent_id": agent, "text": "您好，我来帮您"}
+        "POST", f"/agents/{agent}/conversations/{conv}/reply", {"text": "您好，我来帮您"}
     )
     assert status == 201, sent
     await desk.settled()
@@ -84,11 +84,11 @@ async def test_queue_claim_reply_close_and_back_to_bot(desk: Desk) -> None:
     status, hist = await c.call("GET", f"/conversations/{conv}")
     assert status == 200
     assert [m["sender"] for m in hist["messages"]] == ["buyer", "bot", "buyer", "agent"]
-    status, closed = await c.call("POST", f"/conversations/{conv}/close", {"agent_id": agent})
+    status, closed = await c.call("POST", f"/agents/{agent}/conversations/{conv}/close", None)
     assert status == 200
     assert closed["state"] == "closed"
-    assert (await http("POST", c.desk.shop.url + f"/api/host/support/conversations/{conv}/reply",
-                       json={"agent_id": agent, "text": "x"}, headers=c.headers))[0] == 409  # fmt: skip
+    assert (await http("POST", c.desk.shop.url + f"/api/host/support/agents/{agent}/conversations/{conv}/reply",
+                       json={"text": "x"}, headers=c.headers))[0] == 409  # fmt: skip
     await desk.push(user="amy", type="text", content="zzz")
     await desk.settled()
     assert (await state(desk, conv))[0] == "bot"
@@ -112,7 +112,7 @@ async def test_assignment_goes_to_the_least_busy_online_agent(desk: Desk) -> Non
     held = [await state(desk, cid) for cid in convs]
     assert [h[1] for h in held[:4]] == [a1, a2, a1, a2]
     assert held[4] == ("queued", None)
-    status, _ = await c.call("POST", f"/conversations/{convs[1]}/close", {"agent_id": a2})
+    status, _ = await c.call("POST", f"/agents/{a2}/conversations/{convs[1]}/close")
     assert status == 200
     assert await state(desk, convs[4]) == ("agent", a2)
     status, agents = await c.call("GET", "/agents")
@@ -128,16 +128,16 @@ async def test_transfer_to_another_agent(desk: Desk) -> None:
     a2 = await c.agent("A2")
     off = await c.agent("Off", online=False)
     status, body = await c.call(
-        "POST", f"/conversations/{conv}/transfer", {"agent_id": a1, "to_agent_id": off}
+        "POST", f"/agents/{a1}/conversations/{conv}/transfer", {"to_agent_id": off}
     )
     assert status == 409
     assert body["error"]["code"] == "agent_offline"
     status, body = await c.call(
-        "POST", f"/conversations/{conv}/transfer", {"agent_id": a1, "to_agent_id": a2}
+        "POST", f"/agents/{a1}/conversations/{conv}/transfer", {"to_agent_id": a2}
     )
     assert status == 200
     assert body["agent_id"] == a2
-    status, body = await c.call("POST", f"/conversations/{conv}/close", {"agent_id": a1})
+    status, body = await c.call("POST", f"/agents/{a1}/conversations/{conv}/close", None)
     assert status == 409
     assert body["error"]["code"] == "not_held"
 
@@ -168,7 +168,7 @@ async def test_two_agents_claiming_at_once_one_wins(desk: Desk) -> None:
     a1, a2 = await c.agent("A1", online=False), await c.agent("A2", online=False)
     conv = await queued(desk, "eve")
     results = await asyncio.gather(
-        *(c.call("POST", f"/conversations/{conv}/claim", {"agent_id": a}) for a in (a1, a2))
+        *(c.call("POST", f"/agents/{a}/conversations/{conv}/claim", None) for a in (a1, a2))
     )
     assert sorted(s for s, _ in results) == [200, 409]
 
@@ -178,7 +178,7 @@ async def test_agents_of_another_host_are_404(desk: Desk) -> None:
     c, other = await console(desk), await console(desk)
     agent = await c.agent("Mine", online=False)
     conv = await queued(desk, "fay")
-    status, _ = await other.call("POST", f"/conversations/{conv}/claim", {"agent_id": agent})
+    status, _ = await other.call("POST", f"/agents/{agent}/conversations/{conv}/claim", None)
     assert status == 404
     assert (await other.call("POST", f"/agents/{agent}/presence", {"online": True}))[0] == 404
     status, listed = await other.call("GET", "/agents")
