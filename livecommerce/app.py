@@ -29,6 +29,7 @@ from livecommerce.realtime.setup import setup as realtime_setup
 from livecommerce.redis_clients import redis_client
 from livecommerce.rooms import routes as rooms_routes
 from livecommerce.social import routes as social_routes
+from livecommerce.support import routes as support_routes
 from livecommerce.timer import routes as timer_routes
 
 log = logging.getLogger("livecommerce.app")
@@ -121,4 +122,5 @@ def create_app(settings: Settings) -> web.Application:
     console_routes.setup(app)
     analytics_setup.setup(app)
     experiments_routes.setup(app)
+    support_routes.setup(app)  # after commerce: reuses its WeChat client settings
     return app

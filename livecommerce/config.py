@@ -233,6 +233,35 @@ class AnalyticsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SupportConfig:
+    """Customer service: the WeChat message push (Token, EncodingAESKey) and the reply worker.
+
+    Empty ``token``/``encoding_aes_key`` in development = fixed dev values shared with the fake
+    WeChat; production needs both. ``previous_encoding_aes_key`` is still accepted while WeChat
+    switches to a new key (rotation)."""
+
+    token: str = ""
+    encoding_aes_key: str = ""
+    previous_encoding_aes_key: str = ""
+    # Replies to a 'transient' send failure (network, -1) are retried this many times in all.
+    send_attempts: Pos = 3
+    send_backoff_seconds: PosFloat = 0.5
+    # How often a node looks for inbox rows / replies left unprocessed (a crash, a restart).
+    sweep_seconds: PosFloat = 5.0
+    # Misses in a row before the bot hands the buyer to a human.
+    handoff_after_misses: Pos = 2
+    max_orders_listed: Pos = 3
+    # An agent's presence lease (renewed by their page) and how long after it ends their
+    # conversations wait before going back to the queue.
+    agent_lease_seconds: PosFloat = 60.0
+    agent_grace_seconds: PosFloat = 60.0
+    # When a reply cannot be sent because the buyer's window has closed: this subscribe-message
+    # template tells them an answer is waiting (once per closed window; empty: off).
+    waiting_template_id: str = ""
+    waiting_page: str = "pages/support/index"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -248,6 +277,7 @@ class Settings:
     points: PointsConfig = field(default_factory=PointsConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
 
     @property
     def production(self) -> bool:
@@ -432,6 +462,10 @@ def _check(s: Settings) -> None:
             _check_url(name, url, ("http", "https"))
     if s.analytics.max_past_seconds > (s.analytics.retention_days - 1) * 86400:
         raise ConfigError("analytics.max_past_seconds: must be below analytics.retention_days - 1")
+    for key in ("encoding_aes_key", "previous_encoding_aes_key"):
+        value = getattr(s.support, key)
+        if value and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value):
+            raise ConfigError(f"support.{key}: must be 43 base64 characters (WeChat's format)")
     try:
         ZoneInfo(s.points.time_zone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -25,6 +25,7 @@ from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.worker import SocialWorker
+from livecommerce.support.context import SupportContext
 from livecommerce.timer.dispatcher import Dispatcher
 from livecommerce.timer.wheel import Wheel
 
@@ -72,3 +73,5 @@ SOCIAL_WORKER = web.AppKey("social_worker", SocialWorker)
 # Analytics: this node's buffered event writer and the live counters (growth/analytics).
 ANALYTICS_WRITER = web.AppKey("analytics_writer", AnalyticsWriter)
 ANALYTICS_LIVE = web.AppKey("analytics_live", LiveCounters)
+# Customer service (WeChat message push, replies, agents): created by support.routes.
+SUPPORT = web.AppKey("support", SupportContext)

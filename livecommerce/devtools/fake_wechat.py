@@ -15,7 +15,7 @@ reused one gets 40163). The optional control prefix picks an error:
 * ``html~...`` answers HTTP 500 with an HTML page (a broken upstream).
 
 **Messages** — ``GET /cgi-bin/token`` (client_credential), ``POST
-/cgi-bin/message/subscribe/send`` and ``POST /cgi-bin/message/custom/send`` with
+/cgi-bin/message/subscribe/send`` with
 ``?access_token=``; users named ``refuse*`` have refused subscribe messages (43101). Sent messages
 are listed at ``GET /dev/messages``. ``POST /wxa/msg_sec_check`` (content security v2) answers
 ``risky`` for text containing "risky" or "违规", ``review`` for "review", else ``pass``.
@@ -38,6 +38,10 @@ and query refunds, which stay PROCESSING until ``POST /dev/refunds/settle`` fini
 It sends one correctly signed, encrypted notification and answers what the notify URL said,
 plus the exact body and headers it sent (tests replay them byte for byte). WeChat's own retry
 schedule is not simulated: call it again.
+
+**Customer service** — the send and typing APIs with WeChat's reply window, and
+``/dev/support/push`` to push buyer messages signed/encrypted like WeChat: see
+:mod:`livecommerce.devtools.fake_wechat_cs` (kept there, separate from the rest).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from aiohttp import web
 
 from livecommerce.commerce import paysign, wechatpay
 from livecommerce.commerce.wechatpay import DevPlatform
+from livecommerce.devtools import fake_wechat_cs
 
 _CODE = re.compile(r"^(?:(?P<ctl>[a-z0-9]+)~)?(?P<user>[A-Za-z0-9_-]{1,64})(?:\.[A-Za-z0-9._-]*)?$")
 _ERRMSG = {
@@ -125,13 +130,14 @@ class FakeWechat:
     login_calls: int = 0
     checked_texts: list[str] = field(default_factory=list)
     session: aiohttp.ClientSession | None = None
+    # Customer service (fake_wechat_cs): its state; token and crypt set by support.routes.
+    cs: fake_wechat_cs.FakeCustomerService | None = None
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_get("/sns/jscode2session", self.jscode2session)
         app.router.add_get("/cgi-bin/token", self.token)
         app.router.add_post("/cgi-bin/message/subscribe/send", self.subscribe_send)
-        app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
         app.router.add_post("/wxa/msg_sec_check", self.msg_sec_check)
         app.router.add_post("/v3/pay/transactions/jsapi", self.jsapi_prepay)
         app.router.add_get("/v3/pay/transactions/out-trade-no/{out_trade_no}", self.query_order)
@@ -144,7 +150,17 @@ class FakeWechat:
         app.router.add_post("/dev/refunds/settle", self.dev_settle_refunds)
         app.router.add_get("/dev/messages", self.dev_messages)
         app.cleanup_ctx.append(self._client_ctx)
+        self._add_customer_service(app)
         return app
+
+    def _add_customer_service(self, app: web.Application) -> None:
+        """The customer-service routes (send, typing, /dev/support/*): fake_wechat_cs."""
+        if self.cs is None:
+            self.cs = fake_wechat_cs.FakeCustomerService(self.app_id)
+        fake_wechat_cs.add_routes(
+            app, self.cs, self.access_tokens,
+            lambda user: openid_for(self.app_id, user), lambda: self.session,
+        )  # fmt: skip
 
     async def _client_ctx(self, app: web.Application) -> Any:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -224,9 +240,6 @@ class FakeWechat:
 
     async def subscribe_send(self, request: web.Request) -> web.Response:
         return await self._message(request, "subscribe", ("touser", "template_id", "data"))
-
-    async def custom_send(self, request: web.Request) -> web.Response:
-        return await self._message(request, "custom", ("touser", "msgtype"))
 
     async def msg_sec_check(self, request: web.Request) -> web.Response:
         """Content security v2: text containing a word of ``RISKY_WORDS`` is ``risky``,

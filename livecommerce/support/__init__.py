@@ -1,0 +1,1 @@
+"""Customer service: WeChat message push, automatic replies, the quota ledger, human agents."""
