@@ -48,11 +48,24 @@ def run_workers(
     ready = threading.Semaphore(0)
     stopping = threading.Event()
 
+    # One lock for every line this process prints (the relays run in threads): print() writes the
+    # text and the newline separately, so unlocked lines of two threads could run together.
+    out_lock = threading.Lock()
+
+    def emit(line: str) -> None:
+        with out_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def locked_say(message: str) -> None:
+        with out_lock:
+            say(message)
+
     def relay(proc: subprocess.Popen[str], n: int) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             text = line.rstrip("\n")
-            print(f"[worker {n}] {text}", flush=True)
+            emit(f"[worker {n}] {text}")
             if "listening on http://" in text:
                 ready.release()
         proc.stdout.close()
@@ -80,18 +93,18 @@ def run_workers(
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         for _ in children:
             if not ready.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                say("a worker did not start; stopping")
+                locked_say("a worker did not start; stopping")
                 on_signal(signal.SIGTERM, None)
                 break
         else:
-            say(f"{count} workers listening on http://{host}:{port}")
+            locked_say(f"{count} workers listening on http://{host}:{port}")
         # Wait until any child exits; then stop the rest.
         failed = False
         while all(c.poll() is None for c in children):
             time.sleep(0.2)
         if not stopping.is_set():
             failed = True
-            say("a worker exited unexpectedly; stopping the others")
+            locked_say("a worker exited unexpectedly; stopping the others")
             on_signal(signal.SIGTERM, None)
         grace = settings.server.shutdown_grace_seconds + 10
         for child in children:

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from livecommerce import redis_keys as rk
 from livecommerce.commerce import orders
+from livecommerce.commerce.orders import MAX_TOTAL_FEN
 from livecommerce.config import FlashSaleConfig
 from livecommerce.errors import Conflict, NotFound, ValidationError
 from livecommerce.realtime.broker import Broker
@@ -197,6 +198,13 @@ async def create_sale(
         raise ValidationError("ends_at", "must be after starts_at")
     if per_user_limit > cfg.max_per_user_limit:
         raise ValidationError("per_user_limit", f"must be at most {cfg.max_per_user_limit}")
+    if sale_price_fen * per_user_limit > MAX_TOTAL_FEN:
+        # A purchase (lc_flash_buy) could otherwise make an order WeChat Pay cannot charge.
+        raise ValidationError(
+            "sale_price_fen",
+            f"sale_price_fen x per_user_limit must be at most {MAX_TOTAL_FEN} fen (WeChat Pay)",
+            code="amount_too_large",
+        )
     goods = await conn.fetchrow(
         "SELECT status, stock, price_fen FROM goods WHERE id = $1 AND host_id = $2",
         goods_id,

@@ -46,6 +46,7 @@ ROUTES = (
           rules=(
               "`ends_at` is not after `starts_at`, or a time is outside the years 2000-2100",
               "`per_user_limit` is above `flash_sale.max_per_user_limit` (config)",
+              "`sale_price_fen` x `per_user_limit` exceeds 2147483647 fen (`amount_too_large`)",
           )),
     route("GET", "/api/flash-sales/{id}", flashsale_api.read, tag="flash sales"),
     route("POST", "/api/flash-sales/{id}/buy", flashsale_api.buy, auth=USER, status=201,

@@ -125,3 +125,18 @@ async def test_timestamps_outside_2000_to_2100_name_their_field(social: Social) 
     ):
         status, body = await social.post("/api/host/flash-sales", host, {**base, **times})
         assert (status, body["error"]["field"]) == (400, field), times
+
+
+async def test_flash_sale_that_could_make_an_uncharged_order_is_refused(social: Social) -> None:
+    """sale_price_fen x per_user_limit above WeChat Pay's int32 of fen: 400 amount_too_large."""
+    host_id, host = await social.shop.host()
+    gid = await social.shop.goods(host_id, stock=10)
+    body = {"goods_id": gid, "sale_price_fen": 2**31 - 1, "stock": 1, "per_user_limit": 2,
+            "starts_at": iso(0), "ends_at": iso(3600)}  # fmt: skip
+    status, answer = await social.post("/api/host/flash-sales", host, body, None)
+    assert (status, answer["error"]["code"], answer["error"]["field"]) == (
+        400, "amount_too_large", "sale_price_fen")  # fmt: skip
+    status, _ = await social.post(
+        "/api/host/flash-sales", host, {**body, "per_user_limit": 1}, None
+    )
+    assert status == 201
