@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from livecommerce.commerce import merchant_no
 from livecommerce.errors import Conflict, NotFound, ValidationError
 from livecommerce.notify import outbox
 
@@ -47,20 +48,15 @@ class _DuplicateKey(Exception):
 
 def out_trade_no(order_id: int) -> str:
     """The merchant order number sent to WeChat Pay (6-32 chars of [0-9A-Za-z])."""
-    return f"LC{order_id:016d}"
+    return merchant_no.make("LC", order_id)
 
 
 def parse_out_trade_no(value: object) -> int | None:
-    if not isinstance(value, str) or len(value) != 18 or not value.startswith("LC"):
-        return None
-    digits = value[2:]
-    return int(digits) if digits.isdigit() and int(digits) > 0 else None
+    return merchant_no.parse("LC", value)
 
 
 def to_json(row: asyncpg.Record) -> dict[str, Any]:
-    out = {k: row[k] for k in row.keys() if k not in _TIMES}  # noqa: SIM118 (Record)
-    for k in _TIMES:
-        out[k] = row[k].isoformat() if row[k] is not None else None
+    out = merchant_no.row_json(row, _TIMES)
     out["out_trade_no"] = out_trade_no(row["id"])
     return out
 

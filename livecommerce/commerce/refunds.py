@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 
+from livecommerce.commerce import merchant_no
 from livecommerce.errors import Conflict, NotFound
 from livecommerce.notify import outbox
 
@@ -33,20 +34,15 @@ WAKE_CHANNEL = "lc_refunds"
 
 def out_refund_no(refund_id: int) -> str:
     """The merchant refund number sent to WeChat Pay (fixed per row: retries are idempotent)."""
-    return f"RF{refund_id:016d}"
+    return merchant_no.make("RF", refund_id)
 
 
 def parse_out_refund_no(value: object) -> int | None:
-    if not isinstance(value, str) or len(value) != 18 or not value.startswith("RF"):
-        return None
-    digits = value[2:]
-    return int(digits) if digits.isdigit() and int(digits) > 0 else None
+    return merchant_no.parse("RF", value)
 
 
 def to_json(row: asyncpg.Record) -> dict[str, Any]:
-    out = {k: row[k] for k in row.keys() if k not in _TIMES}  # noqa: SIM118 (Record)
-    for k in _TIMES:
-        out[k] = row[k].isoformat() if row[k] is not None else None
+    out = merchant_no.row_json(row, _TIMES)
     out["out_refund_no"] = out_refund_no(row["id"])
     return out
 
