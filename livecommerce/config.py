@@ -207,6 +207,7 @@ class GroupsConfig:
 
     one_open_group_per_offer: bool = True
     success_template_id: Annotated[str, Meta(min_length=1, max_length=128)] = "group_success"
+    failed_template_id: Annotated[str, Meta(max_length=128)] = "group_failed"
     worker_max_sleep_seconds: PosFloat = 30.0
     worker_batch_size: Pos = 100
 

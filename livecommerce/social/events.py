@@ -11,8 +11,10 @@ claims returned at most once), so a retried event changes nothing twice.
 * paid: purchase points credited; a group member counted (or refunded); a flash-sale order
   paid after it had been cancelled (its unit went back on sale) is refunded.
 * cancelled: flash-sale units returned; the group seat freed; points spent restored.
-* refunded: flash-sale units returned; the group member marked; the purchase credit reversed
-  and the points spent restored.
+* refunded: flash-sale units returned; the group member marked; what is left of the purchase
+  credit reversed and the points spent restored.
+* refund (a refund row was created, migration 0019; partial ones too): the purchase credit
+  reversed in proportion to what has been refunded of the order's payment.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> Non
         await groups.on_refunded(conn, order_id)
         await points.reverse_purchase(conn, cfg, user_id, order_id)
         await points.restore_spend(conn, cfg, user_id, order_id)
+    elif new == "refund" and ev["refund_id"] is not None:  # a refund row (migration 0019)
+        await points.reverse_for_refund(conn, cfg, user_id, order_id, ev["refund_id"])
 
 
 async def process(
@@ -75,7 +79,7 @@ async def process(
     lock = "FOR UPDATE" if order_id is not None else "FOR UPDATE SKIP LOCKED"
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            f"""SELECT e.id, e.order_id, e.user_id, e.old_status, e.new_status
+            f"""SELECT e.id, e.order_id, e.user_id, e.old_status, e.new_status, e.refund_id
                FROM order_events e
                WHERE NOT EXISTS (SELECT 1 FROM order_events p
                                  WHERE p.order_id = e.order_id AND p.id < e.id)

@@ -362,7 +362,8 @@ async function refreshOrders() {
   if (document.activeElement && body.contains(document.activeElement)) return; // typing
   body.replaceChildren();
   for (const o of page.items) {
-    const ship = o.status === 'paid' ? shipForm(o) : (o.tracking_no ? `${o.carrier} ${o.tracking_no}` : '');
+    const ship = o.status === 'paid' ? (o.address ? shipForm(o) : 'waiting for the buyer’s address')
+      : (o.tracking_no ? `${o.carrier} ${o.tracking_no}` : '');
     body.append(el('tr', { 'data-order': o.id, 'data-status': o.status },
       el('td', {}, '#' + o.id), el('td', {}, `${o.title} × ${o.quantity}`),
       el('td', {}, yuan(o.total_fen)), el('td', {}, STATUS_TEXT[o.status] || o.status), el('td', {}, ship)));

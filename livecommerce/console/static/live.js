@@ -162,6 +162,35 @@ $('#buy').addEventListener('click', () => {
   $('#place').focus();
 });
 
+// The shipping address (wx.chooseAddress in the mini-program): every order ships to one.
+const ADDRESS_KEY = 'lc_address';
+const ADDRESS_FIELDS = { userName: '#addr-name', telNumber: '#addr-tel', provinceName: '#addr-province',
+  cityName: '#addr-city', countyName: '#addr-county', detailInfo: '#addr-detail' };
+const DEV_ADDRESS = { userName: '张三', telNumber: '020-81167888', provinceName: '广东省',
+  cityName: '广州市', countyName: '海珠区', detailInfo: '新港中路397号' };
+
+function loadAddress() {
+  let saved = null;
+  try { saved = JSON.parse(localStorage.getItem(ADDRESS_KEY) || 'null'); } catch (e) { saved = null; }
+  const a = saved || DEV_ADDRESS;
+  for (const [k, sel] of Object.entries(ADDRESS_FIELDS)) $(sel).value = a[k] || '';
+  shipToText();
+}
+
+function readAddress() {
+  const a = {};
+  for (const [k, sel] of Object.entries(ADDRESS_FIELDS)) { const v = $(sel).value.trim(); if (v) a[k] = v; }
+  return a;
+}
+
+function shipToText() {
+  const a = readAddress();
+  $('#ship-to-text').textContent = `${a.userName || '?'}, ${a.cityName || ''} ${a.detailInfo || ''}`;
+}
+
+$('#ship-to').addEventListener('input', shipToText);
+loadAddress();
+
 $('#detail-close').addEventListener('click', () => { show($('#detail'), false); $('#buy').focus(); });
 
 $('#place').addEventListener('click', async () => {
@@ -170,14 +199,16 @@ $('#place').addEventListener('click', async () => {
   $('#place').disabled = true;
   try {
     S.order = await api('POST', '/api/orders', {
-      token: S.token, body: { goods_id: goods.id, quantity },
+      token: S.token, body: { goods_id: goods.id, quantity, address: readAddress() },
       headers: { 'Idempotency-Key': randomKey() },
     });
+    localStorage.setItem(ADDRESS_KEY, JSON.stringify(readAddress()));
     $('#order-status').textContent = `Order #${S.order.id}: ${yuan(S.order.total_fen)}, awaiting payment.`;
     show($('#place'), false); show($('#pay'), true);
     $('#pay').focus();
   } catch (e) {
     $('#order-status').textContent = e.message;
+    if (e.field && e.field.startsWith('address')) $('#ship-to').open = true;
   } finally {
     $('#place').disabled = false;
   }
