@@ -119,3 +119,18 @@ def flash_rooms(sale_id: int) -> str:
 def flash_stock_throttle(sale_id: int, room_id: int) -> str:
     """SET NX PX marker: a stock update was published to the room recently."""
     return f"{PREFIX}{flash_tag(sale_id)}:throttle:{room_id}"
+
+
+# Group offers pushed as bubbles (social/offers.py): keys of one offer share {group-offer:ID}.
+def group_offer_tag(offer_id: int) -> str:
+    return f"{{group-offer:{offer_id}}}"
+
+
+def group_offer_rooms(offer_id: int) -> str:
+    """Set of room ids the offer was pushed into (they get ``group_progress`` frames)."""
+    return f"{PREFIX}{group_offer_tag(offer_id)}:rooms"
+
+
+def group_progress_last(offer_id: int, room_id: int) -> str:
+    """The featured group last published to the room (a frame is sent only on a change)."""
+    return f"{PREFIX}{group_offer_tag(offer_id)}:last:{room_id}"

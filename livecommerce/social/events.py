@@ -20,13 +20,14 @@ claims returned at most once), so a retried event changes nothing twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
 from livecommerce.aio import check_cancelled
 from livecommerce.config import Settings
-from livecommerce.social import flashsale, groups, points
+from livecommerce.social import flashsale, groups, offers, points
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.refunds import refund_paid_order
 
@@ -38,6 +39,22 @@ CHANNEL = "lc_order_events"
 class Deps:
     settings: Settings
     stock: FlashStock
+    # Told the group offers whose groups changed (after the commit): their pushed bubbles'
+    # progress frames (offers.announce). None: nobody is told.
+    offers_changed: Callable[[list[int]], Awaitable[object]] | None = None
+
+
+async def tell_offers_changed(pool: asyncpg.Pool, deps: Deps, order_ids: list[int]) -> None:
+    """Call ``deps.offers_changed`` with the group offers of these orders (if any)."""
+    if deps.offers_changed is None or not order_ids:
+        return
+    try:
+        changed = await offers.offers_of_orders(pool, order_ids)
+    except (asyncpg.PostgresError, OSError) as exc:
+        log.warning("group offers of applied events unknown (%s)", type(exc).__name__)
+        return
+    if changed:
+        await deps.offers_changed(changed)
 
 
 async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> None:
@@ -89,17 +106,20 @@ async def process(
             order_id,
         )
         done = 0
+        applied: list[int] = []
         for ev in rows:
             try:
                 async with conn.transaction():
                     await apply(conn, deps, ev)
                     await conn.execute("DELETE FROM order_events WHERE id = $1", ev["id"])
                 done += 1
+                applied.append(ev["order_id"])
             except (asyncpg.PostgresError, ValueError) as exc:
                 # Left in place and retried on the next pass; later events of the same order
                 # wait behind it (in order), other orders go on.
                 log.error("order event %d (order %d -> %s) failed: %r", ev["id"],
                           ev["order_id"], ev["new_status"], exc)  # fmt: skip
+    await tell_offers_changed(pool, deps, applied)
     return done
 
 
