@@ -133,6 +133,7 @@ async function openRoom(roomId) {
   loadCatalogue();
   refreshTimeline();
   refreshOrders();
+  startOffers();
   S.timers.push(setInterval(refreshTimeline, 1000), setInterval(refreshOrders, 2000),
     setInterval(renderRate, 5000));
   connectLive();
@@ -174,11 +175,12 @@ async function connectLive() {
     $('#viewers').textContent = c.state.viewers;
     $('#likes').textContent = c.state.likes;
     const b = c.state.bubble;
-    $('#bubble-now').textContent = b && b.goods ? b.goods.title : 'none';
+    $('#bubble-now').textContent = bubbleTitle(b);
   };
   c.on('welcome', () => { status('connected', 'ok'); render(); });
   c.on('resync', render);
   ['goods_push', 'goods_withdraw', 'viewer_count', 'likes'].forEach((t) => c.on(t, render));
+  OFFER_FRAMES.forEach((t) => c.on(t, render));
   c.on('room_state', (f) => { if (f.room) { Object.assign(S.room, f.room); renderRoomHead(); } });
   c.on('comment', (f) => {
     S.comments.push(Date.now());
@@ -240,6 +242,7 @@ function renderShelf(goods) {
   const shelf = $('#shelf');
   shelf.replaceChildren();
   if (!goods.length) shelf.append(el('li', {}, 'No goods in this room yet: attach some below.'));
+  offerGoodsChoices(goods);
   for (const g of goods) {
     const whenId = 'when-' + g.id;
     shelf.append(el('li', { class: 'shelf-item', 'data-goods': g.id },
@@ -285,6 +288,79 @@ $('#attach-form').addEventListener('submit', async (ev) => {
   if (!ids.length) { notify('Select goods to attach.'); return; }
   const res = await guarded(() => call('POST', `/api/rooms/${S.room.id}/goods`, { goods_ids: ids }), 'Goods attached.');
   if (res) { S.room.goods = res.goods; renderShelf(res.goods); ev.target.reset(); }
+});
+
+// -- flash sales and group offers on the shelf -------------------------------------------------
+
+const OFFER_FRAMES = ['flash_sale_push', 'group_offer_push', 'flash_sale_stock', 'group_progress'];
+
+// What the live panel says is shown: goods, a flash sale with its stock, a group offer.
+function bubbleTitle(b) {
+  if (!b) return 'none';
+  if (b.goods) return b.goods.title;
+  if (b.sale) return `⚡ ${b.sale.goods.title} (${b.sale.stock_left} left)`;
+  if (b.offer) return `👥 ${b.offer.goods.title} (${groupText(b.offer)})`;
+  return 'none';
+}
+
+function groupText(o) {
+  return o.group ? `${o.group.joined} joined, ${o.group.to_go} to go` : `no open group, ${o.size} per group`;
+}
+
+function startOffers() {
+  refreshOffers();
+  S.timers.push(setInterval(refreshOffers, 3000));
+}
+
+function offerGoodsChoices(goods) {
+  $('#offer-goods').replaceChildren(...goods.map((g) => el('option', { value: g.id }, `${g.title} (${yuan(g.price_fen)})`)));
+}
+
+async function refreshOffers() {
+  if (!S.room) return;
+  const q = '?room_id=' + S.room.id;
+  let sales, groups;
+  try {
+    [sales, groups] = await Promise.all([call('GET', '/api/host/flash-sales' + q), call('GET', '/api/host/group-offers' + q)]);
+  } catch (e) { return; }
+  const list = $('#offer-list');
+  const key = JSON.stringify([sales.items, groups.items]);
+  if (list.dataset.key === key) return; // unchanged: keep the buttons (and focus) as they are
+  list.dataset.key = key;
+  list.replaceChildren();
+  for (const s of sales.items) {
+    const ended = Date.parse(s.ends_at) <= Date.now();
+    list.append(el('li', { 'data-sale': s.id },
+      el('span', {}, `⚡ ${s.goods.title} · ${yuan(s.sale_price_fen)} · ${s.stock_left}/${s.stock} left${ended ? ' · ended' : ''} `),
+      el('button', { type: 'button', disabled: ended, onclick: () => pushOffer('flash-sales', s.id, s.goods.title) },
+        'Push flash sale')));
+  }
+  for (const o of groups.items) {
+    list.append(el('li', { 'data-offer': o.id },
+      el('span', {}, `👥 ${o.goods.title} · ${yuan(o.group_price_fen)} × ${o.size} · ${groupText(o)} `),
+      el('button', { type: 'button', onclick: () => pushOffer('group-offers', o.id, o.goods.title) }, 'Push group offer')));
+  }
+  if (!list.children.length) list.append(el('li', { class: 'hint' }, 'None yet: create one below.'));
+}
+
+function pushOffer(kind, id, title) {
+  return guarded(() => call('POST', `/api/host/${kind}/${id}/push`, { room_id: S.room.id }), `Pushed “${title}”.`);
+}
+
+$('#offer-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const goods_id = Number($('#offer-goods').value);
+  if (!goods_id) { notify('Attach goods to the shelf first.'); return; }
+  const price = Math.round(Number($('#offer-price').value) * 100);
+  const count = Number($('#offer-count').value);
+  const minutes = Number($('#offer-minutes').value);
+  const now = Date.now();
+  const [path, body] = $('#offer-kind').value === 'flash'
+    ? ['/api/host/flash-sales', { goods_id, sale_price_fen: price, stock: count,
+      starts_at: new Date(now).toISOString(), ends_at: new Date(now + minutes * 60000).toISOString() }]
+    : ['/api/host/group-offers', { goods_id, group_price_fen: price, size: count, fill_seconds: Math.max(60, minutes * 60) }];
+  const made = await guarded(() => call('POST', path, body), 'Offer created: push it from the list.');
+  if (made) refreshOffers();
 });
 
 // -- timeline --------------------------------------------------------------------------------

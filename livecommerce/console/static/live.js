@@ -87,6 +87,10 @@ function connect() {
   c.on('resync', sync);
   c.on('goods_push', (f) => showBubble(f));
   c.on('goods_withdraw', () => hideBubble());
+  c.on('flash_sale_push', (f) => showBubble(f));
+  c.on('group_offer_push', (f) => showBubble(f));
+  c.on('flash_sale_stock', () => renderBubble(c.state.bubble));
+  c.on('group_progress', () => renderBubble(c.state.bubble));
   c.on('viewer_count', () => { $('#viewers').textContent = c.state.viewers; });
   c.on('likes', () => { $('#likes').textContent = c.state.likes; });
   c.on('room_state', (f) => { if (f.room) renderRoom(f.room); });
@@ -97,6 +101,8 @@ function connect() {
       S.notices.push(f);
       if (f.kind === 'order_paid') toast(`Payment received for order #${f.data.order_id}: ${f.data.title}`);
       else if (f.kind === 'order_shipped') toast(`Order #${f.data.order_id} shipped (${f.data.carrier} ${f.data.tracking_no})`);
+      else if (f.kind === 'group_succeeded') toast(`Your group for ${f.data.title} is complete!`);
+      else if (f.kind === 'group_failed') toast(`Your group for ${f.data.title} did not fill: ${f.data.outcome === 'refunded' ? yuan(f.data.refund_fen) + ' is on its way back' : 'order cancelled'}.`);
     }
   });
   c.on('reconnecting', () => { conn.textContent = 'connection lost, reconnecting…'; });
@@ -110,7 +116,7 @@ function sync() {
   if (st.room) renderRoom(st.room);
   $('#viewers').textContent = st.viewers;
   $('#likes').textContent = st.likes;
-  if (st.bubble) showBubble(st.bubble); else hideBubble();
+  if (st.bubble) { showBubble(st.bubble); freshen(st.bubble); } else hideBubble();
 }
 
 function addComment(f) {
@@ -123,16 +129,52 @@ function addComment(f) {
 
 // -- bubble ----------------------------------------------------------------------------------
 
-function showBubble(f) {
-  if (!f || !f.goods) return;
+// A bubble is goods, a flash sale (live stock) or a group offer ("N joined, M to go"): one view.
+function bubbleView(f) {
+  if (f.sale) {
+    const s = f.sale;
+    return { kind: 'flash', goods: s.goods, price_fen: s.sale_price_fen, left: s.stock_left,
+      text: s.stock_left > 0 ? `⚡ flash sale · ${s.stock_left} left` : 'sold out', action: 'Buy now' };
+  }
+  if (f.offer) {
+    const o = f.offer;
+    const g = o.group;
+    return { kind: 'group', goods: o.goods, price_fen: o.group_price_fen, left: 1,
+      text: g ? `👥 ${g.joined} joined, ${g.to_go} to go` : `👥 groups of ${o.size}: start one`,
+      action: g ? 'Join group' : 'Start a group' };
+  }
   const g = f.goods;
+  return { kind: 'goods', goods: g, price_fen: g.price_fen, left: g.stock,
+    text: g.stock > 0 ? `${g.stock} left` : 'sold out', action: 'Buy now' };
+}
+
+function renderBubble(f) {
+  if (!f || !(f.goods || f.sale || f.offer)) return false;
+  const v = bubbleView(f);
   S.bubble = f;
-  $('#bubble-title').textContent = g.title;
-  $('#bubble-price').textContent = yuan(g.price_fen);
-  $('#bubble-stock').textContent = g.stock > 0 ? `${g.stock} left` : 'sold out';
-  $('#bubble-img').hidden = !g.image;
-  if (g.image) $('#bubble-img').src = g.image;
-  $('#buy').disabled = g.stock <= 0;
+  $('#bubble-title').textContent = v.goods.title;
+  $('#bubble-price').textContent = yuan(v.price_fen);
+  $('#bubble-stock').textContent = v.text;
+  $('#bubble-img').hidden = !v.goods.image;
+  if (v.goods.image) $('#bubble-img').src = v.goods.image;
+  $('#buy').textContent = v.action;
+  $('#buy').disabled = v.left <= 0;
+  return true;
+}
+
+// A bubble from welcome may be old: read the sale's or the offer's numbers now.
+async function freshen(f) {
+  try {
+    if (f.sale) f.sale = await api('GET', '/api/flash-sales/' + f.sale.id);
+    else if (f.offer) f.offer = await api('GET', '/api/group-offers/' + f.offer.id);
+    else return;
+  } catch (e) { return; }
+  if (S.bubble === f) renderBubble(f);
+}
+
+function showBubble(f) {
+  if (!renderBubble(f)) return;
+  const g = bubbleView(f).goods;
   show($('#bubble'), true);
   S.bubbles.push({ push_id: f.push_id, goods_id: g.id, ts: f.ts, shown_at: Date.now() });
   clearTimeout(S.bubbleTimer);
@@ -148,13 +190,16 @@ $('#bubble-close').addEventListener('click', hideBubble);
 
 $('#buy').addEventListener('click', () => {
   if (!S.bubble) return;
-  const g = S.bubble.goods;
+  const v = bubbleView(S.bubble);
+  const g = v.goods;
   S.order = null;
   $('#detail-title').textContent = g.title;
   $('#detail-img').hidden = !g.image;
   if (g.image) $('#detail-img').src = g.image;
-  $('#detail-price').textContent = yuan(g.price_fen);
-  $('#detail-stock').textContent = `${g.stock} left`;
+  $('#detail-price').textContent = yuan(v.price_fen);
+  $('#detail-stock').textContent = v.text;
+  $('#place').textContent = v.kind === 'group' ? v.action : 'Place order';
+  show($('#quantity-row'), v.kind !== 'group');
   $('#order-status').textContent = '';
   show($('#place'), true); show($('#pay'), false);
   show($('#detail'), true);
@@ -193,15 +238,28 @@ loadAddress();
 
 $('#detail-close').addEventListener('click', () => { show($('#detail'), false); $('#buy').focus(); });
 
+// Order what the bubble offers: goods (with the address), a flash-sale unit, a group seat
+// (open a group or join the featured one) — the last two get the address right after.
+async function placeOrder(f, quantity) {
+  const opts = (body) => ({ token: S.token, body, headers: { 'Idempotency-Key': randomKey() } });
+  if (!f.sale && !f.offer) {
+    return api('POST', '/api/orders', opts({ goods_id: f.goods.id, quantity, address: readAddress() }));
+  }
+  let order;
+  if (f.sale) order = await api('POST', `/api/flash-sales/${f.sale.id}/buy`, opts({ quantity }));
+  else {
+    const g = f.offer.group;
+    const path = g ? `/api/groups/${g.id}/join` : `/api/group-offers/${f.offer.id}/groups`;
+    order = (await api('POST', path, opts({}))).order;
+  }
+  return api('PUT', `/api/orders/${order.id}/address`, { token: S.token, body: readAddress() });
+}
+
 $('#place').addEventListener('click', async () => {
-  const goods = S.bubble.goods;
   const quantity = Number($('#quantity').value) || 1;
   $('#place').disabled = true;
   try {
-    S.order = await api('POST', '/api/orders', {
-      token: S.token, body: { goods_id: goods.id, quantity, address: readAddress() },
-      headers: { 'Idempotency-Key': randomKey() },
-    });
+    S.order = await placeOrder(S.bubble, quantity);
     localStorage.setItem(ADDRESS_KEY, JSON.stringify(readAddress()));
     $('#order-status').textContent = `Order #${S.order.id}: ${yuan(S.order.total_fen)}, awaiting payment.`;
     show($('#place'), false); show($('#pay'), true);
