@@ -46,6 +46,7 @@ async def test_group_offer_and_flash_sale_bubbles(browser: Any, console: Console
     await first.locator("#bubble-stock", has_text="groups of 2: start one").wait_for()
     await _buy(first, "Start a group")
     await first.locator("#bubble-stock", has_text="1 joined, 1 to go").wait_for()
+    assert await first.locator("#buy", has_text="You are in this group").is_disabled()
     await page.locator("#bubble-now", has_text="1 joined, 1 to go").wait_for()
 
     second = await audience(browser, console, room, "bob")  # the bubble from welcome, freshened

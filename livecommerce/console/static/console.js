@@ -298,8 +298,8 @@ const OFFER_FRAMES = ['flash_sale_push', 'group_offer_push', 'flash_sale_stock',
 function bubbleTitle(b) {
   if (!b) return 'none';
   if (b.goods) return b.goods.title;
-  if (b.sale) return `⚡ ${b.sale.goods.title} (${b.sale.stock_left} left)`;
-  if (b.offer) return `👥 ${b.offer.goods.title} (${groupText(b.offer)})`;
+  if (b.sale) return `Flash sale: ${b.sale.goods.title} (${b.sale.stock_left} left)`;
+  if (b.offer) return `Group: ${b.offer.goods.title} (${groupText(b.offer)})`;
   return 'none';
 }
 
@@ -331,13 +331,13 @@ async function refreshOffers() {
   for (const s of sales.items) {
     const ended = Date.parse(s.ends_at) <= Date.now();
     list.append(el('li', { 'data-sale': s.id },
-      el('span', {}, `⚡ ${s.goods.title} · ${yuan(s.sale_price_fen)} · ${s.stock_left}/${s.stock} left${ended ? ' · ended' : ''} `),
+      el('span', {}, `Flash sale: ${s.goods.title} · ${yuan(s.sale_price_fen)} · ${s.stock_left}/${s.stock} left${ended ? ' · ended' : ''} `),
       el('button', { type: 'button', disabled: ended, onclick: () => pushOffer('flash-sales', s.id, s.goods.title) },
         'Push flash sale')));
   }
   for (const o of groups.items) {
     list.append(el('li', { 'data-offer': o.id },
-      el('span', {}, `👥 ${o.goods.title} · ${yuan(o.group_price_fen)} × ${o.size} · ${groupText(o)} `),
+      el('span', {}, `Group offer: ${o.goods.title} · ${yuan(o.group_price_fen)} × ${o.size} · ${groupText(o)} `),
       el('button', { type: 'button', onclick: () => pushOffer('group-offers', o.id, o.goods.title) }, 'Push group offer')));
   }
   if (!list.children.length) list.append(el('li', { class: 'hint' }, 'None yet: create one below.'));

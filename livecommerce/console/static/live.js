@@ -5,7 +5,7 @@ import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static
 const roomId = Number((/^\/live\/(\d+)/.exec(location.pathname) || [])[1]);
 const TOKEN_KEY = 'lc_user_token';
 const S = { token: localStorage.getItem(TOKEN_KEY) || '', room: null, client: null, bubble: null,
-  order: null, bubbleTimer: null, frames: [], bubbles: [], notices: [] };
+  order: null, bubbleTimer: null, frames: [], bubbles: [], notices: [], myGroups: new Set() };
 window.__live = S; // for the browser tests
 
 function error(text) { const n = $('#error'); n.textContent = text; show(n, !!text); }
@@ -134,14 +134,15 @@ function bubbleView(f) {
   if (f.sale) {
     const s = f.sale;
     return { kind: 'flash', goods: s.goods, price_fen: s.sale_price_fen, left: s.stock_left,
-      text: s.stock_left > 0 ? `⚡ flash sale · ${s.stock_left} left` : 'sold out', action: 'Buy now' };
+      text: s.stock_left > 0 ? `flash sale · ${s.stock_left} left` : 'sold out', action: 'Buy now' };
   }
   if (f.offer) {
     const o = f.offer;
     const g = o.group;
-    return { kind: 'group', goods: o.goods, price_fen: o.group_price_fen, left: 1,
-      text: g ? `👥 ${g.joined} joined, ${g.to_go} to go` : `👥 groups of ${o.size}: start one`,
-      action: g ? 'Join group' : 'Start a group' };
+    const mine = g && S.myGroups.has(g.id);
+    return { kind: 'group', goods: o.goods, price_fen: o.group_price_fen, left: mine ? 0 : 1,
+      text: g ? `group: ${g.joined} joined, ${g.to_go} to go` : `groups of ${o.size}: start one`,
+      action: mine ? 'You are in this group' : g ? 'Join group' : 'Start a group' };
   }
   const g = f.goods;
   return { kind: 'goods', goods: g, price_fen: g.price_fen, left: g.stock,
@@ -250,7 +251,9 @@ async function placeOrder(f, quantity) {
   else {
     const g = f.offer.group;
     const path = g ? `/api/groups/${g.id}/join` : `/api/group-offers/${f.offer.id}/groups`;
-    order = (await api('POST', path, opts({}))).order;
+    const seat = await api('POST', path, opts({}));
+    S.myGroups.add(seat.group_id);
+    order = seat.order;
   }
   return api('PUT', `/api/orders/${order.id}/address`, { token: S.token, body: readAddress() });
 }
