@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -80,7 +79,9 @@ class Agent:
 
     async def sign_in(self, password: str | None = None) -> tuple[int, Any]:
         status, body = await self.call(
-            "POST", "/api/agent/session", {"login": self.login, "password": password or self.password}
+            "POST",
+            "/api/agent/session",
+            {"login": self.login, "password": password or self.password},
         )
         if status == 201:
             self.csrf = body["csrf_token"]
@@ -128,7 +129,9 @@ class Feed:
         deadline = time.monotonic() + within
         while True:
             left = deadline - time.monotonic()
-            assert left > 0, f"no {kind} frame matching {match}; seen {[f['type'] for f in self.seen]}"
+            assert left > 0, (
+                f"no {kind} frame matching {match}; seen {[f['type'] for f in self.seen]}"
+            )
             msg = await self.ws.receive(timeout=left)
             assert msg.type == aiohttp.WSMsgType.TEXT, msg
             frame = msg.json()

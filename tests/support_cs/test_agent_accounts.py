@@ -32,7 +32,8 @@ async def test_host_creates_agents_with_checked_input(desk: Desk, shops: Shops) 
         assert status == 400, (bad, body)
     status, created = await s.call("POST", "/api/host/support/agents", good)
     assert status == 201, created
-    assert "password" not in created and "password_hash" not in created
+    assert "password" not in created
+    assert "password_hash" not in created
     status, body = await s.call("POST", "/api/host/support/agents", {**good, "name": "Other"})
     assert (status, body["error"]["code"]) == (409, "login_taken")
     status, _ = await http("POST", desk.shop.url + "/api/host/support/agents", json=good)
@@ -55,7 +56,8 @@ async def test_sign_in_session_csrf_and_sign_out(desk: Desk, shops: Shops) -> No
     status, body = await ann.call("POST", "/api/agent/presence", {}, csrf=False)
     assert (status, body["error"]["code"]) == (403, "csrf_failed")
     status, body = await ann.call("POST", "/api/agent/presence", {})
-    assert status == 200 and body["online"] is True
+    assert status == 200
+    assert body["online"] is True
     # The host token is no agent's; the agent's cookie is no host's.
     status, body = await s.call("GET", "/api/agent/queue")
     assert (status, body["error"]["code"]) == (403, "wrong_role")
@@ -81,13 +83,15 @@ async def test_sign_in_is_rate_limited_and_same_origin(desk: Desk, shops: Shops)
     sign-in posted from another origin is 403; a password change by the host takes effect."""
     s = await shops()
     ann = await s.agent("Ann")
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
             desk.shop.url + "/api/agent/session",
             json={"login": ann.login, "password": ann.password},
             headers={"Origin": "https://evil.example"},
-        ) as r:
-            assert r.status == 403
+        ) as r,
+    ):
+        assert r.status == 403
     status, _ = await s.call("PATCH", f"/api/host/support/agents/{ann.id}",
                              {"password": "a-new-password"})  # fmt: skip
     assert status == 200
@@ -114,7 +118,9 @@ async def test_canned_replies_per_shop(desk: Desk, shops: Shops) -> None:  # noq
     status, listed = await a.call("GET", "/api/host/support/canned")
     assert [c["title"] for c in listed["items"]] == ["Hello", "Shipping"]
     assert (await bob.call("GET", "/api/agent/canned"))[1]["items"] == []
-    status, _ = await bob.call("PUT", f"/api/agent/canned/{ship['id']}", {"title": "x", "body": "y"})
+    status, _ = await bob.call(
+        "PUT", f"/api/agent/canned/{ship['id']}", {"title": "x", "body": "y"}
+    )
     assert status == 404
     assert (await bob.call("DELETE", f"/api/agent/canned/{hello['id']}"))[0] == 404
     assert (await b.call("DELETE", f"/api/host/support/canned/{hello['id']}"))[0] == 404

@@ -117,7 +117,9 @@ async def test_reconnect_keeps_presence_and_conversations(desk: Desk, shops: Sho
 
 
 async def test_another_nodes_socket_hears_the_change(
-    desk: Desk, shops: Shops, make_server: Any  # noqa: F811
+    desk: Desk,
+    shops: Shops,
+    make_server: Any,  # noqa: F811
 ) -> None:
     """An agent whose socket is on node 2 gets a hand-off processed (and assigned) by node 1."""
     s = await shops()

@@ -134,7 +134,10 @@ async def test_no_context_falls_back_to_taps_then_orders(desk: Desk, shops: Shop
 
 
 async def test_unscoped_goes_to_the_admin_then_to_a_shop(
-    desk: Desk, shops: Shops, make_server: Any, settings: Settings  # noqa: F811
+    desk: Desk,
+    shops: Shops,
+    make_server: Any,
+    settings: Settings,  # noqa: F811
 ) -> None:
     """No shop derivable: no shop's agent sees it; the admin lists it and gives it to a shop,
     whose online agent gets it. With support.default_host_id it goes to that shop at once."""
@@ -157,13 +160,15 @@ async def test_unscoped_goes_to_the_admin_then_to_a_shop(
     status, listed = await http("GET", server.url + "/api/admin/support/unscoped", headers=admin)
     assert status == 200
     assert [c["id"] for c in listed["items"]] == [conv]  # type: ignore[index]
-    status, _ = await http("GET", server.url + "/api/admin/support/unscoped", headers=bearer(a.token))
+    status, _ = await http(
+        "GET", server.url + "/api/admin/support/unscoped", headers=bearer(a.token)
+    )
     assert status == 401
     path = f"/api/admin/support/conversations/{conv}/shop"
     status, moved = await http("POST", server.url + path, json={"host_id": a.id}, headers=admin)
     assert status == 200, moved
     assert await state(desk, conv) == ("agent", ann.id)
-    status, again = await http("POST", server.url + path, json={"host_id": a.id}, headers=admin)
+    status, _again = await http("POST", server.url + path, json={"host_id": a.id}, headers=admin)
     assert status == 409
     # The second node has default_host_id: a context-free hand-off pushed to it goes to shop A.
     await desk.push(url=server.url + "/api/support/wechat/push", user="dan", type="text",
