@@ -94,7 +94,9 @@ async def presence(call: Call[Presence, None]) -> Agent:
     app = call.app
     lease = app[keys.SETTINGS].support.agent_lease_seconds
     row, moved = await agents.presence(app[keys.PG_POOL], call.agent_id, call.body.online, lease)
-    await app[keys.SUPPORT].feed.publish(row["host_id"], "changed", moved)
+    feed = app[keys.SUPPORT].feed
+    await feed.publish(row["host_id"], "changed", moved)
+    await feed.publish(row["host_id"], "agents")
     return to(Agent, row)
 
 

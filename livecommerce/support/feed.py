@@ -3,7 +3,7 @@ sockets on every node.
 
 A change (hand-off, assignment, claim, transfer, close, re-queue, a buyer message to a queued or
 held conversation, an agent's reply) is published on the Redis channel ``lc:support:feed`` as
-``{"h": host_id, "k": "changed"|"message", "c": [conversation ids], "i": inbox id,
+``{"h": host_id, "k": "changed"|"message"|"agents", "c": [conversation ids], "i": inbox id,
 "r": reply id}`` *after* its transaction committed. Each node listens and, for a shop with
 sockets open here, reads the current state from PostgreSQL once and sends the frames
 (docs/support.md, "Feed frames"): ``queue`` (the shop's whole queue), ``conversation`` (each
@@ -102,6 +102,7 @@ class Feed:
         agent, assigned = await agents.presence(self.pool, seat.agent_id, True, self.lease)
         seat.put(await self.hello(agent))
         await self.publish(seat.host_id, "changed", assigned)
+        await self.publish(seat.host_id, "agents")
 
     def close_all(self) -> None:
         """Close every socket of this node (the server is stopping: pages reconnect)."""
@@ -208,6 +209,8 @@ class Feed:
                 if msg is not None:
                     out.append(frame("message", conversation_id=cid, message=msg))
             return out
+        if event.get("k") == "agents":  # someone came online or left
+            return [await self._agents(host)]
         out.append(
             frame("queue", items=[conv_view(c) for c in await agents.queue(self.pool, host)])
         )
@@ -217,10 +220,12 @@ class Feed:
             except NotFound:  # gone to another shop (the admin): nothing to show here
                 continue
             out.append(frame("conversation", conversation=conv_view(conv)))
-        out.append(
-            frame("agents", items=[agent_view(a) for a in await agents.list_for(self.pool, host)])
-        )
+        out.append(await self._agents(host))
         return out
+
+    async def _agents(self, host: int) -> bytes:
+        rows = await agents.list_for(self.pool, host)
+        return frame("agents", items=[agent_view(a) for a in rows])
 
     async def _message(self, inbox_id: Any, reply_id: Any) -> dict[str, Any] | None:
         if isinstance(inbox_id, int):

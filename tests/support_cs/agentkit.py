@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import pytest
 
 from tests.commerce.conftest import bearer
 from tests.support import http
-from tests.support_cs.conftest import Desk
+
+if TYPE_CHECKING:
+    from tests.support_cs.conftest import Desk
 
 
 @dataclass
@@ -44,23 +44,6 @@ class HostShop:
         status, body = await agent.sign_in()
         assert status == 201, body
         return agent
-
-
-@pytest.fixture
-async def shops(desk: Desk) -> AsyncIterator[Callable[[], Awaitable[HostShop]]]:
-    """Factory of host shops (each with goods); their agents' sessions closed afterwards."""
-    made: list[HostShop] = []
-
-    async def make() -> HostShop:
-        host_id, token = await desk.shop.host()
-        goods = await desk.shop.goods(host_id, title="Silk scarf")
-        made.append(HostShop(desk, host_id, token, goods))
-        return made[-1]
-
-    yield make
-    for s in made:
-        for a in s.agents:
-            await a.close()
 
 
 @dataclass

@@ -9,13 +9,13 @@ import aiohttp
 
 from tests.commerce.conftest import bearer
 from tests.support import http
-from tests.support_cs.agentkit import Agent, HostShop, shops  # noqa: F401 (fixture)
+from tests.support_cs.agentkit import Agent, HostShop
 from tests.support_cs.conftest import Desk
 
 Shops = Callable[[], Awaitable[HostShop]]
 
 
-async def test_host_creates_agents_with_checked_input(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_host_creates_agents_with_checked_input(desk: Desk, shops: Shops) -> None:
     """Bad logins, short passwords, unknown fields, a taken login, a capacity below the load."""
     s = await shops()
     good = {"name": "Ann", "login": "ann.one", "password": "long-enough", "capacity": 2}
@@ -44,7 +44,7 @@ async def test_host_creates_agents_with_checked_input(desk: Desk, shops: Shops) 
     assert status == 403  # a buyer's token
 
 
-async def test_sign_in_session_csrf_and_sign_out(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_sign_in_session_csrf_and_sign_out(desk: Desk, shops: Shops) -> None:
     """Wrong password 401; the session cookie then authenticates reads, writes need the CSRF
     token; the host's token is not an agent's and vice versa; sign-out ends the session."""
     s = await shops()
@@ -78,7 +78,7 @@ async def test_sign_in_session_csrf_and_sign_out(desk: Desk, shops: Shops) -> No
     assert status == 401
 
 
-async def test_sign_in_is_rate_limited_and_same_origin(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_sign_in_is_rate_limited_and_same_origin(desk: Desk, shops: Shops) -> None:
     """Five failures for a login: the sixth try is 429 even with the right password; a
     sign-in posted from another origin is 403; a password change by the host takes effect."""
     s = await shops()
@@ -103,7 +103,7 @@ async def test_sign_in_is_rate_limited_and_same_origin(desk: Desk, shops: Shops)
     assert (status, body["error"]["code"]) == (429, "too_many_sign_ins")
 
 
-async def test_canned_replies_per_shop(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_canned_replies_per_shop(desk: Desk, shops: Shops) -> None:
     """The host and the shop's agents keep one list; another shop sees none of it (404)."""
     a, b = await shops(), await shops()
     ann, bob = await a.agent("Ann"), await b.agent("Bob")

@@ -8,13 +8,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from livecommerce import keys
-from tests.support_cs.agentkit import HostShop, queued, shops, state  # noqa: F401 (fixture)
+from tests.support_cs.agentkit import HostShop, queued, state
 from tests.support_cs.conftest import Desk
 
 Shops = Callable[[], Awaitable[HostShop]]
 
 
-async def test_queue_claim_reply_close_and_back_to_bot(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_queue_claim_reply_close_and_back_to_bot(desk: Desk, shops: Shops) -> None:
     """bot -> queued -> agent (claim) -> reply sent -> closed -> bot, every move recorded."""
     s = await shops()
     conv = await queued(desk, "amy", f"goods:{s.goods_id}")
@@ -63,7 +63,7 @@ async def test_queue_claim_reply_close_and_back_to_bot(desk: Desk, shops: Shops)
     ]
 
 
-async def test_a_reply_beyond_wechats_window_is_refused_up_front(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_a_reply_beyond_wechats_window_is_refused_up_front(desk: Desk, shops: Shops) -> None:
     """Five replies fit the buyer's 48 h window; the sixth is 409 ``quota_used`` (nothing
     queued); a closed window is 409 ``window_closed``."""
     s = await shops()
@@ -94,7 +94,7 @@ async def test_a_reply_beyond_wechats_window_is_refused_up_front(desk: Desk, sho
     assert "45047" not in str(await desk.sent(desk.openid("qua")))
 
 
-async def test_assignment_goes_to_the_least_busy_online_agent(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_assignment_goes_to_the_least_busy_online_agent(desk: Desk, shops: Shops) -> None:
     """Four hand-offs with two online agents (capacity 2 each): 2 and 2, not random; a fifth
     waits in the queue until a seat frees, then goes to that agent."""
     s = await shops()
@@ -114,7 +114,7 @@ async def test_assignment_goes_to_the_least_busy_online_agent(desk: Desk, shops:
     assert sorted(c["id"] for c in mine["items"]) == sorted([convs[3], convs[4]])
 
 
-async def test_transfer_to_another_agent(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_transfer_to_another_agent(desk: Desk, shops: Shops) -> None:
     """A held conversation moves to another online agent of the shop; an offline target is
     refused; the old holder cannot act on it any more."""
     s = await shops()
@@ -137,7 +137,7 @@ async def test_transfer_to_another_agent(desk: Desk, shops: Shops) -> None:  # n
     assert (reasons[-1]["reason"], reasons[-1]["agent_id"]) == (f"transfer from {a1.id}", a2.id)
 
 
-async def test_agent_gone_is_requeued_after_grace_and_reassigned(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_agent_gone_is_requeued_after_grace_and_reassigned(desk: Desk, shops: Shops) -> None:
     """An agent whose presence lease ended past the grace period loses the conversation to the
     queue, and it goes to the other online agent; renewing within the lease changes nothing."""
     s = await shops()
@@ -160,7 +160,7 @@ async def test_agent_gone_is_requeued_after_grace_and_reassigned(desk: Desk, sho
     assert [r["reason"] for r in reasons][-2:] == ["agent away", "assigned"]
 
 
-async def test_two_agents_claiming_at_once_one_wins(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_two_agents_claiming_at_once_one_wins(desk: Desk, shops: Shops) -> None:
     """Two agents claim the same conversation concurrently: one 200, one 409."""
     s = await shops()
     a1, a2 = await s.agent("A1"), await s.agent("A2")

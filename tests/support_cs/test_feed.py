@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from livecommerce.config import Settings
-from tests.support_cs.agentkit import HostShop, eventually, queued, shops, state  # noqa: F401
+from tests.support_cs.agentkit import HostShop, queued, state
 from tests.support_cs.conftest import Desk
 
 Shops = Callable[[], Awaitable[HostShop]]
@@ -31,7 +31,7 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, support=support)
 
 
-async def test_full_hand_off_over_the_feed_with_two_agents(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_full_hand_off_over_the_feed_with_two_agents(desk: Desk, shops: Shops) -> None:
     """Two agents (capacity 1) with their pages open: hand-offs are assigned least-busy first,
     a third waits in the queue (both see it), A2 (given a second seat) claims it, A1 closes
     theirs, A2 transfers to A1, the buyer writes (A1 sees it), A1's page goes away for good:
@@ -94,7 +94,7 @@ async def _online(desk: Desk, agent_id: int) -> bool:
     ))  # fmt: skip
 
 
-async def test_reconnect_keeps_presence_and_conversations(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_reconnect_keeps_presence_and_conversations(desk: Desk, shops: Shops) -> None:
     """A page refresh (close, reconnect at once) several times over more than lease + grace:
     the agent never goes offline, keeps the conversation, and each hello lists it."""
     s = await shops()
@@ -119,7 +119,7 @@ async def test_reconnect_keeps_presence_and_conversations(desk: Desk, shops: Sho
 async def test_another_nodes_socket_hears_the_change(
     desk: Desk,
     shops: Shops,
-    make_server: Any,  # noqa: F811
+    make_server: Any,
 ) -> None:
     """An agent whose socket is on node 2 gets a hand-off processed (and assigned) by node 1."""
     s = await shops()
@@ -132,7 +132,7 @@ async def test_another_nodes_socket_hears_the_change(
     await feed.close()
 
 
-async def test_feed_refuses_bad_callers(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_feed_refuses_bad_callers(desk: Desk, shops: Shops) -> None:
     """No session 401; plain HTTP 400 ``websocket_expected``; another origin 403; a host token
     403."""
     s = await shops()

@@ -13,7 +13,7 @@ from typing import Any
 from livecommerce.config import Settings
 from tests.commerce.conftest import bearer
 from tests.support import http
-from tests.support_cs.agentkit import HostShop, queued, shops, state  # noqa: F401 (fixture)
+from tests.support_cs.agentkit import HostShop, queued, state
 from tests.support_cs.conftest import Desk
 
 Shops = Callable[[], Awaitable[HostShop]]
@@ -26,7 +26,7 @@ async def shop_of(desk: Desk, conv_id: int) -> int | None:
     return host
 
 
-async def test_another_shops_agent_gets_404_for_everything(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_another_shops_agent_gets_404_for_everything(desk: Desk, shops: Shops) -> None:
     """Shop B's agent cannot list, read, claim, reply to, transfer or close shop A's
     conversation, nor transfer to A's agent; B's queue and host view stay empty."""
     a, b = await shops(), await shops()
@@ -59,7 +59,7 @@ async def test_another_shops_agent_gets_404_for_everything(desk: Desk, shops: Sh
     assert status == 404
 
 
-async def test_the_shop_follows_the_chat(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_the_shop_follows_the_chat(desk: Desk, shops: Shops) -> None:
     """A room's SessionFrom, a goods card and the buyer's own order each set the shop; another
     buyer's order number sets nothing; the shop is frozen while an agent holds it."""
     a, b = await shops(), await shops()
@@ -99,10 +99,11 @@ async def _tap(desk: Desk, token: str, goods_id: int) -> None:
         "events": [{"id": str(uuid.uuid4()), "type": "goods_detail_view", "goods_id": goods_id}],
     })  # fmt: skip
     assert status == 200, body
-    assert isinstance(body, dict) and body["stored"] == 1, body
+    assert isinstance(body, dict)
+    assert body["stored"] == 1, body
 
 
-async def test_no_context_falls_back_to_taps_then_orders(desk: Desk, shops: Shops) -> None:  # noqa: F811
+async def test_no_context_falls_back_to_taps_then_orders(desk: Desk, shops: Shops) -> None:
     """A hand-off with nothing in the chat takes the shop of the goods the buyer last tapped,
     else of their latest order; the agents see those goods and orders (of their shop only)."""
     a, b = await shops(), await shops()
@@ -137,7 +138,7 @@ async def test_unscoped_goes_to_the_admin_then_to_a_shop(
     desk: Desk,
     shops: Shops,
     make_server: Any,
-    settings: Settings,  # noqa: F811
+    settings: Settings,
 ) -> None:
     """No shop derivable: no shop's agent sees it; the admin lists it and gives it to a shop,
     whose online agent gets it. With support.default_host_id it goes to that shop at once."""
