@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import asyncpg
 from aiohttp import WSMsgType, web
+from redis.exceptions import RedisError
 
 from livecommerce import keys
 from livecommerce.api.contract import AGENT
@@ -46,7 +48,11 @@ async def feed(request: web.Request) -> web.StreamResponse:
     seat = Seat(agent_id=agent["id"], host_id=agent["host_id"])
     writer = asyncio.create_task(_write(ws, seat), name="agent-feed-writer")
     try:
-        await support.feed.attach(seat)
+        try:
+            await support.feed.attach(seat)
+        except (OSError, asyncpg.PostgresError, RedisError):  # a backend down: retry later
+            await ws.close(code=1012, message=b"unavailable; reconnect")
+            return ws
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data.strip() == '{"type":"ping"}':
                 seat.put(frame("pong"))
