@@ -175,7 +175,7 @@ class Feed:
                     while True:
                         msg = await pubsub.get_message(timeout=None)
                         if msg is not None and msg["type"] == "message":
-                            await self._deliver(orjson.loads(msg["data"]))
+                            await self._deliver_one(msg["data"])
                 except (RedisError, OSError) as exc:
                     log.warning("support feed subscription lost (%s); reconnecting", exc)
                     self.listening.clear()
@@ -186,6 +186,16 @@ class Feed:
         finally:
             with contextlib.suppress(TimeoutError, RedisError, OSError):
                 await asyncio.wait_for(subscriber.aclose(), 1.0)
+
+    async def _deliver_one(self, data: bytes) -> None:
+        """One event from the channel; a malformed one is logged and skipped."""
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            log.warning("support feed: a malformed event was skipped")
+            return
+        if isinstance(event, dict):
+            await self._deliver(event)
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         host = event.get("h")
