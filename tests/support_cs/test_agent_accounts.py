@@ -132,3 +132,33 @@ async def test_canned_replies_per_shop(desk: Desk, shops: Shops) -> None:
     assert (await a.call("DELETE", f"/api/host/support/canned/{ship['id']}"))[0] == 200
     status, listed = await ann.call("GET", "/api/agent/canned")
     assert [c["title"] for c in listed["items"]] == ["Hi"]
+
+
+async def test_agent_endpoints_refuse_bad_input(desk: Desk, shops: Shops) -> None:
+    """Malformed bodies and ids are 400 (or 404 for a path that is no id), never a 500, and
+    change nothing."""
+    s = await shops()
+    ann = await s.agent("Ann")
+    conv = 1
+    for path, body in (
+        (f"/api/agent/conversations/{conv}/reply", {"text": ""}),
+        (f"/api/agent/conversations/{conv}/reply", {"text": "x" * 1001}),
+        (f"/api/agent/conversations/{conv}/reply", {"text": "hi", "to": "someone"}),
+        (f"/api/agent/conversations/{conv}/reply", {"text": "\u0000"}),
+        (f"/api/agent/conversations/{conv}/transfer", {"to_agent_id": "x"}),
+        (f"/api/agent/conversations/{conv}/transfer", {"to_agent_id": 0}),
+        ("/api/agent/presence", {"online": "yes"}),
+        ("/api/agent/canned", {"title": "t" * 61, "body": "b"}),
+        ("/api/agent/session", {"login": "", "password": "x"}),
+    ):
+        status, answer = await ann.call("POST", path, body)
+        assert status == 400, (path, body, answer)
+    for path in ("/api/agent/conversations/0", "/api/agent/conversations/abc",
+                 "/api/agent/conversations/99999999999999999999"):  # fmt: skip
+        status, _ = await ann.call("GET", path)
+        assert status in (400, 404), path
+    async with ann.session.post(desk.shop.url + f"/api/agent/conversations/{conv}/reply",
+                                data=b"{not json", headers={"X-CSRF-Token": ann.csrf,
+                                "Content-Type": "application/json"}) as r:  # fmt: skip
+        assert r.status == 400
+    assert await desk.pool.fetchval("SELECT count(*) FROM support_replies") == 0
