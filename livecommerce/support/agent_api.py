@@ -14,9 +14,10 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, to
-from livecommerce.api.types import NO_NUL, Id
+from livecommerce.api.types import Id
 from livecommerce.support import agents, workspace
 from livecommerce.support.agents_api import Agent, AgentList, Conversation, ConversationList
+from livecommerce.support.text import NON_BLANK
 
 
 class Presence(Body):
@@ -28,7 +29,7 @@ class Presence(Body):
 
 
 class AgentReply(Body):
-    text: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"\S"), NO_NUL]
+    text: Annotated[str, Meta(min_length=1, max_length=1000, pattern=NON_BLANK)]
 
 
 class Transfer(Body):

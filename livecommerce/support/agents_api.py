@@ -14,9 +14,10 @@ from livecommerce.api.contract import Body, Call, Model, to
 from livecommerce.api.types import NO_NUL
 from livecommerce.console.passwords import MAX_LENGTH, MIN_LENGTH
 from livecommerce.support import agent_accounts, agents
+from livecommerce.support.text import NON_BLANK
 
 State = Literal["bot", "queued", "agent", "closed"]
-AgentName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"\S"), NO_NUL]
+AgentName = Annotated[str, Meta(min_length=1, max_length=64, pattern=NON_BLANK)]
 Login = Annotated[
     str,
     Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$",

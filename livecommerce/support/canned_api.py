@@ -10,15 +10,15 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, to
-from livecommerce.api.types import NO_NUL
 from livecommerce.support import agents, canned
+from livecommerce.support.text import NON_BLANK
 
 
 class CannedBody(Body):
     """A canned reply: a short title to pick it by and the text it inserts."""
 
-    title: Annotated[str, Meta(min_length=1, max_length=60, pattern=r"\S"), NO_NUL]
-    body: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"\S"), NO_NUL]
+    title: Annotated[str, Meta(min_length=1, max_length=60, pattern=NON_BLANK)]
+    body: Annotated[str, Meta(min_length=1, max_length=1000, pattern=NON_BLANK)]
 
 
 class Canned(Model):

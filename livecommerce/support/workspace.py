@@ -76,13 +76,17 @@ async def reply(pool: asyncpg.Pool, agent_id: int, conv_id: int, text: str) -> d
 
     Refused before queueing when WeChat would refuse it: 409 ``window_closed`` (no buyer
     message within 48 h: WeChat's 45015) or ``quota_used`` (the 5 replies of the window sent or
-    queued: 45047). Returns ``{id, state: pending, created_at, window_left}``."""
+    queued: 45047). A reply being sent right now is counted once (the sender has taken it from
+    the window; only unclaimed pending replies are added). The check is advisory: the sender's
+    ledger is what guarantees WeChat's limit. Returns ``{id, state: pending, created_at,
+    window_left}``."""
     async with pool.acquire() as conn, conn.transaction():
         held = await _held(conn, agent_id, conv_id)
         window = await conn.fetchrow(
             """SELECT window_until, window_until > now() AS open,
                       window_limit - window_sent - (SELECT count(*) FROM support_replies
-                          WHERE openid = $1 AND state = 'pending') AS left_
+                          WHERE openid = $1 AND state = 'pending'
+                            AND (claimed_until IS NULL OR claimed_until < now())) AS left_
                FROM support_windows WHERE openid = $1""",
             held,
         )

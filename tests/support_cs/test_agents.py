@@ -167,3 +167,17 @@ async def test_two_agents_claiming_at_once_one_wins(desk: Desk, shops: Shops) ->
     conv = await queued(desk, "eve", f"goods:{s.goods_id}")
     results = await asyncio.gather(a1.conv(conv, "claim"), a2.conv(conv, "claim"))
     assert sorted(st for st, _ in results) == [200, 409]
+
+
+async def test_signing_out_requeues_at_the_next_sweep(desk: Desk, shops: Shops) -> None:
+    """``presence {online: false}`` (the page's Sign out) ends the lease at once: the next
+    sweep re-queues the agent's conversations without waiting for the grace period."""
+    s = await shops()
+    a1 = await s.agent("A1")
+    await a1.online()
+    conv = await queued(desk, "sol", f"goods:{s.goods_id}")
+    assert await state(desk, conv) == ("agent", a1.id)
+    agent = await a1.online(False)
+    assert agent["online"] is False
+    await desk.server.app[keys.SUPPORT].worker.sweep()
+    assert await state(desk, conv) == ("queued", None)

@@ -88,6 +88,10 @@ $('#signin-form').addEventListener('submit', async (ev) => {
 });
 
 $('#sign-out').addEventListener('click', async () => {
+  const agent = S.agent;
+  S.agent = null; // no reconnect: the socket would renew the lease again
+  disconnect();
+  S.agent = agent;
   await guarded(() => call('POST', '/api/agent/presence', { online: false }));
   await guarded(() => call('DELETE', '/api/agent/session'));
   signedOut('Signed out. Your open conversations go back to the queue.');
