@@ -18,7 +18,7 @@ from tests.support_cs.agentkit import HostShop, queued, state
 from tests.support_cs.conftest import Desk
 
 Shops = Callable[[], Awaitable[HostShop]]
-LEASE, GRACE, SWEEP = 1.5, 0.5, 0.2
+LEASE, GRACE, SWEEP = 3.0, 1.0, 0.2
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def test_full_hand_off_over_the_feed_with_two_agents(desk: Desk, shops: Sh
     assert status == 201, body
     await f2.next("message", content="on its way")
     await f1.close()  # A1's page is gone for good
-    await asyncio.sleep(LEASE / 2)
+    await asyncio.sleep(LEASE / 6)
     assert await state(desk, c3) == ("agent", a1.id)  # not yet: a refresh would be in time
     frame = await f2.next("conversation", within=LEASE + GRACE + 10, id=c3, agent_id=a2.id)
     assert frame["conversation"]["state"] == "agent"
