@@ -80,7 +80,7 @@ class SupportWorker:
             await self._process(inbox_id)
         await sender.send_due(
             self.pool, self.client, self.send_attempts, self.send_backoff,
-            follow_up=self.follow_up,
+            follow_up=self.follow_up, on_final=self._reply_final,
         )  # fmt: skip
 
     async def sweep(self) -> None:
@@ -94,7 +94,7 @@ class SupportWorker:
             await self._process(inbox_id)
         await sender.send_due(
             self.pool, self.client, self.send_attempts, self.send_backoff,
-            follow_up=self.follow_up,
+            follow_up=self.follow_up, on_final=self._reply_final,
         )  # fmt: skip
 
     async def _process(self, inbox_id: int) -> None:
@@ -104,6 +104,17 @@ class SupportWorker:
         self.processed += 1
         if self.feed is not None:
             await self._tell_agents(self.feed, inbox_id, decision)
+
+    async def _reply_final(self, reply_id: int, openid: str) -> None:
+        """An agent's reply was sent or refused: its conversation's shop sees the state (a
+        reply waiting for a retry is not final yet; the frame then says ``pending``)."""
+        if self.feed is None:
+            return
+        conv = await self.pool.fetchrow(
+            "SELECT id, host_id FROM support_conversations WHERE openid = $1", openid
+        )
+        if conv is not None:
+            await self.feed.publish(conv["host_id"], "message", [conv["id"]], reply_id=reply_id)
 
     async def _tell_agents(self, feed: Feed, inbox_id: int, decision: Decision) -> None:
         """A hand-off or a buyer message while humans hold the conversation: tell its shop."""

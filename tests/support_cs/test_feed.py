@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from livecommerce.config import Settings
+from tests.support import http
 from tests.support_cs.agentkit import HostShop, queued, state
 from tests.support_cs.conftest import Desk
 
@@ -153,4 +154,25 @@ async def test_feed_refuses_bad_callers(desk: Desk, shops: Shops) -> None:
     feed = await ann.feed(origin=desk.shop.url)
     await feed.ws.send_str('{"type":"ping"}')
     await feed.next("pong")
+    await feed.close()
+
+
+async def test_the_fate_of_a_reply_reaches_the_feed(desk: Desk, shops: Shops) -> None:
+    """An agent's reply that WeChat refuses (45047) shows as ``refused`` in a message frame; a
+    sent one as ``sent``."""
+    s = await shops()
+    a1 = await s.agent("A1")
+    feed = await a1.feed()
+    conv = await queued(desk, "ray", f"goods:{s.goods_id}")
+    await feed.next("conversation", id=conv, agent_id=a1.id)
+    status, _ = await a1.conv(conv, "reply", {"text": "first answer"})
+    assert status == 201
+    await feed.next("message", content="first answer", state="sent")
+    status, _ = await http("POST", desk.shop.fake_url + "/dev/support/fail",
+                           json={"openid": desk.openid("ray"), "errcode": 45047})  # fmt: skip
+    assert status == 200
+    status, _ = await a1.conv(conv, "reply", {"text": "second answer"})
+    assert status == 201
+    frame = await feed.next("message", content="second answer", state="refused")
+    assert frame["conversation_id"] == conv
     await feed.close()

@@ -25,6 +25,13 @@ const MESSAGES = {
   bad_credentials: 'Wrong login or password.',
 };
 
+// A reply of ours that did not go out (its final state, from the feed).
+const NOT_SENT = {
+  skipped_quota: 'A reply was not sent: WeChat\'s reply limit for that buyer was reached. They need to write again.',
+  refused: 'A reply was refused by WeChat (the buyer\'s reply window or limit). They need to write again.',
+  failed: 'A reply could not be delivered to WeChat after several tries.',
+};
+
 function message(e) {
   if (e instanceof ApiError) return MESSAGES[e.code] || e.message;
   return 'Something went wrong. Try again.';
@@ -155,6 +162,9 @@ function onFrame(f) {
       S.agents = f.items; renderAgents();
       break;
     case 'message':
+      if (f.message.sender === 'agent' && NOT_SENT[f.message.state] && S.mine.has(f.conversation_id)) {
+        notify(NOT_SENT[f.message.state]);
+      }
       if (f.conversation_id === S.open) openConversation(S.open, false);
       else if (S.mine.has(f.conversation_id) && f.message.sender === 'buyer') {
         S.unread.add(f.conversation_id); renderLists();
