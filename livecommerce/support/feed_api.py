@@ -53,6 +53,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
         except (OSError, asyncpg.PostgresError, RedisError):  # a backend down: retry later
             await ws.close(code=1012, message=b"unavailable; reconnect")
             return ws
+        except AppError as exc:  # the account went away meanwhile: do not retry
+            await ws.close(code=1008, message=exc.code.encode()[:100])
+            return ws
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data.strip() == '{"type":"ping"}':
                 seat.put(frame("pong"))

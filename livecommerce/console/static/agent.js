@@ -122,10 +122,19 @@ function connect() {
     try { f = JSON.parse(e.data); } catch (err) { return; }
     onFrame(f);
   });
-  ws.addEventListener('close', () => {
+  ws.addEventListener('close', async (e) => {
     if (S.ws !== ws) return;
     S.ws = null; S.connected = false;
     if (!S.agent) return;
+    if (e.code === 1008) { signedOut('Your agent account is no longer available.'); return; }
+    if (S.retry >= 2) { // a refused handshake looks like a network error: is the session over?
+      try { await api('GET', '/api/agent/session'); } catch (err) {
+        if (err instanceof ApiError && (err.status === 401 || err.status === 404)) {
+          signedOut('Your session has ended. Please sign in again.');
+          return;
+        }
+      }
+    }
     // Reconnect with backoff (0.5 s .. 10 s); the presence lease outlives a short gap.
     const delay = Math.min(10000, 500 * 2 ** S.retry) * (0.8 + Math.random() * 0.4);
     S.retry = Math.min(S.retry + 1, 5);
