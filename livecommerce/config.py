@@ -260,6 +260,9 @@ class SupportConfig:
     # template tells them an answer is waiting (once per closed window; empty: off).
     waiting_template_id: str = ""
     waiting_page: str = "pages/support/index"
+    # The shop (host id) that takes hand-offs whose shop the chat does not tell (0: none, they
+    # wait in the admin's unscoped queue). See docs/support.md, "Which shop".
+    default_host_id: NonNeg = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ def bearer_token(request: web.Request) -> str:
 def require_claims(request: web.Request, *kinds: Kind) -> Claims:
     """The verified claims of the request's bearer token, which must be one of ``kinds``.
 
-    Without an ``Authorization`` header, the console's session cookie stands in for it
-    (:mod:`livecommerce.auth.session`); then a state-changing method needs ``X-CSRF-Token``.
+    Without an ``Authorization`` header, the console's session cookie (the agent's, for
+    agent-only routes) stands in for it (:mod:`livecommerce.auth.session`); then a
+    state-changing method needs ``X-CSRF-Token``.
 
     Raises:
         Unauthorized: no token, a bad or expired one.
@@ -30,7 +31,7 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
             cookie-authenticated write without its CSRF token (code ``csrf_failed``).
     """
     secret = request.app[keys.SETTINGS].secret
-    cookie = request.cookies.get(session.COOKIE, "")
+    cookie = request.cookies.get(session.cookie_for(kinds), "")
     if cookie and "Authorization" not in request.headers:
         claims = verify_token(secret, cookie)
         if request.method not in session.SAFE_METHODS and not session.csrf_ok(

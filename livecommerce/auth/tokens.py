@@ -6,6 +6,7 @@ WebSocket presents:
 * ``user``   — a logged-in WeChat user; ``sub`` is ``users.id``.
 * ``viewer`` — an anonymous browser the server issued a token to; ``sub`` is ``anon-<random>``.
 * ``host``   — a live-room host; ``sub`` is ``hosts.id``; scoped to that host's rooms.
+* ``agent``  — a customer-service agent of a host's shop; ``sub`` is ``support_agents.id``.
 
 The payload is JSON ``{"k": kind, "sub": str, "iat": int, "exp": int}``. Verification is
 constant-time and checks expiry; any defect raises :class:`~livecommerce.errors.Unauthorized`.
@@ -26,8 +27,8 @@ import orjson
 
 from livecommerce.errors import Unauthorized
 
-Kind = Literal["user", "viewer", "host"]
-KINDS: tuple[Kind, ...] = ("user", "viewer", "host")
+Kind = Literal["user", "viewer", "host", "agent"]
+KINDS: tuple[Kind, ...] = ("user", "viewer", "host", "agent")
 MAX_TOKEN_LENGTH = 1024
 
 
@@ -45,6 +46,10 @@ class Claims:
     @property
     def host_id(self) -> int | None:
         return int(self.subject) if self.kind == "host" else None
+
+    @property
+    def agent_id(self) -> int | None:
+        return int(self.subject) if self.kind == "agent" else None
 
 
 def _b64(data: bytes) -> str:
