@@ -256,6 +256,9 @@ class SupportConfig:
     # conversations wait before going back to the queue.
     agent_lease_seconds: PosFloat = 60.0
     agent_grace_seconds: PosFloat = 60.0
+    # A conversation queued, with an agent or closed that sees no message (buyer or agent) for
+    # this long goes back to the bot (the transition is recorded; the agent's seat is freed).
+    idle_seconds: PosFloat = 1800.0
     # When a reply cannot be sent because the buyer's window has closed: this subscribe-message
     # template tells them an answer is waiting (once per closed window; empty: off).
     waiting_template_id: str = ""

@@ -18,6 +18,8 @@ Routes (added to the fake WeChat app by :func:`add_routes`):
 * ``POST /dev/support/fail`` — ``{openid, errcode, times}``: the next ``times`` sends to that
   buyer answer ``errcode`` (e.g. 45047 on a first reply, as WeChat has been seen to do).
 * ``GET /dev/support/messages[?touser=]`` — what the send API accepted, oldest first.
+* ``GET /dev/support/typing[?touser=]`` — every typing call, oldest first: ``{touser, command,
+  errcode, at, sent_before}`` (``sent_before``: messages accepted for ``touser`` before it).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class FakeCustomerService:
     typing_until: dict[str, float] = field(default_factory=dict)
     forced: dict[str, list[int]] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    # Every typing call: {touser, command, errcode, at, sent_before (messages sent to touser)}.
+    typing_calls: list[dict[str, Any]] = field(default_factory=list)
     clock: Callable[[], float] = time.time
 
     def open(self, openid: str, kind: str) -> None:
@@ -212,7 +216,12 @@ def add_routes(
         body = await read(request, ("touser", "command"))
         if isinstance(body, web.Response):
             return body
-        code = cs.check_typing(str(body["touser"]), body["command"])
+        touser = str(body["touser"])
+        code = cs.check_typing(touser, body["command"])
+        cs.typing_calls.append({
+            "touser": touser, "command": body["command"], "errcode": code, "at": cs.clock(),
+            "sent_before": sum(1 for m in cs.sent if m["touser"] == touser),
+        })  # fmt: skip
         return err(code, "ok" if code == 0 else "typing refused")
 
     async def inject(request: web.Request) -> web.Response:
@@ -256,6 +265,13 @@ def add_routes(
 
     app.router.add_post("/cgi-bin/message/custom/send", send)
     app.router.add_post("/cgi-bin/message/custom/typing", typing)
+
+    async def typing_log(request: web.Request) -> web.Response:
+        touser = request.query.get("touser")
+        found = [t for t in cs.typing_calls if touser is None or t["touser"] == touser]
+        return web.json_response({"typing": found})
+
     app.router.add_post("/dev/support/push", inject)
+    app.router.add_get("/dev/support/typing", typing_log)
     app.router.add_post("/dev/support/fail", fail)
     app.router.add_get("/dev/support/messages", messages)

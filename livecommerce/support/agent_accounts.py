@@ -15,6 +15,7 @@ import asyncpg
 
 from livecommerce.console.passwords import dummy_verify, hash_password, verify_password
 from livecommerce.errors import Conflict, NotFound
+from livecommerce.support import agents
 from livecommerce.support.agents import AGENT_COLUMNS
 
 
@@ -61,6 +62,32 @@ async def update(
             agent_id, name, capacity, hashed,
         )  # fmt: skip
         return dict(updated)
+
+
+async def delete(pool: asyncpg.Pool, host_id: int, agent_id: int) -> list[int]:
+    """Delete an agent of the host's shop (NotFound for another shop's): the conversations they
+    hold go back to the shop's queue (``agent deleted``, recorded) and on to its other online
+    agents; their sessions stop working at once (every agent request and socket looks the
+    account up; ids are never reused). Transitions keep the agent id for the audit trail.
+
+    Returns the ids of the conversations moved (re-queued or assigned)."""
+    async with pool.acquire() as conn, conn.transaction():
+        # Agent first, then their conversations: the lock order of claim/close/transfer.
+        row = await conn.fetchrow(
+            "SELECT id FROM support_agents WHERE id = $1 AND host_id = $2 FOR UPDATE",
+            agent_id, host_id,
+        )  # fmt: skip
+        if row is None:
+            raise NotFound("no such agent of yours", code="agent_not_found")
+        held = await conn.fetch(
+            """SELECT id, openid FROM support_conversations
+               WHERE state = 'agent' AND agent_id = $1 ORDER BY id FOR UPDATE""",
+            agent_id,
+        )
+        for conv in held:
+            await agents.move(conn, conv["openid"], "agent", "queued", "agent deleted")
+        await conn.execute("DELETE FROM support_agents WHERE id = $1", agent_id)
+        return [c["id"] for c in held] + await agents.assign(conn, host_id)
 
 
 async def check_sign_in(pool: asyncpg.Pool, login: str, password: str) -> dict[str, Any] | None:

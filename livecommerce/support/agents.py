@@ -1,8 +1,10 @@
 """Human agents and the hand-off state machine, scoped to a shop.
 
 ``bot -> queued -> agent -> closed -> bot`` (a closed conversation returns to the bot with the
-buyer's next message); also ``agent -> agent`` (transfer) and ``agent -> queued`` (the agent
-went away: re-queued after a grace period, never lost). Every move is a row in
+buyer's next message); ``queued | agent | closed -> bot`` after ``support.idle_seconds``
+without a message (:func:`return_idle`); also ``agent -> agent`` (transfer) and
+``agent -> queued`` (the agent went away: re-queued after a grace period, never lost; or was
+deleted). Every move is a row in
 ``support_transitions``. While a conversation is ``queued`` or ``agent`` the bot is silent.
 
 **Shops:** a conversation has a shop (``host_id``, see :mod:`livecommerce.support.shop`); an
@@ -287,6 +289,48 @@ async def requeue_abandoned(pool: asyncpg.Pool, grace_seconds: float) -> dict[in
             moved.setdefault(r["host_id"], []).append(r["id"])
         for host_id, ids in moved.items():
             ids.extend(await assign(conn, host_id))
+        return moved
+
+
+async def return_idle(
+    pool: asyncpg.Pool, idle_seconds: float, limit: int = 500
+) -> dict[int | None, list[int]]:
+    """Conversations queued, with an agent or closed that saw no message (``last_message_at``)
+    and no transition (``updated_at``) for ``idle_seconds`` go back to the bot (``idle``); an
+    agent's seat is freed and takes the shop's next queued conversation. Exactly once across
+    nodes: the rows are locked and the condition is checked again under the lock.
+
+    Returns ``{host_id: [conversation ids moved or assigned]}`` (``None``: unscoped ones)."""
+    cutoff = "now() - make_interval(secs => $1)"
+    async with pool.acquire() as conn, conn.transaction():
+        # Agents first, then their conversations: the same lock order as claim/close/transfer.
+        holders = await conn.fetch(
+            f"""SELECT DISTINCT agent_id FROM support_conversations
+                WHERE state = 'agent' AND last_message_at < {cutoff} AND updated_at < {cutoff}
+                LIMIT $2""",
+            idle_seconds, limit,
+        )  # fmt: skip
+        locked = await conn.fetch(
+            """SELECT id FROM support_agents WHERE id = ANY($1::bigint[])
+               ORDER BY id FOR UPDATE SKIP LOCKED""",
+            [h["agent_id"] for h in holders],
+        )
+        rows = await conn.fetch(
+            f"""SELECT id, openid, state, agent_id, host_id FROM support_conversations
+                WHERE state <> 'bot' AND last_message_at < {cutoff} AND updated_at < {cutoff}
+                  AND (state <> 'agent' OR agent_id = ANY($2::bigint[]))
+                ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED""",
+            idle_seconds, [a["id"] for a in locked], limit,
+        )  # fmt: skip
+        moved: dict[int | None, list[int]] = {}
+        for r in rows:
+            if r["state"] == "agent":
+                await _release(conn, r["agent_id"])
+            await move(conn, r["openid"], r["state"], "bot", "idle")
+            moved.setdefault(r["host_id"], []).append(r["id"])
+        for host_id, ids in moved.items():
+            if host_id is not None:
+                ids.extend(await assign(conn, host_id))
         return moved
 
 

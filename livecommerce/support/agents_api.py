@@ -97,6 +97,26 @@ async def update_agent(call: Call[AgentUpdate, None]) -> Agent:
     return to(Agent, row)
 
 
+class AgentDeleted(Model):
+    deleted: Literal[True]
+    requeued: Annotated[
+        list[int], Meta(description="Conversations the agent held or the shop's queue moved")
+    ]
+
+
+async def delete_agent(call: Call[None, None]) -> AgentDeleted:
+    """Delete one of the host's agents (404 another shop's or gone): the conversations they
+    held go back to the shop's queue (and on to its other online agents); their sessions and
+    open sockets stop at once (the feed closes 1008); the login can be used again."""
+    app = call.app
+    moved = await agent_accounts.delete(app[keys.PG_POOL], call.host_id, call.id())
+    feed = app[keys.SUPPORT].feed
+    await feed.publish(call.host_id, "revoked", agent_id=call.id())
+    await feed.publish(call.host_id, "changed", moved)
+    await feed.publish(call.host_id, "agents")
+    return AgentDeleted(deleted=True, requeued=moved)
+
+
 async def list_agents(call: Call[None, None]) -> AgentList:
     """The calling host's agents with their load and presence."""
     rows = await agents.list_for(call.app[keys.PG_POOL], call.host_id)

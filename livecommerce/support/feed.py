@@ -3,11 +3,12 @@ sockets on every node.
 
 A change (hand-off, assignment, claim, transfer, close, re-queue, a buyer message to a queued or
 held conversation, an agent's reply) is published on the Redis channel ``lc:support:feed`` as
-``{"h": host_id, "k": "changed"|"message"|"agents", "c": [conversation ids], "i": inbox id,
-"r": reply id}`` *after* its transaction committed. Each node listens and, for a shop with
-sockets open here, reads the current state from PostgreSQL once and sends the frames
-(docs/support.md, "Feed frames"): ``queue`` (the shop's whole queue), ``conversation`` (each
-changed one), ``agents`` (the shop's agents with load and presence), ``message``.
+``{"h": host_id, "k": "changed"|"message"|"agents"|"revoked", "c": [conversation ids],
+"i": inbox id, "r": reply id, "a": agent id}`` *after* its transaction committed. Each node
+listens and, for a shop with sockets open here, reads the current state from PostgreSQL once
+and sends the frames (docs/support.md, "Feed frames"): ``queue`` (the shop's whole queue),
+``conversation`` (each changed one), ``agents`` (the shop's agents with load and presence), ``message``. ``revoked``
+(an agent account deleted) sends no frame: that agent's sockets close with 1008.
 
 Frames describe state, not deltas: a lost event is repaired by the next one or by the
 ``hello`` snapshot a reconnecting page gets. **Presence** is the agent's lease: this node
@@ -50,8 +51,10 @@ class Seat:
     agent_id: int
     host_id: int
     outbox: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+    revoked: bool = False  # the account was deleted: close 1008 (the page signs out)
 
-    def put_close(self) -> None:
+    def put_close(self, revoked: bool = False) -> None:
+        self.revoked = self.revoked or revoked
         with contextlib.suppress(asyncio.QueueEmpty):
             self.outbox.get_nowait()
         self.outbox.put_nowait(None)
@@ -133,14 +136,14 @@ class Feed:
 
     async def publish(
         self, host_id: int | None, kind: str, conv_ids: Iterable[int] = (), *,
-        inbox_id: int | None = None, reply_id: int | None = None,
+        inbox_id: int | None = None, reply_id: int | None = None, agent_id: int | None = None,
     ) -> None:  # fmt: skip
         """Tell every node's sockets of the shop (after the change committed). Best effort: a
         Redis failure is logged; the state is in PostgreSQL and the next hello repairs it."""
         ids = list(conv_ids)
         if host_id is None or (kind == "changed" and not ids):
             return
-        event = {"h": host_id, "k": kind, "c": ids, "i": inbox_id, "r": reply_id}
+        event = {"h": host_id, "k": kind, "c": ids, "i": inbox_id, "r": reply_id, "a": agent_id}
         try:
             await self.redis.publish(CHANNEL, orjson.dumps(event))
         except (RedisError, OSError) as exc:
@@ -201,6 +204,11 @@ class Feed:
         host = event.get("h")
         seats = self.seats.get(host) if isinstance(host, int) else None
         if not seats:
+            return
+        if event.get("k") == "revoked":  # an agent account deleted: its sockets close now
+            for seat in list(seats):
+                if seat.agent_id == event.get("a"):
+                    seat.put_close(revoked=True)
             return
         try:
             frames = await self._frames(host, event)  # type: ignore[arg-type]

@@ -71,6 +71,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
 async def _write(ws: web.WebSocketResponse, seat: Seat) -> None:
     while True:
         data = await seat.outbox.get()
+        if data is None and seat.revoked:  # the account was deleted: do not reconnect
+            await ws.close(code=1008, message=b"agent_not_found")
+            return
         if data is None:  # too slow, or the server is stopping: the page reconnects
             await ws.close(code=1012, message=b"reconnect")
             return

@@ -82,6 +82,10 @@ async def process(pool: asyncpg.Pool, inbox_id: int, decide: Decide) -> Decision
             return None
         msg = Incoming(**row["payload"])
         await ledger.conversation_for_update(conn, msg.from_user)
+        await conn.execute(  # the idle clock (agents.return_idle)
+            "UPDATE support_conversations SET last_message_at = now() WHERE openid = $1",
+            msg.from_user,
+        )
         if msg.msg_type == "event" and msg.event == "user_enter_tempsession":
             await conn.execute(
                 "UPDATE support_conversations SET session_from = $2 WHERE openid = $1",

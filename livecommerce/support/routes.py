@@ -65,6 +65,7 @@ async def support_ctx(app: web.Application) -> AsyncIterator[None]:
         send_attempts=cfg.send_attempts,
         send_backoff=cfg.send_backoff_seconds,
         agent_grace=cfg.agent_grace_seconds,
+        idle_seconds=cfg.idle_seconds,
         follow_up=_follow_up(wechat, cfg.waiting_template_id, cfg.waiting_page),
     )
     feed = Feed(app[keys.PG_POOL], app[keys.REDIS], cfg.agent_lease_seconds)
@@ -126,6 +127,8 @@ ROUTES = (
     route("GET", "/api/host/support/agents", agents_api.list_agents, auth=HOST, tag="support"),
     route("PATCH", "/api/host/support/agents/{id}", agents_api.update_agent, auth=HOST,
           errors=(404, 409), tag="support"),
+    route("DELETE", "/api/host/support/agents/{id}", agents_api.delete_agent, auth=HOST,
+          errors=(404,), tag="support"),
     route("GET", "/api/host/support/queue", agents_api.queue, auth=HOST, tag="support"),
     route("GET", "/api/host/support/canned", canned_api.list_, auth=HOST, tag="support"),
     route("POST", "/api/host/support/canned", canned_api.create, auth=HOST, status=201,

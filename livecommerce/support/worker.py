@@ -5,6 +5,15 @@ The push handler calls :meth:`SupportWorker.wake` with a new row id (no await: t
 answer is not held up). ``CONSUMERS`` tasks take ids from a local queue; every
 ``sweep_seconds`` one of them also picks up rows and replies left by a crash, a restart or
 another node (exactly once comes from :func:`inbox.process`, not from who picked the id up).
+The sweep also re-queues conversations of agents gone for good and returns idle ones to the
+bot (:func:`agents.return_idle`).
+
+**Typing:** while the bot prepares an automatic reply to a fresh buyer message the buyer sees
+"typing..." (:meth:`_typing_start`): only when WeChat allows it (a message exchanged within
+30 s: we require the message to be at most ``TYPING_WITHIN`` seconds old by both WeChat's
+``CreateTime`` and our receipt, and the conversation to be the bot's), ``CancelTyping`` after
+the reply went out (again only inside the window). Best effort: a refusal, an error or a slow
+answer (``TYPING_TIMEOUT``) is logged and never holds the reply up.
 """
 
 from __future__ import annotations
@@ -12,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 
 from livecommerce.aio import check_cancelled
 from livecommerce.support import agents, inbox, sender
-from livecommerce.support.cs_client import CsClient
+from livecommerce.support.cs_client import CsClient, SendFailed
 from livecommerce.support.feed import Feed
 from livecommerce.support.inbox import Decide, Decision
 
@@ -26,6 +36,10 @@ log = logging.getLogger("livecommerce.support")
 # waits 5 s for those); a backlog drains after a burst.
 CONSUMERS = 1
 QUEUE_MAX = 10_000
+# WeChat's typing rule: only within 30 s of a message exchanged with the buyer; we keep a margin
+# for clock skew and the time the call takes.
+TYPING_WITHIN = 25.0
+TYPING_TIMEOUT = 1.0
 
 
 class SupportWorker:
@@ -39,12 +53,13 @@ class SupportWorker:
         send_attempts: int,
         send_backoff: float,
         agent_grace: float = 60.0,
+        idle_seconds: float = 1800.0,
         follow_up: sender.FollowUp | None = None,
     ) -> None:
         self.pool, self.client, self.decide = pool, client, decide
         self.sweep_seconds = sweep_seconds
         self.send_attempts, self.send_backoff = send_attempts, send_backoff
-        self.agent_grace = agent_grace
+        self.agent_grace, self.idle_seconds = agent_grace, idle_seconds
         self.follow_up = follow_up
         self.queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_MAX)
         self.processed = 0
@@ -76,19 +91,59 @@ class SupportWorker:
 
     async def handle(self, inbox_id: int) -> None:
         """Process one row, then send what is due."""
-        if inbox_id:
-            await self._process(inbox_id)
-        await sender.send_due(
-            self.pool, self.client, self.send_attempts, self.send_backoff,
-            follow_up=self.follow_up, on_final=self._reply_final,
-        )  # fmt: skip
+        typing = await self._typing_start(inbox_id) if inbox_id else None
+        try:
+            if inbox_id:
+                await self._process(inbox_id)
+            await sender.send_due(
+                self.pool, self.client, self.send_attempts, self.send_backoff,
+                follow_up=self.follow_up, on_final=self._reply_final,
+            )  # fmt: skip
+        finally:
+            if typing is not None:
+                openid, deadline = typing
+                if time.monotonic() < deadline:
+                    await self._typing(openid, False)
+
+    async def _typing_start(self, inbox_id: int) -> tuple[str, float] | None:
+        """Show "typing..." for an unprocessed buyer message the bot will answer, when it is
+        fresh enough for WeChat's 30 s rule; ``(openid, monotonic deadline)`` when shown."""
+        row = await self.pool.fetchrow(
+            """SELECT i.openid, GREATEST(extract(epoch FROM now() - i.received_at),
+                          extract(epoch FROM now()) - (i.payload ->> 'create_time')::float8)
+                          AS age,
+                      COALESCE(c.state, 'bot') AS state
+               FROM support_inbox i LEFT JOIN support_conversations c ON c.openid = i.openid
+               WHERE i.id = $1 AND i.processed_at IS NULL AND i.msg_type <> 'event'""",
+            inbox_id,
+        )
+        if row is None or row["state"] not in ("bot", "closed") or row["age"] is None:
+            return None
+        left = TYPING_WITHIN - float(row["age"])
+        if left <= 0:
+            return None
+        deadline = time.monotonic() + left
+        return (row["openid"], deadline) if await self._typing(row["openid"], True) else None
+
+    async def _typing(self, openid: str, on: bool) -> bool:
+        """One typing call; True when WeChat accepted it. Never raises (but cancellation)."""
+        try:
+            async with asyncio.timeout(TYPING_TIMEOUT):
+                code = await self.client.typing(openid, on)
+        except (SendFailed, TimeoutError) as exc:
+            log.info("typing to %s failed: %s", openid[:8], exc or type(exc).__name__)
+            return False
+        if code:
+            log.info("typing to %s refused: errcode %s", openid[:8], code)
+        return code == 0
 
     async def sweep(self) -> None:
         """Re-queue conversations of agents gone for good, process rows nobody processed, then
         send due replies (retries included)."""
         moved = await agents.requeue_abandoned(self.pool, self.agent_grace)
+        idle = await agents.return_idle(self.pool, self.idle_seconds)
         if self.feed is not None:
-            for host_id, ids in moved.items():
+            for host_id, ids in [*moved.items(), *idle.items()]:
                 await self.feed.publish(host_id, "changed", ids)
         for inbox_id in await inbox.pending(self.pool):
             await self._process(inbox_id)

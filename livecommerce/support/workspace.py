@@ -100,6 +100,9 @@ async def reply(pool: asyncpg.Pool, agent_id: int, conv_id: int, text: str) -> d
                 "WeChat's reply quota for this buyer is used up until they message again",
                 code="quota_used",
             )
+        await conn.execute(  # the idle clock (agents.return_idle)
+            "UPDATE support_conversations SET last_message_at = now() WHERE openid = $1", held
+        )
         row = await conn.fetchrow(
             """INSERT INTO support_replies (openid, kind, body) VALUES ($1, 'agent', $2)
                RETURNING id, state, created_at""",
