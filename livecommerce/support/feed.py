@@ -7,8 +7,9 @@ held conversation, an agent's reply) is published on the Redis channel ``lc:supp
 "i": inbox id, "r": reply id, "a": agent id}`` *after* its transaction committed. Each node
 listens and, for a shop with sockets open here, reads the current state from PostgreSQL once
 and sends the frames (docs/support.md, "Feed frames"): ``queue`` (the shop's whole queue),
-``conversation`` (each changed one), ``agents`` (the shop's agents with load and presence), ``message``. ``revoked``
-(an agent account deleted) sends no frame: that agent's sockets close with 1008.
+``conversation`` (each changed one), ``agents`` (the shop's agents with load and presence),
+``message``. ``revoked`` (an agent account deleted) sends no frame: that agent's sockets close
+with 1008.
 
 Frames describe state, not deltas: a lost event is repaired by the next one or by the
 ``hello`` snapshot a reconnecting page gets. **Presence** is the agent's lease: this node
