@@ -1,6 +1,7 @@
 // The host console: sign-in (session cookie + CSRF token), rooms, goods shelf, pushes,
 // schedules, the live panel over the room's WebSocket, and orders.
 import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
+import '/static/console-agents.js'; // the customer-service section (agents, canned replies, FAQ)
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
   comments: [], curve: [] };
