@@ -28,6 +28,13 @@ browser:
 	   (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1)) || \
 	  echo "could not install chromium: the browser tests (tests/console) will be skipped"; \
 	else echo "no /usr/bin/chromium (install it as root: apt-get install chromium): the browser tests (tests/console) will be skipped"; fi
+	@# A CJK font, so Chinese text renders in the screenshots (not boxes); best effort.
+	@if fc-list :lang=zh 2>/dev/null | grep -q .; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y fonts-wqy-zenhei >/dev/null 2>&1 || \
+	   (apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y fonts-wqy-zenhei >/dev/null 2>&1)) || \
+	  echo "could not install fonts-wqy-zenhei: Chinese text shows as boxes in the browser tests' screenshots"; \
+	else echo "no CJK font (install one as root: apt-get install fonts-wqy-zenhei): Chinese text shows as boxes in screenshots"; fi
 
 test: $(STAMP) browser
 	$(BIN)/ruff check livecommerce tests $(wildcard bench)
