@@ -55,11 +55,17 @@ async def test_idle_conversations_go_back_to_the_bot(desk: Desk, shops: Shops) -
 
     await eventually(both_bot, within=IDLE + 20)
     await f1.next("conversation", id=c1, state="bot", agent_id=None)
-    assert (await transitions(desk, "ida"))[-2:] == [
+    ida = await transitions(desk, "ida")
+    assert ida[-2:] == [
         ("queued", "agent", "assigned"),
         ("agent", "bot", "idle"),
     ]
-    assert (await transitions(desk, "ivo"))[-1] == ("queued", "bot", "idle")
+    # Ivo waited in the queue: idle from there, or (when Ida's idle return came first) given
+    # Ida's freed seat and idle from the agent after that.
+    ivo = await transitions(desk, "ivo")
+    assert ivo[-1] in (("queued", "bot", "idle"), ("agent", "bot", "idle")), ivo
+    if ivo[-1][0] == "agent":
+        assert ivo[-2] == ("queued", "agent", "assigned"), ivo
     assert await desk.pool.fetchval("SELECT active FROM support_agents WHERE id = $1", a1.id) == 0
     before = len(await desk.sent(desk.openid("ida")))
     await desk.push(user="ida", type="text", content="my orders")
