@@ -134,6 +134,7 @@ async def queued(desk: Desk, user: str, session_from: str) -> int:
     human; the conversation id."""
     await desk.push(user=user, type="event", event="user_enter_tempsession",
                     session_from=session_from)  # fmt: skip
+    await desk.settled()  # greeted first, as a buyer sees it (keeps the history's order fixed)
     await desk.push(user=user, type="text", content="人工")
     await desk.settled()
     conv_id: int = await desk.pool.fetchval(
