@@ -13,7 +13,9 @@ bot (:func:`agents.return_idle`).
 30 s: we require the message to be at most ``TYPING_WITHIN`` seconds old by both WeChat's
 ``CreateTime`` and our receipt, and the conversation to be the bot's), ``CancelTyping`` after
 the reply went out (again only inside the window). Best effort: a refusal, an error or a slow
-answer (``TYPING_TIMEOUT``) is logged and never holds the reply up.
+answer (``TYPING_TIMEOUT``) is logged and never holds the reply up. Source (the 30 s rule,
+45080/45081): developers.weixin.qq.com/miniprogram/en/dev/api-backend/open-api/
+customer-message/customerServiceMessage.setTyping.html.
 """
 
 from __future__ import annotations
