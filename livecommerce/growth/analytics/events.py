@@ -79,13 +79,28 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     props: Annotated[dict[_Short, Any], Meta(max_length=MAX_PROPS_KEYS)] | None = None
 
 
-class FastEvent(EventIn, forbid_unknown_fields=True, kw_only=True):
-    """:class:`EventIn` with the id decoded as a UUID by msgspec (the fast path)."""
-
-    id: uuid.UUID  # type: ignore[assignment]
+_Key = Annotated[str, Meta(max_length=64)]
 
 
-class FastBatch(msgspec.Struct, kw_only=True):
+class FastEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, gc=False):
+    """:class:`EventIn` for the fast path: the id decoded as a UUID by msgspec, and no NUL
+    pattern on the texts (a regex per string doubled the decode; :func:`parse_fast` refuses a
+    body holding the JSON escape of NUL before decoding, and the slow path judges it).
+    ``gc=False``: decoded JSON cannot form a reference cycle, so the collector never tracks it.
+    """
+
+    id: uuid.UUID
+    type: Annotated[str, Meta(min_length=1, max_length=64)]
+    ts: Annotated[int, Meta(ge=0, le=2**53)] | None = None
+    page: Annotated[str, Meta(max_length=MAX_PAGE)] | None = None
+    room_id: _Id | None = None
+    goods_id: _Id | None = None
+    push_seq: Annotated[int, Meta(ge=0, le=MAX_ID)] | None = None
+    variants: Annotated[dict[_Key, _Key], Meta(max_length=MAX_VARIANTS)] | None = None
+    props: Annotated[dict[_Key, Any], Meta(max_length=MAX_PROPS_KEYS)] | None = None
+
+
+class FastBatch(msgspec.Struct, kw_only=True, gc=False):
     """A whole ``POST /api/events`` body, or a socket ``track`` frame (its other fields are
     ignored here), when every event is well-formed (the common case)."""
 
@@ -223,6 +238,8 @@ def parse_fast(
 ) -> tuple[list[Row], list[Rejection], int] | None:
     """:func:`parse_events` for a raw JSON body in one typed msgspec pass, or None when some
     event is malformed (then judge them one by one with :func:`parse_events`)."""
+    if b"\\u0000" in raw:  # a NUL somewhere (or the text \\u0000): judge one by one
+        return None
     try:
         batch = _FAST.decode(raw)
     except msgspec.ValidationError:

@@ -46,16 +46,15 @@ class LiveCounters:
 
     async def add(self, rows: list[Row]) -> None:
         """Count freshly stored ``rows`` (each once: the writer passes only new ones)."""
-        counts: Counter[tuple[int, str]] = Counter()
-        for r in rows:
-            room = r[_ROOM]
-            if room is None:
-                continue
-            counts[(room, f"t:{r[_TYPE]}")] += 1
-            if r[_SEQ] is not None:
-                counts[(room, f"p:{r[_SEQ]}:{r[_TYPE]}")] += 1
-        if not counts:
+        # Counted by (room, type, seq) first (C-level tuple hashing), fields formatted once each.
+        by_key = Counter((r[_ROOM], r[_TYPE], r[_SEQ]) for r in rows if r[_ROOM] is not None)
+        if not by_key:
             return
+        counts: Counter[tuple[int, str]] = Counter()
+        for (room, type_, seq), n in by_key.items():
+            counts[(room, f"t:{type_}")] += n
+            if seq is not None:
+                counts[(room, f"p:{seq}:{type_}")] += n
         async with self.redis.pipeline(transaction=False) as pipe:
             rooms = set()
             for (room, fld), n in counts.items():
