@@ -93,6 +93,9 @@ class Endpoint:
         self.burst = max(1.0, cfg.messages_per_second * 2)
         # Analytics (growth/analytics/live.py): stores a `track` frame's events; None: refused.
         self.tracker: Tracker | None = None
+        # The room owner's console sockets on this node, by room: they alone get the `stats`
+        # frames (growth/analytics/live_stats.py). A host token for another room is a viewer.
+        self.host_conns: dict[int, set[Conn]] = {}
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -112,6 +115,11 @@ class Endpoint:
     def detach(self, conn: Conn) -> None:
         """The viewer leaves its room and its admission slot (idempotent)."""
         self.hub.leave(conn)
+        hosts = self.host_conns.get(conn.room_id)
+        if hosts is not None:
+            hosts.discard(conn)
+            if not hosts:
+                del self.host_conns[conn.room_id]
         if conn.identity:
             self.hub.release(conn.ip, conn.identity)
             conn.identity = ""
@@ -204,6 +212,8 @@ class Endpoint:
         conn.write(p.ws_text_frame(p.encode(welcome_body(kind, snap, room, resumed))))
         hub.finish_join(conn, snap.seq, snap.missed if resumed else [])
         conn.state = OPEN
+        if claims.kind == "host" and room.get("host_id") == claims.host_id:
+            self.host_conns.setdefault(room_id, set()).add(conn)
 
     async def _snapshot(
         self, room_id: int, last_seq: int | None

@@ -188,6 +188,11 @@ class LivePush(Model):
     clicks: int
     detail_views: int
     orders: int
+    goods_id: int | None = None
+    pushed_at_ms: Annotated[int | None, Meta(description="When it was pushed (ms)")] = None
+    lateness_ms: Annotated[int | None, Meta(description="Scheduled pushes: ms late")] = None
+    schedule_id: int | None = None
+    viewers: Annotated[int, Meta(description="Viewers online when it was pushed")] = 0
 
 
 class LiveFigures(Model):
@@ -204,8 +209,13 @@ class LiveFigures(Model):
     pushes: list[LivePush]
 
 
+def window_of(settings: Any) -> timedelta:
+    """The attribution window (``analytics.attribution_window_seconds``)."""
+    return timedelta(seconds=settings.analytics.attribution_window_seconds)
+
+
 def _window(call: Call[Any, Any]) -> timedelta:
-    return timedelta(seconds=call.app[keys.SETTINGS].analytics.attribution_window_seconds)
+    return window_of(call.app[keys.SETTINGS])
 
 
 async def pushes(call: Call[None, Span]) -> PushReport:

@@ -15,7 +15,8 @@ from livecommerce import keys
 from livecommerce.aio import running
 from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
 from livecommerce.api.openapi import Error
-from livecommerce.growth.analytics import ingest_api, live, partitions, reports_api
+from livecommerce.growth.analytics import ingest_api, live, live_api, partitions, reports_api
+from livecommerce.growth.analytics.live_stats import StatsPusher
 from livecommerce.growth.analytics.server_events import PushRecorder
 from livecommerce.growth.analytics.writer import Writer
 
@@ -85,6 +86,15 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
     def local_rooms() -> list[int]:
         return list(hub.rooms) if hub is not None else []
 
+    # The console's `stats` frames: one computation per room watched by its host on this node.
+    pusher = StatsPusher(
+        endpoint.host_conns if endpoint is not None else {},
+        counters,
+        pool,
+        window=reports_api.window_of(settings),
+        interval=cfg.live_interval_seconds,
+    )
+
     try:
         async with (
             running(_maintain_forever(app), "analytics-maintenance"),
@@ -94,6 +104,7 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
                 ),
                 "analytics-room-minutes",
             ),
+            running(pusher.run(), "analytics-live-stats"),
         ):
             yield
     finally:
@@ -151,6 +162,8 @@ ROUTES = (
                          RawResponse(404, "No such room of the host", "application/json", Error))),
     route("GET", "/api/host/rooms/{id}/analytics/live", reports_api.live_figures, auth=HOST,
           tag="analytics"),
+    route("POST", "/api/host/rooms/{id}/socket-token", live_api.socket_token, auth=HOST,
+          status=201, tag="analytics"),
     route("GET", "/api/host/analytics/goods", reports_api.goods_daily, auth=HOST,
           tag="analytics", rules=SPAN_RULES),
     raw_route("GET", "/api/host/analytics/goods.csv", reports_api.goods_csv, auth=HOST,
