@@ -66,7 +66,7 @@ async def test_host_socket_gets_live_stats_and_viewers_do_not(
             assert json.loads(await ws.recv())["type"] == "welcome"
         # The three sockets are counted (the node's ticker), then the push records its reach.
         first = await stats_until(host, lambda s: s["viewers"] == 3)
-        assert first["room_id"] == world.room_id and first["pushes"] == []
+        assert (first["room_id"], first["pushes"]) == (world.room_id, [])
         seq = await push(server, world, g)
         out = await track(buyer_ws, [
             event("bubble_impression", room_id=world.room_id, goods_id=g, push_seq=seq),
@@ -83,10 +83,13 @@ async def test_host_socket_gets_live_stats_and_viewers_do_not(
         p = next(p for p in s["pushes"] if p["push_seq"] == seq)
         assert (p["goods_id"], p["viewers"], p["impressions"]) == (g, 3, 1), p
         assert (p["orders"], p["paid_orders"], p["gmv_fen"]) == (0, 0, 0), p
-        assert p["pushed_at"] is not None and p["schedule_id"] is None
+        assert p["pushed_at"] is not None
+        assert p["schedule_id"] is None
 
         order = await place_order(pool, buyer, g, 1234)
-        await pool.execute("UPDATE orders SET status = 'paid', paid_at = now() WHERE id = $1", order)
+        await pool.execute(
+            "UPDATE orders SET status = 'paid', paid_at = now() WHERE id = $1", order
+        )
 
         def paid(s: dict[str, Any]) -> bool:
             return any(p["push_seq"] == seq and p["paid_orders"] == 1 for p in s["pushes"])
@@ -97,8 +100,8 @@ async def test_host_socket_gets_live_stats_and_viewers_do_not(
         assert (s["paid_orders"], s["paid_buyers"], s["gmv_fen"]) == (1, 1, 1234)
         assert s["gpm_fen"] == round(1234 * 1000 / s["peak_viewers"], 1)
         s = await stats_until(host, lambda s: s["likes"] >= 3 and s["comments"] >= 1)
-        assert s["likes_per_min"] == 3 and s["comments_per_min"] == 1, s
-        assert s["curve"] and s["curve"][-1]["viewers"] == 3
+        assert (s["likes_per_min"], s["comments_per_min"]) == (3, 1), s
+        assert s["curve"][-1]["viewers"] == 3
 
         # Viewers never get a stats frame (all their frames so far, read without waiting long).
         seen = []
@@ -108,7 +111,8 @@ async def test_host_socket_gets_live_stats_and_viewers_do_not(
                     seen.append(json.loads(await asyncio.wait_for(ws.recv(), 0.3))["type"])
                 except TimeoutError:
                     break
-        assert "stats" not in seen and "comment" in seen, seen
+        assert "comment" in seen
+        assert "stats" not in seen, seen
 
 
 async def test_socket_token_is_the_room_owners_only(server: AppServer, world: World) -> None:
