@@ -145,6 +145,14 @@ async def test_host_runs_a_stream_and_a_viewer_buys(browser: Any, console: Conso
     await viewer.locator("#order-status", has_text="is paid").wait_for()
     await viewer.locator("#toast", has_text="Payment received").wait_for(timeout=10_000)
     order = await viewer.evaluate("window.__live.order")
+    # The push's live figures (the host-only `stats` frame, every second) count the paid order.
+    seq = (await viewer.evaluate("window.__live.bubble"))["seq"]
+    figs = page.locator(f"#push-stats li[data-push-seq='{seq}']")
+    await figs.locator("[data-k=clicks]", has_text="clicks 1").wait_for(timeout=10_000)
+    await figs.locator("[data-k=paid]", has_text="paid 1").wait_for(timeout=10_000)
+    await figs.locator("[data-k=gmv]", has_text="GMV ¥19.90").wait_for()
+    await page.locator("#paid-orders", has_text="1").wait_for()
+    await page.locator("#gmv", has_text="¥19.90").wait_for()
     row = page.locator(f"#orders tr[data-order='{order['id']}'][data-status='paid']")
     await row.wait_for(timeout=10_000)
     await row.get_by_label(f"Carrier for order {order['id']}").fill("SF Express")

@@ -135,6 +135,7 @@ function showBubble(f) {
   $('#buy').disabled = g.stock <= 0;
   show($('#bubble'), true);
   S.bubbles.push({ push_id: f.push_id, goods_id: g.id, ts: f.ts, shown_at: Date.now() });
+  trackBubble('bubble_impression', f);
   clearTimeout(S.bubbleTimer);
   const until = (f.ts || Date.now()) + (f.show_seconds || 30) * 1000;
   S.bubbleTimer = setTimeout(hideBubble, Math.max(1000, until - Date.now()));
@@ -142,12 +143,22 @@ function showBubble(f) {
 
 function hideBubble() { clearTimeout(S.bubbleTimer); show($('#bubble'), false); }
 
+// Analytics (docs/protocol.md, `track`): the bubble's impressions and clicks with its push seq,
+// which the host console's live figures and the per-push reports count.
+function trackBubble(type, f) {
+  if (!S.client || !S.room || !f || !f.goods || typeof f.seq !== 'number') return;
+  try {
+    S.client.track([{ type, room_id: S.room.id, goods_id: f.goods.id, push_seq: f.seq, page: 'live' }]);
+  } catch (e) { /* analytics never stands in the way of buying */ }
+}
+
 $('#bubble-close').addEventListener('click', hideBubble);
 
 // -- buy -------------------------------------------------------------------------------------
 
 $('#buy').addEventListener('click', () => {
   if (!S.bubble) return;
+  trackBubble('bubble_click', S.bubble);
   const g = S.bubble.goods;
   S.order = null;
   $('#detail-title').textContent = g.title;
