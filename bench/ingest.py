@@ -136,32 +136,55 @@ async def socket_viewer(
     frame_events: int,
     t: Tally,
 ) -> None:
-    """Sends ``events`` as ``track`` frames on an open, welcomed socket."""
+    """Sends ``events`` as ``track`` frames on an open, welcomed socket, as the client library
+    does: a frame whenever events are ready (here: one per 0.1 s, within
+    ``rooms.messages_per_second``) without waiting for the previous answer; each unanswered
+    frame is kept and sent again (same event ids) if its answer is an error or does not come."""
     chunks = [events[i : i + frame_events] for i in range(0, len(events), frame_events)]
-    frames = [
-        b'{"type":"track","ref":"r%d","offset_ms":%d,"events":%s}' % (n, offset, orjson.dumps(c))
+    frames = {
+        f"r{n}": b'{"type":"track","ref":"r%d","offset_ms":%d,"events":%s}'
+        % (n, offset, orjson.dumps(c))
         for n, c in enumerate(chunks)
-    ]
-    for n, (chunk, frame) in enumerate(zip(chunks, frames, strict=True)):
-        t.sent += len(chunk)
-        ref = f"r{n}"
-        while True:
-            started = time.time()
-            await ws.send_str(frame.decode())
-            reply: dict[str, Any] = {}
-            while reply.get("ref") != ref and reply.get("code") != "rate_limited":
-                msg = await ws.receive()
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    t.failed_batches += 1
-                    return
-                reply = orjson.loads(msg.data)
-            if reply.get("type") == "tracked":
-                t.account(chunk, reply, started)
-                break
-            t.retries_503 += 1  # unavailable (buffer full) or rate limited: back off, resend
-            await asyncio.sleep(0.5)
-        # Within rooms.messages_per_second (10/s): at most one frame per 0.1 s per socket.
-        await asyncio.sleep(max(0.0, 0.1 - (time.time() - started)))
+    }
+    chunk_of = {f"r{n}": c for n, c in enumerate(chunks)}
+    sent_at: dict[str, float] = {}
+    t.sent += len(events)
+
+    async def send(ref: str) -> None:
+        await asyncio.sleep(max(0.0, 0.1 - (time.time() - max(sent_at.values(), default=0.0))))
+        sent_at[ref] = time.time()
+        await ws.send_str(frames[ref].decode())
+
+    async def sender(refs: list[str]) -> None:
+        for ref in refs:
+            await send(ref)
+
+    pending = set(frames)
+    writer = asyncio.create_task(sender(list(frames)))
+    try:
+        while pending:
+            try:
+                msg = await ws.receive(timeout=30)
+            except TimeoutError:  # an answer that never came (a dropped frame): send again
+                t.retries_503 += len(pending)
+                await writer
+                writer = asyncio.create_task(sender(sorted(pending)))
+                continue
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                t.failed_batches += len(pending)
+                return
+            reply = orjson.loads(msg.data)
+            ref = reply.get("ref")
+            if reply.get("type") == "tracked" and ref in pending:
+                pending.discard(ref)
+                t.account(chunk_of[ref], reply, sent_at[ref])
+            elif reply.get("type") == "error" and ref in pending:
+                t.retries_503 += 1  # unavailable (buffer full): back off, send it again
+                await asyncio.sleep(0.5)
+                await writer
+                writer = asyncio.create_task(sender([ref]))
+    finally:
+        writer.cancel()
 
 
 async def open_socket(session: aiohttp.ClientSession, url: str, room: int
