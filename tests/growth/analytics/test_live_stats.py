@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,8 @@ import websockets
 
 from livecommerce.auth.tokens import issue_token
 from livecommerce.config import DEV_SECRET
+from livecommerce.growth.analytics.live import LiveCounters
+from livecommerce.growth.analytics.live_stats import StatsPusher
 from tests.growth.analytics.conftest import event
 from tests.growth.analytics.test_reports import make_user, place_order, push, track
 from tests.realtime.conftest import World
@@ -136,3 +139,46 @@ async def test_socket_token_is_the_room_owners_only(server: AppServer, world: Wo
             except TimeoutError:
                 continue
         assert "stats" not in types, types
+
+
+class Console:
+    """Stands for a host socket: what the pusher writes to it."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, payload: bytes) -> None:
+        self.sent.append(payload)
+
+
+async def test_one_computation_per_room_per_tick_whatever_the_sockets(
+    world: World, pool: asyncpg.Pool, redis: Any
+) -> None:
+    """Three consoles on one room and one on another: two computations a tick, each room's
+    consoles get the same bytes; a room whose consoles left is forgotten."""
+    other = await pool.fetchval(
+        "INSERT INTO live_rooms (host_id, title, state, started_at) VALUES ($1, 'b', 'live',"
+        " now()) RETURNING id",
+        world.host_id,
+    )
+    a, b, c, d = Console(), Console(), Console(), Console()
+    hosts: dict[int, set[Any]] = {world.room_id: {a, b, c}, other: {d}}
+
+    calls: list[int] = []
+
+    class Counting(StatsPusher):
+        async def figures(self, room_id: int) -> dict[str, Any]:
+            calls.append(room_id)
+            return await super().figures(room_id)
+
+    pusher = Counting(hosts, LiveCounters(redis), pool, window=timedelta(hours=24), interval=1.0)
+    await pusher.tick()
+    assert sorted(calls) == sorted([world.room_id, other])
+    assert len(a.sent) == len(b.sent) == len(c.sent) == len(d.sent) == 1
+    assert a.sent == b.sent == c.sent
+    assert json.loads(a.sent[0])["room_id"] == world.room_id
+    assert json.loads(d.sent[0])["room_id"] == other
+    hosts[other] = set()
+    await pusher.tick()
+    assert calls.count(other) == 1
+    assert other not in pusher.rooms
