@@ -193,6 +193,10 @@ async def test_push_scheduled_three_seconds_ahead_appears_on_time(
     shown = await viewer.evaluate("window.__live.bubbles.at(-1)")
     assert -50 <= shown["shown_at"] - due * 1000 < 1000, shown["shown_at"] - due * 1000
     await page.locator("#timeline li[data-status='fired']", has_text="ms late").wait_for()
+    # The fired push's live figures: the audience page's impression, its lateness in the list.
+    fired = page.locator("#timeline li[data-status='fired']")
+    await fired.locator("[data-k=impressions]", has_text="seen 1").wait_for(timeout=10_000)
+    await page.locator("#push-stats li", has_text="ms late").wait_for()
 
 
 async def test_dropped_viewer_resumes_with_nothing_missed(browser: Any, console: Console) -> None:
