@@ -14,7 +14,8 @@ Where the figures come from (none scans events):
   goods, time, lateness, schedule, impressions, clicks, detail views;
 * orders placed, paid orders and GMV per bubble: the room's orders attributed to its bubble
   clicks (``reports.attributed_orders``: an indexed query of the room's goods' orders since the
-  room started), once per tick;
+  room started, one index probe per order for its click), once per tick — its cost grows with
+  the room's orders, not with its viewers or events;
 * the viewer curve and likes/comments per minute: kept here per room (a sample per tick; the
   minutes before this node began watching come from the room's ``room_minute`` events, read
   once).
@@ -85,6 +86,7 @@ class StatsPusher:
         self.hosts, self.counters, self.pool = hosts, counters, pool
         self.window, self.interval = window, interval
         self.rooms: dict[int, RoomTrack] = {}
+        self.failing: set[int] = set()  # rooms whose last computation failed
 
     async def run(self) -> None:
         """Forever: a tick every ``interval`` seconds (a failed room is retried next tick)."""
@@ -102,8 +104,11 @@ class StatsPusher:
             try:
                 payload = orjson.dumps(await self.figures(room_id))
             except Exception as exc:  # a backend hiccup: the next tick tries again
-                log.warning("live stats of room %s not computed: %s", room_id, exc)
+                if room_id not in self.failing:  # logged once per outage, not every second
+                    self.failing.add(room_id)
+                    log.warning("live stats of room %s not computed: %s", room_id, exc)
                 continue
+            self.failing.discard(room_id)
             for conn in list(self.hosts.get(room_id, ())):
                 conn.send(payload)
 
