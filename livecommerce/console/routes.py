@@ -14,6 +14,7 @@ from livecommerce.console import (
     pages,
     session_api,
 )
+from livecommerce.moderation import setup as moderation_setup
 from livecommerce.rooms import list_api
 
 CURSOR_RULE = "the cursor was not issued by this server for the same filters"
@@ -56,3 +57,4 @@ def setup(app: web.Application) -> None:
     """Add the console routes (called once from ``create_app``, after commerce's)."""
     dev = not app[keys.SETTINGS].production
     contract.add_routes(app, ROUTES + DEV_ROUTES if dev else ROUTES)
+    moderation_setup.setup(app)  # mutes, room mute, blocked words, content check, held comments
