@@ -11,9 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from aiohttp import web
+
 COOKIE = "lc_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set on a request whose session token was issued for an older password (the host's password
+# was reset since): ``require_claims`` refuses it with 401 ``session_revoked``.
+REVOKED = web.RequestKey("session_revoked", bool)
 
 
 def csrf_token(secret: str, session: str) -> str:

@@ -21,7 +21,8 @@ Checks run on :data:`WORKERS` tasks per node (at most that many WeChat calls at 
 queue of at most :data:`QUEUE_MAX` comments; a full queue answers ``error`` ``unavailable``
 (resend). Each queued comment is handled once: published at most once (no retry of a publish),
 and a comment that can be neither published nor held is answered ``unavailable`` to its author.
-On shutdown the queue drains for at most :data:`DRAIN_SECONDS`; what is left is held.
+On shutdown the queue drains for at most :data:`DRAIN_SECONDS`; what is left (queued, or
+still waiting for WeChat) is held.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ class Moderator:
         self._closing = False
         self._outage_since: float | None = None
         self._unchecked_count = 0
-        self._busy = 0  # comments being checked right now
+        self._busy = 0  # comments being checked or published right now
+        self._checking: dict[int, Pending] = {}  # waiting for WeChat: safe to hold on shutdown
         # Told of each verdict (for tests and metrics): (room_id, outcome).
         self.on_outcome: Callable[[int, str], None] | None = None
 
@@ -203,6 +205,7 @@ class Moderator:
 
     async def _check(self, item: Pending) -> Reply:
         suggest, reason = None, "outage"
+        self._checking[id(item)] = item
         try:
             openid = await self._openid(int(item.user["id"]))
             if self.wechat is None:
@@ -215,6 +218,8 @@ class Moderator:
             reason = "no_openid"  # the user row is gone: nothing to check with
         else:
             self._up()
+        finally:
+            self._checking.pop(id(item), None)
         return await self._apply(item, suggest, reason)
 
     async def _apply(self, item: Pending, suggest: str | None, reason: str) -> Reply:
@@ -301,12 +306,17 @@ class Moderator:
                 await self.queue.join()
         except TimeoutError:
             pass
-        left = self._busy  # cut off mid-check (WeChat or a backend slower than the bound)
+        # Cut off while WeChat was checking them: not published, so held. Cut off while being
+        # published or held (a backend slower than the bound): unknown, counted and logged.
+        # (Read before cancelling: the workers' cleanup runs when they are cancelled.)
+        waiting = list(self._checking.values())
+        left = self._busy - len(waiting)
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         while not self.queue.empty():
-            item = self.queue.get_nowait()
+            waiting.append(self.queue.get_nowait())
+        for item in waiting:
             try:
                 await held.hold(self.pool, item.room_id, item.user, item.text, "unchecked")
             except _BACKEND_ERRORS:

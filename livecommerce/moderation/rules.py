@@ -154,11 +154,12 @@ async def update_settings(
         await conn.execute(
             """INSERT INTO room_moderation AS m (room_id, room_muted, unchecked_policy,
                                                  blocked_words, version)
-               VALUES ($1, coalesce($2, false), coalesce($3, 'show'), coalesce($4, '{}'), 1)
+               VALUES ($1, coalesce($2::boolean, false), coalesce($3::text, 'show'),
+                       coalesce($4::text[], '{}'), 1)
                ON CONFLICT (room_id) DO UPDATE SET
-                 room_muted = coalesce($2, m.room_muted),
-                 unchecked_policy = coalesce($3, m.unchecked_policy),
-                 blocked_words = coalesce($4, m.blocked_words),
+                 room_muted = coalesce($2::boolean, m.room_muted),
+                 unchecked_policy = coalesce($3::text, m.unchecked_policy),
+                 blocked_words = coalesce($4::text[], m.blocked_words),
                  version = m.version + 1, updated_at = now()""",
             room_id,
             room_muted,
