@@ -256,6 +256,7 @@ async def test_session_and_csrf_hold_in_the_browser(browser: Any, console: Conso
     await other.locator("#notice", has_text="Wrong name or password.").wait_for()
     # Sign out: the session is gone after a reload.
     await page.get_by_role("button", name="Sign out").click()
+    await page.locator("#notice", has_text="Signed out.").wait_for()  # the DELETE answered
     await page.reload()
     await page.get_by_role("heading", name="Sign in").wait_for()
 
