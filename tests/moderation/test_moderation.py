@@ -16,6 +16,7 @@ from livecommerce import redis_keys as rk
 from livecommerce.auth.tokens import issue_token
 from livecommerce.config import DEV_SECRET
 from livecommerce.moderation.comments import Gate, Moderator
+from livecommerce.moderation.rules import LOAD_SCRIPT
 from tests.realtime.conftest import World
 from tests.realtime.viewer import TestViewer, wait_until
 from tests.support import AppServer, http
@@ -358,3 +359,46 @@ async def test_bounded_queue_and_shutdown_lose_nothing(
     after = await moderator.screen(sinks[0], first, "late", None)
     assert after is not None
     assert after["code"] == "unavailable"
+
+
+async def test_rules_changed_on_one_node_apply_on_another(
+    make_server: Any, world: World, pool: asyncpg.Pool
+) -> None:
+    """Two nodes on one Redis: a node that cached the room's words sees a change made through
+    the other at its next comment; a mute made through one is enforced on the other."""
+    a: AppServer = await make_server()
+    b: AppServer = await make_server()
+    room = f"/api/rooms/{world.room_id}"
+    await api(a, "PATCH", room + "/moderation", world.host_token, {"blocked_words": ["alpha"]})
+    uid, token = await wechat_user(pool)
+    v = await viewer(b, world, token)
+    await v.send({"type": "comment", "text": "alpha one"})
+    await wait_until(lambda: errors(v, "blocked_word"))  # node b cached ["alpha"]
+    await api(a, "PATCH", room + "/moderation", world.host_token, {"blocked_words": ["beta"]})
+    await comment(v, "alpha two")
+    await wait_until(lambda: texts(v) == ["alpha two"])
+    await comment(v, "beta one")
+    await wait_until(lambda: len(errors(v, "blocked_word")) == 2)
+    await api(
+        a, "POST", room + "/mutes", world.host_token, {"user": {"kind": "user", "id": str(uid)}}
+    )
+    await comment(v, "gamma")
+    await wait_until(lambda: errors(v, "muted"))
+    assert texts(v) == ["alpha two"]
+    await v.close()
+
+
+async def test_an_older_copy_never_replaces_a_newer_one(
+    server: AppServer, world: World, redis: Redis
+) -> None:
+    """The load script refuses a version older than Redis holds (a rebuild that read
+    PostgreSQL before a change and writes after it cannot undo the change)."""
+    room = f"/api/rooms/{world.room_id}/moderation"
+    await api(server, "PATCH", room, world.host_token, {"room_muted": True})
+    await api(server, "PATCH", room, world.host_token, {"blocked_words": ["x"]})
+    key = rk.room_moderation(world.room_id)
+    assert await redis.hget(key, "v") == b"2"
+    stale = [1, world.host_id, 0, "show", "[]", 60]
+    assert await redis.eval(LOAD_SCRIPT, 2, key, rk.room_mutes(world.room_id), *stale) == 0
+    assert await redis.hget(key, "muted") == b"1"
+    assert await redis.hget(key, "words") == b'["x"]'
