@@ -8,7 +8,7 @@ from aiohttp import web
 
 from livecommerce import keys
 from livecommerce.api.contract import HOST, add_routes, route
-from livecommerce.moderation import api
+from livecommerce.moderation import moderation_api as api
 from livecommerce.moderation.comments import Gate, Moderator
 
 MODERATOR = web.AppKey("moderator", Moderator)
