@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -49,6 +49,9 @@ SUBSCRIBE_WAIT_SECONDS = 5.0
 JOIN_TIMEOUT_SECONDS = 30.0  # a join stuck on a backend is told to reconnect (1012)
 
 Reply = dict[str, Any] | None
+# Comment moderation (livecommerce/moderation): given the connection, the author (the comment
+# frame's ``user``), the cleaned text and the client's ``ref``, publishes/holds/refuses it.
+CommentHook = Callable[[Conn, dict[str, str], str, Any], Coroutine[Any, Any, Reply]]
 # What a join or a message may meet when PostgreSQL or Redis is down or slow (see outage.py).
 _BACKEND_ERRORS = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -93,6 +96,8 @@ class Endpoint:
         self.burst = max(1.0, cfg.messages_per_second * 2)
         # Analytics (growth/analytics/live.py): stores a `track` frame's events; None: refused.
         self.tracker: Tracker | None = None
+        # Comment moderation (moderation/setup.py); None: comments are published as they come.
+        self.moderator: CommentHook | None = None
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -274,7 +279,7 @@ class Endpoint:
                 room.likes += count
             return None
         if kind == "comment":
-            return self._comment(conn, data.get("text"))
+            return self._comment(conn, data.get("text"), data.get("ref"))
         if kind == "track":
             return self._track(conn, data, text)
         # resume: only as the first message, before any live frame reached this connection.
@@ -291,8 +296,12 @@ class Endpoint:
         # Without the epoch (or with another one) the seqs cannot be trusted: resync.
         return self._resume(conn, last, since, trusted=epoch is not None and epoch == room.epoch)
 
-    def _comment(self, conn: Conn, raw: object) -> Reply | Coroutine[Any, Any, Reply]:
+    def _comment(
+        self, conn: Conn, raw: object, ref: object = None
+    ) -> Reply | Coroutine[Any, Any, Reply]:
         cfg = self.cfg
+        if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
+            return _error("invalid", "ref must be a string of at most 64 characters")
         if not isinstance(raw, str):
             return _error("invalid", "text must be a string")
         cleaned = clean_text(raw)
@@ -306,6 +315,8 @@ class Endpoint:
         conn.last_comment = now
         kind, _, subject = conn.identity.partition(":")
         author = {"kind": kind, "id": subject[-8:] if kind == "viewer" else subject}
+        if self.moderator is not None:
+            return self.moderator(conn, author, cleaned, ref)
         return self._publish_comment(conn.room_id, author, cleaned)
 
     def _track(

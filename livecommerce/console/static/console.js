@@ -1,6 +1,7 @@
 // The host console: sign-in (session cookie + CSRF token), rooms, goods shelf, pushes,
 // schedules, the live panel over the room's WebSocket, and orders.
 import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
+import { initModeration, openModeration, closeModeration, muteButton } from '/static/moderation.js';
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
   comments: [], curve: [] };
@@ -112,6 +113,7 @@ $('#room-form').addEventListener('submit', async (ev) => {
 // -- one room --------------------------------------------------------------------------------
 
 function leaveRoom() {
+  closeModeration();
   if (S.client) { S.client.close(); S.client = null; }
   S.timers.forEach(clearInterval);
   S.timers = [];
@@ -134,6 +136,7 @@ async function openRoom(roomId) {
   refreshTimeline();
   refreshOrders();
   startOffers();
+  openModeration(room.id);
   S.timers.push(setInterval(refreshTimeline, 1000), setInterval(refreshOrders, 2000),
     setInterval(renderRate, 5000));
   connectLive();
@@ -188,7 +191,7 @@ async function connectLive() {
     $('#comments').append(el('li', { 'data-seq': f.seq }, el('strong', {}, who + ': '), f.text, ' ',
       el('button', { type: 'button', class: 'link', 'aria-label': `Delete comment: ${f.text}`,
         onclick: () => guarded(() => call('DELETE', `/api/rooms/${S.room.id}/comments/${f.seq}`), 'Comment deleted for everyone.') },
-      'Delete')));
+      'Delete'), ' ', muteButton(f)));
     $('#comments').lastChild.scrollIntoView({ block: 'nearest' });
     renderRate();
   });
@@ -461,6 +464,8 @@ function shipForm(o) {
 }
 
 $('#orders-status').addEventListener('change', refreshOrders);
+
+initModeration({ call, guarded, notify });
 
 // -- start -----------------------------------------------------------------------------------
 

@@ -105,6 +105,7 @@ function connect() {
       else if (f.kind === 'group_failed') toast(`Your group for ${f.data.title} did not fill: ${f.data.outcome === 'refunded' ? yuan(f.data.refund_fen) + ' is on its way back' : 'order cancelled'}.`);
     }
   });
+  c.on('error', (f) => { const text = commentError(f); if (text) error(text); });
   c.on('reconnecting', () => { conn.textContent = 'connection lost, reconnecting…'; });
   c.on('ended', () => { conn.textContent = 'The live has ended.'; $('#room-state').textContent = 'ended'; });
   c.on('unauthorized', needLogin);
@@ -117,6 +118,21 @@ function sync() {
   $('#viewers').textContent = st.viewers;
   $('#likes').textContent = st.likes;
   if (st.bubble) { showBubble(st.bubble); freshen(st.bubble); } else hideBubble();
+}
+
+// What the author is told when the room's moderation did not publish their comment.
+function commentError(f) {
+  const until = f.until ? ' until ' + new Date(f.until).toLocaleTimeString() : '';
+  const texts = {
+    muted: `The host has muted you in this room${until}.`,
+    room_muted: 'Comments are turned off in this room.',
+    blocked_word: 'Your comment contains a word this room does not allow, so it was not posted.',
+    content_risky: 'Your comment did not pass the content check and was not posted.',
+    comment_held: 'Your comment is waiting for the host’s review.',
+  };
+  if (texts[f.code]) return texts[f.code];
+  if (f.code === 'unavailable' && /comment/.test(f.message || '')) return 'Your comment could not be posted right now. Send it again in a moment.';
+  return '';
 }
 
 function addComment(f) {
