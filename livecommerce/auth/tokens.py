@@ -7,7 +7,10 @@ WebSocket presents:
 * ``viewer`` — an anonymous browser the server issued a token to; ``sub`` is ``anon-<random>``.
 * ``host``   — a live-room host; ``sub`` is ``hosts.id``; scoped to that host's rooms.
 
-The payload is JSON ``{"k": kind, "sub": str, "iat": int, "exp": int}``. Verification is
+The payload is JSON ``{"k": kind, "sub": str, "iat": int, "exp": int}``, plus ``"oid"`` (the
+user's WeChat openid) in user tokens issued at login: the hash attribute of A/B experiments, so a
+WebSocket buckets its user exactly as ``GET /api/experiments/assignments`` with no lookup
+(docs/experiments.md, "Variants on live bubbles"). Verification is
 constant-time and checks expiry; any defect raises :class:`~livecommerce.errors.Unauthorized`.
 """
 
@@ -37,6 +40,7 @@ class Claims:
     subject: str
     issued_at: int
     expires_at: int
+    openid: str | None = None  # user tokens issued at login (experiments' hash attribute)
 
     @property
     def user_id(self) -> int | None:
@@ -60,12 +64,24 @@ def _sign(secret: str, payload: bytes) -> bytes:
 
 
 def issue_token(
-    secret: str, kind: Kind, subject: str | int, ttl_seconds: int, *, now: float | None = None
+    secret: str,
+    kind: Kind,
+    subject: str | int,
+    ttl_seconds: int,
+    *,
+    now: float | None = None,
+    openid: str | None = None,
 ) -> str:
     issued = int(time.time() if now is None else now)
-    payload = orjson.dumps(
-        {"k": kind, "sub": str(subject), "iat": issued, "exp": issued + ttl_seconds}
-    )
+    claims: dict[str, object] = {
+        "k": kind,
+        "sub": str(subject),
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    if openid is not None:
+        claims["oid"] = openid
+    payload = orjson.dumps(claims)
     return f"{_b64(payload)}.{_b64(_sign(secret, payload))}"
 
 
@@ -88,6 +104,7 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> Claims
     try:
         data = orjson.loads(payload)
         kind, subject, iat, exp = data["k"], data["sub"], data["iat"], data["exp"]
+        openid = data.get("oid")
     except (orjson.JSONDecodeError, KeyError, TypeError):
         raise Unauthorized("malformed token", code="bad_token") from None
     if (
@@ -95,8 +112,9 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> Claims
         or not isinstance(subject, str)
         or not isinstance(exp, int)
         or not isinstance(iat, int)
+        or not (openid is None or isinstance(openid, str))
     ):
         raise Unauthorized("malformed token", code="bad_token")
     if exp <= (time.time() if now is None else now):
         raise Unauthorized("token expired", code="token_expired")
-    return Claims(kind=kind, subject=subject, issued_at=iat, expires_at=exp)
+    return Claims(kind=kind, subject=subject, issued_at=iat, expires_at=exp, openid=openid)
