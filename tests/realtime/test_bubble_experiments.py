@@ -264,9 +264,7 @@ async def test_idempotent_variant_push(server: AppServer, world: World) -> None:
     assert (status, answer["error"]["code"]) == (409, "idempotency_key_reused")
 
 
-async def test_scheduled_variant_push(
-    server: AppServer, world: World, pool: asyncpg.Pool
-) -> None:
+async def test_scheduled_variant_push(server: AppServer, world: World, pool: asyncpg.Pool) -> None:
     """A scheduled push naming an experiment fires once with each viewer's variant; schedule
     validation mirrors the immediate push (a draft may be scheduled, a stopped one not)."""
     exp = await experiment(server, world, "scheduled-bubble")

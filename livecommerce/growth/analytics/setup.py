@@ -152,7 +152,8 @@ ROUTES = (
           tag="analytics", rules=SPAN_RULES),
     raw_route("GET", "/api/host/rooms/{id}/analytics/pushes.csv", reports_api.pushes_csv,
               auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
-              responses=(*_csv("The per-bubble funnels, one row per push"),
+              responses=(*_csv("The per-bubble funnels: one row per push, then one per "
+                                "variant of a tested push"),
                          RawResponse(404, "No such room of the host", "application/json", Error))),
     route("GET", "/api/host/rooms/{id}/analytics/room", reports_api.room, auth=HOST,
           tag="analytics", rules=SPAN_RULES),

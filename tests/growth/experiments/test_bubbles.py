@@ -26,10 +26,12 @@ def test_each_variant_encoded_once_per_seq() -> None:
     again = cache.get(1, 3, payload)
     assert first is not None
     assert again is first
-    assert cache.encoded == 2
-    a, b = (orjson.loads(f) for f in first[1])
+    assert cache.encoded == 3  # a, b, and the control for viewers not included
+    a, b, outside = (orjson.loads(f) for f in first.payloads)
     assert a["goods"]["title"] == "Tea"
-    assert a["experiment"] == {"id": 7, "key": "bubble-title", "variant": "a"}
+    assert a["experiment"] == {"id": 7, "key": "bubble-title", "variant": "a", "included": True}
+    assert outside["experiment"] == {**a["experiment"], "included": False}
+    assert outside["goods"] == a["goods"]
     assert (b["goods"]["title"], b["goods"]["price_display"], b["show_seconds"]) == (
         "Spring tea, 20% off",
         "¥70.4",
