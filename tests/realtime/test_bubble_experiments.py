@@ -80,7 +80,8 @@ async def push(server: AppServer, world: World, **extra: Any) -> tuple[int, Any]
 
 def check_creative(frame: dict[str, Any], variant: str) -> None:
     assert frame["experiment"]["variant"] == variant
-    assert "creatives" not in frame["experiment"] and "weights" not in frame["experiment"]
+    assert "creatives" not in frame["experiment"]
+    assert "weights" not in frame["experiment"]
     if variant == "b":
         assert frame["goods"]["title"] == "Spring tea, 20% off"
         assert frame["goods"]["price_display"] == "¥8.0"

@@ -87,7 +87,8 @@ async def test_push_funnel_by_variant(server: AppServer, world: World, pool: asy
         "b", 2, 1, 1, 1,
     )  # fmt: skip
     assert (b["gmv_fen"], b["click_rate"], b["order_rate"]) == (990, 0.5, 1.0)
-    assert b["viewers"] is None and b["impression_rate"] is None
+    assert b["viewers"] is None
+    assert b["impression_rate"] is None
 
     status, text = await http(
         "GET", f"{server.url}/api/host/rooms/{world.room_id}/analytics/pushes.csv",
