@@ -42,6 +42,7 @@ from livecommerce.growth.experiments.bubbles import (
     definition_key,
     variant_bubble,
 )
+from livecommerce.growth.experiments.bulk import assign_many
 from livecommerce.realtime.protocol import CLOSE_TOO_SLOW, encode, ws_text_frame
 
 if TYPE_CHECKING:
@@ -115,24 +116,63 @@ class StickyLoader:
         return Bucketing(claims.openid or rows[0]["openid"], sticky)
 
 
+def _hash_id(v: Conn) -> tuple[str | None, Bucketing | None]:
+    """What ``v`` is bucketed on (None: a host, or a user unknown to PostgreSQL)."""
+    ab: Bucketing | None = v.ab
+    if ab is not None:
+        return ab.hash_id, ab
+    kind, _, subject = v.identity.partition(":")
+    return (subject if kind == "viewer" and subject else None), None
+
+
 def viewer_variant(definition: Mapping[str, Any], v: Conn) -> int:
     """``v``'s variant index for a push's experiment object (-1: not included, control)."""
-    ab: Bucketing | None = v.ab
-    exp_id = definition["id"]
+    hash_id, ab = _hash_id(v)
     if ab is None:
-        kind, _, subject = v.identity.partition(":")
-        return choose(definition, subject if kind == "viewer" and subject else None)
-    i = choose(definition, ab.hash_id, ab.sticky.get(exp_id))
+        return choose(definition, hash_id)
+    exp_id = definition["id"]
+    i = choose(definition, hash_id, ab.sticky.get(exp_id))
     if i >= 0 and definition.get("sticky", True):
         ab.sticky[exp_id] = i  # what this connection was shown stays put
     return i
+
+
+def decide_all(definition: Mapping[str, Any], viewers: list[Conn]) -> Plan:
+    """Every viewer's variant at once (:func:`bulk.assign_many`: a few ms for 10,000), equal to
+    :func:`viewer_variant` for each."""
+    plan: Plan = {}
+    todo: list[tuple[Conn, str, Bucketing | None]] = []
+    exp_id, sticky = definition["id"], definition.get("sticky", True)
+    n = len(definition["creatives"])
+    for v in viewers:
+        hash_id, ab = _hash_id(v)
+        stored = ab.sticky.get(exp_id) if ab is not None and sticky else None
+        if stored is not None and 0 <= stored < n:
+            plan[v] = stored
+        elif hash_id is None:
+            plan[v] = -1
+        else:
+            todo.append((v, hash_id, ab))
+    ns = definition.get("namespace")
+    found = assign_many(
+        [h for _, h, _ in todo],
+        definition["seed"],
+        definition["weights"],
+        definition["coverage"],
+        (ns[0], ns[1], ns[2]) if ns else None,
+    )
+    for (v, _, ab), i in zip(todo, found, strict=True):
+        plan[v] = i
+        if ab is not None and sticky and i >= 0:
+            ab.sticky[exp_id] = i
+    return plan
 
 
 def plan_for(room: LocalRoom, definition: Mapping[str, Any], key: DefinitionKey) -> Plan:
     """The room's plan for a definition: every present viewer's variant, decided once."""
     plan = room.plans.get(key)
     if plan is None:
-        plan = {v: viewer_variant(definition, v) for v in (*room.viewers, *room.joining)}
+        plan = decide_all(definition, [*room.viewers, *room.joining])
         room.plans[key] = plan
         if len(room.plans) > MAX_PLANS:
             del room.plans[next(iter(room.plans))]
