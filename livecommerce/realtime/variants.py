@@ -264,7 +264,17 @@ def personal_bubble(hub: Hub, room_id: int, v: Conn, body: dict[str, Any]) -> No
     exp = bubble["experiment"]
     if room is None or not isinstance(exp, dict) or "creatives" not in exp:
         return
-    body["bubble"] = variant_bubble(bubble, variant_in(room, exp, definition_key(exp), v))
+    body["bubble"] = _still_showing(
+        variant_bubble(bubble, variant_in(room, exp, definition_key(exp), v))
+    )
+
+
+def _still_showing(bubble: dict[str, Any]) -> dict[str, Any] | None:
+    """The variant's bubble while its own show time lasts (the snapshot kept the frame for
+    the longest variant), else None."""
+    if bubble["ts"] + bubble.get("show_seconds", 0) * 1000 > time.time() * 1000:
+        return bubble
+    return None
 
 
 def resync_writer(hub: Hub, room_id: int, body: dict[str, Any]) -> Callable[[Conn], bytes]:
@@ -282,7 +292,8 @@ def resync_writer(hub: Hub, room_id: int, body: dict[str, Any]) -> Callable[[Con
     def frame(v: Conn) -> bytes:
         i = variant_in(room, exp, key, v)
         if i not in cache:
-            cache[i] = ws_text_frame(encode({**body, "bubble": variant_bubble(bubble, i)}))
+            mine = _still_showing(variant_bubble(bubble, i))
+            cache[i] = ws_text_frame(encode({**body, "bubble": mine}))
         return cache[i]
 
     return frame

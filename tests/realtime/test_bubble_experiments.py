@@ -357,3 +357,27 @@ async def test_impressions_record_exposures_once(
     assert ["a", "b"][stored] == mine
     await v.close()
     await v2.close()
+
+
+async def test_welcome_bubble_lasts_for_its_own_variant(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """The control shows 1 s, variant b 30 s: a joiner after 1.5 s sees the bubble only if b."""
+    exp = await experiment(server, world, "show-time")
+    people = await users(pool, 16, "oShow")
+    tokens = [user_token(u, o) for u, o in people]
+    want = {t: await rest_variant(server, t, exp["id"]) for t in tokens}
+    assert set(want.values()) == {"a", "b"}
+    creatives = [{"variant": "a", "show_seconds": 1}, {"variant": "b", "show_seconds": 30}]
+    status, _ = await push(server, world, experiment_id=exp["id"], variants=creatives)
+    assert status == 201
+    await asyncio.sleep(1.5)
+    for t in tokens:
+        v = TestViewer(server.ws_url(), world.room_id, t)
+        bubble = (await v.connect())["bubble"]
+        if want[t] == "b":
+            assert bubble["experiment"]["variant"] == "b"
+            assert bubble["show_seconds"] == 30
+        else:
+            assert bubble is None
+        await v.close()
