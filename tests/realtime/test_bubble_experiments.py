@@ -381,3 +381,27 @@ async def test_welcome_bubble_lasts_for_its_own_variant(
         else:
             assert bubble is None
         await v.close()
+
+
+async def test_sticky_read_only_while_experiments_run(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A user socket reads PostgreSQL at join only while some experiment runs (or for a token
+    without the openid claim); viewers never."""
+    loader = server.app[keys.VIEWER_ENDPOINT].sticky
+    (uid, openid), (uid2, _) = await users(pool, 2, "oRead")
+    for token in (user_token(uid, openid), world.viewer_token()):
+        v = TestViewer(server.ws_url(), world.room_id, token)
+        await v.connect()
+        await v.close()
+    assert loader.loads == 0
+    v = TestViewer(server.ws_url(), world.room_id, user_token(uid2, None))  # an older token
+    await v.connect()
+    await v.close()
+    assert loader.loads == 1
+    await experiment(server, world, "now-running")
+    loader._running_at = -1e9  # the 5 s cache of "nothing runs" has expired
+    v = TestViewer(server.ws_url(), world.room_id, user_token(uid, openid))
+    await v.connect()
+    await v.close()
+    assert loader.loads == 2
