@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from livecommerce.growth.experiments.bucketing import (
     FNV32_OFFSET,
     FNV32_PRIME,
@@ -65,8 +67,6 @@ def assign_many(
     ascii_ids = [u.encode() for u in users if u.isascii()]
     if len(users) < MIN_BATCH or len(ascii_ids) != len(users):
         return [assign(u, seed, weights, coverage, namespace) for u in users]
-    import numpy as np  # only when a node buckets a whole room (keeps imports light)
-
     n = len(ascii_ids)
     width = max(len(b) for b in ascii_ids) or 1
     data = (
