@@ -162,6 +162,7 @@ class Entry:
     key: DefinitionKey
     payloads: list[bytes]
     frames: list[bytes]
+    source: bytes = b""  # the published payload (a seq reused after a stream reset differs)
 
 
 class VariantFrames:
@@ -177,10 +178,11 @@ class VariantFrames:
         return self._cache.get((room_id, seq))
 
     def get(self, room_id: int, seq: int, payload: bytes) -> Entry | None:
-        """The entry of a variant push, or None for a plain frame."""
+        """The entry of a variant push, or None for a plain frame. A cached entry is reused only
+        for the very same payload (after a stream reset a seq may name another frame)."""
         key = (room_id, seq)
         hit = self._cache.get(key)
-        if hit is not None:
+        if hit is not None and hit.source == payload:
             self._cache.move_to_end(key)
             return hit
         if MARKER not in payload:
@@ -193,7 +195,8 @@ class VariantFrames:
         # Index n is the control shown to viewers not included ([-1] in Python).
         payloads = [orjson.dumps(_variant_body(body, exp, i)) for i in [*range(n), -1]]
         self.encoded += len(payloads)
-        entry = Entry(exp, definition_key(exp), payloads, [ws_text_frame(p) for p in payloads])
+        frames = [ws_text_frame(p) for p in payloads]
+        entry = Entry(exp, definition_key(exp), payloads, frames, bytes(payload))
         self._cache[key] = entry
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
