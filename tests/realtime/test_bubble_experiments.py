@@ -405,3 +405,36 @@ async def test_sticky_read_only_while_experiments_run(
     await v.connect()
     await v.close()
     assert loader.loads == 2
+
+
+async def test_resume_on_another_node_keeps_the_variant(
+    make_server: Any, world: World, pool: asyncpg.Pool
+) -> None:
+    """Two nodes on one Redis: viewers of node A drop and resume on node B; the missed variant
+    push replays in the variant they saw on A, and B's live pushes agree too."""
+    node_a, node_b = await make_server(), await make_server()
+    exp = await experiment(node_a, world, "two-nodes")
+    people = await users(pool, 16, "oNodes")
+    tokens = [user_token(u, o) for u, o in people] + [world.viewer_token() for _ in range(4)]
+    viewers = [TestViewer(node_a.ws_url(), world.room_id, t) for t in tokens]
+    await asyncio.gather(*(v.connect() for v in viewers))
+    status, first = await push(node_a, world, experiment_id=exp["id"], variants=CREATIVES)
+    assert status == 201
+    await wait_until(lambda: all(v.of_type("goods_push") for v in viewers))
+    seen = [v.of_type("goods_push")[0]["experiment"]["variant"] for v in viewers]
+    assert set(seen) == {"a", "b"}
+    for v in viewers:
+        await v.drop()
+    status, missed = await push(node_b, world, experiment_id=exp["id"], variants=CREATIVES)
+    assert status == 201
+    await asyncio.gather(*(v.connect(node_b.ws_url(), resume=True) for v in viewers))
+    status, live = await push(node_a, world, experiment_id=exp["id"], variants=CREATIVES)
+    assert status == 201
+    await wait_until(lambda: all(len(v.of_type("goods_push")) == 3 for v in viewers))
+    for v, want in zip(viewers, seen, strict=True):
+        assert v.welcomes[-1]["resumed"] is True
+        pushes = v.of_type("goods_push")
+        assert [f["seq"] for f in pushes] == [first["seq"], missed["seq"], live["seq"]]
+        for f in pushes:
+            check_creative(f, want)
+        await v.close()
