@@ -440,3 +440,27 @@ async def test_resume_on_another_node_keeps_the_variant(
         for f in pushes:
             check_creative(f, want)
         await v.close()
+
+
+async def test_scheduled_push_of_an_experiment_not_running_shows_the_control(
+    server: AppServer, world: World
+) -> None:
+    """A schedule made with a draft experiment that is still a draft when it fires pushes the
+    goods' own creative, with no experiment, to everyone."""
+    draft = await experiment(server, world, "never-started", start=False)
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    at = (datetime.now(UTC) + timedelta(milliseconds=500)).isoformat()
+    body = {
+        "goods_id": world.goods_ids[0], "idempotency_key": "d1", "at": at, "show_seconds": 30,
+        "experiment_id": draft["id"], "variants": CREATIVES,
+    }  # fmt: skip
+    url = f"{server.url}/api/rooms/{world.room_id}/schedules"
+    status, row = await http("POST", url, json=body, headers=world.host_headers())
+    assert status == 201, row
+    await wait_until(lambda: len(v.of_type("goods_push")) == 1)
+    frame = v.of_type("goods_push")[0]
+    assert frame["schedule_id"] == row["id"]
+    assert "experiment" not in frame
+    assert frame["goods"]["title"] == "Goods 0"
+    await v.close()
