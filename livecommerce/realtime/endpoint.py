@@ -30,6 +30,7 @@ from livecommerce.growth.analytics.writer import BufferFull, WriterClosed
 from livecommerce.metrics import Metrics
 from livecommerce.outage import NAMES, OutageLog, unavailable_backend
 from livecommerce.realtime import protocol as p
+from livecommerce.realtime import variants
 from livecommerce.realtime.broker import Broker, Snapshot
 from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
 from livecommerce.realtime.frames import accept_key
@@ -98,6 +99,9 @@ class Endpoint:
         self.tracker: Tracker | None = None
         # Comment moderation (moderation/setup.py); None: comments are published as they come.
         self.moderator: CommentHook | None = None
+
+        # Bubble experiments: a user's openid and sticky assignments, once per connection.
+        self.sticky = variants.StickyLoader(pool)
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -179,6 +183,7 @@ class Endpoint:
                 p.CLOSE_TOO_MANY_CONNECTIONS, "too_many_connections", "too many connections"
             )
         conn.identity = identity
+        conn.ab = await self.sticky.load(claims)
         # No viewer joins before this node's subscription is live, or it could miss frames.
         try:
             async with asyncio.timeout(SUBSCRIBE_WAIT_SECONDS):
@@ -206,7 +211,9 @@ class Endpoint:
         kind = "resync" if last_seq is not None and not resumed else "welcome"
         if last_seq is not None:
             self.metrics.resumes.labels("hit" if resumed else "miss").inc()
-        conn.write(p.ws_text_frame(p.encode(welcome_body(kind, snap, room, resumed))))
+        body = welcome_body(kind, snap, room, resumed)
+        variants.personal_bubble(hub, room_id, conn, body)
+        conn.write(p.ws_text_frame(p.encode(body)))
         hub.finish_join(conn, snap.seq, snap.missed if resumed else [])
         conn.state = OPEN
 
@@ -386,6 +393,8 @@ class Endpoint:
         snap, room = await self._snapshot(conn.room_id, None)
         if conn.state != OPEN:
             return None
-        conn.write(p.ws_text_frame(p.encode(welcome_body("resync", snap, room, False))))
+        body = welcome_body("resync", snap, room, False)
+        variants.personal_bubble(hub, conn.room_id, conn, body)
+        conn.write(p.ws_text_frame(p.encode(body)))
         hub.finish_join(conn, snap.seq, [])
         return None
