@@ -207,6 +207,7 @@ class GroupsConfig:
 
     one_open_group_per_offer: bool = True
     success_template_id: Annotated[str, Meta(min_length=1, max_length=128)] = "group_success"
+    failed_template_id: Annotated[str, Meta(max_length=128)] = "group_failed"
     worker_max_sleep_seconds: PosFloat = 30.0
     worker_batch_size: Pos = 100
 
@@ -259,6 +260,9 @@ class SupportConfig:
     # template tells them an answer is waiting (once per closed window; empty: off).
     waiting_template_id: str = ""
     waiting_page: str = "pages/support/index"
+    # The shop (host id) that takes hand-offs whose shop the chat does not tell (0: none, they
+    # wait in the admin's unscoped queue). See docs/support.md, "Which shop".
+    default_host_id: NonNeg = 0
 
 
 @dataclass(frozen=True, slots=True)

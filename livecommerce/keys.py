@@ -18,6 +18,7 @@ from livecommerce.growth.analytics.writer import Writer as AnalyticsWriter
 from livecommerce.metrics import Metrics
 from livecommerce.notify.sender import NotificationSender
 from livecommerce.outage import OutageLog
+from livecommerce.pglisten import Listener
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.conn import Sockets
 from livecommerce.realtime.endpoint import Endpoint
@@ -54,6 +55,7 @@ PAY_KEYS = web.AppKey("pay_keys", PayKeys)
 PAY_CLIENT = web.AppKey("pay_client", WechatPayClient)
 ORDER_REAPER = web.AppKey("order_reaper", OrderReaper)
 REFUND_WORKER = web.AppKey("refund_worker", RefundWorker)
+REFUND_LISTENER = web.AppKey("refund_listener", Listener)
 # Development only: the in-process fake WeChat server and its base URL.
 FAKE_WECHAT = web.AppKey("fake_wechat", FakeWechat)
 FAKE_WECHAT_URL = web.AppKey("fake_wechat_url", str)

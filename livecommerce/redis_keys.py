@@ -119,3 +119,32 @@ def flash_rooms(sale_id: int) -> str:
 def flash_stock_throttle(sale_id: int, room_id: int) -> str:
     """SET NX PX marker: a stock update was published to the room recently."""
     return f"{PREFIX}{flash_tag(sale_id)}:throttle:{room_id}"
+
+
+# Group offers pushed as bubbles (social/offers.py): keys of one offer share {group-offer:ID}.
+def group_offer_tag(offer_id: int) -> str:
+    return f"{{group-offer:{offer_id}}}"
+
+
+def group_offer_rooms(offer_id: int) -> str:
+    """Set of room ids the offer was pushed into (they get ``group_progress`` frames)."""
+    return f"{PREFIX}{group_offer_tag(offer_id)}:rooms"
+
+
+def group_progress_last(offer_id: int, room_id: int) -> str:
+    """The featured group last published to the room (a frame is sent only on a change)."""
+    return f"{PREFIX}{group_offer_tag(offer_id)}:last:{room_id}"
+
+
+# Comment moderation (livecommerce/moderation): a copy of the room's rules from PostgreSQL.
+# mod: hash {v (version), host (owner host id), muted (0/1), policy, words (JSON list)};
+# mutes: hash author ("user:12") -> muted until (ms since the epoch, 0 = until unmuted).
+MODERATION_TTL_SECONDS = 7 * 86400  # refreshed on each load; rebuilt from PostgreSQL when gone
+
+
+def room_moderation(room_id: int) -> str:
+    return f"{PREFIX}{room_tag(room_id)}:mod"
+
+
+def room_mutes(room_id: int) -> str:
+    return f"{PREFIX}{room_tag(room_id)}:mutes"

@@ -5,10 +5,10 @@
 
 var EVENTS = ['welcome', 'resync', 'goods_push', 'goods_withdraw', 'room_state', 'viewer_count',
   'likes', 'comment', 'comment_delete', 'error', 'open', 'close', 'reconnecting', 'ended', 'unauthorized', 'frame',
-  'tracked'];
+  'tracked', 'flash_sale_push', 'flash_sale_stock', 'group_offer_push', 'group_progress'];
 // Frames a room publishes (they carry seq); everything else is per-connection.
 var SEQUENCED = { goods_push: 1, goods_withdraw: 1, room_state: 1, viewer_count: 1, likes: 1, comment: 1,
-  comment_delete: 1 };
+  comment_delete: 1, flash_sale_push: 1, flash_sale_stock: 1, group_offer_push: 1, group_progress: 1 };
 var STOP_CODES = { 4400: 1, 4401: 1, 4404: 1, 4410: 1 }; // retrying cannot help
 var NOW_CODES = { 1012: 1, 4408: 1 }; // node shutting down / evicted as slow: resume right away
 
@@ -194,6 +194,14 @@ class LiveRoomClient {
       case 'tracked': delete this._tracking[f.ref]; break;
       case 'goods_push': s.bubble = f; break;
       case 'goods_withdraw': s.bubble = null; break;
+      // Flash sales and group offers are bubbles too; their live numbers update the bubble.
+      case 'flash_sale_push': case 'group_offer_push': s.bubble = f; break;
+      case 'flash_sale_stock':
+        if (s.bubble && s.bubble.sale && s.bubble.sale.id === f.sale_id) s.bubble.sale.stock_left = f.stock_left;
+        break;
+      case 'group_progress':
+        if (s.bubble && s.bubble.offer && s.bubble.offer.id === f.offer_id) s.bubble.offer.group = f.group;
+        break;
       case 'viewer_count': s.viewers = f.count; break;
       case 'likes': s.likes = f.total; break;
       case 'room_state': if (f.room) s.room = f.room; break;

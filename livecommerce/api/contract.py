@@ -67,6 +67,7 @@ _PATH_PARAM = re.compile(r"\{(\w+)\}")
 USER: tuple[Kind, ...] = ("user",)
 HOST: tuple[Kind, ...] = ("host",)
 VIEWER: tuple[Kind, ...] = ("viewer",)
+AGENT: tuple[Kind, ...] = ("agent",)
 
 B = TypeVar("B")
 Q = TypeVar("Q")
@@ -127,6 +128,13 @@ class Call(Generic[B, Q]):
         assert self.claims is not None
         assert self.claims.host_id is not None
         return self.claims.host_id
+
+    @property
+    def agent_id(self) -> int:
+        """The caller's agent id (the route requires an agent token)."""
+        assert self.claims is not None
+        assert self.claims.agent_id is not None
+        return self.claims.agent_id
 
 
 Handler = Callable[[Any], Awaitable[Any]]

@@ -47,6 +47,7 @@ SECURITY = {
     "user": ("userToken", "A user token from `POST /api/auth/wechat/login`"),
     "host": ("hostToken", "A host token"),
     "viewer": ("viewerToken", "An anonymous viewer token from `POST /api/tokens/viewer`"),
+    "agent": ("agentToken", "A customer-service agent's session (`POST /api/agent/session`)"),
 }
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 

@@ -21,16 +21,18 @@ def bearer_token(request: web.Request) -> str:
 def require_claims(request: web.Request, *kinds: Kind) -> Claims:
     """The verified claims of the request's bearer token, which must be one of ``kinds``.
 
-    Without an ``Authorization`` header, the console's session cookie stands in for it
-    (:mod:`livecommerce.auth.session`); then a state-changing method needs ``X-CSRF-Token``.
+    Without an ``Authorization`` header, the console's session cookie (the agent's, for
+    agent-only routes) stands in for it (:mod:`livecommerce.auth.session`); then a
+    state-changing method needs ``X-CSRF-Token``.
 
     Raises:
-        Unauthorized: no token, a bad or expired one.
+        Unauthorized: no token, a bad or expired one, a console session revoked by a password
+            reset (``session_revoked``, flagged by ``console/session_guard.py``).
         Forbidden: a valid token of another kind (a viewer calling a host action), or a
             cookie-authenticated write without its CSRF token (code ``csrf_failed``).
     """
     secret = request.app[keys.SETTINGS].secret
-    cookie = request.cookies.get(session.COOKIE, "")
+    cookie = request.cookies.get(session.cookie_for(kinds), "")
     if cookie and "Authorization" not in request.headers:
         claims = verify_token(secret, cookie)
         if request.method not in session.SAFE_METHODS and not session.csrf_ok(
@@ -39,6 +41,8 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
             raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
     else:
         claims = verify_token(secret, bearer_token(request))
+    if request.get(session.REVOKED):
+        raise Unauthorized("the session ended: the password was changed", code="session_revoked")
     if kinds and claims.kind not in kinds:
         raise Forbidden(f"this action needs a {' or '.join(kinds)} token", code="wrong_role")
     return claims

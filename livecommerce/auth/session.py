@@ -11,9 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from aiohttp import web
+
 COOKIE = "lc_session"
+# An agent's session (customer service) is its own cookie: a host and one of their agents can
+# be signed in side by side in one browser.
+AGENT_COOKIE = "lc_agent_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set on a request whose session token was issued for an older password (the host's password
+# was reset since): ``require_claims`` refuses it with 401 ``session_revoked``.
+REVOKED = web.RequestKey("session_revoked", bool)
 
 
 def csrf_token(secret: str, session: str) -> str:
@@ -21,13 +29,19 @@ def csrf_token(secret: str, session: str) -> str:
     return hmac.new(f"csrf|{secret}".encode(), session.encode(), hashlib.sha256).hexdigest()
 
 
+def cookie_for(kinds: tuple[str, ...]) -> str:
+    """The session cookie a route taking ``kinds`` of token reads: the agent cookie for
+    agent-only routes, the console's otherwise."""
+    return AGENT_COOKIE if kinds == ("agent",) else COOKIE
+
+
 def csrf_ok(secret: str, session: str, sent: str) -> bool:
     """Whether ``sent`` is the CSRF token of ``session`` (constant time)."""
     return hmac.compare_digest(csrf_token(secret, session), sent)
 
 
-def session_cookie(value: str, max_age: int, *, secure: bool) -> str:
+def session_cookie(value: str, max_age: int, *, secure: bool, name: str = COOKIE) -> str:
     """A ``Set-Cookie`` value: HttpOnly, SameSite=Lax, whole site, Secure unless development.
     ``max_age=0`` with an empty value signs out."""
-    cookie = f"{COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+    cookie = f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
     return cookie + "; Secure" if secure else cookie

@@ -4,6 +4,7 @@ States and who moves them (every move is one conditional ``UPDATE ... WHERE stat
 0 rows means "not in that state" and becomes 404 or 409, never a silent double move)::
 
     pending_payment --pay notification--> paid --host ships--> shipped --buyer confirms--> completed
+                                                    (needs the order's shipping address)
          |  buyer cancels / payment timeout                 (a late payment re-takes stock:
          v                                                   cancelled -> paid, or if sold out
      cancelled ----------- late payment, stock gone -------> refunded)
@@ -321,7 +322,10 @@ async def ship_order(
 ) -> dict[str, Any]:
     """The host ships a paid order of its goods: paid -> shipped. Other hosts' orders: 404.
 
-    The buyer's ``order_shipped`` notification is queued in the same transaction.
+    Every order is of physical goods, so it ships only with a shipping address: a paid order
+    without one is Conflict ``address_required`` (the buyer adds it with
+    :func:`set_address`, until the order ships). The buyer's ``order_shipped`` notification is
+    queued in the same transaction.
     """
     async with conn.transaction():
         return await _ship(conn, host_id, order_id, carrier, tracking_no)
@@ -333,13 +337,24 @@ async def _ship(
     row = await conn.fetchrow(
         f"""UPDATE orders SET status = 'shipped', carrier = $3, tracking_no = $4,
                    shipped_at = now(), updated_at = now()
-            WHERE id = $1 AND host_id = $2 AND status = 'paid' RETURNING {COLUMNS}""",
+            WHERE id = $1 AND host_id = $2 AND status = 'paid' AND address IS NOT NULL
+            RETURNING {COLUMNS}""",
         order_id,
         host_id,
         carrier,
         tracking_no,
     )
     if row is None:
+        if await conn.fetchval(
+            """SELECT 1 FROM orders WHERE id = $1 AND host_id = $2 AND status = 'paid'
+               AND address IS NULL""",
+            order_id,
+            host_id,
+        ):
+            raise Conflict(
+                "the buyer has not given a shipping address yet (PUT /api/orders/{id}/address)",
+                code="address_required",
+            )
         raise await _refuse(conn, "id = $1 AND host_id = $2", (order_id, host_id), "ship")
     await outbox.order_event(conn, order_id, "shipped")
     return to_json(row)

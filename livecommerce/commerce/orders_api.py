@@ -144,7 +144,10 @@ async def confirm(call: Call[None, None]) -> Order:
 
 
 async def ship(call: Call[ShipBody, None]) -> Order:
-    """The host ships one of its paid orders with a carrier and tracking number."""
+    """The host ships one of its paid orders with a carrier and tracking number.
+
+    A paid order whose buyer has not given a shipping address is 409 `address_required`.
+    """
     b = call.body
     async with call.app[keys.PG_POOL].acquire() as conn:
         order = await orders.ship_order(conn, call.host_id, call.id(), b.carrier, b.tracking_no)

@@ -132,8 +132,7 @@ async def wechat_notify(call: Call[WechatPayNotification, None]) -> PayAck:
         outcome = await payments.apply_transaction(conn, txn)
     # Read-your-payment: the order's social effects (group membership and state, flash-sale
     # order, points) are committed before WeChat (and the buyer polling after it) hears back.
-    deps = events.Deps(call.app[keys.SETTINGS], call.app[keys.FLASH_STOCK])
-    await events.process(pool, deps, 20, order_id=txn.order_id)
+    await events.process(pool, call.app[keys.SOCIAL_WORKER].deps, 20, order_id=txn.order_id)
     log.info("payment %s for order %d: %s", txn.transaction_id, txn.order_id, outcome)
     message = "already processed" if outcome == "already_processed" else outcome
     return PayAck(code="SUCCESS", message=message)

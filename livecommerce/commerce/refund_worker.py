@@ -9,8 +9,11 @@ SYSTEM_ERROR) and refusals WeChat may lift (NOT_ENOUGH: the merchant balance) ar
 exponential backoff from ``wechatpay.refund_retry_seconds`` up to
 ``wechatpay.refund_retry_max_seconds``.
 
-It sleeps until the earliest due refund (capped at ``MAX_SLEEP_SECONDS``, so refunds created
-by another node's transaction are picked up) and is woken by :meth:`RefundWorker.poke`.
+It sleeps until the earliest due refund and is woken by :meth:`RefundWorker.poke`: on this node
+directly, and on every node by the ``pg_notify('lc_refunds')`` that each refund's transaction
+sends, which :meth:`RefundWorker.listener` LISTENs for on a dedicated connection (reconnected
+when lost: :mod:`livecommerce.pglisten`). The sleep is still capped at ``max_sleep_seconds``
+(``MAX_SLEEP_SECONDS``), the fallback while the LISTEN connection is down.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from livecommerce.commerce import refunds
 from livecommerce.commerce.orders import out_trade_no
 from livecommerce.commerce.payclient import PayError, PayNotFound, WechatPayClient
 from livecommerce.config import WechatPayConfig
+from livecommerce.pglisten import Listener
 
 log = logging.getLogger("livecommerce.refunds")
 MAX_SLEEP_SECONDS = 2.0
@@ -50,10 +54,15 @@ class RefundWorker:
         self._cfg = cfg
         self._batch = batch
         self._wake = asyncio.Event()
+        self.max_sleep_seconds = MAX_SLEEP_SECONDS
 
     def poke(self) -> None:
-        """A refund was created on this node: look now."""
+        """A refund was created (on this node, or NOTIFYed by any): look now."""
         self._wake.set()
+
+    def listener(self, database_url: str) -> Listener:
+        """The LISTEN on ``lc_refunds`` that pokes this worker (run it beside :meth:`run`)."""
+        return Listener(database_url, refunds.WAKE_CHANNEL, self.poke)
 
     async def run(self) -> None:
         while True:
@@ -64,15 +73,15 @@ class RefundWorker:
                 delay = await self._next_due()
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 log.warning("refund round failed (%s); retrying", type(exc).__name__)
-                delay = MAX_SLEEP_SECONDS
-            await wait_event(self._wake, min(max(delay, 0.05), MAX_SLEEP_SECONDS))
+                delay = self.max_sleep_seconds
+            await wait_event(self._wake, min(max(delay, 0.05), self.max_sleep_seconds))
 
     async def _next_due(self) -> float:
         value = await self._pool.fetchval(
             """SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - now())::float8 FROM refunds
                WHERE status IN ('pending', 'processing')"""
         )
-        return MAX_SLEEP_SECONDS if value is None else float(value)
+        return self.max_sleep_seconds if value is None else float(value)
 
     async def process(self) -> int:
         """One round: request or query every due refund; the number handled."""

@@ -109,6 +109,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         "aftersale_approved": template,
         "aftersale_rejected": template,
         "group_succeeded": settings.groups.success_template_id,
+        "group_failed": settings.groups.failed_template_id,
     }
     sender = NotificationSender(
         app[keys.PG_POOL], app[keys.REDIS], app[keys.WECHAT_CLIENT], templates
@@ -130,10 +131,17 @@ async def reaper_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def refunds_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The refund worker: asks WeChat Pay for the refunds owed and follows them up."""
-    worker = RefundWorker(app[keys.PG_POOL], app[keys.PAY_CLIENT], app[keys.SETTINGS].wechatpay)
+    """The refund worker (asks WeChat Pay for the refunds owed and follows them up) and its
+    LISTEN on ``lc_refunds``, so a refund committed on any node is sent at once."""
+    settings = app[keys.SETTINGS]
+    worker = RefundWorker(app[keys.PG_POOL], app[keys.PAY_CLIENT], settings.wechatpay)
     app[keys.REFUND_WORKER] = worker
-    async with running(worker.run(), "refund-worker"):
+    listener = worker.listener(settings.database.url)
+    app[keys.REFUND_LISTENER] = listener
+    async with (
+        running(listener.run(), "refund-listener"),
+        running(worker.run(), "refund-worker"),
+    ):
         yield
 
 

@@ -73,3 +73,8 @@ async def root(request: web.Request) -> web.Response:
 async def asset(request: web.Request) -> web.Response:
     """One static asset of the pages (CSS, JavaScript module, image)."""
     return _file(request.match_info["name"])
+
+
+async def agent_page(request: web.Request) -> web.Response:
+    """The customer-service agent workspace (sign-in, queue, conversations, canned replies)."""
+    return _page("agent.html")

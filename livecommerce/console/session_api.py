@@ -49,7 +49,7 @@ class SignedOut(Model):
     signed_out: bool
 
 
-def _same_origin(request: web.Request) -> None:
+def same_origin(request: web.Request) -> None:
     """Refuse a sign-in posted from another site (login CSRF): an Origin, if sent, must be ours."""
     origin = request.headers.get("Origin")
     if origin is not None and origin.split("://", 1)[-1] != request.host:
@@ -63,7 +63,7 @@ async def sign_in(call: Call[SignIn, None]) -> Reply[ConsoleSession]:
     name or password (the same answer for both); 429 ``too_many_sign_ins`` after 5 failures for
     a name or 20 from an address within 15 minutes.
     """
-    _same_origin(call.request)
+    same_origin(call.request)
     app, b = call.app, call.body
     redis = app[keys.REDIS]
     address = call.request.remote or "?"
@@ -75,7 +75,7 @@ async def sign_in(call: Call[SignIn, None]) -> Reply[ConsoleSession]:
     await signin_limit.succeeded(redis, b.name)
     settings = app[keys.SETTINGS]
     ttl = settings.security.host_token_ttl_seconds
-    token = issue_token(settings.secret, "host", host.id, ttl)
+    token = issue_token(settings.secret, "host", host.id, ttl, session=host.password_version)
     cookie = session.session_cookie(token, ttl, secure=settings.production)
     body = ConsoleSession(
         host=ConsoleHost(id=host.id, name=host.name),

@@ -49,6 +49,15 @@ def subscribe_message(kind: str, payload: dict[str, Any]) -> tuple[str, dict[str
             "phrase4": "拼团成功",
         }
         return f"pages/group/index?id={payload.get('group_id', '')}", data
+    if kind == "group_failed":
+        refunded = payload.get("outcome") == "refunded"
+        data = {
+            "thing1": title,
+            "amount2": _yuan(int(payload.get("refund_fen", 0))),
+            "phrase3": "拼团失败",
+            "thing4": "已原路退款" if refunded else "订单已取消",
+        }
+        return f"pages/orders/detail?id={payload.get('order_id', '')}", data
     data = {"thing1": title, "phrase3": str(payload.get("status", ""))[:5]}
     if "total_fen" in payload:
         data["amount2"] = _yuan(int(payload["total_fen"]))

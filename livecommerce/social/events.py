@@ -11,20 +11,23 @@ claims returned at most once), so a retried event changes nothing twice.
 * paid: purchase points credited; a group member counted (or refunded); a flash-sale order
   paid after it had been cancelled (its unit went back on sale) is refunded.
 * cancelled: flash-sale units returned; the group seat freed; points spent restored.
-* refunded: flash-sale units returned; the group member marked; the purchase credit reversed
-  and the points spent restored.
+* refunded: flash-sale units returned; the group member marked; what is left of the purchase
+  credit reversed and the points spent restored.
+* refund (a refund row was created, migration 0019; partial ones too): the purchase credit
+  reversed in proportion to what has been refunded of the order's payment.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
 from livecommerce.aio import check_cancelled
 from livecommerce.config import Settings
-from livecommerce.social import flashsale, groups, points
+from livecommerce.social import flashsale, groups, offers, points
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.refunds import refund_paid_order
 
@@ -36,6 +39,22 @@ CHANNEL = "lc_order_events"
 class Deps:
     settings: Settings
     stock: FlashStock
+    # Told the group offers whose groups changed (after the commit): their pushed bubbles'
+    # progress frames (offers.announce). None: nobody is told.
+    offers_changed: Callable[[list[int]], Awaitable[object]] | None = None
+
+
+async def tell_offers_changed(pool: asyncpg.Pool, deps: Deps, order_ids: list[int]) -> None:
+    """Call ``deps.offers_changed`` with the group offers of these orders (if any)."""
+    if deps.offers_changed is None or not order_ids:
+        return
+    try:
+        changed = await offers.offers_of_orders(pool, order_ids)
+    except (asyncpg.PostgresError, OSError) as exc:
+        log.warning("group offers of applied events unknown (%s)", type(exc).__name__)
+        return
+    if changed:
+        await deps.offers_changed(changed)
 
 
 async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> None:
@@ -61,6 +80,8 @@ async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> Non
         await groups.on_refunded(conn, order_id)
         await points.reverse_purchase(conn, cfg, user_id, order_id)
         await points.restore_spend(conn, cfg, user_id, order_id)
+    elif new == "refund" and ev["refund_id"] is not None:  # a refund row (migration 0019)
+        await points.reverse_for_refund(conn, cfg, user_id, order_id, ev["refund_id"])
 
 
 async def process(
@@ -75,7 +96,7 @@ async def process(
     lock = "FOR UPDATE" if order_id is not None else "FOR UPDATE SKIP LOCKED"
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            f"""SELECT e.id, e.order_id, e.user_id, e.old_status, e.new_status
+            f"""SELECT e.id, e.order_id, e.user_id, e.old_status, e.new_status, e.refund_id
                FROM order_events e
                WHERE NOT EXISTS (SELECT 1 FROM order_events p
                                  WHERE p.order_id = e.order_id AND p.id < e.id)
@@ -85,17 +106,20 @@ async def process(
             order_id,
         )
         done = 0
+        applied: list[int] = []
         for ev in rows:
             try:
                 async with conn.transaction():
                     await apply(conn, deps, ev)
                     await conn.execute("DELETE FROM order_events WHERE id = $1", ev["id"])
                 done += 1
+                applied.append(ev["order_id"])
             except (asyncpg.PostgresError, ValueError) as exc:
                 # Left in place and retried on the next pass; later events of the same order
                 # wait behind it (in order), other orders go on.
                 log.error("order event %d (order %d -> %s) failed: %r", ev["id"],
                           ev["order_id"], ev["new_status"], exc)  # fmt: skip
+    await tell_offers_changed(pool, deps, applied)
     return done
 
 

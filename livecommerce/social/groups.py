@@ -11,7 +11,8 @@ The order-event worker applies payments: under the group's row lock a paid membe
 and the payment that makes ``paid = size`` flips the group to ``succeeded`` and — in that same
 transaction, exactly once — queues one success notification per member. Open groups past
 their time are failed by :func:`expire_due` (``FOR UPDATE SKIP LOCKED``, any number of nodes):
-pending orders are cancelled and paid ones refunded. A payment that arrives for a group that
+pending orders are cancelled and paid ones refunded, and every member gets one ``group_failed``
+notice saying which (queued in that same transaction). A payment that arrives for a group that
 is no longer open, or for a member whose seat was freed, is refunded.
 
 Lock order: group row, then order row, then goods row.
@@ -489,7 +490,33 @@ async def fail_group(conn: asyncpg.Connection, group_id: int) -> bool:
         await conn.execute(
             "UPDATE group_members SET status = $2 WHERE order_id = $1", m["order_id"], status
         )
+        await _failed_notice(conn, group_id, m["order_id"], status)
     return True
+
+
+async def _failed_notice(
+    conn: asyncpg.Connection, group_id: int, order_id: int, outcome: str
+) -> None:
+    """Tell a member their group failed and what became of their order (``refunded``: the
+    refund has been requested, ``refund_fen``; ``cancelled``: it was never paid) — once per
+    member, in the transaction that failed the group (socket notice + subscribe message)."""
+    row = await conn.fetchrow(
+        """SELECT o.user_id, o.title, o.total_fen, g.size, f.group_price_fen
+           FROM orders o JOIN groups g ON g.id = $1 JOIN group_offers f ON f.id = g.offer_id
+           WHERE o.id = $2""",
+        group_id,
+        order_id,
+    )
+    refunded = outcome == "refunded"
+    await outbox.enqueue(
+        conn, row["user_id"], "group_failed", f"group:{group_id}:failed:{row['user_id']}",
+        {
+            "group_id": group_id, "order_id": order_id, "title": row["title"],
+            "size": row["size"], "group_price_fen": row["group_price_fen"], "outcome": outcome,
+            "refund_fen": row["total_fen"] if refunded else 0,
+            "status": "拼团失败",
+        },
+    )  # fmt: skip
 
 
 async def expire_due(pool: asyncpg.Pool, batch: int) -> list[int]:

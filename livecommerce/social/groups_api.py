@@ -11,7 +11,7 @@ from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
 from livecommerce.api.types import Fen, Id
 from livecommerce.commerce.orders_api import Order
-from livecommerce.social import groups
+from livecommerce.social import groups, offers
 
 MAX_FILL_SECONDS = 7 * 24 * 3600
 
@@ -129,6 +129,9 @@ async def join(call: Call[NoBody, None]) -> Reply[GroupOrder]:
         )  # fmt: skip
     if created:
         call.app[keys.ORDER_REAPER].poke()
+        # A seat was taken: rooms showing the offer's bubble hear "N joined, M to go".
+        app = call.app
+        await offers.announce_groups(app[keys.PG_POOL], app[keys.BROKER], [result["group_id"]])
     return Reply(to(GroupOrder, result), status=201 if created else 200)
 
 

@@ -341,8 +341,55 @@ async def reverse_purchase(
     conn: asyncpg.Connection, cfg: PointsConfig, user_id: int, order_id: int,
     at: datetime | None = None,
 ) -> int:  # fmt: skip
-    """On refund, take back exactly the order's purchase credit (once). Points already spent
-    cannot be taken: the entry records them as ``shortfall`` and the balance stays >= 0."""
+    """The order was refunded in full: take back what is left of its purchase credit (once).
+    Points already spent cannot be taken: the entry records them as ``shortfall`` and the
+    balance stays >= 0. Returns the points taken."""
+    return await _reverse_up_to(
+        conn, cfg, user_id, order_id, None, f"purchase_reversal:order:{order_id}", at or now()
+    )
+
+
+async def reverse_for_refund(
+    conn: asyncpg.Connection, cfg: PointsConfig, user_id: int, order_id: int, refund_id: int,
+    at: datetime | None = None,
+) -> int:  # fmt: skip
+    """A refund of (part of) the order's payment: reverse the purchase credit in proportion.
+
+    The reversals of an order add up to ``floor(credited x refunded / paid)``, ``refunded``
+    being the refunds of the order's own payment that are not ``closed``: partial refunds add
+    up, a full refund takes back the whole credit, a refund of another transaction of the
+    order (a double payment) takes nothing, and nothing is ever taken twice (the key is the
+    refund; the sum of earlier reversals, shortfalls included, is subtracted). Returns the
+    points taken.
+    """
+    row = await conn.fetchrow(
+        """SELECT p.amount_fen AS paid,
+                  (SELECT COALESCE(sum(r.amount_fen), 0)::bigint FROM refunds r
+                   WHERE r.transaction_id = o.transaction_id AND r.status <> 'closed') AS refunded
+           FROM orders o JOIN payments p ON p.transaction_id = o.transaction_id
+           WHERE o.id = $1""",
+        order_id,
+    )
+    if row is None or row["paid"] <= 0:
+        return 0
+    return await _reverse_up_to(
+        conn, cfg, user_id, order_id, (min(row["refunded"], row["paid"]), row["paid"]),
+        f"purchase_reversal:refund:{refund_id}", at or now(),
+    )  # fmt: skip
+
+
+async def _reverse_up_to(
+    conn: asyncpg.Connection,
+    cfg: PointsConfig,
+    user_id: int,
+    order_id: int,
+    share: tuple[int, int] | None,
+    key: str,
+    at: datetime,
+) -> int:
+    """Bring the order's purchase reversals up to ``share`` (refunded, paid) of its credit
+    (None: all of it), under the account lock; the points taken."""
+    await _open(conn, cfg, user_id, at)  # serializes this user's reversals
     credited = await conn.fetchval(
         "SELECT delta FROM points_entries WHERE user_id = $1 AND idempotency_key = $2",
         user_id,
@@ -350,10 +397,19 @@ async def reverse_purchase(
     )
     if not credited:
         return 0
+    target = credited if share is None else credited * share[0] // share[1]
+    already = await conn.fetchval(
+        """SELECT COALESCE(sum(shortfall - delta), 0)::int FROM points_entries
+           WHERE user_id = $1 AND order_id = $2 AND kind = 'purchase_reversal'""",
+        user_id,
+        order_id,
+    )
+    amount = min(target, credited) - already
+    if amount <= 0:
+        return 0
     taken = await _debit(
-        conn, cfg, user_id, "purchase_reversal", credited,
-        f"purchase_reversal:order:{order_id}", at or now(), order_id=order_id, partial=True,
-    )  # fmt: skip
+        conn, cfg, user_id, "purchase_reversal", amount, key, at, order_id=order_id, partial=True
+    )
     return taken or 0
 
 

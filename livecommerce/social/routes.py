@@ -6,6 +6,7 @@ PostgreSQL pool, Redis client and WeChat client).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp import web
 from livecommerce import keys
 from livecommerce.aio import running
 from livecommerce.api.contract import HOST, USER, add_routes, route
-from livecommerce.social import events, flashsale_api, groups_api, points_api
+from livecommerce.social import events, flashsale_api, groups_api, offers, offers_api, points_api
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.worker import SocialWorker
 
@@ -23,7 +24,8 @@ async def social_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     stock = FlashStock(app[keys.REDIS], settings.flash_sale)
     app[keys.FLASH_STOCK] = stock
-    worker = SocialWorker(app[keys.PG_POOL], settings, events.Deps(settings, stock))
+    announce = functools.partial(offers.announce, app[keys.PG_POOL], app[keys.BROKER])
+    worker = SocialWorker(app[keys.PG_POOL], settings, events.Deps(settings, stock, announce))
     app[keys.SOCIAL_WORKER] = worker
     listener = await worker.listen()
     try:
@@ -87,4 +89,12 @@ ROUTES = (
           )),
     route("GET", "/api/groups/{id}", groups_api.read, tag="groups"),
     route("GET", "/api/goods/{id}/groups", groups_api.list_for_goods, tag="groups"),
+    route("GET", "/api/group-offers/{id}", offers_api.read_group_offer, errors=(404,),
+          tag="groups"),
+    route("POST", "/api/host/group-offers/{id}/push", offers_api.push_group_offer, auth=HOST,
+          errors=(409,), tag="groups"),
+    route("GET", "/api/host/group-offers", offers_api.host_group_offers, auth=HOST,
+          tag="groups"),
+    route("GET", "/api/host/flash-sales", offers_api.host_flash_sales, auth=HOST,
+          tag="flash sales"),
 )  # fmt: skip

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from livecommerce.aio import check_cancelled, wait_event
 from livecommerce.config import Settings
-from livecommerce.social import events, flashsale, groups, points
+from livecommerce.social import events, flashsale, groups, offers, points
 
 log = logging.getLogger("livecommerce.social.worker")
 ERROR_RETRY_SECONDS = 2.0
@@ -38,6 +38,11 @@ class SocialWorker:
         self._deps = deps
         self._wake = asyncio.Event()
 
+    @property
+    def deps(self) -> events.Deps:
+        """What order events are applied with (the payment notification applies its own)."""
+        return self._deps
+
     def poke(self, *_: Any) -> None:
         self._wake.set()
 
@@ -45,10 +50,12 @@ class SocialWorker:
         """One pass over every job; seconds until the next known deadline (None: none)."""
         cfg = self._settings.groups
         await events.drain(self._pool, self._deps, cfg.worker_batch_size)
-        while len(await groups.expire_due(self._pool, cfg.worker_batch_size)) == (
-            cfg.worker_batch_size
-        ):
-            pass
+        while True:
+            failed = await groups.expire_due(self._pool, cfg.worker_batch_size)
+            if failed and self._deps.offers_changed is not None:
+                await self._deps.offers_changed(await offers.offers_of_groups(self._pool, failed))
+            if len(failed) < cfg.worker_batch_size:
+                break
         await events.drain(self._pool, self._deps, cfg.worker_batch_size)  # refunds just made
         await points.expire_due(self._pool, self._settings.points, cfg.worker_batch_size)
         try:

@@ -1,8 +1,6 @@
-"""HTTP: human agents of the host's shop — presence, the queue, claim, reply, transfer, close.
-
-Agents act through their host's console (host token); the path names the acting agent
-(``/agents/{agent_id}/conversations/{id}/...``), which must be one of the host's (404
-otherwise). See docs/support.md for the state machine."""
+"""HTTP, host side: the host's customer-service agents (accounts of their shop) and the shop's
+queue. Agents act for themselves with their own session (:mod:`agent_api`). The response
+models here are shared by the agent side and the feed. See docs/support.md."""
 
 from __future__ import annotations
 
@@ -13,39 +11,49 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, to
-from livecommerce.api.types import NO_NUL, Id
-from livecommerce.support import agents
+from livecommerce.api.types import NO_NUL
+from livecommerce.console.passwords import MAX_LENGTH, MIN_LENGTH
+from livecommerce.support import agent_accounts, agents
+from livecommerce.support.text import NON_BLANK
 
 State = Literal["bot", "queued", "agent", "closed"]
+AgentName = Annotated[str, Meta(min_length=1, max_length=64, pattern=NON_BLANK)]
+Login = Annotated[
+    str,
+    Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$",
+         description="The agent's sign-in name (unique across agents)"),
+]  # fmt: skip
+NewPassword = Annotated[
+    str, Meta(min_length=MIN_LENGTH, max_length=MAX_LENGTH, description="At least 8 characters"),
+    NO_NUL,
+]  # fmt: skip
+Capacity = Annotated[int, Meta(ge=1, le=100, description="Conversations at once")]
 
 
 class AgentCreate(Body):
-    """A new agent of the calling host's shop."""
+    """A new agent account of the calling host's shop."""
 
-    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"\S"), NO_NUL]
-    capacity: Annotated[int, Meta(ge=1, le=100, description="Conversations at once")] = 5
-
-
-class Presence(Body):
-    """``online: true`` (the default: an empty body is a heartbeat) renews the agent's presence
-    lease (send it every ``support.agent_lease_seconds / 2``); ``false`` signs the agent out."""
-
-    online: bool = True
+    name: AgentName
+    login: Login
+    password: NewPassword
+    capacity: Capacity = 5
 
 
-class AgentReply(Body):
-    text: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"\S"), NO_NUL]
+class AgentUpdate(Body):
+    """Change an agent: any of name, capacity, password (absent = unchanged)."""
 
-
-class Transfer(Body):
-    to_agent_id: Id
+    name: AgentName | None = None
+    capacity: Capacity | None = None
+    password: NewPassword | None = None
 
 
 class Agent(Model):
     id: int
     name: str
+    login: str | None
     capacity: int
     active: Annotated[int, Meta(description="Conversations held now")]
+    online: Annotated[bool, Meta(description="The presence lease is running")]
     online_until: datetime | None
     created_at: datetime
 
@@ -69,39 +77,23 @@ class ConversationList(Model):
     items: list[Conversation]
 
 
-class Message(Model):
-    sender: Literal["buyer", "bot", "agent"]
-    kind: str
-    content: str
-    at: datetime
-
-
-class OrderBrief(Model):
-    id: int
-    title: str
-    quantity: int
-    status: str
-    total_fen: int
-    created_at: datetime
-
-
-class History(Model):
-    conversation: Conversation
-    messages: list[Message]
-    orders: list[OrderBrief]
-
-
-class QueuedReply(Model):
-    id: int
-    state: Literal["pending"]
-    created_at: datetime
-
-
 async def create_agent(call: Call[AgentCreate, None]) -> Agent:
-    """Create an agent account for the calling host's shop (offline until presence)."""
-    row = await agents.create(
-        call.app[keys.PG_POOL], call.host_id, call.body.name, call.body.capacity
+    """Create an agent account for the calling host's shop (409 ``login_taken``); the agent
+    signs in at ``/agent`` with the login and password."""
+    b = call.body
+    row = await agent_accounts.create(
+        call.app[keys.PG_POOL], call.host_id, b.name, b.login, b.password, b.capacity
     )
+    return to(Agent, row)
+
+
+async def update_agent(call: Call[AgentUpdate, None]) -> Agent:
+    """Change one of the host's agents (404 another shop's; 409 ``capacity_below_load``)."""
+    b = call.body
+    row = await agent_accounts.update(
+        call.app[keys.PG_POOL], call.host_id, call.id(),
+        name=b.name, capacity=b.capacity, password=b.password,
+    )  # fmt: skip
     return to(Agent, row)
 
 
@@ -111,59 +103,7 @@ async def list_agents(call: Call[None, None]) -> AgentList:
     return AgentList(items=[to(Agent, r) for r in rows])
 
 
-async def presence(call: Call[Presence, None]) -> Agent:
-    """Renew or end an agent's presence; coming online assigns queued conversations to the
-    least busy online agents."""
-    lease = call.app[keys.SETTINGS].support.agent_lease_seconds
-    row = await agents.presence(
-        call.app[keys.PG_POOL], call.host_id, call.id(), call.body.online, lease
-    )
-    return to(Agent, row)
-
-
 async def queue(call: Call[None, None]) -> ConversationList:
-    """Conversations waiting for a human, oldest first."""
-    rows = await agents.queue(call.app[keys.PG_POOL])
+    """The host's shop's conversations waiting for a human, oldest first."""
+    rows = await agents.queue(call.app[keys.PG_POOL], call.host_id)
     return ConversationList(items=[to(Conversation, r) for r in rows])
-
-
-async def history(call: Call[None, None]) -> History:
-    """A conversation with its latest messages and the buyer's recent orders."""
-    return to(History, await agents.history(call.app[keys.PG_POOL], call.id()))
-
-
-async def claim(call: Call[None, None]) -> Conversation:
-    """The agent takes a queued conversation (409 when it is not queued or the agent is full).
-
-    Claiming renews the agent's presence lease."""
-    lease = call.app[keys.SETTINGS].support.agent_lease_seconds
-    row = await agents.claim(
-        call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id(), lease
-    )
-    return to(Conversation, row)
-
-
-async def reply(call: Call[AgentReply, None]) -> QueuedReply:
-    """Send the buyer a text from the agent holding the conversation (through WeChat's send
-    API, within the buyer's reply window: a reply beyond it is recorded, not sent)."""
-    b = call.body
-    row = await agents.reply(
-        call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id(), b.text
-    )
-    call.app[keys.SUPPORT].worker.wake(0)
-    return to(QueuedReply, row)
-
-
-async def transfer(call: Call[Transfer, None]) -> Conversation:
-    """Hand a conversation the agent holds to another online agent of the host."""
-    b = call.body
-    row = await agents.transfer(
-        call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id(), b.to_agent_id
-    )
-    return to(Conversation, row)
-
-
-async def close(call: Call[None, None]) -> Conversation:
-    """Close a conversation the agent holds (the buyer's next message goes to the bot)."""
-    row = await agents.close(call.app[keys.PG_POOL], call.host_id, call.id("agent_id"), call.id())
-    return to(Conversation, row)

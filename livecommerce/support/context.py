@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from livecommerce.support.crypto import MessageCrypt
 from livecommerce.support.cs_client import CsClient
+from livecommerce.support.feed import Feed
 from livecommerce.support.worker import SupportWorker
 
 # Development defaults (no support.token configured, not production): shared with the fake
@@ -20,3 +21,4 @@ class SupportContext:
     crypt: MessageCrypt | None
     client: CsClient
     worker: SupportWorker
+    feed: Feed

@@ -9,11 +9,11 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, to
-from livecommerce.api.types import NO_NUL
 from livecommerce.errors import NotFound
 from livecommerce.support import faq
+from livecommerce.support.text import NON_BLANK
 
-Keyword = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"\S"), NO_NUL]
+Keyword = Annotated[str, Meta(min_length=1, max_length=32, pattern=NON_BLANK)]
 PagePath = Annotated[
     str,
     Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_/.?=&%-]+$",
@@ -25,7 +25,7 @@ class FaqCreate(Body):
     """A FAQ rule: any keyword (Chinese or English; several words = a phrase) triggers it."""
 
     keywords: Annotated[list[Keyword], Meta(min_length=1, max_length=20)]
-    answer: Annotated[str, Meta(min_length=1, max_length=600, pattern=r"\S"), NO_NUL]
+    answer: Annotated[str, Meta(min_length=1, max_length=600, pattern=NON_BLANK)]
     page_path: PagePath | None = None
     priority: Annotated[int, Meta(ge=-1000, le=1000, description="Higher wins")] = 0
 

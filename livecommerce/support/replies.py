@@ -27,8 +27,8 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.config import Settings
-from livecommerce.support import agents, faq
+from livecommerce.config import Settings, SupportConfig
+from livecommerce.support import agents, faq, shop
 from livecommerce.support.inbox import Decide, Decision, Reply
 from livecommerce.support.push import Incoming
 
@@ -38,7 +38,6 @@ _ORDER = re.compile(
     r"LC(\d{16})|(?:订单号?|order\s*(?:no\.?|number)?)\s*[:：#]?\s*#?\s*(\d{1,18})\b|#(\d{1,18})\b",
     re.IGNORECASE,
 )
-_GOODS_REF = re.compile(r"(?:^goods:|[?&]id=|goods[/=:])(\d{1,18})\b")
 HUMAN = ("人工", "转人工", "真人", "human", "agent", "real person")
 MY_ORDERS = ("我的订单", "my orders", "my order")
 REFUND = ("退款", "退货", "refund")
@@ -66,7 +65,9 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
     cfg = settings.support
 
     async def decide(conn: asyncpg.Connection, msg: Incoming, conv: asyncpg.Record) -> Decision:
-        goods_id = _goods_ref(msg.session_from or msg.page_path)
+        ref = msg.session_from or msg.page_path
+        goods_id = shop.goods_ref(ref)
+        await shop.note(conn, msg.from_user, await shop.from_ref(conn, ref))
         if goods_id is not None:
             await conn.execute(
                 "UPDATE support_conversations SET last_goods_id = $2 WHERE openid = $1",
@@ -82,16 +83,18 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
             greeting = "您好，请问有什么可以帮您？可发送订单号查询物流，或回复“人工”转人工客服。"
             return Decision("greeted", [text_reply(greeting)])
         if msg.msg_type != "text":
-            return await _miss(conn, msg, conv, cfg.handoff_after_misses, zh=True)
+            return await _miss(conn, msg, conv, cfg, zh=True)
         text = msg.content.strip()
         zh = bool(_CJK.search(text))
         lower = text.lower()
         user_id = await conn.fetchval("SELECT id FROM users WHERE openid = $1", msg.from_user)
         if any(k in lower for k in HUMAN):
-            return await handoff(conn, msg.from_user, conv["state"], "asked", zh)
+            return await handoff(conn, msg.from_user, conv["state"], "asked", zh, cfg)
         if m := _ORDER.search(text):
             order_id = int(next(g for g in m.groups() if g))
-            return _hit("order_status", await _order_status(conn, user_id, order_id, zh))
+            answer, order_host = await _order_status(conn, user_id, order_id, zh)
+            await shop.note(conn, msg.from_user, order_host)  # only the sender's own order
+            return _hit("order_status", answer)
         if any(k in lower for k in MY_ORDERS):
             return _hit("my_orders", await _my_orders(conn, user_id, zh, cfg.max_orders_listed))
         if any(k in lower for k in REFUND):
@@ -113,7 +116,7 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
                 }))  # fmt: skip
             await _reset_misses(conn, msg.from_user)
             return Decision(f"faq:{rule.id}", replies)
-        return await _miss(conn, msg, conv, cfg.handoff_after_misses, zh)
+        return await _miss(conn, msg, conv, cfg, zh)
 
     async def _reset_misses(conn: asyncpg.Connection, openid: str) -> None:
         await conn.execute("UPDATE support_conversations SET misses = 0 WHERE openid = $1", openid)
@@ -131,11 +134,15 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
 
 
 async def handoff(
-    conn: asyncpg.Connection, openid: str, from_state: str, reason: str, zh: bool
-) -> Decision:
-    """Queue the buyer for a human (recorded as a transition) and tell them."""
+    conn: asyncpg.Connection, openid: str, from_state: str, reason: str, zh: bool,
+    cfg: SupportConfig,
+) -> Decision:  # fmt: skip
+    """Queue the buyer for a human of the conversation's shop (recorded as a transition) and
+    tell them; an unscoped conversation waits for the admin (docs/support.md)."""
+    host_id = await shop.resolve(conn, openid, cfg.default_host_id)
     await agents.move(conn, openid, from_state, "queued", reason)
-    await agents.assign(conn)  # to the least busy online agent, if one has room
+    if host_id is not None:
+        await agents.assign(conn, host_id)  # to the shop's least busy online agent with room
     text = (
         "正在为您转接人工客服，请稍候。"
         if zh
@@ -145,15 +152,15 @@ async def handoff(
 
 
 async def _miss(
-    conn: asyncpg.Connection, msg: Incoming, conv: asyncpg.Record, limit: int, zh: bool
+    conn: asyncpg.Connection, msg: Incoming, conv: asyncpg.Record, cfg: SupportConfig, zh: bool
 ) -> Decision:
     misses = await conn.fetchval(
         """UPDATE support_conversations SET misses = misses + 1 WHERE openid = $1
            RETURNING misses""",
         msg.from_user,
     )
-    if misses >= limit:
-        return await handoff(conn, msg.from_user, conv["state"], "unanswered", zh)
+    if misses >= cfg.handoff_after_misses:
+        return await handoff(conn, msg.from_user, conv["state"], "unanswered", zh, cfg)
     text = (
         "抱歉，没有理解您的问题。可以发送订单号、“我的订单”、“退款”，或回复“人工”。"
         if zh
@@ -162,28 +169,24 @@ async def _miss(
     return Decision("miss", [text_reply(text)])
 
 
-def _goods_ref(text: str) -> int | None:
-    m = _GOODS_REF.search(text or "")
-    return int(m.group(1)) if m and 0 < int(m.group(1)) < 2**63 else None
-
-
 def _when(value: datetime | None) -> str:
     return value.astimezone(CST).strftime("%m-%d %H:%M") if value else "-"
 
 
 async def _order_status(
     conn: asyncpg.Connection, user_id: int | None, order_id: int, zh: bool
-) -> str:
+) -> tuple[str, int | None]:
+    """The answer, and the order's shop when it is the sender's (else None)."""
     row = None
     if user_id is not None and order_id < 2**63:
         row = await conn.fetchrow(
-            """SELECT id, title, quantity, status, carrier, tracking_no FROM orders
+            """SELECT id, title, quantity, status, carrier, tracking_no, host_id FROM orders
                WHERE id = $1 AND user_id = $2""",
             order_id, user_id,
         )  # fmt: skip
     if row is None:  # the same words whether it does not exist or is someone else's
-        return NOT_FOUND_ZH if zh else NOT_FOUND_EN
-    return _describe(row, zh)
+        return (NOT_FOUND_ZH if zh else NOT_FOUND_EN), None
+    return _describe(row, zh), row["host_id"]
 
 
 def _describe(row: asyncpg.Record, zh: bool) -> str:

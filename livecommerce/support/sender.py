@@ -24,13 +24,16 @@ LEASE_SECONDS = 30
 
 # follow_up(openid): tell a buyer whose window has closed that an answer is waiting.
 FollowUp = Callable[[str], Awaitable[None]]
+# on_final(reply_id, openid): an agent's reply reached its final state (the agents' feed).
+OnFinal = Callable[[int, str], Awaitable[None]]
 
 
 async def send_due(
     pool: asyncpg.Pool, client: CsClient, attempts: int, backoff: float, limit: int = 50,
-    follow_up: FollowUp | None = None,
+    follow_up: FollowUp | None = None, on_final: OnFinal | None = None,
 ) -> int:  # fmt: skip
-    """Send up to ``limit`` due replies; returns how many were handled (any outcome)."""
+    """Send up to ``limit`` due replies; returns how many were handled (any outcome).
+    ``on_final`` hears of each agent reply that ended (sent, skipped, refused, failed)."""
     handled = 0
     while handled < limit:
         row = await pool.fetchrow(
@@ -40,13 +43,15 @@ async def send_due(
                            WHERE state = 'pending' AND (claimed_until IS NULL
                                                         OR claimed_until < now())
                            ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-               RETURNING id, openid, body, attempts""",
+               RETURNING id, openid, body, attempts, kind""",
             LEASE_SECONDS,
         )
         if row is None:
             return handled
         handled += 1
         await _send_one(pool, client, row, attempts, backoff, follow_up)
+        if on_final is not None and row["kind"] == "agent":
+            await on_final(row["id"], row["openid"])
     return handled
 
 

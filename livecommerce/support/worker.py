@@ -18,7 +18,8 @@ import asyncpg
 from livecommerce.aio import check_cancelled
 from livecommerce.support import agents, inbox, sender
 from livecommerce.support.cs_client import CsClient
-from livecommerce.support.inbox import Decide
+from livecommerce.support.feed import Feed
+from livecommerce.support.inbox import Decide, Decision
 
 log = logging.getLogger("livecommerce.support")
 # One consumer: processing is deferred work and must not starve the acknowledgements (WeChat
@@ -47,6 +48,7 @@ class SupportWorker:
         self.follow_up = follow_up
         self.queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_MAX)
         self.processed = 0
+        self.feed: Feed | None = None  # set by the app: agents hear of hand-offs and messages
 
     def wake(self, inbox_id: int) -> None:
         """Process ``inbox_id`` soon (0: just send due replies; a full queue leaves it to the
@@ -74,24 +76,59 @@ class SupportWorker:
 
     async def handle(self, inbox_id: int) -> None:
         """Process one row, then send what is due."""
-        if inbox_id and await inbox.process(self.pool, inbox_id, self.decide) is not None:
-            self.processed += 1
+        if inbox_id:
+            await self._process(inbox_id)
         await sender.send_due(
             self.pool, self.client, self.send_attempts, self.send_backoff,
-            follow_up=self.follow_up,
+            follow_up=self.follow_up, on_final=self._reply_final,
         )  # fmt: skip
 
     async def sweep(self) -> None:
         """Re-queue conversations of agents gone for good, process rows nobody processed, then
         send due replies (retries included)."""
-        await agents.requeue_abandoned(self.pool, self.agent_grace)
+        moved = await agents.requeue_abandoned(self.pool, self.agent_grace)
+        if self.feed is not None:
+            for host_id, ids in moved.items():
+                await self.feed.publish(host_id, "changed", ids)
         for inbox_id in await inbox.pending(self.pool):
-            if await inbox.process(self.pool, inbox_id, self.decide) is not None:
-                self.processed += 1
+            await self._process(inbox_id)
         await sender.send_due(
             self.pool, self.client, self.send_attempts, self.send_backoff,
-            follow_up=self.follow_up,
+            follow_up=self.follow_up, on_final=self._reply_final,
         )  # fmt: skip
+
+    async def _process(self, inbox_id: int) -> None:
+        decision = await inbox.process(self.pool, inbox_id, self.decide)
+        if decision is None:
+            return
+        self.processed += 1
+        if self.feed is not None:
+            await self._tell_agents(self.feed, inbox_id, decision)
+
+    async def _reply_final(self, reply_id: int, openid: str) -> None:
+        """An agent's reply was sent or refused: its conversation's shop sees the state (a
+        reply waiting for a retry is not final yet; the frame then says ``pending``)."""
+        if self.feed is None:
+            return
+        conv = await self.pool.fetchrow(
+            "SELECT id, host_id FROM support_conversations WHERE openid = $1", openid
+        )
+        if conv is not None:
+            await self.feed.publish(conv["host_id"], "message", [conv["id"]], reply_id=reply_id)
+
+    async def _tell_agents(self, feed: Feed, inbox_id: int, decision: Decision) -> None:
+        """A hand-off or a buyer message while humans hold the conversation: tell its shop."""
+        if decision.outcome not in ("handoff", "to_agent"):
+            return
+        conv = await self.pool.fetchrow(
+            """SELECT c.id, c.host_id FROM support_inbox i
+               JOIN support_conversations c ON c.openid = i.openid WHERE i.id = $1""",
+            inbox_id,
+        )
+        if conv is None:
+            return
+        await feed.publish(conv["host_id"], "changed", [conv["id"]])
+        await feed.publish(conv["host_id"], "message", [conv["id"]], inbox_id=inbox_id)
 
     async def _guard(self, work: object) -> None:
         try:

@@ -67,6 +67,13 @@ async def hosts(shop: Shop) -> Hosts:
         )  # fmt: skip
         assert status == 201, sale
         h["sale"] = sale["id"]
+        status, offer = await world.call(
+            "POST", "/api/host/group-offers",
+            {"goods_id": h["goods"], "group_price_fen": 100, "size": 2, "fill_seconds": 600},
+            h["token"],
+        )  # fmt: skip
+        assert status == 201, offer
+        h["offer"] = offer["id"]
     status, schedule = await world.call(
         "POST", f"/api/rooms/{a['room']}/schedules",
         {"goods_id": a["goods"], "idempotency_key": "a-1", "at": _iso(3600)}, a["token"],
@@ -112,6 +119,8 @@ REFERENCES = [
     ("POST", "/api/host/group-offers",
      {"goods_id": "{X}", "group_price_fen": 1, "size": 2, "fill_seconds": 60}, "goods"),
     ("POST", "/api/host/orders/{X}/ship", {"carrier": "SF", "tracking_no": "1"}, "order"),
+    ("POST", "/api/host/group-offers/{X}/push", {"room_id": "{room}"}, "offer"),
+    ("POST", "/api/host/group-offers/{offer}/push", {"room_id": "{X}"}, "room"),
 ]  # fmt: skip
 
 
@@ -144,7 +153,7 @@ async def test_another_hosts_reference_answers_like_a_missing_one(
     """Naming host A's resource as host B is refused exactly like a missing id, and changes nothing."""
     a, b = hosts.a, hosts.b
     before = await _snapshot(hosts)
-    common = {"room": b["room"], "goods": b["goods"], "sale": b["sale"],
+    common = {"room": b["room"], "goods": b["goods"], "sale": b["sale"], "offer": b["offer"],
               "LATER": _iso(3600), "NOW": _iso(-1)}  # fmt: skip
     theirs = _answer(
         *await hosts.call(method, _fill(path, {**common, "X": a[kind]}),

@@ -1,7 +1,7 @@
 """Schemathesis over every documented operation of the running app, with every built-in check.
 
 The app runs on a real port (real PostgreSQL and Redis); the Schemathesis CLI runs in a child
-process against its /api/openapi.json, once per principal (viewer, user, host), with all checks:
+process against its /api/openapi.json, once per principal (viewer, user, host, agent), with all checks:
 no 5xx, responses conform to their schema and content type, every status is documented,
 negative data is rejected, valid data accepted, auth is not ignored, and so on.
 """
@@ -63,13 +63,20 @@ async def _run(url: str, token: str, tmp: Path) -> tuple[int, str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("principal", ["viewer", "user", "host"])
+@pytest.mark.parametrize("principal", ["viewer", "user", "host", "agent"])
 async def test_schemathesis_all_checks_pass(shop: Shop, principal: str, tmp_path: Path) -> None:
     """Every documented operation passes every Schemathesis check as this principal."""
     host_id, host = await shop.host()
     await shop.goods(host_id)
     if principal == "host":
         token = host
+    elif principal == "agent":  # a customer-service agent of the host's shop
+        status, agent = await http(
+            "POST", shop.url + "/api/host/support/agents", headers={"Authorization": f"Bearer {host}"},
+            json={"name": "Fuzz", "login": "fuzz-agent", "password": "fuzz-password"},
+        )  # fmt: skip
+        assert status == 201, agent
+        token = issue_token(DEV_SECRET, "agent", agent["id"], 3600)  # type: ignore[index]
     elif principal == "user":
         token = await shop.login()
     else:

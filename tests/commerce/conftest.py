@@ -15,6 +15,17 @@ from livecommerce.auth.tokens import issue_token
 from livecommerce.config import DEV_SECRET
 from tests.support import AppServer, http
 
+# WeChat DevTools' mock wx.chooseAddress answer: what a buyer ships to in these tests.
+ADDRESS = {
+    "userName": "张三",
+    "telNumber": "13800138000",
+    "provinceName": "广东省",
+    "cityName": "广州市",
+    "countyName": "海珠区",
+    "detailInfo": "新港中路397号",
+    "postalCode": "510000",
+}
+
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
@@ -75,12 +86,21 @@ class Shop:
         return token
 
     async def order(
-        self, token: str, goods_id: int, quantity: int = 1, key: str | None = None
+        self,
+        token: str,
+        goods_id: int,
+        quantity: int = 1,
+        key: str | None = None,
+        address: dict[str, Any] | None = ADDRESS,
     ) -> tuple[int, dict[str, Any]]:
+        """Create an order over HTTP (shipping to ``ADDRESS`` unless told otherwise)."""
+        request: dict[str, Any] = {"goods_id": goods_id, "quantity": quantity}
+        if address is not None:
+            request["address"] = address
         status, body = await http(
             "POST",
             self.url + "/api/orders",
-            json={"goods_id": goods_id, "quantity": quantity},
+            json=request,
             headers={**bearer(token), "Idempotency-Key": key or secrets.token_hex(8)},
         )
         assert isinstance(body, dict)

@@ -11,18 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.commerce.conftest import Shop, bearer
+from tests.commerce.conftest import ADDRESS, Shop, bearer
 from tests.support import http
-
-ADDRESS = {
-    "userName": "张三",
-    "telNumber": "13800138000",
-    "provinceName": "广东省",
-    "cityName": "广州市",
-    "countyName": "海珠区",
-    "detailInfo": "新港中路397号",
-    "postalCode": "510000",
-}
 
 
 async def _order(
@@ -104,6 +94,30 @@ async def test_address_can_be_set_until_shipped(shop: Shop) -> None:
     )  # fmt: skip
     assert status == 200
     assert (await http("PUT", url, json=ADDRESS, headers=bearer(token)))[0] == 409
+
+
+async def test_paid_order_without_address_cannot_ship(shop: Shop) -> None:
+    """No address: the order's host gets 409 address_required (another host 404), nothing
+    changes; once the buyer adds it (PUT), the same ship succeeds and the buyer is told."""
+    host_id, host_token = await shop.host()
+    gid = await shop.goods(host_id)
+    token = await shop.login()
+    _, order = await _order(shop, token, gid, None)
+    await shop.pay(order)
+    ship = f"{shop.url}/api/host/orders/{order['id']}/ship"
+    parcel = {"carrier": "SF", "tracking_no": "SF1"}
+    status, body = await http("POST", ship, json=parcel, headers=bearer(host_token))
+    assert (status, body["error"]["code"]) == (409, "address_required")  # type: ignore[index]
+    _, other_host = await shop.host()
+    assert (await http("POST", ship, json=parcel, headers=bearer(other_host)))[0] == 404
+    row = await shop.pool.fetchrow("SELECT status, carrier FROM orders WHERE id = $1", order["id"])
+    assert (row["status"], row["carrier"]) == ("paid", None)
+    assert not await shop.pool.fetchval("SELECT 1 FROM notifications WHERE kind = 'order_shipped'")
+    url = f"{shop.url}/api/orders/{order['id']}/address"
+    assert (await http("PUT", url, json=ADDRESS, headers=bearer(token)))[0] == 200
+    status, shipped = await http("POST", ship, json=parcel, headers=bearer(host_token))
+    assert (status, shipped["status"]) == (200, "shipped")  # type: ignore[index]
+    assert await shop.pool.fetchval("SELECT 1 FROM notifications WHERE kind = 'order_shipped'")
 
 
 async def test_host_list_by_state_is_keyset_paginated_and_exports_csv(shop: Shop) -> None:

@@ -215,3 +215,10 @@ async def test_late_payment_after_stock_sold_is_refunded_never_oversold(shop: Sh
     outcome = await shop.pool.fetchval("SELECT outcome FROM payments")
     assert outcome == "refund_required"
     assert (await shop.replay(sent))[1]["message"] == "already processed"
+    # The money goes back through WeChat Pay: one refund of the whole payment, requested.
+    for _ in range(200):
+        rows = await shop.pool.fetch("SELECT status, amount_fen FROM refunds")
+        if rows and rows[0]["status"] == "processing":
+            break
+        await asyncio.sleep(0.05)
+    assert [(r["status"], r["amount_fen"]) for r in rows] == [("processing", order["total_fen"])]

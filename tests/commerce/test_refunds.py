@@ -265,3 +265,28 @@ async def test_after_sale_of_unpaid_order_is_409(shop: Shop) -> None:
         headers=bearer(token),
     )
     assert (status, body["error"]["code"]) == (409, "illegal_transition")  # type: ignore[index]
+
+
+async def test_refund_committed_elsewhere_wakes_the_worker_through_listen(shop: Shop) -> None:
+    """Polling off (an hour): a refund committed by another connection, as on another node, is
+    sent at once because its NOTIFY wakes the worker — also after the LISTEN connection was
+    killed (it reconnects by itself)."""
+    worker = shop.server.app[keys.REFUND_WORKER]
+    listener = shop.server.app[keys.REFUND_LISTENER]
+    await asyncio.wait_for(listener.connected.wait(), 15)
+    worker.max_sleep_seconds = 3600.0
+    worker.poke()  # its next sleep is capped by the hour
+    await asyncio.sleep(0.3)
+    for round_ in range(2):
+        order, _, _, _, _ = await _paid(shop)
+        async with shop.pool.acquire() as conn:  # no poke: only the NOTIFY can wake the worker
+            assert await refund_paid_order(conn, order["id"], "group_failed")
+        await _wait(shop, order["id"], "processing")
+        if round_ == 0:
+            assert await shop.pool.fetchval("SELECT pg_terminate_backend($1)", listener.pid)
+            for _ in range(300):
+                if listener.connections == 2 and listener.connected.is_set():
+                    break
+                await asyncio.sleep(0.05)
+            assert listener.connections == 2
+            await asyncio.sleep(0.3)  # the wake-up of the reconnection has passed

@@ -268,6 +268,7 @@ async def test_session_and_csrf_hold_in_the_browser(browser: Any, console: Conso
     await other.locator("#notice", has_text="Wrong name or password.").wait_for()
     # Sign out: the session is gone after a reload.
     await page.get_by_role("button", name="Sign out").click()
+    await page.locator("#notice", has_text="Signed out.").wait_for()  # the DELETE answered
     await page.reload()
     await page.get_by_role("heading", name="Sign in").wait_for()
 
@@ -292,14 +293,14 @@ def test_each_page_stays_under_150_kb() -> None:
     static = ROOT / "livecommerce" / "console" / "static"
     pages = {
         "console.html": ["console.js", "api.js", "livecommerce-socket.js", "console.css",
-                         "common.css"],
+                         "common.css", "moderation.js"],
         "live.html": ["live.js", "api.js", "livecommerce-socket.js", "live.css", "common.css"],
         "live-list.html": ["live-list.js", "api.js", "live.css", "common.css"],
     }  # fmt: skip
     for page, assets in pages.items():
         html = (static / page).read_text()
         for name in assets:
-            if name != "api.js":
+            if name not in ("api.js", "moderation.js"):  # imported by console.js
                 assert f"/static/{name}" in html, (page, name)
         size = sum(Path(static / name).stat().st_size for name in assets)
         assert size < 150_000, (page, size)
@@ -338,3 +339,50 @@ async def test_timeline_moves_and_cancels_a_pending_push(browser: Any, console: 
     assert isinstance(listed, dict)
     assert listed["schedules"][0]["status"] == "cancelled"  # type: ignore[index]
     assert await page.locator("#curve-line").get_attribute("points")
+
+
+async def test_host_moderates_comments_in_the_live_panel(browser: Any, console: Console) -> None:
+    """A held comment (WeChat: review) is approved from the queue; an author is muted from the
+    feed and told so on the audience page; the room-wide mute and blocked words are saved."""
+    host = await console.account()
+    room = await live_room(console, host, await goods_for(console, host, 1))
+    page = await sign_in(browser, console, host)
+    await page.goto(f"{console.url}/console?room={room}")
+    await page.locator("#conn", has_text="connected").wait_for()
+    viewer = await audience(browser, console, room, "mod1")
+
+    async def say(text: str) -> None:
+        await viewer.get_by_label("Comment", exact=True).fill(text)
+        await viewer.get_by_role("button", name="Send", exact=True).click()
+        await asyncio.sleep(1.1)  # one comment per second and viewer
+
+    await say("please review this")
+    await viewer.locator("#error", has_text="waiting for the host").wait_for()
+    await page.get_by_role("button", name="Approve comment: please review this").click()
+    await viewer.locator("#comments", has_text="please review this").wait_for()
+    await page.locator("#comments", has_text="please review this").wait_for()
+
+    await page.get_by_label("Mute from the feed for").select_option(label="10 minutes")
+    await (
+        page.locator("#comments li", has_text="please review this")
+        .get_by_role("button", name="Mute")
+        .click()
+    )
+    await page.locator("#mutes li", has_text="until").wait_for()
+    await say("can I talk?")
+    await viewer.locator("#error", has_text="muted you in this room until").wait_for()
+    await page.locator("#mutes").get_by_role("button", name="Unmute").click()
+    await page.locator("#mutes", has_text="Nobody is muted").wait_for()
+
+    await page.get_by_label("Room-wide mute").check()
+    await page.locator("#notice", has_text="only you can comment").wait_for()
+    await say("hello again")
+    await viewer.locator("#error", has_text="turned off").wait_for()
+    await page.get_by_label("Blocked words").fill("spam\nfake")
+    await page.get_by_role("button", name="Save blocked words").click()
+    await page.locator("#notice", has_text="Blocked words saved").wait_for()
+    await page.screenshot(path=str(SHOTS / "console-moderation.png"), full_page=True)
+    auth = {"Authorization": f"Bearer {host.token}"}
+    _, rules = await http("GET", f"{console.url}/api/rooms/{room}/moderation", headers=auth)
+    assert rules == {"room_muted": True, "unchecked_policy": "show",
+                     "blocked_words": ["spam", "fake"]}  # fmt: skip

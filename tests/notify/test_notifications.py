@@ -125,3 +125,63 @@ async def test_points_balance_change_reaches_the_users_socket(shop: Shop, world:
     assert len(notices) == 1
     assert notices[0]["data"]["delta"] == notices[0]["data"]["balance"] > 0
     await v.close()
+
+
+async def test_failed_group_tells_every_member_with_the_refund(shop: Shop, world: World) -> None:
+    """A group that did not fill: the paying leader hears `group_failed` with the refund, the
+    member who never paid hears it with the cancel — on the socket and as one subscribe
+    message each (once, however often the expiry runs)."""
+    host_id, host_token = await shop.host()
+    goods_id = await shop.goods(host_id, stock=5, price_fen=5000, title="Tea set")
+    status, offer = await http(
+        "POST", shop.url + "/api/host/group-offers", headers=bearer(host_token),
+        json={"goods_id": goods_id, "group_price_fen": 3000, "size": 3, "fill_seconds": 3600},
+    )  # fmt: skip
+    assert status == 201, offer
+    leader, member = await shop.login("gleader"), await shop.login("gmember")
+    sockets = {name: TestViewer(shop.server.ws_url(), world.room_id, tok)
+               for name, tok in (("leader", leader), ("member", member))}  # fmt: skip
+    for v in sockets.values():
+        await v.connect()
+    status, opened = await http(
+        "POST", f"{shop.url}/api/group-offers/{offer['id']}/groups",  # type: ignore[index]
+        headers={**bearer(leader), "Idempotency-Key": "open"},
+    )  # fmt: skip
+    assert status == 201, opened
+    group_id = opened["group_id"]  # type: ignore[index]
+    await shop.pay(opened["order"])  # type: ignore[index]
+    group_url = f"{shop.url}/api/groups/{group_id}"
+    for _ in range(300):  # the leader's payment opens the group (the social worker applies it)
+        if await shop.pool.fetchval("SELECT status FROM groups WHERE id = $1", group_id) == "open":
+            break
+        await asyncio.sleep(0.05)
+    status, joined = await http(
+        "POST", group_url + "/join", headers={**bearer(member), "Idempotency-Key": "join"}
+    )
+    assert status == 201, joined
+    await shop.pool.execute(
+        "UPDATE groups SET expires_at = now() - interval '1 second' WHERE id = $1", group_id
+    )
+    shop.server.app[keys.SOCIAL_WORKER].poke()
+    for v in sockets.values():
+        await wait_until(lambda v=v: any(o.get("kind") == "group_failed" for o in v.others))
+    shop.server.app[keys.SOCIAL_WORKER].poke()  # another pass finds nothing more to tell
+    await wait_status(shop, "group_failed", "sent")
+    await asyncio.sleep(0.3)
+    told = {name: [o["data"] for o in v.others if o.get("kind") == "group_failed"]
+            for name, v in sockets.items()}  # fmt: skip
+    assert [(d["outcome"], d["refund_fen"]) for d in told["leader"]] == [("refunded", 3000)]
+    assert [(d["outcome"], d["refund_fen"]) for d in told["member"]] == [("cancelled", 0)]
+    assert told["leader"][0]["group_id"] == group_id
+    fake = shop.server.app[keys.FAKE_WECHAT]
+    template = shop.server.app[keys.SETTINGS].groups.failed_template_id
+    await wait_until(lambda: sum(m.get("template_id") == template for m in fake.messages) == 2)
+    sent = {m["touser"]: m["data"] for m in fake.messages if m.get("template_id") == template}
+    assert sent[openid_for(fake.app_id, "gleader")]["amount2"] == {"value": "¥30.00"}
+    assert sent[openid_for(fake.app_id, "gmember")]["thing4"] == {"value": "订单已取消"}
+    # The leader's refund itself goes through WeChat Pay and is announced as well.
+    await wait_until(
+        lambda: any(o.get("kind") == "refund_started" for o in sockets["leader"].others)
+    )
+    for v in sockets.values():
+        await v.close()

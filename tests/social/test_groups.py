@@ -129,7 +129,14 @@ async def test_expired_group_fails_and_refunds_every_payer(social: Social) -> No
         "UPDATE groups SET expires_at = now() - interval '1 second' WHERE id = $1", group_id
     )
     failed = await asyncio.gather(*(groups.expire_due(social.pool, 10) for _ in range(3)))
-    assert [gid for batch in failed for gid in batch] == [group_id]
+    # At most one sweep fails it (the app's own worker, mid-pass, may have been first).
+    assert [gid for batch in failed for gid in batch] in ([group_id], [])
+    for _ in range(250):
+        if await social.pool.fetchval("SELECT status FROM groups WHERE id = $1", group_id) == (
+            "failed"
+        ):
+            break
+        await asyncio.sleep(0.02)
     await social.settle()
     rows = await social.pool.fetch(
         "SELECT o.status FROM group_members m JOIN orders o ON o.id = m.order_id"

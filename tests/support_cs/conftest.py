@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,9 @@ from livecommerce import keys
 from livecommerce.devtools.fake_wechat import openid_for
 from livecommerce.support.routes import PUSH_PATH
 from tests.commerce.conftest import Shop, shop  # noqa: F401 (the shop fixture)
+from tests.console.conftest import browser  # noqa: F401 (the Playwright browser fixture)
 from tests.support import AppServer, http
+from tests.support_cs.agentkit import HostShop
 
 
 @dataclass
@@ -73,3 +76,20 @@ class Desk:
 async def desk(shop: Shop) -> Desk:  # noqa: F811 (the shop fixture)
     """The app with its fake WeChat, ready to push customer-service messages."""
     return Desk(shop)
+
+
+@pytest.fixture
+async def shops(desk: Desk) -> AsyncIterator[Callable[[], Awaitable[HostShop]]]:
+    """Factory of host shops (each with goods); their agents' sessions closed afterwards."""
+    made: list[HostShop] = []
+
+    async def make() -> HostShop:
+        host_id, token = await desk.shop.host()
+        goods = await desk.shop.goods(host_id, title="Silk scarf")
+        made.append(HostShop(desk, host_id, token, goods))
+        return made[-1]
+
+    yield make
+    for s in made:
+        for a in s.agents:
+            await a.close()

@@ -389,3 +389,21 @@ test('track: ids and ts added, offset from the welcome server_time, resent after
   assert.strictEqual(s.last().sent.filter((f) => f.type === 'track').length, 0);
   assert.throws(() => s.client.track([]), RangeError);
 });
+
+test('flash sale and group offer bubbles: pushed, then their live numbers follow', () => {
+  const s = connected();
+  const t = s.last();
+  const seen = [];
+  s.client.on('flash_sale_stock', (f) => seen.push(f.stock_left));
+  t.msg({ seq: 42, ts: 1, type: 'flash_sale_push', push_id: 'p', sale: { id: 5, stock_left: 50 }, show_seconds: 60 });
+  t.msg({ seq: 43, ts: 1, type: 'flash_sale_stock', sale_id: 5, stock_left: 12 });
+  t.msg({ seq: 43, ts: 1, type: 'flash_sale_stock', sale_id: 5, stock_left: 99 }); // duplicate
+  t.msg({ seq: 44, ts: 1, type: 'flash_sale_stock', sale_id: 6, stock_left: 1 }); // another sale
+  assert.strictEqual(s.client.state.bubble.sale.stock_left, 12);
+  assert.deepStrictEqual(seen, [12, 1]);
+  t.msg({ seq: 45, ts: 1, type: 'group_offer_push', push_id: 'q', offer: { id: 3, group: null }, show_seconds: 60 });
+  assert.strictEqual(s.client.state.bubble.offer.id, 3);
+  t.msg({ seq: 46, ts: 1, type: 'group_progress', offer_id: 3, group: { id: 9, joined: 2, to_go: 1 } });
+  assert.strictEqual(s.client.state.bubble.offer.group.to_go, 1);
+  assert.strictEqual(s.client.lastSeq, 46);
+});

@@ -1,6 +1,7 @@
 // The host console: sign-in (session cookie + CSRF token), rooms, goods shelf, pushes,
 // schedules, the live panel over the room's WebSocket, and orders.
 import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
+import { initModeration, openModeration, closeModeration, muteButton } from '/static/moderation.js';
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
   comments: [], curve: [] };
@@ -112,6 +113,7 @@ $('#room-form').addEventListener('submit', async (ev) => {
 // -- one room --------------------------------------------------------------------------------
 
 function leaveRoom() {
+  closeModeration();
   if (S.client) { S.client.close(); S.client = null; }
   S.timers.forEach(clearInterval);
   S.timers = [];
@@ -133,6 +135,8 @@ async function openRoom(roomId) {
   loadCatalogue();
   refreshTimeline();
   refreshOrders();
+  startOffers();
+  openModeration(room.id);
   S.timers.push(setInterval(refreshTimeline, 1000), setInterval(refreshOrders, 2000),
     setInterval(renderRate, 5000));
   connectLive();
@@ -174,11 +178,12 @@ async function connectLive() {
     $('#viewers').textContent = c.state.viewers;
     $('#likes').textContent = c.state.likes;
     const b = c.state.bubble;
-    $('#bubble-now').textContent = b && b.goods ? b.goods.title : 'none';
+    $('#bubble-now').textContent = bubbleTitle(b);
   };
   c.on('welcome', () => { status('connected', 'ok'); render(); });
   c.on('resync', render);
   ['goods_push', 'goods_withdraw', 'viewer_count', 'likes'].forEach((t) => c.on(t, render));
+  OFFER_FRAMES.forEach((t) => c.on(t, render));
   c.on('room_state', (f) => { if (f.room) { Object.assign(S.room, f.room); renderRoomHead(); } });
   c.on('comment', (f) => {
     S.comments.push(Date.now());
@@ -186,7 +191,7 @@ async function connectLive() {
     $('#comments').append(el('li', { 'data-seq': f.seq }, el('strong', {}, who + ': '), f.text, ' ',
       el('button', { type: 'button', class: 'link', 'aria-label': `Delete comment: ${f.text}`,
         onclick: () => guarded(() => call('DELETE', `/api/rooms/${S.room.id}/comments/${f.seq}`), 'Comment deleted for everyone.') },
-      'Delete')));
+      'Delete'), ' ', muteButton(f)));
     $('#comments').lastChild.scrollIntoView({ block: 'nearest' });
     renderRate();
   });
@@ -294,6 +299,7 @@ function renderShelf(goods) {
   const shelf = $('#shelf');
   shelf.replaceChildren();
   if (!goods.length) shelf.append(el('li', {}, 'No goods in this room yet: attach some below.'));
+  offerGoodsChoices(goods);
   for (const g of goods) {
     const whenId = 'when-' + g.id;
     shelf.append(el('li', { class: 'shelf-item', 'data-goods': g.id },
@@ -339,6 +345,79 @@ $('#attach-form').addEventListener('submit', async (ev) => {
   if (!ids.length) { notify('Select goods to attach.'); return; }
   const res = await guarded(() => call('POST', `/api/rooms/${S.room.id}/goods`, { goods_ids: ids }), 'Goods attached.');
   if (res) { S.room.goods = res.goods; renderShelf(res.goods); ev.target.reset(); }
+});
+
+// -- flash sales and group offers on the shelf -------------------------------------------------
+
+const OFFER_FRAMES = ['flash_sale_push', 'group_offer_push', 'flash_sale_stock', 'group_progress'];
+
+// What the live panel says is shown: goods, a flash sale with its stock, a group offer.
+function bubbleTitle(b) {
+  if (!b) return 'none';
+  if (b.goods) return b.goods.title;
+  if (b.sale) return `Flash sale: ${b.sale.goods.title} (${b.sale.stock_left} left)`;
+  if (b.offer) return `Group: ${b.offer.goods.title} (${groupText(b.offer)})`;
+  return 'none';
+}
+
+function groupText(o) {
+  return o.group ? `${o.group.joined} joined, ${o.group.to_go} to go` : `no open group, ${o.size} per group`;
+}
+
+function startOffers() {
+  refreshOffers();
+  S.timers.push(setInterval(refreshOffers, 3000));
+}
+
+function offerGoodsChoices(goods) {
+  $('#offer-goods').replaceChildren(...goods.map((g) => el('option', { value: g.id }, `${g.title} (${yuan(g.price_fen)})`)));
+}
+
+async function refreshOffers() {
+  if (!S.room) return;
+  const q = '?room_id=' + S.room.id;
+  let sales, groups;
+  try {
+    [sales, groups] = await Promise.all([call('GET', '/api/host/flash-sales' + q), call('GET', '/api/host/group-offers' + q)]);
+  } catch (e) { return; }
+  const list = $('#offer-list');
+  const key = JSON.stringify([sales.items, groups.items]);
+  if (list.dataset.key === key) return; // unchanged: keep the buttons (and focus) as they are
+  list.dataset.key = key;
+  list.replaceChildren();
+  for (const s of sales.items) {
+    const ended = Date.parse(s.ends_at) <= Date.now();
+    list.append(el('li', { 'data-sale': s.id },
+      el('span', {}, `Flash sale: ${s.goods.title} · ${yuan(s.sale_price_fen)} · ${s.stock_left}/${s.stock} left${ended ? ' · ended' : ''} `),
+      el('button', { type: 'button', disabled: ended, onclick: () => pushOffer('flash-sales', s.id, s.goods.title) },
+        'Push flash sale')));
+  }
+  for (const o of groups.items) {
+    list.append(el('li', { 'data-offer': o.id },
+      el('span', {}, `Group offer: ${o.goods.title} · ${yuan(o.group_price_fen)} × ${o.size} · ${groupText(o)} `),
+      el('button', { type: 'button', onclick: () => pushOffer('group-offers', o.id, o.goods.title) }, 'Push group offer')));
+  }
+  if (!list.children.length) list.append(el('li', { class: 'hint' }, 'None yet: create one below.'));
+}
+
+function pushOffer(kind, id, title) {
+  return guarded(() => call('POST', `/api/host/${kind}/${id}/push`, { room_id: S.room.id }), `Pushed “${title}”.`);
+}
+
+$('#offer-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const goods_id = Number($('#offer-goods').value);
+  if (!goods_id) { notify('Attach goods to the shelf first.'); return; }
+  const price = Math.round(Number($('#offer-price').value) * 100);
+  const count = Number($('#offer-count').value);
+  const minutes = Number($('#offer-minutes').value);
+  const now = Date.now();
+  const [path, body] = $('#offer-kind').value === 'flash'
+    ? ['/api/host/flash-sales', { goods_id, sale_price_fen: price, stock: count,
+      starts_at: new Date(now).toISOString(), ends_at: new Date(now + minutes * 60000).toISOString() }]
+    : ['/api/host/group-offers', { goods_id, group_price_fen: price, size: count, fill_seconds: Math.max(60, minutes * 60) }];
+  const made = await guarded(() => call('POST', path, body), 'Offer created: push it from the list.');
+  if (made) refreshOffers();
 });
 
 // -- timeline --------------------------------------------------------------------------------
@@ -416,7 +495,8 @@ async function refreshOrders() {
   if (document.activeElement && body.contains(document.activeElement)) return; // typing
   body.replaceChildren();
   for (const o of page.items) {
-    const ship = o.status === 'paid' ? shipForm(o) : (o.tracking_no ? `${o.carrier} ${o.tracking_no}` : '');
+    const ship = o.status === 'paid' ? (o.address ? shipForm(o) : 'waiting for the buyer’s address')
+      : (o.tracking_no ? `${o.carrier} ${o.tracking_no}` : '');
     body.append(el('tr', { 'data-order': o.id, 'data-status': o.status },
       el('td', {}, '#' + o.id), el('td', {}, `${o.title} × ${o.quantity}`),
       el('td', {}, yuan(o.total_fen)), el('td', {}, STATUS_TEXT[o.status] || o.status), el('td', {}, ship)));
@@ -438,6 +518,8 @@ function shipForm(o) {
 }
 
 $('#orders-status').addEventListener('change', refreshOrders);
+
+initModeration({ call, guarded, notify });
 
 // -- start -----------------------------------------------------------------------------------
 

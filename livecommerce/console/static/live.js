@@ -5,7 +5,7 @@ import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static
 const roomId = Number((/^\/live\/(\d+)/.exec(location.pathname) || [])[1]);
 const TOKEN_KEY = 'lc_user_token';
 const S = { token: localStorage.getItem(TOKEN_KEY) || '', room: null, client: null, bubble: null,
-  order: null, bubbleTimer: null, frames: [], bubbles: [], notices: [] };
+  order: null, bubbleTimer: null, frames: [], bubbles: [], notices: [], myGroups: new Set() };
 window.__live = S; // for the browser tests
 
 function error(text) { const n = $('#error'); n.textContent = text; show(n, !!text); }
@@ -87,6 +87,10 @@ function connect() {
   c.on('resync', sync);
   c.on('goods_push', (f) => showBubble(f));
   c.on('goods_withdraw', () => hideBubble());
+  c.on('flash_sale_push', (f) => showBubble(f));
+  c.on('group_offer_push', (f) => showBubble(f));
+  c.on('flash_sale_stock', () => renderBubble(c.state.bubble));
+  c.on('group_progress', () => renderBubble(c.state.bubble));
   c.on('viewer_count', () => { $('#viewers').textContent = c.state.viewers; });
   c.on('likes', () => { $('#likes').textContent = c.state.likes; });
   c.on('room_state', (f) => { if (f.room) renderRoom(f.room); });
@@ -97,8 +101,11 @@ function connect() {
       S.notices.push(f);
       if (f.kind === 'order_paid') toast(`Payment received for order #${f.data.order_id}: ${f.data.title}`);
       else if (f.kind === 'order_shipped') toast(`Order #${f.data.order_id} shipped (${f.data.carrier} ${f.data.tracking_no})`);
+      else if (f.kind === 'group_succeeded') toast(`Your group for ${f.data.title} is complete!`);
+      else if (f.kind === 'group_failed') toast(`Your group for ${f.data.title} did not fill: ${f.data.outcome === 'refunded' ? yuan(f.data.refund_fen) + ' is on its way back' : 'order cancelled'}.`);
     }
   });
+  c.on('error', (f) => { const text = commentError(f); if (text) error(text); });
   c.on('reconnecting', () => { conn.textContent = 'connection lost, reconnecting…'; });
   c.on('ended', () => { conn.textContent = 'The live has ended.'; $('#room-state').textContent = 'ended'; });
   c.on('unauthorized', needLogin);
@@ -110,7 +117,22 @@ function sync() {
   if (st.room) renderRoom(st.room);
   $('#viewers').textContent = st.viewers;
   $('#likes').textContent = st.likes;
-  if (st.bubble) showBubble(st.bubble); else hideBubble();
+  if (st.bubble) { showBubble(st.bubble); freshen(st.bubble); } else hideBubble();
+}
+
+// What the author is told when the room's moderation did not publish their comment.
+function commentError(f) {
+  const until = f.until ? ' until ' + new Date(f.until).toLocaleTimeString() : '';
+  const texts = {
+    muted: `The host has muted you in this room${until}.`,
+    room_muted: 'Comments are turned off in this room.',
+    blocked_word: 'Your comment contains a word this room does not allow, so it was not posted.',
+    content_risky: 'Your comment did not pass the content check and was not posted.',
+    comment_held: 'Your comment is waiting for the host’s review.',
+  };
+  if (texts[f.code]) return texts[f.code];
+  if (f.code === 'unavailable' && /comment/.test(f.message || '')) return 'Your comment could not be posted right now. Send it again in a moment.';
+  return '';
 }
 
 function addComment(f) {
@@ -123,16 +145,53 @@ function addComment(f) {
 
 // -- bubble ----------------------------------------------------------------------------------
 
-function showBubble(f) {
-  if (!f || !f.goods) return;
+// A bubble is goods, a flash sale (live stock) or a group offer ("N joined, M to go"): one view.
+function bubbleView(f) {
+  if (f.sale) {
+    const s = f.sale;
+    return { kind: 'flash', goods: s.goods, price_fen: s.sale_price_fen, left: s.stock_left,
+      text: s.stock_left > 0 ? `flash sale · ${s.stock_left} left` : 'sold out', action: 'Buy now' };
+  }
+  if (f.offer) {
+    const o = f.offer;
+    const g = o.group;
+    const mine = g && S.myGroups.has(g.id);
+    return { kind: 'group', goods: o.goods, price_fen: o.group_price_fen, left: mine ? 0 : 1,
+      text: g ? `group: ${g.joined} joined, ${g.to_go} to go` : `groups of ${o.size}: start one`,
+      action: mine ? 'You are in this group' : g ? 'Join group' : 'Start a group' };
+  }
   const g = f.goods;
+  return { kind: 'goods', goods: g, price_fen: g.price_fen, left: g.stock,
+    text: g.stock > 0 ? `${g.stock} left` : 'sold out', action: 'Buy now' };
+}
+
+function renderBubble(f) {
+  if (!f || !(f.goods || f.sale || f.offer)) return false;
+  const v = bubbleView(f);
   S.bubble = f;
-  $('#bubble-title').textContent = g.title;
-  $('#bubble-price').textContent = yuan(g.price_fen);
-  $('#bubble-stock').textContent = g.stock > 0 ? `${g.stock} left` : 'sold out';
-  $('#bubble-img').hidden = !g.image;
-  if (g.image) $('#bubble-img').src = g.image;
-  $('#buy').disabled = g.stock <= 0;
+  $('#bubble-title').textContent = v.goods.title;
+  $('#bubble-price').textContent = yuan(v.price_fen);
+  $('#bubble-stock').textContent = v.text;
+  $('#bubble-img').hidden = !v.goods.image;
+  if (v.goods.image) $('#bubble-img').src = v.goods.image;
+  $('#buy').textContent = v.action;
+  $('#buy').disabled = v.left <= 0;
+  return true;
+}
+
+// A bubble from welcome may be old: read the sale's or the offer's numbers now.
+async function freshen(f) {
+  try {
+    if (f.sale) f.sale = await api('GET', '/api/flash-sales/' + f.sale.id);
+    else if (f.offer) f.offer = await api('GET', '/api/group-offers/' + f.offer.id);
+    else return;
+  } catch (e) { return; }
+  if (S.bubble === f) renderBubble(f);
+}
+
+function showBubble(f) {
+  if (!renderBubble(f)) return;
+  const g = bubbleView(f).goods;
   show($('#bubble'), true);
   S.bubbles.push({ push_id: f.push_id, goods_id: g.id, ts: f.ts, shown_at: Date.now() });
   trackBubble('bubble_impression', f);
@@ -146,10 +205,14 @@ function hideBubble() { clearTimeout(S.bubbleTimer); show($('#bubble'), false); 
 // Analytics (docs/protocol.md, `track`): the bubble's impressions and clicks with its push seq,
 // which the host console's live figures and the per-push reports count.
 function trackBubble(type, f) {
-  if (!S.client || !S.room || !f || !f.goods || typeof f.seq !== 'number') return;
-  try {
-    S.client.track([{ type, room_id: S.room.id, goods_id: f.goods.id, push_seq: f.seq, page: 'live' }]);
-  } catch (e) { /* analytics never stands in the way of buying */ }
+  if (!S.client || !S.room || !f || typeof f.seq !== 'number') return;
+  if (!(f.goods || f.sale || f.offer)) return;
+  const g = bubbleView(f).goods;
+  if (!g) return;
+  const ev = { type, room_id: S.room.id, goods_id: g.id, push_seq: f.seq, page: 'live' };
+  const x = f.experiment; // an A/B-tested bubble: the viewer's variant (docs/protocol.md)
+  if (x && x.included) ev.variants = { [x.key]: x.variant };
+  try { S.client.track([ev]); } catch (e) { /* analytics never stands in the way of buying */ }
 }
 
 $('#bubble-close').addEventListener('click', hideBubble);
@@ -159,13 +222,16 @@ $('#bubble-close').addEventListener('click', hideBubble);
 $('#buy').addEventListener('click', () => {
   if (!S.bubble) return;
   trackBubble('bubble_click', S.bubble);
-  const g = S.bubble.goods;
+  const v = bubbleView(S.bubble);
+  const g = v.goods;
   S.order = null;
   $('#detail-title').textContent = g.title;
   $('#detail-img').hidden = !g.image;
   if (g.image) $('#detail-img').src = g.image;
-  $('#detail-price').textContent = yuan(g.price_fen);
-  $('#detail-stock').textContent = `${g.stock} left`;
+  $('#detail-price').textContent = yuan(v.price_fen);
+  $('#detail-stock').textContent = v.text;
+  $('#place').textContent = v.kind === 'group' ? v.action : 'Place order';
+  show($('#quantity-row'), v.kind !== 'group');
   $('#order-status').textContent = '';
   show($('#place'), true); show($('#pay'), false);
   show($('#detail'), true);
@@ -173,22 +239,68 @@ $('#buy').addEventListener('click', () => {
   $('#place').focus();
 });
 
+// The shipping address (wx.chooseAddress in the mini-program): every order ships to one.
+const ADDRESS_KEY = 'lc_address';
+const ADDRESS_FIELDS = { userName: '#addr-name', telNumber: '#addr-tel', provinceName: '#addr-province',
+  cityName: '#addr-city', countyName: '#addr-county', detailInfo: '#addr-detail' };
+const DEV_ADDRESS = { userName: '张三', telNumber: '020-81167888', provinceName: '广东省',
+  cityName: '广州市', countyName: '海珠区', detailInfo: '新港中路397号' };
+
+function loadAddress() {
+  let saved = null;
+  try { saved = JSON.parse(localStorage.getItem(ADDRESS_KEY) || 'null'); } catch (e) { saved = null; }
+  const a = saved || DEV_ADDRESS;
+  for (const [k, sel] of Object.entries(ADDRESS_FIELDS)) $(sel).value = a[k] || '';
+  shipToText();
+}
+
+function readAddress() {
+  const a = {};
+  for (const [k, sel] of Object.entries(ADDRESS_FIELDS)) { const v = $(sel).value.trim(); if (v) a[k] = v; }
+  return a;
+}
+
+function shipToText() {
+  const a = readAddress();
+  $('#ship-to-text').textContent = `${a.userName || '?'}, ${a.cityName || ''} ${a.detailInfo || ''}`;
+}
+
+$('#ship-to').addEventListener('input', shipToText);
+loadAddress();
+
 $('#detail-close').addEventListener('click', () => { show($('#detail'), false); $('#buy').focus(); });
 
+// Order what the bubble offers: goods (with the address), a flash-sale unit, a group seat
+// (open a group or join the featured one) — the last two get the address right after.
+async function placeOrder(f, quantity) {
+  const opts = (body) => ({ token: S.token, body, headers: { 'Idempotency-Key': randomKey() } });
+  if (!f.sale && !f.offer) {
+    return api('POST', '/api/orders', opts({ goods_id: f.goods.id, quantity, address: readAddress() }));
+  }
+  let order;
+  if (f.sale) order = await api('POST', `/api/flash-sales/${f.sale.id}/buy`, opts({ quantity }));
+  else {
+    const g = f.offer.group;
+    const path = g ? `/api/groups/${g.id}/join` : `/api/group-offers/${f.offer.id}/groups`;
+    const seat = await api('POST', path, opts({}));
+    S.myGroups.add(seat.group_id);
+    order = seat.order;
+  }
+  return api('PUT', `/api/orders/${order.id}/address`, { token: S.token, body: readAddress() });
+}
+
 $('#place').addEventListener('click', async () => {
-  const goods = S.bubble.goods;
   const quantity = Number($('#quantity').value) || 1;
   $('#place').disabled = true;
   try {
-    S.order = await api('POST', '/api/orders', {
-      token: S.token, body: { goods_id: goods.id, quantity },
-      headers: { 'Idempotency-Key': randomKey() },
-    });
+    S.order = await placeOrder(S.bubble, quantity);
+    localStorage.setItem(ADDRESS_KEY, JSON.stringify(readAddress()));
     $('#order-status').textContent = `Order #${S.order.id}: ${yuan(S.order.total_fen)}, awaiting payment.`;
     show($('#place'), false); show($('#pay'), true);
     $('#pay').focus();
   } catch (e) {
     $('#order-status').textContent = e.message;
+    if (e.field && e.field.startsWith('address')) $('#ship-to').open = true;
   } finally {
     $('#place').disabled = false;
   }
