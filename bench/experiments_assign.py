@@ -2,7 +2,8 @@
 
 What ``GET /api/experiments/assignments`` computes per running experiment once the experiment
 rows are loaded: GrowthBook hash v2 of the openid, the bucket ranges and the variant
-(``livecommerce.growth.experiments.assignments.compute``), plus the bare ``bucketing.assign``.
+(``livecommerce.growth.experiments.assignments.compute``), plus the bare ``bucketing.assign``
+and ``bulk.assign_many`` (what a node uses to bucket a whole room for a bubble experiment).
 The issue asks for >= 20,000 lookups/s on one process.
 
     .venv/bin/python bench/experiments_assign.py [--json out.json]
@@ -25,6 +26,7 @@ from timer_stats import machine
 
 from livecommerce.growth.experiments.assignments import compute
 from livecommerce.growth.experiments.bucketing import assign
+from livecommerce.growth.experiments.bulk import assign_many
 
 N = 20_000
 OPENIDS = [f"oAbCdEfGhIjKlMnOpQrStUv{i:05d}" for i in range(N)]
@@ -46,6 +48,9 @@ def bench() -> dict[str, float]:
             lambda: [assign(o, "bubble-title", [0.1, 0.3, 0.6]) for o in OPENIDS],
         "assignments.compute (namespace + coverage + dict)":
             lambda: [compute(EXPERIMENT, o) for o in OPENIDS],
+        "bulk.assign_many (a room at once, NumPy; namespace + coverage)":
+            lambda: assign_many(OPENIDS, "bubble-title", [0.1, 0.3, 0.6], 0.9,
+                                ("bubbles", 0.0, 0.7)),
     }  # fmt: skip
     return {name: N / min(timeit.repeat(fn, number=1, repeat=5)) for name, fn in cases.items()}
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from livecommerce import __version__, keys
+from livecommerce import __version__, gctune, keys
 from livecommerce.app import create_app
 from livecommerce.auth.tokens import issue_token
 from livecommerce.config import ConfigError, Settings, load_settings
@@ -282,6 +282,7 @@ async def _serve(
     app = create_app(settings)
     runner = make_runner(app, shutdown_timeout=settings.server.shutdown_grace_seconds)
     await runner.setup()
+    gctune.tune()  # after start-up: see livecommerce/gctune.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

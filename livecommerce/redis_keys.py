@@ -134,3 +134,17 @@ def group_offer_rooms(offer_id: int) -> str:
 def group_progress_last(offer_id: int, room_id: int) -> str:
     """The featured group last published to the room (a frame is sent only on a change)."""
     return f"{PREFIX}{group_offer_tag(offer_id)}:last:{room_id}"
+
+
+# Comment moderation (livecommerce/moderation): a copy of the room's rules from PostgreSQL.
+# mod: hash {v (version), host (owner host id), muted (0/1), policy, words (JSON list)};
+# mutes: hash author ("user:12") -> muted until (ms since the epoch, 0 = until unmuted).
+MODERATION_TTL_SECONDS = 7 * 86400  # refreshed on each load; rebuilt from PostgreSQL when gone
+
+
+def room_moderation(room_id: int) -> str:
+    return f"{PREFIX}{room_tag(room_id)}:mod"
+
+
+def room_mutes(room_id: int) -> str:
+    return f"{PREFIX}{room_tag(room_id)}:mutes"

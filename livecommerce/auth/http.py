@@ -26,7 +26,8 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
     state-changing method needs ``X-CSRF-Token``.
 
     Raises:
-        Unauthorized: no token, a bad or expired one.
+        Unauthorized: no token, a bad or expired one, a console session revoked by a password
+            reset (``session_revoked``, flagged by ``console/session_guard.py``).
         Forbidden: a valid token of another kind (a viewer calling a host action), or a
             cookie-authenticated write without its CSRF token (code ``csrf_failed``).
     """
@@ -40,6 +41,8 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
             raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
     else:
         claims = verify_token(secret, bearer_token(request))
+    if request.get(session.REVOKED):
+        raise Unauthorized("the session ended: the password was changed", code="session_revoked")
     if kinds and claims.kind not in kinds:
         raise Forbidden(f"this action needs a {' or '.join(kinds)} token", code="wrong_role")
     return claims

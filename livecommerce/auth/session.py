@@ -11,12 +11,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from aiohttp import web
+
 COOKIE = "lc_session"
 # An agent's session (customer service) is its own cookie: a host and one of their agents can
 # be signed in side by side in one browser.
 AGENT_COOKIE = "lc_agent_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set on a request whose session token was issued for an older password (the host's password
+# was reset since): ``require_claims`` refuses it with 401 ``session_revoked``.
+REVOKED = web.RequestKey("session_revoked", bool)
 
 
 def csrf_token(secret: str, session: str) -> str:

@@ -8,7 +8,12 @@ WebSocket presents:
 * ``host``   — a live-room host; ``sub`` is ``hosts.id``; scoped to that host's rooms.
 * ``agent``  — a customer-service agent of a host's shop; ``sub`` is ``support_agents.id``.
 
-The payload is JSON ``{"k": kind, "sub": str, "iat": int, "exp": int}``. Verification is
+The payload is JSON ``{"k": kind, "sub": str, "iat": int, "exp": int}``, plus ``"sv": int`` in a
+console session's host token (the host's password version at sign-in: a password reset
+revokes the session, see ``console/session_guard.py``) and ``"oid"`` (the user's WeChat openid)
+in user tokens issued at login: the hash attribute of A/B experiments, so a WebSocket buckets its
+user exactly as ``GET /api/experiments/assignments`` with no lookup (docs/experiments.md,
+"Variants on live bubbles"). Verification is
 constant-time and checks expiry; any defect raises :class:`~livecommerce.errors.Unauthorized`.
 """
 
@@ -38,6 +43,8 @@ class Claims:
     subject: str
     issued_at: int
     expires_at: int
+    session: int | None = None  # console sessions: the password version they were issued for
+    openid: str | None = None  # user tokens issued at login (experiments' hash attribute)
 
     @property
     def user_id(self) -> int | None:
@@ -65,12 +72,24 @@ def _sign(secret: str, payload: bytes) -> bytes:
 
 
 def issue_token(
-    secret: str, kind: Kind, subject: str | int, ttl_seconds: int, *, now: float | None = None
+    secret: str,
+    kind: Kind,
+    subject: str | int,
+    ttl_seconds: int,
+    *,
+    now: float | None = None,
+    session: int | None = None,
+    openid: str | None = None,
 ) -> str:
     issued = int(time.time() if now is None else now)
-    payload = orjson.dumps(
-        {"k": kind, "sub": str(subject), "iat": issued, "exp": issued + ttl_seconds}
-    )
+    claims: dict[str, object] = {
+        "k": kind, "sub": str(subject), "iat": issued, "exp": issued + ttl_seconds
+    }  # fmt: skip
+    if session is not None:
+        claims["sv"] = session
+    if openid is not None:
+        claims["oid"] = openid
+    payload = orjson.dumps(claims)
     return f"{_b64(payload)}.{_b64(_sign(secret, payload))}"
 
 
@@ -93,15 +112,21 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> Claims
     try:
         data = orjson.loads(payload)
         kind, subject, iat, exp = data["k"], data["sub"], data["iat"], data["exp"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        sv = data.get("sv")
+        openid = data.get("oid")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         raise Unauthorized("malformed token", code="bad_token") from None
     if (
         kind not in KINDS
         or not isinstance(subject, str)
         or not isinstance(exp, int)
         or not isinstance(iat, int)
+        or (sv is not None and (not isinstance(sv, int) or isinstance(sv, bool)))
+        or not (openid is None or isinstance(openid, str))
     ):
         raise Unauthorized("malformed token", code="bad_token")
     if exp <= (time.time() if now is None else now):
         raise Unauthorized("token expired", code="token_expired")
-    return Claims(kind=kind, subject=subject, issued_at=iat, expires_at=exp)
+    return Claims(
+        kind=kind, subject=subject, issued_at=iat, expires_at=exp, session=sv, openid=openid
+    )

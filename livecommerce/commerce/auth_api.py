@@ -51,7 +51,7 @@ async def login(call: Call[LoginBody, None]) -> LoginResult:
     settings = app[keys.SETTINGS]
     now = time.time()
     ttl = settings.security.token_ttl_seconds
-    token = issue_token(settings.secret, "user", user_id, ttl, now=now)
+    token = issue_token(settings.secret, "user", user_id, ttl, now=now, openid=wx.openid)
     profile = await users.get_profile(app[keys.PG_POOL], user_id)
     return LoginResult(
         token=token,

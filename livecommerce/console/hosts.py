@@ -20,10 +20,16 @@ from livecommerce.errors import Conflict, NotFound
 DEMO_PASSWORD = "demo-live-2026"
 
 
+# A host's password version: password_changed_at in microseconds since the epoch (0: none).
+# A console session carries the version it was signed in with; a reset makes it stale.
+PASSWORD_VERSION = "coalesce((extract(epoch FROM password_changed_at) * 1000000)::bigint, 0)"
+
+
 @dataclass(frozen=True, slots=True)
 class Host:
     id: int
     name: str
+    password_version: int = 0
 
 
 def new_password() -> str:
@@ -82,13 +88,24 @@ async def check_sign_in(
     conn: asyncpg.Connection | asyncpg.Pool, name: str, password: str
 ) -> Host | None:
     """The host whose name and password these are, else None (same cost either way)."""
-    row = await conn.fetchrow("SELECT id, name, password_hash FROM hosts WHERE name = $1", name)
+    row = await conn.fetchrow(
+        f"SELECT id, name, password_hash, {PASSWORD_VERSION} AS pv FROM hosts WHERE name = $1",
+        name,
+    )
     if row is None or row["password_hash"] is None:
         await asyncio.to_thread(dummy_verify, password)
         return None
     if not await asyncio.to_thread(verify_password, row["password_hash"], password):
         return None
-    return Host(row["id"], row["name"])
+    return Host(row["id"], row["name"], row["pv"])
+
+
+async def password_version(conn: asyncpg.Connection | asyncpg.Pool, host_id: int) -> int | None:
+    """The host's current password version (None: no such host)."""
+    pv: int | None = await conn.fetchval(
+        f"SELECT {PASSWORD_VERSION} FROM hosts WHERE id = $1", host_id
+    )
+    return pv
 
 
 async def host_name(conn: asyncpg.Connection | asyncpg.Pool, host_id: int) -> str | None:

@@ -2,7 +2,8 @@
 
 A deletion is a room frame ``{"type": "comment_delete", "comment_seq": N}`` (sequenced like
 every room frame, so a resuming viewer gets it too); clients remove the comment whose frame had
-seq N. Muting and blocked words are not implemented yet.
+seq N. Mutes, the room mute, blocked words and held comments live in
+:mod:`livecommerce.moderation`.
 """
 
 from __future__ import annotations

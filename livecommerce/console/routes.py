@@ -13,7 +13,9 @@ from livecommerce.console import (
     moderation_api,
     pages,
     session_api,
+    session_guard,
 )
+from livecommerce.moderation import setup as moderation_setup
 from livecommerce.rooms import list_api
 
 CURSOR_RULE = "the cursor was not issued by this server for the same filters"
@@ -56,3 +58,5 @@ def setup(app: web.Application) -> None:
     """Add the console routes (called once from ``create_app``, after commerce's)."""
     dev = not app[keys.SETTINGS].production
     contract.add_routes(app, ROUTES + DEV_ROUTES if dev else ROUTES)
+    app.middlewares.append(session_guard.session_guard)  # a password reset ends sessions
+    moderation_setup.setup(app)  # mutes, room mute, blocked words, content check, held comments

@@ -75,7 +75,7 @@ async def sign_in(call: Call[SignIn, None]) -> Reply[ConsoleSession]:
     await signin_limit.succeeded(redis, b.name)
     settings = app[keys.SETTINGS]
     ttl = settings.security.host_token_ttl_seconds
-    token = issue_token(settings.secret, "host", host.id, ttl)
+    token = issue_token(settings.secret, "host", host.id, ttl, session=host.password_version)
     cookie = session.session_cookie(token, ttl, secure=settings.production)
     body = ConsoleSession(
         host=ConsoleHost(id=host.id, name=host.name),

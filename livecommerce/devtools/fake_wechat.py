@@ -18,7 +18,9 @@ reused one gets 40163). The optional control prefix picks an error:
 /cgi-bin/message/subscribe/send`` with
 ``?access_token=``; users named ``refuse*`` have refused subscribe messages (43101). Sent messages
 are listed at ``GET /dev/messages``. ``POST /wxa/msg_sec_check`` (content security v2) answers
-``risky`` for text containing "risky" or "违规", ``review`` for "review", else ``pass``.
+``risky`` for text containing "risky" or "违规", ``review`` for "review", else ``pass``;
+``POST /dev/sec-check`` ``{"down": true}`` makes it fail like an outage (errcode -1) until
+``{"down": false}``, and ``"delay_ms"`` delays each answer (a slow WeChat).
 
 **Pay** (WeChat Pay v3; every request's merchant ``Authorization`` signature is verified with
 the merchant public key — 401 ``SIGN_ERROR`` otherwise — and every answer is signed with the
@@ -46,6 +48,7 @@ schedule is not simulated: call it again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -129,6 +132,10 @@ class FakeWechat:
     messages: list[dict[str, Any]] = field(default_factory=list)
     login_calls: int = 0
     checked_texts: list[str] = field(default_factory=list)
+    checked_scenes: list[int] = field(default_factory=list)
+    # The content check's dev switches (POST /dev/sec-check): an outage, a delay per answer.
+    sec_check_down: bool = False
+    sec_check_delay: float = 0.0
     session: aiohttp.ClientSession | None = None
     # Customer service (fake_wechat_cs): its state; token and crypt set by support.routes.
     cs: fake_wechat_cs.FakeCustomerService | None = None
@@ -149,6 +156,7 @@ class FakeWechat:
         app.router.add_post("/dev/pay", self.dev_pay)
         app.router.add_post("/dev/refunds/settle", self.dev_settle_refunds)
         app.router.add_get("/dev/messages", self.dev_messages)
+        app.router.add_post("/dev/sec-check", self.dev_sec_check)
         app.cleanup_ctx.append(self._client_ctx)
         self._add_customer_service(app)
         return app
@@ -246,6 +254,10 @@ class FakeWechat:
         ``REVIEW_WORDS`` ``review``, anything else ``pass``."""
         if request.query.get("access_token") not in self.access_tokens:
             return _err(40001, "invalid credential, access_token is invalid or not latest")
+        if self.sec_check_delay:
+            await asyncio.sleep(self.sec_check_delay)
+        if self.sec_check_down:
+            return _err(-1, "system error")
         try:
             body = orjson.loads(await request.read())
             content, version = str(body["content"]), body.get("version")
@@ -261,12 +273,25 @@ class FakeWechat:
         elif any(w in lowered for w in REVIEW_WORDS):
             suggest, label = "review", 21000
         self.checked_texts.append(content)
+        self.checked_scenes.append(body.get("scene"))
         return _text_json({
             "errcode": 0, "errmsg": "ok", "trace_id": secrets.token_hex(8),
             "result": {"suggest": suggest, "label": label},
             "detail": [{"strategy": "content_model", "errcode": 0, "suggest": suggest,
                         "label": label}],
         })  # fmt: skip
+
+    async def dev_sec_check(self, request: web.Request) -> web.Response:
+        """Development switches of the content check: ``{"down": bool, "delay_ms": int}``."""
+        try:
+            body = orjson.loads(await request.read())
+            if "down" in body:
+                self.sec_check_down = bool(body["down"])
+            if "delay_ms" in body:
+                self.sec_check_delay = max(0, min(int(body["delay_ms"]), 60_000)) / 1000
+        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+            return web.json_response({"error": "expected {down: bool, delay_ms: int}"}, status=400)
+        return _json({"down": self.sec_check_down, "delay_ms": int(self.sec_check_delay * 1000)})
 
     async def dev_messages(self, request: web.Request) -> web.Response:
         return _json({"messages": self.messages})

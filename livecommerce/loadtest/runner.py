@@ -59,6 +59,8 @@ class LoadConfig:
     connect_timeout: float = 15.0
     settle_timeout: float = 30.0
     progress: bool = True
+    # Extra push body fields for round k (e.g. a bubble experiment in every other round)
+    push_extra: Callable[[int], dict[str, Any]] | None = None
     # (seconds into the run phase, action, label): e.g. kill a node mid-run
     events: list[tuple[float, Callable[[], Coroutine[Any, Any, None]], str]] = field(
         default_factory=list
@@ -213,6 +215,8 @@ class Pusher:
             if not goods:
                 raise LoadTestError(f"room {room}: no goods to push")
             url, body = f"{base}/api/rooms/{room}/push", {"goods_id": goods[k % len(goods)]}
+            if self.cfg.push_extra is not None:
+                body.update(self.cfg.push_extra(k))
         try:
             async with self.http.post(url, json=body) as resp:
                 data = await resp.json(content_type=None)

@@ -34,6 +34,7 @@ from livecommerce.realtime.protocol import (
 
 if TYPE_CHECKING:
     from livecommerce.realtime.endpoint import Endpoint
+    from livecommerce.realtime.variants import Bucketing
 
 log = logging.getLogger("livecommerce.conn")
 
@@ -46,6 +47,7 @@ class Conn(asyncio.Protocol):
     """One viewer connection in one room (``room_id`` 0 until it has begun to join)."""
 
     __slots__ = (
+        "ab",
         "buf",
         "ep",
         "first",
@@ -79,6 +81,7 @@ class Conn(asyncio.Protocol):
         self.last_comment = 0.0
         self.first = True  # no message handled yet (``resume`` is only valid first)
         self.quiet = 0  # heartbeat sweeps since the last byte received
+        self.ab: Bucketing | None = None  # a user's experiment bucketing (realtime/variants.py)
 
     # ------------------------------------------------------------------ output
 

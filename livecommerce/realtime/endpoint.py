@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -30,6 +30,7 @@ from livecommerce.growth.analytics.writer import BufferFull, WriterClosed
 from livecommerce.metrics import Metrics
 from livecommerce.outage import NAMES, OutageLog, unavailable_backend
 from livecommerce.realtime import protocol as p
+from livecommerce.realtime import variants
 from livecommerce.realtime.broker import Broker, Snapshot
 from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
 from livecommerce.realtime.frames import accept_key
@@ -49,6 +50,9 @@ SUBSCRIBE_WAIT_SECONDS = 5.0
 JOIN_TIMEOUT_SECONDS = 30.0  # a join stuck on a backend is told to reconnect (1012)
 
 Reply = dict[str, Any] | None
+# Comment moderation (livecommerce/moderation): given the connection, the author (the comment
+# frame's ``user``), the cleaned text and the client's ``ref``, publishes/holds/refuses it.
+CommentHook = Callable[[Conn, dict[str, str], str, Any], Coroutine[Any, Any, Reply]]
 # What a join or a message may meet when PostgreSQL or Redis is down or slow (see outage.py).
 _BACKEND_ERRORS = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -93,6 +97,14 @@ class Endpoint:
         self.burst = max(1.0, cfg.messages_per_second * 2)
         # Analytics (growth/analytics/live.py): stores a `track` frame's events; None: refused.
         self.tracker: Tracker | None = None
+        # The room owner's console sockets on this node, by room: they alone get the `stats`
+        # frames (growth/analytics/live_stats.py). A host token for another room is a viewer.
+        self.host_conns: dict[int, set[Conn]] = {}
+        # Comment moderation (moderation/setup.py); None: comments are published as they come.
+        self.moderator: CommentHook | None = None
+
+        # Bubble experiments: a user's openid and sticky assignments, once per connection.
+        self.sticky = variants.StickyLoader(pool)
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -112,6 +124,11 @@ class Endpoint:
     def detach(self, conn: Conn) -> None:
         """The viewer leaves its room and its admission slot (idempotent)."""
         self.hub.leave(conn)
+        hosts = self.host_conns.get(conn.room_id)
+        if hosts is not None:
+            hosts.discard(conn)
+            if not hosts:
+                del self.host_conns[conn.room_id]
         if conn.identity:
             self.hub.release(conn.ip, conn.identity)
             conn.identity = ""
@@ -174,6 +191,7 @@ class Endpoint:
                 p.CLOSE_TOO_MANY_CONNECTIONS, "too_many_connections", "too many connections"
             )
         conn.identity = identity
+        conn.ab = await self.sticky.load(claims)
         # No viewer joins before this node's subscription is live, or it could miss frames.
         try:
             async with asyncio.timeout(SUBSCRIBE_WAIT_SECONDS):
@@ -201,9 +219,13 @@ class Endpoint:
         kind = "resync" if last_seq is not None and not resumed else "welcome"
         if last_seq is not None:
             self.metrics.resumes.labels("hit" if resumed else "miss").inc()
-        conn.write(p.ws_text_frame(p.encode(welcome_body(kind, snap, room, resumed))))
+        body = welcome_body(kind, snap, room, resumed)
+        variants.personal_bubble(hub, room_id, conn, body)
+        conn.write(p.ws_text_frame(p.encode(body)))
         hub.finish_join(conn, snap.seq, snap.missed if resumed else [])
         conn.state = OPEN
+        if claims.kind == "host" and room.get("host_id") == claims.host_id:
+            self.host_conns.setdefault(room_id, set()).add(conn)
 
     async def _snapshot(
         self, room_id: int, last_seq: int | None
@@ -274,7 +296,7 @@ class Endpoint:
                 room.likes += count
             return None
         if kind == "comment":
-            return self._comment(conn, data.get("text"))
+            return self._comment(conn, data.get("text"), data.get("ref"))
         if kind == "track":
             return self._track(conn, data, text)
         # resume: only as the first message, before any live frame reached this connection.
@@ -291,8 +313,12 @@ class Endpoint:
         # Without the epoch (or with another one) the seqs cannot be trusted: resync.
         return self._resume(conn, last, since, trusted=epoch is not None and epoch == room.epoch)
 
-    def _comment(self, conn: Conn, raw: object) -> Reply | Coroutine[Any, Any, Reply]:
+    def _comment(
+        self, conn: Conn, raw: object, ref: object = None
+    ) -> Reply | Coroutine[Any, Any, Reply]:
         cfg = self.cfg
+        if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
+            return _error("invalid", "ref must be a string of at most 64 characters")
         if not isinstance(raw, str):
             return _error("invalid", "text must be a string")
         cleaned = clean_text(raw)
@@ -306,6 +332,8 @@ class Endpoint:
         conn.last_comment = now
         kind, _, subject = conn.identity.partition(":")
         author = {"kind": kind, "id": subject[-8:] if kind == "viewer" else subject}
+        if self.moderator is not None:
+            return self.moderator(conn, author, cleaned, ref)
         return self._publish_comment(conn.room_id, author, cleaned)
 
     def _track(
@@ -375,6 +403,8 @@ class Endpoint:
         snap, room = await self._snapshot(conn.room_id, None)
         if conn.state != OPEN:
             return None
-        conn.write(p.ws_text_frame(p.encode(welcome_body("resync", snap, room, False))))
+        body = welcome_body("resync", snap, room, False)
+        variants.personal_bubble(hub, conn.room_id, conn, body)
+        conn.write(p.ws_text_frame(p.encode(body)))
         hub.finish_join(conn, snap.seq, [])
         return None

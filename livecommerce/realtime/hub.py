@@ -29,8 +29,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
+from livecommerce.growth.experiments.bubbles import MARKER, VariantFrames
 from livecommerce.metrics import Metrics
+from livecommerce.realtime import variants
 from livecommerce.realtime.conn import Conn as Viewer
 from livecommerce.realtime.protocol import CLOSE_TOO_SLOW, ws_text_frame
 
@@ -46,6 +49,8 @@ class LocalRoom:
     epoch: str | None = None  # the room's epoch this node's welcomed viewers are in
     likes: int = 0  # likes received here since the last tick
     reported: bool = False  # presence reported at least once (so leaving reports 0)
+    # Bubble experiments: per experiment definition, each viewer's variant (variants.py).
+    plans: dict[Any, dict[Viewer, int]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -62,6 +67,8 @@ class Hub:
         # Open sockets by caller ("user:12"), for notices addressed to a user, not a room. A tuple
         # (at most max_connections_per_user long): 48 bytes per viewer where a set takes 216.
         self.by_identity: dict[str, tuple[Viewer, ...]] = {}
+        # Variant pushes seen here: one encoded frame per variant per seq (variants.py).
+        self.bubbles = VariantFrames()
 
     # ------------------------------------------------------------------ membership
 
@@ -98,10 +105,10 @@ class Hub:
         room = self.rooms[viewer.room_id]
         buffered = room.joining.get(viewer, [])
         for payload in missed:
-            viewer.write(ws_text_frame(payload))
+            viewer.write(variants.replay_frame(self, room, viewer, payload))
         for seq, frame in buffered:
             if seq > snapshot_seq:
-                viewer.write(frame)
+                viewer.write(variants.buffered_frame(self, room, viewer, seq, frame))
         viewer.since = snapshot_seq
         room.joining[viewer] = []
         if room.last_seq is not None and room.last_seq >= snapshot_seq:
@@ -129,6 +136,8 @@ class Hub:
         present = viewer in room.viewers or viewer in room.joining
         room.viewers.discard(viewer)
         room.joining.pop(viewer, None)
+        for plan in room.plans.values():
+            plan.pop(viewer, None)
         if present:
             self.metrics.viewers.dec()
         if room.size == 0 and not room.reported:
@@ -180,6 +189,11 @@ class Hub:
         room = self.rooms.get(room_id)
         if room is None:
             return
+        if MARKER in payload:  # a bubble experiment: each viewer its variant's frame
+            entry = self.bubbles.get(room_id, seq, payload)
+            if entry is not None:
+                variants.deliver_variants(self, room, seq, entry)
+                return
         fresh = room.last_seq is None or seq > room.last_seq
         if not fresh and not room.joining:
             return  # already delivered (e.g. gap fill raced the subscription)

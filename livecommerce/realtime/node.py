@@ -33,13 +33,14 @@ from livecommerce.aio import check_cancelled
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
-from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED, encode, ws_text_frame
+from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED
 from livecommerce.realtime.snapshot import (
     RoomNotFound,
     load_snapshot,
     snapshot_epoch,
     welcome_body,
 )
+from livecommerce.realtime.variants import resync_writer
 from livecommerce.redis_clients import subscription_client
 
 log = logging.getLogger("livecommerce.node")
@@ -157,10 +158,10 @@ class Node:
             self._end_room(room_id)
             return
         room.epoch = snapshot_epoch(snap)
-        frame = ws_text_frame(encode(welcome_body("resync", snap, info, False)))
+        frame = resync_writer(self.hub, room_id, welcome_body("resync", snap, info, False))
         for v in viewers:
             if room.joining.get(v) is not None and v.since is None:  # still here
-                v.write(frame)
+                v.write(frame(v))
                 self.hub.finish_join(v, snap.seq, [])
         self.metrics.resyncs.inc(len(viewers))
         log.info("room %s: stream reset, %d local viewers resynced", room_id, len(viewers))

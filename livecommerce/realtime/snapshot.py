@@ -44,14 +44,24 @@ def snapshot_epoch(snap: Snapshot) -> str:
     return snap.state.get("epoch", b"").decode()
 
 
+def longest_show(frame: dict[str, Any]) -> int:
+    """How long a bubble frame shows (s): for an A/B-tested push, its longest variant."""
+    shown: int = frame.get("show_seconds", 0)
+    exp = frame.get("experiment")
+    if isinstance(exp, dict):
+        for c in exp.get("creatives") or ():
+            shown = max(shown, c.get("show_seconds", 0))
+    return shown
+
+
 def welcome_body(kind: str, snap: Snapshot, room: dict[str, Any], resumed: bool) -> dict[str, Any]:
     """The ``welcome`` (``kind``) or ``resync`` frame for ``snap`` (docs/protocol.md)."""
     bubble = None
     raw = snap.state.get("bubble")
     if raw:
         frame = orjson.loads(raw)
-        if frame["ts"] + frame.get("show_seconds", 0) * 1000 > time.time() * 1000:
-            bubble = frame
+        if frame["ts"] + longest_show(frame) * 1000 > time.time() * 1000:
+            bubble = frame  # an A/B-tested one is narrowed per viewer (variants.py)
     return {
         "type": kind,
         "seq": snap.seq,

@@ -18,6 +18,7 @@ from livecommerce.api.contract import HOST, Body, Call, Model, Reply, route, to
 from livecommerce.api.types import NO_NUL, Id, ShowSeconds, Time, check_time
 from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.errors import NotFound
+from livecommerce.growth.experiments import bubble_push
 from livecommerce.rooms import service
 from livecommerce.timer import service as timer_service
 
@@ -160,13 +161,19 @@ class RoomGoodsList(Model):
 
 
 class GoodsPush(Body):
-    """A goods bubble to show now."""
+    """A goods bubble to show now; with ``experiment_id`` and ``variants``, an A/B test of its
+    creative (each viewer is shown the creative of its variant)."""
 
     goods_id: Id
     show_seconds: Annotated[
         ShowSeconds | None, Meta(description="Default: rooms.bubble_default_seconds")
     ] = None
     idempotency_key: PushKey | None = None
+    experiment_id: Annotated[Id | None, Meta(description="A running experiment of the host")] = None
+    variants: bubble_push.Variants | None = None
+
+    def __post_init__(self) -> None:
+        bubble_push.check_pair(self.experiment_id, self.variants)
 
 
 class GoodsPushed(Model):
@@ -197,7 +204,9 @@ async def push_goods(call: Call[GoodsPush, None]) -> Reply[GoodsPushed]:
     201 when published; 200 with the first ``seq`` and ``duplicate: true`` when the
     ``idempotency_key`` had published before (the same goods and show time). 404
     ``goods_not_in_room``; 409 ``room_not_live``, ``not_on_sale`` (a draft or off-sale goods) or
-    ``idempotency_key_reused`` (the key was used for another push).
+    ``idempotency_key_reused`` (the key was used for another push), ``experiment_not_running``;
+    400 on ``experiment_id`` (no such experiment of this host) or ``variants`` (not exactly one
+    creative per variant of the experiment).
     """
     app, b = call.app, call.body
     show = b.show_seconds
@@ -205,7 +214,8 @@ async def push_goods(call: Call[GoodsPush, None]) -> Reply[GoodsPushed]:
         show = app[keys.SETTINGS].rooms.bubble_default_seconds
     published = await service.push_goods(
         app[keys.PG_POOL], app[keys.BROKER], call.host_id, call.id("room_id"), b.goods_id,
-        show_seconds=show, idempotency_key=b.idempotency_key,
+        show_seconds=show, idempotency_key=b.idempotency_key, experiment_id=b.experiment_id,
+        creatives=bubble_push.creatives_of(b.variants) if b.variants else None,
     )  # fmt: skip
     return Reply(
         GoodsPushed(seq=published.seq, duplicate=not published.fresh),
@@ -236,7 +246,11 @@ ROUTES = (
               "a goods id does not exist or is another host's",
           )),
     route("POST", "/api/rooms/{room_id}/push", push_goods, auth=HOST, status=201, also=(200,),
-          errors=(409,)),
+          errors=(409,),
+          rules=(
+              "`experiment_id` names no experiment of this host",
+              "`variants` does not give exactly one creative per variant of the experiment",
+          )),
     route("POST", "/api/rooms/{room_id}/withdraw", withdraw_goods, auth=HOST, errors=(409,)),
 )  # fmt: skip
 

@@ -16,6 +16,8 @@ import asyncpg
 
 from livecommerce import redis_keys as rk
 from livecommerce.errors import Conflict, NotFound, ValidationError
+from livecommerce.growth.experiments import bubble_push
+from livecommerce.growth.experiments.bubbles import variant_push_body
 from livecommerce.realtime.broker import Broker, Published
 
 ROOM_COLUMNS = (
@@ -184,8 +186,14 @@ async def push_goods(
     *,
     show_seconds: int,
     idempotency_key: str | None = None,
+    experiment_id: int | None = None,
+    creatives: list[dict[str, Any]] | None = None,
 ) -> Published:
     """Show a goods bubble in a live room now (the host's own goods attached to the room).
+
+    With ``experiment_id`` and ``creatives`` (one per variant, ``bubble_push.creatives_of``)
+    the one published frame carries the experiment and every variant's creative; each viewer
+    is shown its variant (docs/experiments.md, "Variants on live bubbles").
 
     With ``idempotency_key``, a replay with the same goods and ``show_seconds`` publishes
     nothing and answers the first seq (``fresh`` False); the key reused for another push is a
@@ -195,8 +203,10 @@ async def push_goods(
     Raises:
         NotFound: ``room_not_found`` (not the host's), ``goods_not_in_room``.
         Conflict: ``room_not_live``, ``not_on_sale`` (a draft or off-sale goods),
-            ``idempotency_key_reused``.
+            ``idempotency_key_reused``, ``experiment_not_running``.
+        ValidationError: ``experiment_id`` (no such experiment of this host), ``variants``.
     """
+    experiment: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
     async with pool.acquire() as conn:
         room = await owned_room(conn, host_id, room_id)
         if room["state"] != "live":
@@ -209,15 +219,23 @@ async def push_goods(
             goods_id,
             host_id,
         )
+        if goods is not None and experiment_id is not None:
+            experiment = await bubble_push.resolve(conn, host_id, experiment_id, creatives or [])
     if goods is None:
         raise NotFound("goods is not attached to this room", code="goods_not_in_room")
     if goods["status"] != "on_sale":
         raise Conflict("these goods are not on sale", code="not_on_sale")
     if idempotency_key is not None:
-        await _claim_push_key(broker, room_id, idempotency_key, f"{goods_id}:{show_seconds}")
+        request = f"{goods_id}:{show_seconds}" + bubble_push.request_digest(
+            experiment_id, creatives
+        )
+        await _claim_push_key(broker, room_id, idempotency_key, request)
+    body = goods_push_body(goods, show_seconds)
+    if experiment is not None:
+        body = variant_push_body(body, *experiment)
     return await broker.publish(
         room_id,
-        goods_push_body(goods, show_seconds),
+        body,
         state_op="set",
         state_field="bubble",
         idempotency_key=idempotency_key,

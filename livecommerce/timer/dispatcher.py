@@ -50,6 +50,7 @@ from redis.exceptions import RedisError
 from livecommerce import redis_keys as rk
 from livecommerce.aio import check_cancelled, sleep_until, stop_task, wait_event
 from livecommerce.config import TimerConfig
+from livecommerce.growth.experiments.bubbles import running_experiments, variant_push_body
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker, Published, PublishItem
 from livecommerce.redis_clients import subscription_client
@@ -265,7 +266,8 @@ class Dispatcher:
                 rows = await conn.fetch(
                     """SELECT s.id, s.version, s.room_id, s.show_seconds, s.due_at, s.status,
                               r.state AS room_state, g.id AS goods_id, g.title, g.price_fen,
-                              g.stock, g.images, g.status AS goods_status
+                              g.stock, g.images, g.status AS goods_status, s.experiment_id,
+                              s.creatives
                        FROM live_schedules s
                        JOIN live_rooms r ON r.id = s.room_id
                        JOIN goods g ON g.id = s.goods_id
@@ -282,10 +284,11 @@ class Dispatcher:
                 # the frames' bodies, the encoded script calls.
                 outcomes: list[tuple[Any, ...]] = []
                 batches = []
+                experiments = await running_experiments(conn, rows)
                 for due in sorted(by_due):
                     skipped, firing = self._triage(by_due[due], due)
                     outcomes += skipped
-                    pushes = [self._push(row, due) for row in firing]
+                    pushes = [self._push(row, due, experiments) for row in firing]
                     batches.append((due, firing, self.broker.prepare(pushes)))
                 for due, firing, calls in batches:
                     await sleep_until((due - offset_ms) / 1000)
@@ -343,14 +346,20 @@ class Dispatcher:
         return outcomes
 
     @staticmethod
-    def _push(row: asyncpg.Record, due: int) -> PublishItem:
+    def _push(
+        row: asyncpg.Record, due: int, experiments: dict[int, dict[str, Any]] | None = None
+    ) -> PublishItem:
         goods = {
             "id": row["goods_id"], "title": row["title"], "price_fen": row["price_fen"],
             "stock": row["stock"], "images": row["images"],
         }  # fmt: skip
+        body = goods_push_body(goods, row["show_seconds"], schedule_id=row["id"], due_ms=due)
+        exp = (experiments or {}).get(row["experiment_id"] or 0)
+        if exp is not None and row["creatives"] is not None:
+            body = variant_push_body(body, exp, row["creatives"])
         return PublishItem(
             row["room_id"],
-            goods_push_body(goods, row["show_seconds"], schedule_id=row["id"], due_ms=due),
+            body,
             state_op="set",
             state_field="bubble",
             idempotency_key=f"sched:{row['id']}:{row['version']}",

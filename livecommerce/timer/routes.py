@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from msgspec import Meta
@@ -20,6 +20,7 @@ from livecommerce.aio import running
 from livecommerce.api.contract import HOST, Body, Call, Model, Reply, add_routes, route, to
 from livecommerce.api.types import Id, ShowSeconds, Time, check_time
 from livecommerce.errors import ValidationError
+from livecommerce.growth.experiments import bubble_push
 from livecommerce.timer import service
 from livecommerce.timer.dispatcher import Dispatcher
 from livecommerce.timer.wheel import Wheel
@@ -52,10 +53,15 @@ class ScheduleCreate(Body):
     ] = None
     at: At | None = None
     offset_seconds: OffsetSeconds | None = None
+    experiment_id: Annotated[
+        Id | None, Meta(description="A draft or running experiment of the host")
+    ] = None
+    variants: bubble_push.Variants | None = None
 
     def __post_init__(self) -> None:
         if self.at is not None:
             check_time("at", self.at)
+        bubble_push.check_pair(self.experiment_id, self.variants)
 
 
 class ScheduleMove(Body):
@@ -88,6 +94,11 @@ class Schedule(Model):
     skip_reason: Annotated[
         str | None, Meta(description="too_late, room_not_live or goods_gone when skipped")
     ]
+    experiment_id: int | None = None
+    creatives: Annotated[
+        list[dict[str, Any]] | None,
+        Meta(description="One creative per variant, in the experiment's variant order"),
+    ] = None
 
 
 class ScheduleList(Model):
@@ -123,6 +134,10 @@ async def create(call: Call[ScheduleCreate, None]) -> Reply[Schedule]:
 
     400 on ``at``/``offset_seconds`` when the time is past (or the room has no start to offset
     from), 404 ``goods_not_in_room``, 409 ``duplicate_schedule`` (key reused) or ``room_ended``.
+    With ``experiment_id`` and ``variants`` the push A/B tests its creative: 400 on
+    ``experiment_id`` (no such experiment of this host) or ``variants`` (not one creative per
+    variant), 409 ``experiment_not_running`` (stopped). When it fires, an experiment that is
+    not running then pushes the control creative alone.
     """
     b, app = call.body, call.app
     at, offset_ms = _when(b.at, b.offset_seconds)
@@ -132,7 +147,8 @@ async def create(call: Call[ScheduleCreate, None]) -> Reply[Schedule]:
     row = await service.create(
         app[keys.PG_POOL], app[keys.WHEEL], call.host_id, call.id("room_id"),
         goods_id=b.goods_id, show_seconds=show, at=at, offset_ms=offset_ms,
-        idempotency_key=b.idempotency_key,
+        idempotency_key=b.idempotency_key, experiment_id=b.experiment_id,
+        creatives=bubble_push.creatives_of(b.variants) if b.variants else None,
     )  # fmt: skip
     return Reply(to(Schedule, row), status=201)
 
@@ -187,6 +203,8 @@ ROUTES = (
               "not exactly one of `at` and `offset_seconds` is given",
               "the due time is in the past, or out of range once converted to UTC",
               "`offset_seconds` is given but the room has not started",
+              "`experiment_id` names no experiment of this host",
+              "`variants` does not give exactly one creative per variant of the experiment",
           )),
     route("GET", "/api/rooms/{room_id}/schedules", list_schedules, auth=HOST),
     route("PATCH", "/api/rooms/{room_id}/schedules/{schedule_id}", reschedule, auth=HOST,

@@ -14,12 +14,13 @@ from typing import Any
 import asyncpg
 
 from livecommerce.errors import Conflict, NotFound, ValidationError
+from livecommerce.growth.experiments import bubble_push
 from livecommerce.rooms.service import owned_room
 from livecommerce.timer.wheel import Wheel, member
 
 COLUMNS = (
     "id, room_id, goods_id, show_seconds, due_at, offset_ms, idempotency_key, status, version,"
-    " fired_at, lateness_ms, late, publish_seq, skip_reason, created_at"
+    " fired_at, lateness_ms, late, publish_seq, skip_reason, created_at, experiment_id, creatives"
 )
 
 S_COLUMNS = ", ".join("s." + c.strip() for c in COLUMNS.split(","))
@@ -43,6 +44,8 @@ def to_json(row: asyncpg.Record) -> dict[str, Any]:
         "late": row["late"],
         "publish_seq": row["publish_seq"],
         "skip_reason": row["skip_reason"],
+        "experiment_id": row["experiment_id"],
+        "creatives": row["creatives"],
     }
 
 
@@ -87,7 +90,15 @@ async def create(
     at: datetime | None,
     offset_ms: int | None,
     idempotency_key: str,
+    experiment_id: int | None = None,
+    creatives: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A pending schedule (on the wheel once it has a due time).
+
+    With ``experiment_id`` and ``creatives`` (``bubble_push.creatives_of``) the push A/B tests
+    its creative: the experiment must be the host's (400 ``experiment_id``), a draft or running
+    (409 ``experiment_not_running``), with one creative per variant (400 ``variants``).
+    """
     async with pool.acquire() as conn, conn.transaction():
         room = await owned_room(conn, host_id, room_id)
         # The host's own goods only (a link to another host's goods is ignored); a draft may
@@ -102,17 +113,24 @@ async def create(
         if not attached:
             raise NotFound("goods is not attached to this room", code="goods_not_in_room")
         due = await _resolve_due(conn, room, at, offset_ms)
+        ordered = None
+        if experiment_id is not None:
+            _exp, ordered = await bubble_push.resolve(
+                conn, host_id, experiment_id, creatives or [], allow_draft=True
+            )
         try:
             row = await conn.fetchrow(
-                f"""INSERT INTO live_schedules
-                      (room_id, goods_id, show_seconds, due_at, offset_ms, idempotency_key)
-                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}""",
+                f"""INSERT INTO live_schedules (room_id, goods_id, show_seconds, due_at,
+                       offset_ms, idempotency_key, experiment_id, creatives)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}""",
                 room_id,
                 goods_id,
                 show_seconds,
                 due,
                 offset_ms,
                 idempotency_key,
+                experiment_id,
+                ordered,
             )
         except asyncpg.UniqueViolationError:
             raise Conflict(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import aiohttp
+from yarl import URL
 
 from livecommerce.auth import session as session_mod
 from livecommerce.config import Settings
@@ -159,3 +160,57 @@ async def test_admin_endpoints_create_hosts_and_reset_passwords(
     assert (await http("POST", sign_in, json=good))[0] == 201
     status, _ = await http("POST", f"{base}/999999/password", json={}, headers=auth)
     assert status == 404
+
+
+async def test_password_reset_revokes_the_hosts_console_sessions(
+    make_server: object, settings: Settings, console: Console
+) -> None:
+    """A reset (admin API) ends every console session of that host at once — as a cookie and
+    as the same token sent as a bearer — while a new sign-in (even in the same second), other
+    hosts' sessions and plain host tokens keep working."""
+    security = dataclasses.replace(settings.security, admin_token="t" * 40)
+    server = await make_server(dataclasses.replace(settings, security=security))  # type: ignore[operator]
+    admin = {"Authorization": "Bearer " + "t" * 40}
+    alice = await console.account("alice")
+    bob = await console.account("bob")
+    me = server.url + "/api/console/session"
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as one,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as two,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as bobs,
+    ):
+        for s, who in ((one, alice), (two, alice), (bobs, bob)):
+            async with s.post(me, json={"name": who.name, "password": who.password}) as r:
+                assert r.status == 201
+        cookie = one.cookie_jar.filter_cookies(URL(server.url))[session_mod.COOKIE].value
+        for s in (one, two):
+            async with s.get(me) as r:
+                assert r.status == 200
+        status, _ = await http(
+            "POST", f"{server.url}/api/admin/hosts/{alice.id}/password",
+            json={"password": "brand-new-pass-1"}, headers=admin,
+        )  # fmt: skip
+        assert status == 200
+        for s in (one, two):
+            async with s.get(me) as r:
+                body = await r.json()
+                assert r.status == 401
+                assert body["error"]["code"] == "session_revoked"
+            async with s.get(server.url + "/api/host/orders") as r:
+                assert r.status == 401
+        status, body = await http("GET", me, headers={"Authorization": f"Bearer {cookie}"})
+        assert status == 401
+        assert isinstance(body, dict)
+        assert body["error"]["code"] == "session_revoked"
+        # Public routes still answer the revoked cookie; signing in again works at once.
+        async with one.get(server.url + "/api/rooms?state=live") as r:
+            assert r.status == 200
+        async with one.post(me, json={"name": "alice", "password": "brand-new-pass-1"}) as r:
+            assert r.status == 201
+        async with one.get(me) as r:
+            assert r.status == 200
+        async with bobs.get(me) as r:
+            assert r.status == 200
+    status, _ = await http("GET", server.url + "/api/host/orders",
+                           headers={"Authorization": f"Bearer {alice.token}"})  # fmt: skip
+    assert status == 200

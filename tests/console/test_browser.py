@@ -145,6 +145,14 @@ async def test_host_runs_a_stream_and_a_viewer_buys(browser: Any, console: Conso
     await viewer.locator("#order-status", has_text="is paid").wait_for()
     await viewer.locator("#toast", has_text="Payment received").wait_for(timeout=10_000)
     order = await viewer.evaluate("window.__live.order")
+    # The push's live figures (the host-only `stats` frame, every second) count the paid order.
+    seq = (await viewer.evaluate("window.__live.bubble"))["seq"]
+    figs = page.locator(f"#push-stats li[data-push-seq='{seq}']")
+    await figs.locator("[data-k=clicks]", has_text="clicks 1").wait_for(timeout=10_000)
+    await figs.locator("[data-k=paid]", has_text="paid 1").wait_for(timeout=10_000)
+    await figs.locator("[data-k=gmv]", has_text="GMV ¥19.90").wait_for()
+    await page.locator("#paid-orders", has_text="1").wait_for()
+    await page.locator("#gmv", has_text="¥19.90").wait_for()
     row = page.locator(f"#orders tr[data-order='{order['id']}'][data-status='paid']")
     await row.wait_for(timeout=10_000)
     await row.get_by_label(f"Carrier for order {order['id']}").fill("SF Express")
@@ -185,6 +193,10 @@ async def test_push_scheduled_three_seconds_ahead_appears_on_time(
     shown = await viewer.evaluate("window.__live.bubbles.at(-1)")
     assert -50 <= shown["shown_at"] - due * 1000 < 1000, shown["shown_at"] - due * 1000
     await page.locator("#timeline li[data-status='fired']", has_text="ms late").wait_for()
+    # The fired push's live figures: the audience page's impression, its lateness in the list.
+    fired = page.locator("#timeline li[data-status='fired']")
+    await fired.locator("[data-k=impressions]", has_text="seen 1").wait_for(timeout=10_000)
+    await page.locator("#push-stats li", has_text="ms late").wait_for()
 
 
 async def test_dropped_viewer_resumes_with_nothing_missed(browser: Any, console: Console) -> None:
@@ -256,6 +268,7 @@ async def test_session_and_csrf_hold_in_the_browser(browser: Any, console: Conso
     await other.locator("#notice", has_text="Wrong name or password.").wait_for()
     # Sign out: the session is gone after a reload.
     await page.get_by_role("button", name="Sign out").click()
+    await page.locator("#notice", has_text="Signed out.").wait_for()  # the DELETE answered
     await page.reload()
     await page.get_by_role("heading", name="Sign in").wait_for()
 
@@ -280,14 +293,14 @@ def test_each_page_stays_under_150_kb() -> None:
     static = ROOT / "livecommerce" / "console" / "static"
     pages = {
         "console.html": ["console.js", "api.js", "livecommerce-socket.js", "console.css",
-                         "common.css"],
+                         "common.css", "moderation.js"],
         "live.html": ["live.js", "api.js", "livecommerce-socket.js", "live.css", "common.css"],
         "live-list.html": ["live-list.js", "api.js", "live.css", "common.css"],
     }  # fmt: skip
     for page, assets in pages.items():
         html = (static / page).read_text()
         for name in assets:
-            if name != "api.js":
+            if name not in ("api.js", "moderation.js"):  # imported by console.js
                 assert f"/static/{name}" in html, (page, name)
         size = sum(Path(static / name).stat().st_size for name in assets)
         assert size < 150_000, (page, size)
@@ -326,3 +339,50 @@ async def test_timeline_moves_and_cancels_a_pending_push(browser: Any, console: 
     assert isinstance(listed, dict)
     assert listed["schedules"][0]["status"] == "cancelled"  # type: ignore[index]
     assert await page.locator("#curve-line").get_attribute("points")
+
+
+async def test_host_moderates_comments_in_the_live_panel(browser: Any, console: Console) -> None:
+    """A held comment (WeChat: review) is approved from the queue; an author is muted from the
+    feed and told so on the audience page; the room-wide mute and blocked words are saved."""
+    host = await console.account()
+    room = await live_room(console, host, await goods_for(console, host, 1))
+    page = await sign_in(browser, console, host)
+    await page.goto(f"{console.url}/console?room={room}")
+    await page.locator("#conn", has_text="connected").wait_for()
+    viewer = await audience(browser, console, room, "mod1")
+
+    async def say(text: str) -> None:
+        await viewer.get_by_label("Comment", exact=True).fill(text)
+        await viewer.get_by_role("button", name="Send", exact=True).click()
+        await asyncio.sleep(1.1)  # one comment per second and viewer
+
+    await say("please review this")
+    await viewer.locator("#error", has_text="waiting for the host").wait_for()
+    await page.get_by_role("button", name="Approve comment: please review this").click()
+    await viewer.locator("#comments", has_text="please review this").wait_for()
+    await page.locator("#comments", has_text="please review this").wait_for()
+
+    await page.get_by_label("Mute from the feed for").select_option(label="10 minutes")
+    await (
+        page.locator("#comments li", has_text="please review this")
+        .get_by_role("button", name="Mute")
+        .click()
+    )
+    await page.locator("#mutes li", has_text="until").wait_for()
+    await say("can I talk?")
+    await viewer.locator("#error", has_text="muted you in this room until").wait_for()
+    await page.locator("#mutes").get_by_role("button", name="Unmute").click()
+    await page.locator("#mutes", has_text="Nobody is muted").wait_for()
+
+    await page.get_by_label("Room-wide mute").check()
+    await page.locator("#notice", has_text="only you can comment").wait_for()
+    await say("hello again")
+    await viewer.locator("#error", has_text="turned off").wait_for()
+    await page.get_by_label("Blocked words").fill("spam\nfake")
+    await page.get_by_role("button", name="Save blocked words").click()
+    await page.locator("#notice", has_text="Blocked words saved").wait_for()
+    await page.screenshot(path=str(SHOTS / "console-moderation.png"), full_page=True)
+    auth = {"Authorization": f"Bearer {host.token}"}
+    _, rules = await http("GET", f"{console.url}/api/rooms/{room}/moderation", headers=auth)
+    assert rules == {"room_muted": True, "unchecked_policy": "show",
+                     "blocked_words": ["spam", "fake"]}  # fmt: skip

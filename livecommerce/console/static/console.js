@@ -1,6 +1,7 @@
 // The host console: sign-in (session cookie + CSRF token), rooms, goods shelf, pushes,
 // schedules, the live panel over the room's WebSocket, and orders.
 import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
+import { initModeration, openModeration, closeModeration, muteButton } from '/static/moderation.js';
 import '/static/console-agents.js'; // the customer-service section (agents, canned replies, FAQ)
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
@@ -113,6 +114,7 @@ $('#room-form').addEventListener('submit', async (ev) => {
 // -- one room --------------------------------------------------------------------------------
 
 function leaveRoom() {
+  closeModeration();
   if (S.client) { S.client.close(); S.client = null; }
   S.timers.forEach(clearInterval);
   S.timers = [];
@@ -135,6 +137,7 @@ async function openRoom(roomId) {
   refreshTimeline();
   refreshOrders();
   startOffers();
+  openModeration(room.id);
   S.timers.push(setInterval(refreshTimeline, 1000), setInterval(refreshOrders, 2000),
     setInterval(renderRate, 5000));
   connectLive();
@@ -165,7 +168,7 @@ $('#withdraw').addEventListener('click', () =>
 
 async function connectLive() {
   const roomId = S.room.id;
-  const tok = await guarded(() => api('POST', '/api/tokens/viewer'));
+  const tok = await guarded(() => socketToken(roomId));
   if (!tok || !S.room || S.room.id !== roomId) return;
   const c = liveClient(roomId, tok.token);
   S.client = c;
@@ -189,7 +192,7 @@ async function connectLive() {
     $('#comments').append(el('li', { 'data-seq': f.seq }, el('strong', {}, who + ': '), f.text, ' ',
       el('button', { type: 'button', class: 'link', 'aria-label': `Delete comment: ${f.text}`,
         onclick: () => guarded(() => call('DELETE', `/api/rooms/${S.room.id}/comments/${f.seq}`), 'Comment deleted for everyone.') },
-      'Delete')));
+      'Delete'), ' ', muteButton(f)));
     $('#comments').lastChild.scrollIntoView({ block: 'nearest' });
     renderRate();
   });
@@ -197,10 +200,64 @@ async function connectLive() {
   c.on('reconnecting', (r) => status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'));
   c.on('ended', () => status('the live has ended', ''));
   c.on('unauthorized', async () => {
-    const fresh = await guarded(() => api('POST', '/api/tokens/viewer'));
+    const fresh = await guarded(() => socketToken(roomId));
     if (fresh && S.client === c) { c.setToken(fresh.token); c.connect(); }
   });
+  c.on('frame', (f) => { if (f.type === 'stats' && S.room && f.room_id === S.room.id) renderStats(f); });
   c.connect();
+}
+
+// The room socket as its console: a host token, so the server sends the `stats` frames.
+function socketToken(roomId) {
+  return call('POST', `/api/host/rooms/${roomId}/socket-token`);
+}
+
+// -- live figures (the `stats` frame, every second; docs/protocol.md) -------------------------
+
+function renderStats(f) {
+  S.stats = f;
+  $('#lpm').textContent = f.likes_per_min;
+  $('#cpm').textContent = f.comments_per_min;
+  $('#paid-orders').textContent = f.paid_orders;
+  $('#gmv').textContent = yuan(f.gmv_fen);
+  $('#gpm').textContent = f.gpm_fen === null ? '–' : yuan(Math.round(f.gpm_fen));
+  const top = Math.max(1, ...f.curve.map((m) => m.viewers));
+  const n = f.curve.length;
+  const y = (m) => (58 - 56 * m.viewers / top).toFixed(1);
+  const pts = f.curve.map((m, i) => `${(n > 1 ? 300 * i / (n - 1) : 0).toFixed(1)},${y(m)}`);
+  if (n === 1) pts.push(`300,${y(f.curve[0])}`); // one minute so far: a flat line
+  $('#minute-line').setAttribute('points', pts.join(' '));
+  const last = f.curve[n - 1];
+  $('#minute-curve').setAttribute('aria-label', `Viewers per minute: ${n} minutes, peak ${f.peak_viewers}` +
+    (last ? `, this minute ${last.viewers}` : ''));
+  renderPushStats(f.pushes);
+}
+
+function pushFigures(p) {
+  const fig = (k, label, v) => el('span', { class: 'fig', 'data-k': k }, `${label} ${v}`);
+  return el('span', { class: 'figs' },
+    fig('viewers', 'reached', p.viewers), ' · ', fig('impressions', 'seen', p.impressions), ' · ',
+    fig('clicks', 'clicks', p.clicks), ' · ', fig('orders', 'orders', p.orders), ' · ',
+    fig('paid', 'paid', p.paid_orders), ' · ', fig('gmv', 'GMV', yuan(p.gmv_fen)));
+}
+
+// One row per fired push (scheduled or pushed now), newest first; fired schedules in the
+// timeline above get the same figures.
+function renderPushStats(pushes) {
+  const list = $('#push-stats');
+  list.replaceChildren();
+  for (const p of pushes.slice().reverse()) {
+    const when = p.pushed_at ? new Date(p.pushed_at).toLocaleTimeString() : '';
+    const late = p.lateness_ms === null ? '' : `, ${p.lateness_ms} ms late`;
+    list.append(el('li', { 'data-push-seq': p.push_seq },
+      el('strong', {}, p.goods_id ? titleOf(p.goods_id) : `push ${p.push_seq}`),
+      ` — ${when}${late}: `, pushFigures(p)));
+    if (p.schedule_id !== null) {
+      const item = $(`#timeline li[data-schedule='${p.schedule_id}']`);
+      if (item) { const old = item.querySelector('.figs'); if (old) old.remove(); item.append(pushFigures(p)); }
+    }
+  }
+  if (!pushes.length) list.append(el('li', { class: 'hint' }, 'No pushes yet.'));
 }
 
 // The viewer curve of this session: one sample per change, drawn as an SVG polyline.
@@ -462,6 +519,8 @@ function shipForm(o) {
 }
 
 $('#orders-status').addEventListener('change', refreshOrders);
+
+initModeration({ call, guarded, notify });
 
 // -- start -----------------------------------------------------------------------------------
 

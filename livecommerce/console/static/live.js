@@ -105,6 +105,7 @@ function connect() {
       else if (f.kind === 'group_failed') toast(`Your group for ${f.data.title} did not fill: ${f.data.outcome === 'refunded' ? yuan(f.data.refund_fen) + ' is on its way back' : 'order cancelled'}.`);
     }
   });
+  c.on('error', (f) => { const text = commentError(f); if (text) error(text); });
   c.on('reconnecting', () => { conn.textContent = 'connection lost, reconnecting…'; });
   c.on('ended', () => { conn.textContent = 'The live has ended.'; $('#room-state').textContent = 'ended'; });
   c.on('unauthorized', needLogin);
@@ -117,6 +118,21 @@ function sync() {
   $('#viewers').textContent = st.viewers;
   $('#likes').textContent = st.likes;
   if (st.bubble) { showBubble(st.bubble); freshen(st.bubble); } else hideBubble();
+}
+
+// What the author is told when the room's moderation did not publish their comment.
+function commentError(f) {
+  const until = f.until ? ' until ' + new Date(f.until).toLocaleTimeString() : '';
+  const texts = {
+    muted: `The host has muted you in this room${until}.`,
+    room_muted: 'Comments are turned off in this room.',
+    blocked_word: 'Your comment contains a word this room does not allow, so it was not posted.',
+    content_risky: 'Your comment did not pass the content check and was not posted.',
+    comment_held: 'Your comment is waiting for the host’s review.',
+  };
+  if (texts[f.code]) return texts[f.code];
+  if (f.code === 'unavailable' && /comment/.test(f.message || '')) return 'Your comment could not be posted right now. Send it again in a moment.';
+  return '';
 }
 
 function addComment(f) {
@@ -178,6 +194,7 @@ function showBubble(f) {
   const g = bubbleView(f).goods;
   show($('#bubble'), true);
   S.bubbles.push({ push_id: f.push_id, goods_id: g.id, ts: f.ts, shown_at: Date.now() });
+  trackBubble('bubble_impression', f);
   clearTimeout(S.bubbleTimer);
   const until = (f.ts || Date.now()) + (f.show_seconds || 30) * 1000;
   S.bubbleTimer = setTimeout(hideBubble, Math.max(1000, until - Date.now()));
@@ -185,12 +202,26 @@ function showBubble(f) {
 
 function hideBubble() { clearTimeout(S.bubbleTimer); show($('#bubble'), false); }
 
+// Analytics (docs/protocol.md, `track`): the bubble's impressions and clicks with its push seq,
+// which the host console's live figures and the per-push reports count.
+function trackBubble(type, f) {
+  if (!S.client || !S.room || !f || typeof f.seq !== 'number') return;
+  if (!(f.goods || f.sale || f.offer)) return;
+  const g = bubbleView(f).goods;
+  if (!g) return;
+  const ev = { type, room_id: S.room.id, goods_id: g.id, push_seq: f.seq, page: 'live' };
+  const x = f.experiment; // an A/B-tested bubble: the viewer's variant (docs/protocol.md)
+  if (x && x.included) ev.variants = { [x.key]: x.variant };
+  try { S.client.track([ev]); } catch (e) { /* analytics never stands in the way of buying */ }
+}
+
 $('#bubble-close').addEventListener('click', hideBubble);
 
 // -- buy -------------------------------------------------------------------------------------
 
 $('#buy').addEventListener('click', () => {
   if (!S.bubble) return;
+  trackBubble('bubble_click', S.bubble);
   const v = bubbleView(S.bubble);
   const g = v.goods;
   S.order = null;

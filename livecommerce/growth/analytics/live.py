@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from livecommerce import redis_keys as rk
@@ -29,7 +30,7 @@ from livecommerce.growth.analytics.writer import Writer
 log = logging.getLogger("livecommerce.analytics")
 TTL_SECONDS = 86400
 # Row positions (events.COLUMNS).
-_TYPE, _ROOM, _SEQ = 1, 8, 10
+_TYPE, _AT, _ROOM, _GOODS, _SEQ, _PROPS = 1, 2, 8, 9, 10, 15
 
 
 def live_key(room_id: int) -> str:
@@ -46,28 +47,32 @@ class LiveCounters:
 
     async def add(self, rows: list[Row]) -> None:
         """Count freshly stored ``rows`` (each once: the writer passes only new ones)."""
-        counts: Counter[tuple[int, str]] = Counter()
-        for r in rows:
-            room = r[_ROOM]
-            if room is None:
-                continue
-            counts[(room, f"t:{r[_TYPE]}")] += 1
-            if r[_SEQ] is not None:
-                counts[(room, f"p:{r[_SEQ]}:{r[_TYPE]}")] += 1
-        if not counts:
+        # Counted by (room, type, seq) first (C-level tuple hashing), fields formatted once each.
+        by_key = Counter((r[_ROOM], r[_TYPE], r[_SEQ]) for r in rows if r[_ROOM] is not None)
+        if not by_key:
             return
+        counts: Counter[tuple[int, str]] = Counter()
+        for (room, type_, seq), n in by_key.items():
+            counts[(room, f"t:{type_}")] += n
+            if seq is not None:
+                counts[(room, f"p:{seq}:{type_}")] += n
         async with self.redis.pipeline(transaction=False) as pipe:
             rooms = set()
             for (room, fld), n in counts.items():
                 pipe.hincrby(live_key(room), fld, n)
                 rooms.add(room)
+            for r in rows:
+                if r[_TYPE] == "push_published" and r[_SEQ] is not None:
+                    for fld, value in push_meta(r).items():
+                        pipe.hset(live_key(r[_ROOM]), fld, value)
             for room in rooms:
                 pipe.expire(live_key(room), TTL_SECONDS)
             await pipe.execute()
 
     async def read(self, room_id: int) -> dict[str, Any]:
         """The room's live figures from Redis: viewers and likes (room state), comments,
-        events per type, and per push seq its impressions, clicks, detail views and orders."""
+        events per type, and per push seq its goods, time, lateness, schedule, reach (viewers
+        online at the push), impressions, clicks, detail views and ``order_created`` events."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(live_key(room_id))
             pipe.hmget(rk.room_state(room_id), ["viewers", "likes"])
@@ -87,6 +92,11 @@ class LiveCounters:
             "pushes": [
                 {
                     "push_seq": seq,
+                    "goods_id": c.get("goods") or None,
+                    "pushed_at_ms": c.get("at_ms"),
+                    "lateness_ms": c.get("late_ms"),
+                    "schedule_id": c.get("schedule"),
+                    "viewers": c.get("reach", 0),
                     "impressions": c.get("bubble_impression", 0),
                     "clicks": c.get("bubble_click", 0),
                     "detail_views": c.get("goods_detail_view", 0),
@@ -95,6 +105,23 @@ class LiveCounters:
                 for seq, c in sorted(pushes.items())
             ],
         }
+
+
+def push_meta(row: Row) -> dict[str, int]:
+    """The hash fields of a ``push_published`` row: ``p:<seq>:reach`` (viewers online at the
+    push), ``:goods``, ``:at_ms``, and for a scheduled push ``:late_ms`` and ``:schedule``."""
+    props = orjson.loads(row[_PROPS]) if row[_PROPS] else {}
+    seq = row[_SEQ]
+    out = {
+        f"p:{seq}:reach": int(props.get("viewers_online") or 0),
+        f"p:{seq}:goods": int(row[_GOODS] or 0),
+        f"p:{seq}:at_ms": int(row[_AT].timestamp() * 1000),
+    }
+    if props.get("lateness_ms") is not None:
+        out[f"p:{seq}:late_ms"] = int(props["lateness_ms"])
+    if props.get("schedule_id") is not None:
+        out[f"p:{seq}:schedule"] = int(props["schedule_id"])
+    return out
 
 
 # (token kind, subject, events, offset_ms, the frame's JSON for the one-pass typed decode)

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from livecommerce.errors import NotFound, ValidationError
+from livecommerce.growth.analytics import variant_funnels
 from livecommerce.growth.analytics.events import CLIENT_TYPES, CUSTOM, SERVER_TYPES
 
 # The last bubble click (same user, same goods, within the window) before each order placed in
@@ -62,11 +63,16 @@ async def push_funnels(
 ) -> list[dict[str, Any]]:
     """One funnel per bubble pushed in the room in [start, end): viewers online at push →
     impressions → clicks → detail views → orders → paid (people; orders by attribution),
-    step rates, GMV (paid, fen), median seconds push→click and push→order, lateness."""
+    step rates, GMV (paid, fen), median seconds push→click and push→order, lateness.
+
+    A push that A/B tested its creative (docs/experiments.md) also has ``experiment`` (its key)
+    and ``by_variant``: the same funnel per variant, a person counted in the variant its
+    impression or click events report (``variants``); see :mod:`.variant_funnels`."""
     pushes = await conn.fetch(
         """SELECT push_seq, goods_id, occurred_at,
                   coalesce((props->>'viewers_online')::int, 0) AS viewers,
-                  (props->>'lateness_ms')::int AS lateness_ms
+                  (props->>'lateness_ms')::int AS lateness_ms,
+                  props->>'experiment' AS experiment, props->'variants' AS variant_keys
            FROM analytics_events
            WHERE room_id = $1 AND type = 'push_published' AND occurred_at >= $2
              AND occurred_at < $3
@@ -97,6 +103,8 @@ async def push_funnels(
         horizon,
     )
     orders = await attributed_orders(conn, goods, start, horizon, window)
+    tested = [p["push_seq"] for p in pushes if p["experiment"] is not None]
+    variant_of = await variant_funnels.actor_variants(conn, room_id, tested, start, horizon)
     by_push: dict[int, dict[str, dict[str, datetime]]] = {}
     for s in steps:
         by_push.setdefault(s["push_seq"], {}).setdefault(s["type"], {})[s["actor"]] = s["first_at"]
@@ -109,41 +117,57 @@ async def push_funnels(
         seen = by_push.get(seq, {})
         impressions = seen.get("bubble_impression", {})
         clicks = seen.get("bubble_click", {})
-        detail = sum(
-            1
+        detailed = {
+            actor
             for actor, at in clicks.items()
             if any(at <= t < at + window for t in detail_times.get((p["goods_id"], actor), ()))
-        )
+        }
         mine = [o for o in orders if o["room_id"] == room_id and o["push_seq"] == seq]
-        paid = [o for o in mine if o["paid_at"] is not None]
-        gmv = sum(o["paid_fen"] or 0 for o in paid)
-        out.append(
-            {
-                "push_seq": seq,
-                "goods_id": p["goods_id"],
-                "pushed_at": pushed_at,
-                "lateness_ms": p["lateness_ms"],
-                "viewers": p["viewers"],
-                "impressions": len(impressions),
-                "clicks": len(clicks),
-                "detail_views": detail,
-                "orders": len(mine),
-                "paid_orders": len(paid),
-                "gmv_fen": gmv,
-                "impression_rate": _rate(len(impressions), p["viewers"]),
-                "click_rate": _rate(len(clicks), len(impressions)),
-                "detail_rate": _rate(detail, len(clicks)),
-                "order_rate": _rate(len(mine), len(clicks)),
-                "pay_rate": _rate(len(paid), len(mine)),
-                "median_click_seconds": _median(
-                    [(t - pushed_at).total_seconds() for t in clicks.values()]
-                ),
-                "median_order_seconds": _median(
-                    [(o["ordered_at"] - pushed_at).total_seconds() for o in mine]
-                ),
-            }
-        )
+        row = {
+            "push_seq": seq,
+            "goods_id": p["goods_id"],
+            "pushed_at": pushed_at,
+            "lateness_ms": p["lateness_ms"],
+            "viewers": p["viewers"],
+            **funnel_counts(impressions, clicks, detailed, mine, pushed_at, p["viewers"]),
+            "experiment": p["experiment"],
+        }
+        if p["experiment"] is not None:
+            row["by_variant"] = variant_funnels.split(
+                p["experiment"], p["variant_keys"] or [], variant_of.get(seq, {}),
+                (impressions, clicks, detailed, mine), pushed_at,
+            )  # fmt: skip
+        out.append(row)
     return out
+
+
+def funnel_counts(
+    impressions: dict[str, datetime],
+    clicks: dict[str, datetime],
+    detailed: set[str],
+    mine: list[asyncpg.Record],
+    pushed_at: datetime,
+    viewers: int | None,
+) -> dict[str, Any]:
+    """The funnel's counts, rates and medians for these people (actors) of one push."""
+    paid = [o for o in mine if o["paid_at"] is not None]
+    return {
+        "impressions": len(impressions),
+        "clicks": len(clicks),
+        "detail_views": len(detailed),
+        "orders": len(mine),
+        "paid_orders": len(paid),
+        "gmv_fen": sum(o["paid_fen"] or 0 for o in paid),
+        "impression_rate": _rate(len(impressions), viewers) if viewers is not None else None,
+        "click_rate": _rate(len(clicks), len(impressions)),
+        "detail_rate": _rate(len(detailed), len(clicks)),
+        "order_rate": _rate(len(mine), len(clicks)),
+        "pay_rate": _rate(len(paid), len(mine)),
+        "median_click_seconds": _median([(t - pushed_at).total_seconds() for t in clicks.values()]),
+        "median_order_seconds": _median(
+            [(o["ordered_at"] - pushed_at).total_seconds() for o in mine]
+        ),
+    }
 
 
 async def room_report(

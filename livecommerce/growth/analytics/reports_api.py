@@ -94,6 +94,26 @@ class FunnelQuery(Query):
         return _bounds(request, self.since, self.until)
 
 
+class VariantFunnel(Model):
+    """One variant's part of a tested push: the people whose bubble events report it."""
+
+    variant: str
+    viewers: Annotated[int | None, Meta(description="Always null (not known per variant)")]
+    impressions: int
+    clicks: int
+    detail_views: int
+    orders: int
+    paid_orders: int
+    gmv_fen: int
+    impression_rate: Rate
+    click_rate: Rate
+    detail_rate: Rate
+    order_rate: Rate
+    pay_rate: Rate
+    median_click_seconds: float | None
+    median_order_seconds: float | None
+
+
 class PushFunnel(Model):
     """One pushed bubble: viewers at push → impressions → clicks → detail views → orders → paid
     (people; orders by last-click attribution), with step rates, GMV and medians."""
@@ -116,6 +136,13 @@ class PushFunnel(Model):
     pay_rate: Rate
     median_click_seconds: float | None
     median_order_seconds: float | None
+    experiment: Annotated[
+        str | None, Meta(description="The experiment key when the push A/B tested its creative")
+    ] = None
+    by_variant: Annotated[
+        list[VariantFunnel] | None,
+        Meta(description="With experiment: the funnel per variant (docs/experiments.md)"),
+    ] = None
 
 
 class PushReport(Model):
@@ -188,6 +215,11 @@ class LivePush(Model):
     clicks: int
     detail_views: int
     orders: int
+    goods_id: int | None = None
+    pushed_at_ms: Annotated[int | None, Meta(description="When it was pushed (ms)")] = None
+    lateness_ms: Annotated[int | None, Meta(description="Scheduled pushes: ms late")] = None
+    schedule_id: int | None = None
+    viewers: Annotated[int, Meta(description="Viewers online when it was pushed")] = 0
 
 
 class LiveFigures(Model):
@@ -204,8 +236,13 @@ class LiveFigures(Model):
     pushes: list[LivePush]
 
 
+def window_of(settings: Any) -> timedelta:
+    """The attribution window (``analytics.attribution_window_seconds``)."""
+    return timedelta(seconds=settings.analytics.attribution_window_seconds)
+
+
 def _window(call: Call[Any, Any]) -> timedelta:
-    return timedelta(seconds=call.app[keys.SETTINGS].analytics.attribution_window_seconds)
+    return window_of(call.app[keys.SETTINGS])
 
 
 async def pushes(call: Call[None, Span]) -> PushReport:
@@ -361,7 +398,8 @@ def _cell(v: Any) -> Any:
 
 
 async def pushes_csv(request: web.Request) -> web.StreamResponse:
-    """The per-bubble funnels as CSV (one row per push)."""
+    """The per-bubble funnels as CSV (one row per push, then one per variant of a tested
+    push)."""
     claims = require_claims(request, "host")
     room_id = path_ids(request, ("id",))["id"]
     start, end = decode_query(request, Span).bounds(request)
@@ -369,7 +407,19 @@ async def pushes_csv(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.PG_POOL].acquire() as conn:
         await reports.host_room(conn, int(claims.subject), room_id)
         rows = await reports.push_funnels(conn, room_id, start, end, window)
-    return _csv(rows, f"room-{room_id}-pushes")
+    return _csv(flat_pushes(rows), f"room-{room_id}-pushes")
+
+
+def flat_pushes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One CSV row per push (``variant`` empty) followed by one per variant of a tested push
+    (the push's columns, the variant's counts)."""
+    out = []
+    for r in rows:
+        base = {k: v for k, v in r.items() if k != "by_variant"}
+        out.append({**base, "variant": ""})
+        for v in r.get("by_variant") or []:
+            out.append({**base, **v, "variant": v["variant"]})
+    return out
 
 
 async def room_csv(request: web.Request) -> web.StreamResponse:

@@ -64,6 +64,11 @@ class PushRecorder:
                 "viewers_online": int(raw or 0),
                 "show_seconds": frame.get("show_seconds"),
             }
+            exp = frame.get("experiment")
+            if isinstance(exp, dict):  # a bubble experiment (docs/experiments.md)
+                props["experiment"] = exp.get("key")
+                props["experiment_id"] = exp.get("id")
+                props["variants"] = exp.get("variants")
             if "due_ms" in frame:
                 props["due_ms"] = frame["due_ms"]
                 props["lateness_ms"] = max(0, int(frame["ts"]) - int(frame["due_ms"]))

@@ -15,9 +15,12 @@ from livecommerce import keys
 from livecommerce.aio import running
 from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
 from livecommerce.api.openapi import Error
-from livecommerce.growth.analytics import ingest_api, live, partitions, reports_api
+from livecommerce.growth.analytics import ingest_api, live, live_api, partitions, reports_api
+from livecommerce.growth.analytics.events import Row
+from livecommerce.growth.analytics.live_stats import StatsPusher
 from livecommerce.growth.analytics.server_events import PushRecorder
 from livecommerce.growth.analytics.writer import Writer
+from livecommerce.growth.experiments.exposures import ExposureRecorder
 
 log = logging.getLogger("livecommerce.analytics")
 
@@ -62,13 +65,22 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
                 await partitions.create_partition(conn, day)
 
     counters = live.LiveCounters(app[keys.REDIS])
+    exposures = ExposureRecorder(pool)
+
+    async def on_stored(rows: list[Row]) -> None:
+        # Live counters, then bubble-experiment exposures from bubble_impression events.
+        try:
+            await counters.add(rows)
+        finally:
+            await exposures.add(rows)
+
     writer = Writer(
         pool,
         max_events=cfg.buffer_max_events,
         flush_events=cfg.flush_max_events,
         flush_interval=cfg.flush_interval_ms / 1000,
         ensure_days=ensure_days,
-        on_stored=counters.add,
+        on_stored=on_stored,
     )
     app[keys.ANALYTICS_WRITER] = writer
     app[keys.ANALYTICS_LIVE] = counters
@@ -85,6 +97,15 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
     def local_rooms() -> list[int]:
         return list(hub.rooms) if hub is not None else []
 
+    # The console's `stats` frames: one computation per room watched by its host on this node.
+    pusher = StatsPusher(
+        endpoint.host_conns if endpoint is not None else {},
+        counters,
+        pool,
+        window=reports_api.window_of(settings),
+        interval=cfg.live_interval_seconds,
+    )
+
     try:
         async with (
             running(_maintain_forever(app), "analytics-maintenance"),
@@ -94,6 +115,7 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
                 ),
                 "analytics-room-minutes",
             ),
+            running(pusher.run(), "analytics-live-stats"),
         ):
             yield
     finally:
@@ -141,7 +163,8 @@ ROUTES = (
           tag="analytics", rules=SPAN_RULES),
     raw_route("GET", "/api/host/rooms/{id}/analytics/pushes.csv", reports_api.pushes_csv,
               auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
-              responses=(*_csv("The per-bubble funnels, one row per push"),
+              responses=(*_csv("The per-bubble funnels: one row per push, then one per "
+                                "variant of a tested push"),
                          RawResponse(404, "No such room of the host", "application/json", Error))),
     route("GET", "/api/host/rooms/{id}/analytics/room", reports_api.room, auth=HOST,
           tag="analytics", rules=SPAN_RULES),
@@ -151,6 +174,8 @@ ROUTES = (
                          RawResponse(404, "No such room of the host", "application/json", Error))),
     route("GET", "/api/host/rooms/{id}/analytics/live", reports_api.live_figures, auth=HOST,
           tag="analytics"),
+    route("POST", "/api/host/rooms/{id}/socket-token", live_api.socket_token, auth=HOST,
+          status=201, tag="analytics"),
     route("GET", "/api/host/analytics/goods", reports_api.goods_daily, auth=HOST,
           tag="analytics", rules=SPAN_RULES),
     raw_route("GET", "/api/host/analytics/goods.csv", reports_api.goods_csv, auth=HOST,

@@ -201,28 +201,32 @@ class Writer:
         self.stored_total += len(new_ids)
         self.duplicates_total += len(rows) - len(new_ids)
         stored_rows: list[Row] = []
-        if self.on_stored is not None:
-            seen: set[object] = set()
-            for r in rows:  # each stored id once (a batch may carry an id twice)
-                if r[0] in new_ids and r[0] not in seen:
-                    seen.add(r[0])
-                    stored_rows.append(r)
-        # Each new id counts for the first batch that carried it.
-        for p in taken:
-            n = 0
-            for r in p.rows:
-                if r[0] in new_ids:
-                    new_ids.discard(r[0])
-                    n += 1
-            if not p.done.done():
-                p.done.set_result(n)
+        if len(new_ids) == len(rows):  # the common case: every row new (and so distinct)
+            stored_rows = rows
+            for p in taken:
+                if not p.done.done():
+                    p.done.set_result(len(p.rows))
+        else:
+            # Each new id counts once, for the first batch that carried it (ids compared as
+            # ints: uuid.UUID hashes in Python, an int in C).
+            for p in taken:
+                n = 0
+                for r in p.rows:
+                    key = r[0].int
+                    if key in new_ids:
+                        new_ids.discard(key)
+                        stored_rows.append(r)
+                        n += 1
+                if not p.done.done():
+                    p.done.set_result(n)
         if self.on_stored is not None and stored_rows:
             try:
                 await self.on_stored(stored_rows)
             except Exception as exc:  # live counters are best effort, the rows are stored
                 log.warning("live counters not updated: %s", exc)
 
-    async def _store(self, rows: list[Row]) -> set[object]:
+    async def _store(self, rows: list[Row]) -> set[int]:
+        """Write ``rows``; the ids (as ``UUID.int``) that were new."""
         started = time.perf_counter()
         for attempt in (1, 2):
             try:
@@ -236,7 +240,7 @@ class Writer:
                 if attempt == 2 or self.ensure_days is None:
                     raise
                 await self.ensure_days({r[2].date() for r in rows})
-        new = {r["event_id"] for r in got}
+        new = {r[0].int for r in got}
         log.debug(
             "flushed %d rows (%d new) in %.1f ms",
             len(rows),

@@ -33,6 +33,7 @@ METRICS = {
 _COLUMNS = """id, host_id, key, description, variants, weights, coverage, seed, namespace_id,
     namespace_start, namespace_end, starts_at, ends_at, primary_metric, guardrail_metrics,
     sticky, state, started_at, stopped_at, created_at, updated_at"""
+COLUMNS = _COLUMNS  # for modules that read experiments (bubble_push.py)
 
 
 def row_to_dict(row: asyncpg.Record) -> dict[str, Any]:

@@ -26,10 +26,12 @@ def test_each_variant_encoded_once_per_seq() -> None:
     again = cache.get(1, 3, payload)
     assert first is not None
     assert again is first
-    assert cache.encoded == 2
-    a, b = (orjson.loads(f) for f in first[1])
+    assert cache.encoded == 3  # a, b, and the control for viewers not included
+    a, b, outside = (orjson.loads(f) for f in first.payloads)
     assert a["goods"]["title"] == "Tea"
-    assert a["experiment"] == {"id": 7, "key": "bubble-title", "variant": "a"}
+    assert a["experiment"] == {"id": 7, "key": "bubble-title", "variant": "a", "included": True}
+    assert outside["experiment"] == {**a["experiment"], "included": False}
+    assert outside["goods"] == a["goods"]
     assert (b["goods"]["title"], b["goods"]["price_display"], b["show_seconds"]) == (
         "Spring tea, 20% off",
         "¥70.4",
@@ -57,3 +59,17 @@ def test_not_included_viewers_see_the_control() -> None:
     """With coverage 0 every viewer gets variant 0 (the control creative)."""
     exp = variant_push_body(BASE, {**EXPERIMENT, "coverage": 0.0}, CREATIVES)["experiment"]
     assert {variant_of(exp, f"v{i}") for i in range(50)} == {0}
+
+
+def test_a_reused_seq_is_not_served_from_the_cache() -> None:
+    """After a stream reset the same (room, seq) may carry another variant push."""
+    cache = VariantFrames()
+    one = orjson.dumps({"seq": 3, **variant_push_body(BASE, EXPERIMENT, CREATIVES)})
+    other_creatives = [{}, {"title": "Another title"}]
+    two = orjson.dumps({"seq": 3, **variant_push_body(BASE, EXPERIMENT, other_creatives)})
+    first = cache.get(1, 3, one)
+    second = cache.get(1, 3, two)
+    assert first is not None
+    assert second is not None
+    assert orjson.loads(second.payloads[1])["goods"]["title"] == "Another title"
+    assert cache.get(1, 3, two) is second

@@ -67,7 +67,14 @@ Page({
     clearTimeout(this.bubbleTimer);
     if (!frame) return this.setData({ bubble: null });
     const g = frame.goods;
-    this.setData({ bubble: { title: g.title, price: formatFen(g.price_fen), image: g.image } });
+    // An A/B-tested bubble may show price_display instead of the price (price_fen is charged).
+    const price = g.price_display || formatFen(g.price_fen);
+    this.setData({ bubble: { title: g.title, price, image: g.image } });
+    // Report the impression; for an A/B-tested bubble (included) name its variant: that
+    // records this user's exposure (docs/experiments.md). A welcome's bubble has a seq too.
+    const exp = frame.experiment;
+    const variants = exp && exp.included ? { [exp.key]: exp.variant } : undefined;
+    this.client.track([{ type: 'bubble_impression', goods_id: g.id, push_seq: frame.seq, variants }]);
     // Hide when the push expires (ts is server time; good enough for a UI timer).
     const left = frame.ts + frame.show_seconds * 1000 - Date.now();
     this.bubbleTimer = setTimeout(() => this.setData({ bubble: null }), Math.max(left, 1000));
