@@ -1,11 +1,12 @@
 """Sends decided replies through the customer-service API, within the buyer's window.
 
-Each pending reply is claimed with a lease (so one node sends it), takes one reply of the
-buyer's window in the ledger *before* calling WeChat (a reply that would exceed it is
-``skipped_quota``, never sent), and ends ``sent``, ``refused`` (a final errcode: 45015 and 45047
-also correct the ledger; never retried) or, after ``attempts`` transient failures with backoff,
-``failed``. A reply skipped because the window has *closed* can trigger one subscribe message
-per closed window ("an answer is waiting", ``support.waiting_template_id``).
+Each pending reply is claimed with a lease (so one node sends it) and, in the same transaction,
+takes one reply of the buyer's window in the ledger *before* calling WeChat (a reply that would
+exceed it is ``skipped_quota``, never sent), and ends ``sent``, ``refused`` (a final errcode:
+45015 and 45047 also correct the ledger; never retried) or, after ``attempts`` transient
+failures with backoff, ``failed``. A reply skipped because the window has *closed* can
+trigger one subscribe message per closed window ("an answer is waiting",
+``support.waiting_template_id``).
 """
 
 from __future__ import annotations
@@ -36,31 +37,35 @@ async def send_due(
     ``on_final`` hears of each agent reply that ended (sent, skipped, refused, failed)."""
     handled = 0
     while handled < limit:
-        row = await pool.fetchrow(
-            """UPDATE support_replies SET claimed_until = now() + make_interval(secs => $1),
-                   attempts = attempts + 1
-               WHERE id = (SELECT id FROM support_replies
-                           WHERE state = 'pending' AND (claimed_until IS NULL
-                                                        OR claimed_until < now())
-                           ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-               RETURNING id, openid, body, attempts, kind""",
-            LEASE_SECONDS,
-        )
-        if row is None:
-            return handled
+        # Claim and take from the window in one transaction: an agent's reply check
+        # (workspace.reply) sees a claimed reply either still pending or already counted.
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """UPDATE support_replies SET claimed_until = now() + make_interval(secs => $1),
+                       attempts = attempts + 1
+                   WHERE id = (SELECT id FROM support_replies
+                               WHERE state = 'pending' AND (claimed_until IS NULL
+                                                            OR claimed_until < now())
+                               ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                   RETURNING id, openid, body, attempts, kind""",
+                LEASE_SECONDS,
+            )
+            if row is None:
+                return handled
+            taken = await ledger.take(conn, row["openid"])
         handled += 1
-        await _send_one(pool, client, row, attempts, backoff, follow_up)
+        await _send_one(pool, client, row, taken, attempts, backoff, follow_up)
         if on_final is not None and row["kind"] == "agent":
             await on_final(row["id"], row["openid"])
     return handled
 
 
 async def _send_one(
-    pool: asyncpg.Pool, client: CsClient, row: asyncpg.Record, attempts: int, backoff: float,
-    follow_up: FollowUp | None,
+    pool: asyncpg.Pool, client: CsClient, row: asyncpg.Record, taken: bool, attempts: int,
+    backoff: float, follow_up: FollowUp | None,
 ) -> None:  # fmt: skip
     reply_id, openid = row["id"], row["openid"]
-    if not await ledger.take(pool, openid):
+    if not taken:
         log.info("reply %d to %s not sent: reply window closed or used up", reply_id, openid[:8])
         await _finish(pool, reply_id, "skipped_quota", None)
         if follow_up is not None and await ledger.claim_follow_up(pool, openid):
