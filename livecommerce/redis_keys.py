@@ -52,7 +52,15 @@ def room_push_request(room_id: int, key: str) -> str:
 
 
 def room_channel(room_id: int) -> str:
+    """The room's classic channel (one Redis: every node pattern-subscribes ``lc:room:*``)."""
     return f"lc:room:{room_id}"
+
+
+def room_shard_channel(room_id: int) -> str:
+    """The room's sharded channel (Redis Cluster): it carries the room's hash tag, so the
+    publish script SPUBLISHes it in the same slot as the keys it updates, and a node
+    SSUBSCRIBEs it on the shard that owns the room (``realtime/shards.py``)."""
+    return f"lc:{room_tag(room_id)}"
 
 
 USER_CHANNEL_PATTERN = "lc:user:*"
@@ -69,8 +77,9 @@ def identity_from_user_channel(channel: bytes) -> str | None:
 
 
 def room_id_from_channel(channel: bytes) -> int | None:
+    """The room id of a classic (``lc:room:ID``) or sharded (``lc:{room:ID}``) room channel."""
     try:
-        return int(channel.rsplit(b":", 1)[1])
+        return int(channel.removesuffix(b"}").rsplit(b":", 1)[1])
     except (IndexError, ValueError):
         return None
 

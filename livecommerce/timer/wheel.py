@@ -58,10 +58,9 @@ class Wheel:
         items = list(entries)
         if not items:
             return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(rk.TIMER_WHEEL, dict(items))
-            pipe.publish(rk.TIMER_WAKE_CHANNEL, str(min(due for _, due in items)))
-            await pipe.execute()
+        await self.redis.zadd(rk.TIMER_WHEEL, dict(items))
+        # Not in the pipeline: a cluster client refuses PUBLISH in one (it has no key).
+        await self.redis.publish(rk.TIMER_WAKE_CHANNEL, str(min(due for _, due in items)))
 
     async def restore(self, entries: Iterable[tuple[str, int]]) -> int:
         """Add the ``(member, due ms)`` entries that are neither on the wheel nor leased (Redis

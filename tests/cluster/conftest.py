@@ -1,0 +1,46 @@
+"""A real local Valkey Cluster (3 masters, 1 replica each) for the whole run, and the usual
+fixtures (``settings``, ``redis``, ``server``, ``world``, ``social``) pointed at it.
+
+Tests imported here from tests/realtime, tests/timer and tests/social run unchanged against the
+cluster: they resolve ``settings``/``redis`` from this conftest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from livecommerce.config import RedisConfig, Settings
+from livecommerce.devtools.valkey_cluster import LocalCluster
+from livecommerce.embedded import EmbeddedUrls
+from livecommerce.redis_clients import redis_client
+from tests.commerce.conftest import shop  # noqa: F401 (fixture)
+from tests.realtime.conftest import world  # noqa: F401 (fixture)
+from tests.social.conftest import social  # noqa: F401 (fixture)
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Three Valkey masters with one replica each on loopback (private ports), torn down after."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("valkey-cluster"), masters=3, replicas=1)
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture
+def settings(backend_urls: EmbeddedUrls, valkey_cluster: LocalCluster) -> Settings:
+    valkey_cluster.wait_healthy()
+    return Settings().with_backends(backend_urls.database_url, valkey_cluster.url())
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """The app's cluster client on the test cluster, every master flushed first."""
+    client = redis_client(RedisConfig(url=settings.redis.url))
+    assert isinstance(client, RedisCluster)
+    await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    yield client
+    await client.aclose()
