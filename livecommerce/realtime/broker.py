@@ -146,7 +146,9 @@ class Broker:
         sha = self._publish.sha
         async with self.redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
+                # execute_command, not pipe.evalsha: a cluster pipeline refuses the latter
+                # (it routes this by the first key, all of one room's slot).
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
             return await pipe.execute(raise_on_error=False)
 
     def _publish_call(self, item: PublishItem) -> PreparedPublish:
