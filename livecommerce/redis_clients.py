@@ -37,14 +37,11 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from livecommerce.config import RedisConfig
+from livecommerce.config import CLUSTER_SCHEMES, RedisConfig
 
 REDIS_HEALTH_CHECK_SECONDS = 1.0
 REDIS_RETRIES = 3
 SUBSCRIPTION_MAX_CONNECTIONS = 4
-
-
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 
 def is_cluster_url(url: str) -> bool:
@@ -53,7 +50,7 @@ def is_cluster_url(url: str) -> bool:
 
 def is_cluster(redis: Redis) -> bool:
     """Whether ``redis`` (as made by :func:`redis_client`) is a cluster client."""
-    return isinstance(redis, RedisCluster)
+    return isinstance(cast("object", redis), RedisCluster)
 
 
 def cluster_options(url: str) -> dict[str, Any]:
@@ -121,8 +118,8 @@ def subscription_client(redis: Redis) -> Redis:
     On a cluster: a client for classic (not sharded) channels, which the cluster broadcasts to
     every node; each new connection goes to the next known node, so a resubscription after a
     node died lands on a live one."""
-    if isinstance(redis, RedisCluster):
-        return Redis.from_pool(_AnyNodePool(redis))
+    if is_cluster(redis):
+        return Redis.from_pool(_AnyNodePool(cast("RedisCluster", redis)))
     base = redis.connection_pool
     kwargs = {
         k: v
@@ -160,10 +157,8 @@ class _AnyNodePool(ConnectionPool):
         self._turn = itertools.count()
 
     def make_connection(self) -> Connection:
-        nodes = self.cluster.get_nodes() or list(
-            self.cluster.nodes_manager.startup_nodes.values()
-        )
+        nodes = self.cluster.get_nodes() or list(self.cluster.nodes_manager.startup_nodes.values())
         node = nodes[next(self._turn) % len(nodes)]
-        conn = cast("Connection", super().make_connection())
+        conn = cast("Connection", super().make_connection())  # type: ignore[no-untyped-call]
         conn.host, conn.port = node.host, int(node.port)
         return conn

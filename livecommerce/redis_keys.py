@@ -86,12 +86,24 @@ def room_id_from_channel(channel: bytes) -> int | None:
 
 # Timer wheel: one sorted set (score = due time in ms, member = "<schedule id>:<version>"),
 # the lease set of claimed members, and a marker that the wheel was built from PostgreSQL
-# (missing after Redis lost its data -> rebuild). They share the hash tag {timer}; to shard
-# for Redis Cluster, split by a tag such as {timer:N} and run the claim per shard.
+# (missing after Redis lost its data -> rebuild). They share the hash tag {timer}. With
+# ``timer.wheel_shards`` = N > 1 there are N such wheels, a schedule on wheel (id mod N), wheel
+# k > 0 under the tag {timer:k} (its own slot, so spread over a cluster's shards); every
+# dispatcher claims from all of them (timer/wheel.py).
 TIMER_WHEEL = f"{PREFIX}{{timer}}:wheel"
 TIMER_LEASES = f"{PREFIX}{{timer}}:leases"
 TIMER_BUILT = f"{PREFIX}{{timer}}:built"
 TIMER_REBUILD_LOCK = f"{PREFIX}{{timer}}:rebuild-lock"
+
+
+def timer_keys(shard: int) -> tuple[str, str, str]:
+    """(wheel, leases, built marker) of timer wheel ``shard`` (0 = the keys above)."""
+    if shard == 0:
+        return TIMER_WHEEL, TIMER_LEASES, TIMER_BUILT
+    tag = f"{PREFIX}{{timer:{shard}}}"
+    return f"{tag}:wheel", f"{tag}:leases", f"{tag}:built"
+
+
 TIMER_WAKE_CHANNEL = "lc:timer:wake"
 
 

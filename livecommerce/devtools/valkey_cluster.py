@@ -118,7 +118,7 @@ class LocalCluster:
         while time.monotonic() < deadline:
             ok = True
             for node in self.nodes:
-                if node.proc is None or node.port is None:
+                if node.proc is None or node.port is None or node.proc.poll() is not None:
                     continue
                 if "cluster_state:ok" not in self.cli(node.port, "CLUSTER", "INFO"):
                     ok = False
@@ -135,7 +135,7 @@ class LocalCluster:
     def master_of_slot(self, slot: int) -> ClusterNodeProcess:
         """The live process currently serving ``slot`` (asked of any live node)."""
         for node in self.nodes:
-            if node.proc is None or node.port is None:
+            if node.proc is None or node.port is None or node.proc.poll() is not None:
                 continue
             for line in self.cli(node.port, "CLUSTER", "NODES").splitlines():
                 parts = line.split()
@@ -193,6 +193,7 @@ def main() -> None:
         pass
     finally:
         cluster.stop()
+
 
 if __name__ == "__main__":
     main()

@@ -39,13 +39,13 @@ from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED, encode, ws_text_frame
+from livecommerce.realtime.shards import ShardedRooms
 from livecommerce.realtime.snapshot import (
     RoomNotFound,
     load_snapshot,
     snapshot_epoch,
     welcome_body,
 )
-from livecommerce.realtime.shards import ShardedRooms
 from livecommerce.redis_clients import is_cluster, subscription_client
 
 log = logging.getLogger("livecommerce.node")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -222,7 +223,7 @@ class ShardedRooms:
             # would hand them to redis-py's push handlers); no read timeout (ping_forever).
             kwargs.update(protocol=2, socket_timeout=None)
             conn = Connection(host=host, port=port, **kwargs)
-            await conn.connect()
+            await conn.connect()  # type: ignore[no-untyped-call]
             shard = _Shard(name, conn, self.on_frame)
             self.shards[name] = shard
             self._spawn(self._run_shard(shard))
@@ -337,7 +338,7 @@ class ShardedRooms:
                 if self.room_shard.get(room_id) is shard and not self.is_local(room_id):
                     del self.room_shard[room_id]
                     with contextlib.suppress(RedisError, OSError):
-                        await shard.unsubscribe(room_id, lambda r=room_id: self._unwanted(r))
+                        await shard.unsubscribe(room_id, functools.partial(self._unwanted, room_id))
 
     def _unwanted(self, room_id: int) -> bool:
         return room_id not in self.room_shard and not self.is_local(room_id)

@@ -2,11 +2,12 @@
 fixtures (``settings``, ``redis``, ``server``, ``world``, ``social``) pointed at it.
 
 Tests imported here from tests/realtime, tests/timer and tests/social run unchanged against the
-cluster: they resolve ``settings``/``redis`` from this conftest.
+cluster: they resolve ``backend_urls``/``redis`` from this conftest.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -30,15 +31,17 @@ def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
         yield cluster
 
 
-@pytest.fixture
-def settings(backend_urls: EmbeddedUrls, valkey_cluster: LocalCluster) -> Settings:
-    valkey_cluster.wait_healthy()
-    return Settings().with_backends(backend_urls.database_url, valkey_cluster.url())
+@pytest.fixture(scope="session")
+def backend_urls(backend_urls: EmbeddedUrls, valkey_cluster: LocalCluster) -> EmbeddedUrls:
+    """The run's PostgreSQL and the cluster: every fixture built on ``backend_urls``
+    (``settings``, ``server``, child server processes) uses the cluster."""
+    return EmbeddedUrls(backend_urls.database_url, valkey_cluster.url())
 
 
 @pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    """The app's cluster client on the test cluster, every master flushed first."""
+async def redis(settings: Settings, valkey_cluster: LocalCluster) -> AsyncIterator[Redis]:
+    """The app's cluster client on the test cluster (healthy), every master flushed first."""
+    await asyncio.to_thread(valkey_cluster.wait_healthy)
     client = redis_client(RedisConfig(url=settings.redis.url))
     assert isinstance(client, RedisCluster)
     await client.flushdb(target_nodes=RedisCluster.PRIMARIES)
