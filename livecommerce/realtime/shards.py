@@ -274,6 +274,7 @@ class ShardedRooms:
         while True:
             room_id = await shard.dropped.get()
             if self.room_shard.get(room_id) is shard:
+                log.info("room %s: unsubscribed by shard %s (slot moved)", room_id, shard.name)
                 self._reroute.put_nowait(room_id)
 
     async def run(self) -> None:
