@@ -3,7 +3,7 @@ processes, ``--rooms`` rooms with ``--viewers-per-room`` viewers spread over the
 room every ``--push-interval`` s. Deliveries/s, last-viewer p99, missing and duplicate frames.
 
     .venv/bin/python bench/cluster.py [--rooms 30] [--viewers-per-room 1000] [--pushes 10]
-                                      [--json FILE]
+                                      [--cluster-first] [--json FILE]
 """
 
 from __future__ import annotations
@@ -51,23 +51,29 @@ def main() -> None:
     ap.add_argument("--pushes", type=int, default=10)
     ap.add_argument("--push-interval", type=float, default=1.0)
     ap.add_argument("--ramp", type=float, default=2000.0)
+    ap.add_argument("--cluster-first", action="store_true", help="run the cluster first")
     ap.add_argument("--json")
     args = ap.parse_args()
     viewers = args.rooms * args.viewers_per_room
     log(f"cluster bench: {args.rooms} rooms x {args.viewers_per_room} viewers = {viewers:,}")
 
-    log("run 1/2: one Redis (embedded Valkey)")
-    single = run(args, None)
+    single: dict[str, Any] = {}
+    if not args.cluster_first:
+        log("one Redis (embedded Valkey)")
+        single = run(args, None)
     with tempfile.TemporaryDirectory(prefix="lc-bench-cluster-") as tmp:
         cluster = LocalCluster(Path(tmp), masters=3, replicas=0)
         url = cluster.start()
         try:
-            log(f"run 2/2: 3-master Valkey Cluster {url.rsplit('@', 1)[1]}")
+            log(f"3-master Valkey Cluster {url.rsplit('@', 1)[1]}")
             sharded = run(
                 args, {"LIVECOMMERCE_REDIS_URL": url, "LIVECOMMERCE_TIMER_WHEEL_SHARDS": "3"}
             )
         finally:
             cluster.stop()
+    if args.cluster_first:
+        log("one Redis (embedded Valkey)")
+        single = run(args, None)
     md = table(
         ["backend", "viewers", "pushes", "deliveries/s", "last-viewer p50 ms",
          "last-viewer p99 ms", "missing", "duplicates"],
@@ -79,6 +85,7 @@ def main() -> None:
         {
             "rooms": args.rooms,
             "viewers_per_room": args.viewers_per_room,
+            "order": "cluster first" if args.cluster_first else "one Redis first",
             "single": slim(single),
             "cluster": slim(sharded),
             "table_md": md,

@@ -1,6 +1,10 @@
-"""The room, resume, timer and flash-sale behaviours, unchanged, against the real cluster
-(fixtures from this directory's conftest)."""
+"""The room, resume, multi-node, timer, flash-sale and per-user notice behaviours, unchanged,
+against the real cluster (fixtures from this directory's conftest)."""
 
+from tests.notify.test_notifications import (
+    test_paid_and_shipped_reach_socket_and_subscribe_message_once,
+    test_points_balance_change_reaches_the_users_socket,
+)
 from tests.realtime.test_multinode import test_two_nodes_exactly_once_in_order_and_failover
 from tests.realtime.test_socket import (
     test_dropped_viewer_resumes_with_nothing_missed,
@@ -30,6 +34,8 @@ __all__ = [
     "test_dropped_viewer_resumes_with_nothing_missed",
     "test_ending_the_room_closes_sockets_with_4410",
     "test_epoch_change_forces_resync",
+    "test_paid_and_shipped_reach_socket_and_subscribe_message_once",
+    "test_points_balance_change_reaches_the_users_socket",
     "test_publish_many_survives_a_script_flush",
     "test_push_into_live_room_shows_stock_left",
     "test_reconcile_after_redis_loses_the_sale",
