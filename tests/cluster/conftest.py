@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -21,6 +22,14 @@ from livecommerce.redis_clients import redis_client
 from tests.commerce.conftest import shop  # noqa: F401 (fixture)
 from tests.realtime.conftest import world  # noqa: F401 (fixture)
 from tests.social.conftest import social  # noqa: F401 (fixture)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/cluster is marked ``cluster`` (``-m 'not cluster'`` skips it)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.cluster)
 
 
 @pytest.fixture(scope="session")
