@@ -22,6 +22,12 @@ closed with 1012 (they resume), a changed epoch (a failed-over master has anothe
 resyncs the room's viewers in-band, otherwise the gap is filled from the room's history.
 Because a room's keys and channel live on the same shard, nothing can be published for a room
 while its shard is unreachable.
+
+Why not redis-py's ``ClusterPubSub`` (redis-py 8 has ``ssubscribe`` on the asyncio cluster
+client): it re-subscribes on its own — after a reconnect (``_resubscribe_shard_channels``) and
+after a slot moves (``reinitialize_shard_subscriptions``) — so a gap would pass unnoticed, which
+is exactly what this module must see; and its RESP3 messages arrive through push handlers.
+Here each shard is a plain RESP2 connection whose every break is ours to handle.
 """
 
 from __future__ import annotations
