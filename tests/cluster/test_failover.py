@@ -1,6 +1,7 @@
 """A master dies mid-stream on the real cluster: after its replica takes over, viewers on two
 nodes keep receiving — an in-band resync for the new epoch, then every later frame once, in
-order — and every scheduled push due around the failover fires exactly once."""
+order — and every scheduled push due around the failover fires exactly once (the dead master
+held the room and one of the two timer wheels)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import websockets
 from redis.cluster import key_slot
 
 from livecommerce import redis_keys as rk
+from livecommerce.config import Settings
 from livecommerce.devtools.valkey_cluster import LocalCluster
 from tests.realtime.conftest import World
 from tests.realtime.viewer import TestViewer, wait_until
 from tests.support import http
-from tests.timer.test_timer import iso, schedule, soon, statuses
+from tests.timer.test_timer import iso, schedule, soon, statuses, with_timer
 
 
 class LoggingViewer(TestViewer):
@@ -68,9 +70,16 @@ async def push(base: str, world: World, i: int, within: float = 30.0) -> int:
 
 
 async def test_master_killed_mid_stream(
-    valkey_cluster: LocalCluster, make_server: Any, world: World, pool: Any, redis: Any
+    valkey_cluster: LocalCluster,
+    make_server: Any,
+    settings: Settings,
+    world: World,
+    pool: Any,
+    redis: Any,
 ) -> None:
-    servers = [await make_server(), await make_server()]
+    # Two timer wheels: one of them is on the master that dies (asserted below).
+    sharded = with_timer(settings, wheel_shards=2)
+    servers = [await make_server(sharded), await make_server(sharded)]
     viewers = [
         LoggingViewer(servers[i % 2].ws_url(), world.room_id, world.viewer_token())
         for i in range(20)
@@ -91,6 +100,10 @@ async def test_master_killed_mid_stream(
     slot = key_slot(rk.room_seq(world.room_id).encode())
     victim = valkey_cluster.master_of_slot(slot)
     victim_port = victim.port
+    wheel_owners = {
+        valkey_cluster.master_of_slot(key_slot(rk.timer_keys(k)[0].encode())).port for k in (0, 1)
+    }
+    assert victim_port in wheel_owners  # the room's master holds a timer wheel too
     await asyncio.to_thread(victim.kill)
     try:
         promoted = await asyncio.to_thread(valkey_cluster.wait_slot_served, slot, 30.0)
