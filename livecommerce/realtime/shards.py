@@ -198,14 +198,15 @@ class ShardedRooms:
         node = self.cluster.get_node_from_key(rk.room_shard_channel(room_id))
         if node is None:
             raise ShardLost(f"no node serves room {room_id}")
-        shard = await self._shard(node.name, node.host, int(node.port))
         old = self.room_shard.get(room_id)
         try:
+            shard = await self._shard(node.name, node.host, int(node.port))
             await shard.subscribe(room_id)
-        except (ShardLost, TimeoutError):
+        except (RedisError, OSError, TimeoutError):
             if refresh:
                 raise
-            await self._route(room_id, refresh=True)  # MOVED: the topology changed
+            # MOVED, or the node we knew is gone: the topology changed; learn it and retry.
+            await self._route(room_id, refresh=True)
             return
         self.room_shard[room_id] = shard
         if old is not None and old is not shard and old.dead is None:
