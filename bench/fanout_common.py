@@ -37,9 +37,11 @@ def scenario(
     workers: int = 0,
     kill_at: float | None = None,
     progress: bool = True,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Start ``servers`` server processes on fresh embedded backends, run, stop; the report."""
-    with Cluster(servers, log=log) as cluster:
+    """Start ``servers`` server processes on fresh embedded backends, run, stop; the report.
+    ``env``: extra server environment (e.g. ``LIVECOMMERCE_REDIS_URL`` of a Redis Cluster)."""
+    with Cluster(servers, env=env, log=log) as cluster:
         token = cluster.host_token()
         cfg = LoadConfig(
             urls=cluster.urls,

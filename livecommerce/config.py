@@ -173,6 +173,9 @@ class TimerConfig:
     lookahead_ms: Annotated[int, Meta(ge=0, le=1000)] = 20
     idle_recheck_seconds: PosFloat = 60.0
     reconcile_seconds: PosFloat = 5.0
+    # Timer wheels (sorted sets) the schedules are split over, by schedule id; on a Redis
+    # Cluster each has its own slot, so one hot sorted set is not one shard's load.
+    wheel_shards: Annotated[int, Meta(ge=1, le=64)] = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +437,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("database.pool_max_size: must be >= database.pool_min_size and >= 1")
     for name, url, schemes in (
         ("database.url", db.url, ("postgres", "postgresql")),
-        ("redis.url", s.redis.url, ("redis", "rediss", "unix")),
+        ("redis.url", s.redis.url, ("redis", "rediss", "unix", *CLUSTER_SCHEMES)),
         ("wechat.base_url", w.base_url, ("http", "https")),
     ):
         if url:
@@ -490,7 +493,19 @@ def _check(s: Settings) -> None:
             raise ConfigError("wechatpay.mch_id: required in production mode (no dev pay keys)")
 
 
+# redis.url naming a Redis/Valkey Cluster by seed nodes: redis+cluster://[:pass@]h1:p1,h2:p2
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
 def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in CLUSTER_SCHEMES and scheme in schemes:
+        seeds = urlsplit(url).netloc.rpartition("@")[2].split(",")
+        for seed in seeds:
+            host, sep, port = seed.rpartition(":")
+            if not host or not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"{name}: cluster seed {seed!r} must be host:port")
+        return
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError on a non-numeric port

@@ -12,21 +12,70 @@ Subscriptions must not be retried that way: redis-py would reconnect and resubsc
 subscription silently, and whatever was published meanwhile would be lost without anyone
 knowing. Their clients have no retry, so the break surfaces and the subscriber catches up
 (``realtime/node.py``) or rebuilds (``timer/dispatcher.py``).
+
+Redis Cluster / Valkey Cluster: a URL ``redis+cluster://[:password@]host:port[,host:port...]``
+(``rediss+cluster://`` for TLS) names seed nodes of a cluster; the app client is then redis-py's
+cluster client (``RedisCluster``), which routes each command by its keys' hash slot and follows
+MOVED/ASK and failovers. It is typed as ``Redis`` throughout the app: every command, script and
+non-transactional pipeline the app uses behaves the same on both, each multi-key one touching
+one hash tag (``tests/cluster/test_scripts.py`` runs each against a real cluster). What does
+differ, pub/sub, lives in ``realtime/shards.py`` (rooms on sharded pub/sub) and in
+:func:`subscription_client` (classic channels from any cluster node).
 """
 
 from __future__ import annotations
 
+import itertools
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from livecommerce.config import RedisConfig
+from livecommerce.config import CLUSTER_SCHEMES, RedisConfig
 
 REDIS_HEALTH_CHECK_SECONDS = 1.0
 REDIS_RETRIES = 3
 SUBSCRIPTION_MAX_CONNECTIONS = 4
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in CLUSTER_SCHEMES
+
+
+def is_cluster(redis: Redis) -> bool:
+    """Whether ``redis`` (as made by :func:`redis_client`) is a cluster client."""
+    return isinstance(cast("object", redis), RedisCluster)
+
+
+def cluster_options(url: str) -> dict[str, Any]:
+    """``redis+cluster://[user:password@]h1:p1,h2:p2`` -> RedisCluster keyword arguments.
+
+    Raises:
+        ValueError: no seed node, or a seed without a port.
+    """
+    parts = urlsplit(url)
+    auth, _, hosts = parts.netloc.rpartition("@")
+    user, _, password = auth.partition(":")
+    seeds = []
+    for hostport in filter(None, hosts.split(",")):
+        host, sep, port = hostport.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"cluster seed {hostport!r} needs host:port")
+        seeds.append(ClusterNode(host.strip("[]"), int(port)))
+    if not seeds:
+        raise ValueError("a redis+cluster:// URL needs at least one host:port")
+    return {
+        "startup_nodes": seeds,
+        "username": unquote(user) or None,
+        "password": unquote(password) or None,
+        "ssl": parts.scheme.lower().startswith("rediss"),
+    }
 
 
 def redis_client(cfg: RedisConfig) -> Redis:
@@ -35,7 +84,20 @@ def redis_client(cfg: RedisConfig) -> Redis:
     free connection (up to ``pool_timeout_seconds``) rather than failing with "Too many
     connections" — under a burst of joins that closed viewers with 1012. Stale connections
     after a Redis restart are health-checked and retried (module docstring): requests succeed
-    again as soon as Redis answers."""
+    again as soon as Redis answers. A cluster URL gives the cluster client (module docstring),
+    ``max_connections`` per cluster node; after a failover it finds the new master by itself."""
+    if is_cluster_url(cfg.url):
+        return cast(
+            "Redis",
+            RedisCluster(
+                **cluster_options(cfg.url),
+                max_connections=cfg.max_connections,
+                require_full_coverage=False,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), REDIS_RETRIES),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
+            ),
+        )
     return Redis.from_pool(
         BlockingConnectionPool.from_url(
             cfg.url,
@@ -51,7 +113,13 @@ def redis_client(cfg: RedisConfig) -> Redis:
 def subscription_client(redis: Redis) -> Redis:
     """A client for long-lived subscriptions to the same server as ``redis`` (same address,
     credentials and database), without retries: a broken subscription raises. Close it with
-    ``aclose()``."""
+    ``aclose()``.
+
+    On a cluster: a client for classic (not sharded) channels, which the cluster broadcasts to
+    every node; each new connection goes to the next known node, so a resubscription after a
+    node died lands on a live one."""
+    if is_cluster(redis):
+        return Redis.from_pool(_AnyNodePool(cast("RedisCluster", redis)))
     base = redis.connection_pool
     kwargs = {
         k: v
@@ -64,3 +132,33 @@ def subscription_client(redis: Redis) -> Redis:
         **kwargs,
     )
     return Redis.from_pool(pool)
+
+
+def node_connection_kwargs(cluster: RedisCluster) -> dict[str, Any]:
+    """Connection settings (credentials, TLS, timeouts) of the cluster's nodes, without the
+    retry and health-check settings and without host/port."""
+    nodes = cluster.get_nodes() or cluster.nodes_manager.startup_nodes.values()
+    kwargs = dict(next(iter(nodes)).connection_kwargs)
+    for k in ("retry", "retry_on_error", "health_check_interval", "host", "port"):
+        kwargs.pop(k, None)
+    return kwargs
+
+
+class _AnyNodePool(ConnectionPool):
+    """Connections to the cluster's nodes in turn (the current topology, else the seeds)."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        kwargs = node_connection_kwargs(cluster)
+        conn_class = kwargs.pop("connection_class", Connection)
+        super().__init__(
+            connection_class=conn_class, max_connections=SUBSCRIPTION_MAX_CONNECTIONS, **kwargs
+        )
+        self.cluster = cluster
+        self._turn = itertools.count()
+
+    def make_connection(self) -> Connection:
+        nodes = self.cluster.get_nodes() or list(self.cluster.nodes_manager.startup_nodes.values())
+        node = nodes[next(self._turn) % len(nodes)]
+        conn = cast("Connection", super().make_connection())  # type: ignore[no-untyped-call]
+        conn.host, conn.port = node.host, int(node.port)
+        return conn

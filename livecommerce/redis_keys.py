@@ -52,7 +52,15 @@ def room_push_request(room_id: int, key: str) -> str:
 
 
 def room_channel(room_id: int) -> str:
+    """The room's classic channel (one Redis: every node pattern-subscribes ``lc:room:*``)."""
     return f"lc:room:{room_id}"
+
+
+def room_shard_channel(room_id: int) -> str:
+    """The room's sharded channel (Redis Cluster): it carries the room's hash tag, so the
+    publish script SPUBLISHes it in the same slot as the keys it updates, and a node
+    SSUBSCRIBEs it on the shard that owns the room (``realtime/shards.py``)."""
+    return f"lc:{room_tag(room_id)}"
 
 
 USER_CHANNEL_PATTERN = "lc:user:*"
@@ -69,20 +77,33 @@ def identity_from_user_channel(channel: bytes) -> str | None:
 
 
 def room_id_from_channel(channel: bytes) -> int | None:
+    """The room id of a classic (``lc:room:ID``) or sharded (``lc:{room:ID}``) room channel."""
     try:
-        return int(channel.rsplit(b":", 1)[1])
+        return int(channel.removesuffix(b"}").rsplit(b":", 1)[1])
     except (IndexError, ValueError):
         return None
 
 
 # Timer wheel: one sorted set (score = due time in ms, member = "<schedule id>:<version>"),
 # the lease set of claimed members, and a marker that the wheel was built from PostgreSQL
-# (missing after Redis lost its data -> rebuild). They share the hash tag {timer}; to shard
-# for Redis Cluster, split by a tag such as {timer:N} and run the claim per shard.
+# (missing after Redis lost its data -> rebuild). They share the hash tag {timer}. With
+# ``timer.wheel_shards`` = N > 1 there are N such wheels, a schedule on wheel (id mod N), wheel
+# k > 0 under the tag {timer:k} (its own slot, so spread over a cluster's shards); every
+# dispatcher claims from all of them (timer/wheel.py).
 TIMER_WHEEL = f"{PREFIX}{{timer}}:wheel"
 TIMER_LEASES = f"{PREFIX}{{timer}}:leases"
 TIMER_BUILT = f"{PREFIX}{{timer}}:built"
 TIMER_REBUILD_LOCK = f"{PREFIX}{{timer}}:rebuild-lock"
+
+
+def timer_keys(shard: int) -> tuple[str, str, str]:
+    """(wheel, leases, built marker) of timer wheel ``shard`` (0 = the keys above)."""
+    if shard == 0:
+        return TIMER_WHEEL, TIMER_LEASES, TIMER_BUILT
+    tag = f"{PREFIX}{{timer:{shard}}}"
+    return f"{tag}:wheel", f"{tag}:leases", f"{tag}:built"
+
+
 TIMER_WAKE_CHANNEL = "lc:timer:wake"
 
 

@@ -5,6 +5,17 @@ local function lc_now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A room channel that ends with the room's hash tag ("lc:{room:ID}", cluster mode) is a sharded
+-- channel: SPUBLISH reaches the nodes subscribed on the room's shard, atomically with the keys
+-- this script updates (same slot). "lc:room:ID" (one Redis) is a classic channel.
+local function lc_pub(channel, message)
+  if string.byte(channel, -1) == 125 then -- '}'
+    redis.call('SPUBLISH', channel, message)
+  else
+    redis.call('PUBLISH', channel, message)
+  end
+end
+
 -- The room's epoch, checked against this Redis process (docs/protocol.md, "Epochs").
 -- The state hash records the epoch and the run_id of the Redis process that made it. A new
 -- epoch is made (and announced on the room channel as {"epoch":"..."} before anything else of
@@ -34,7 +45,7 @@ local function lc_epoch(seq_key, state_key, channel, create)
   if not has_seq then
     redis.call('SET', seq_key, 0)
   end
-  redis.call('PUBLISH', channel, '{"epoch":"' .. epoch .. '"}')
+  lc_pub(channel, '{"epoch":"' .. epoch .. '"}')
   return epoch
 end
 
@@ -64,6 +75,6 @@ local function lc_publish(seq_key, hist_key, state_key, channel, body, max_count
   elseif state_op == 'del' then
     redis.call('HDEL', state_key, state_field)
   end
-  redis.call('PUBLISH', channel, frame)
+  lc_pub(channel, frame)
   return {seq, frame}
 end

@@ -2,7 +2,8 @@
 
 ``publish`` runs one Lua script (``lua/publish.lua``): INCR the room's sequence number, splice
 ``seq`` and the Redis server time ``ts`` into the already-encoded body, append the frame to the
-room's bounded history, optionally update the room's state hash, and PUBLISH it to every node.
+room's bounded history, optionally update the room's state hash, and PUBLISH it to every node
+(SPUBLISH on the room's sharded channel on a cluster: ``realtime/shards.py``).
 Whatever produces a room message (host push, timer, order event, likes) goes through here.
 """
 
@@ -19,6 +20,7 @@ from redis.exceptions import NoScriptError
 from livecommerce import redis_keys as rk
 from livecommerce.config import RoomsConfig
 from livecommerce.realtime.protocol import encode
+from livecommerce.redis_clients import is_cluster
 
 # The keys and arguments of one publish script call, encoded ahead of time.
 PreparedPublish = tuple[list[str], list[Any]]
@@ -70,6 +72,8 @@ class Broker:
         self._tick = redis.register_script(_script("room_tick"))
         self._head = redis.register_script(_script("room_head"))
         self._room_info = redis.register_script(_script("room_info"))
+        # The channel the scripts publish a room's frames on (lua/publish_core.lua, lc_pub).
+        self.channel = rk.room_shard_channel if is_cluster(redis) else rk.room_channel
         # Told of every fresh publish as (room_id, Published), synchronously and without
         # awaiting (analytics records pushes from it); it must not raise or block.
         self.on_published: Callable[[int, Published], None] | None = None
@@ -134,14 +138,17 @@ class Broker:
         if self.on_published is not None:
             for (_, args), pub in zip(calls, out, strict=True):
                 if pub.fresh:
-                    self.on_published(int(str(args[0]).rsplit(":", 1)[1]), pub)  # room_channel
+                    room_id = rk.room_id_from_channel(str(args[0]).encode())
+                    self.on_published(room_id or 0, pub)
         return out
 
     async def _evalsha_pipeline(self, calls: list[PreparedPublish]) -> list[Any]:
         sha = self._publish.sha
         async with self.redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(sha, len(keys), *keys, *args)
+                # execute_command, not pipe.evalsha: a cluster pipeline refuses the latter
+                # (it routes this by the first key, all of one room's slot).
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
             return await pipe.execute(raise_on_error=False)
 
     def _publish_call(self, item: PublishItem) -> PreparedPublish:
@@ -156,7 +163,7 @@ class Broker:
             rk.room_publish_idem(room_id, idem) if idem else rk.room_seq(room_id),
         ]
         args = [
-            rk.room_channel(room_id),
+            self.channel(room_id),
             encode(body),
             self.cfg.history_max_messages,
             self._max_age_ms,
@@ -173,7 +180,7 @@ class Broker:
         when history still holds all of them (``complete``)."""
         res = await self._snapshot(
             keys=[rk.room_seq(room_id), rk.room_history(room_id), rk.room_state(room_id)],
-            args=[-1 if last_seq is None else last_seq, rk.room_channel(room_id)],
+            args=[-1 if last_seq is None else last_seq, self.channel(room_id)],
         )
         flat = res[1]
         state = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
@@ -198,7 +205,7 @@ class Broker:
         """(epoch, current seq) of the room, the epoch renewed first if the stream could have
         been reset; epoch ``""`` when Redis knows nothing of the room (it lost all of it)."""
         res = await self._head(
-            keys=[rk.room_seq(room_id), rk.room_state(room_id)], args=[rk.room_channel(room_id)]
+            keys=[rk.room_seq(room_id), rk.room_state(room_id)], args=[self.channel(room_id)]
         )
         raw = res[0]
         return (raw.decode() if isinstance(raw, bytes) else str(raw)), int(res[1])
@@ -216,7 +223,7 @@ class Broker:
                 rk.room_pending_likes(room_id),
             ],
             args=[
-                rk.room_channel(room_id),
+                self.channel(room_id),
                 self.cfg.history_max_messages,
                 self._max_age_ms,
                 node_id,
@@ -232,5 +239,5 @@ class Broker:
         """Cache the room's public info in its state (making the room's epoch if it has none)."""
         await self._room_info(
             keys=[rk.room_seq(room_id), rk.room_state(room_id)],
-            args=[rk.room_channel(room_id), encode(info)],
+            args=[self.channel(room_id), encode(info)],
         )

@@ -202,6 +202,7 @@ class Endpoint:
             return
         conn.room_id = room_id
         local = hub.begin_join(conn)
+        await self.node.room_ready(room_id)  # cluster: the room's shard subscription (shards.py)
         snap, room = await self._snapshot(room_id, last_seq)
         if room["state"] == "ended":
             raise Handshake(p.CLOSE_ROOM_ENDED, "room_ended", "the live has ended")

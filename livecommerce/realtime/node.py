@@ -15,6 +15,10 @@ stream could have been reset (Redis restarted — empty, with its data, or from 
 epoch — in such a notice, or when it checks its rooms after resubscribing — writes every
 welcomed local viewer of the room an in-band ``resync`` (the full state at the snapshot's seq S)
 and continues with frames after S. The same happens when a frame is no longer in history.
+
+On a Redis/Valkey Cluster, room frames travel on sharded pub/sub instead, one subscription per
+room with local viewers (``shards.py``, the one place that differs); the pattern subscription
+then carries only the per-user channels, which a cluster broadcasts to every node.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Iterable
 
 import asyncpg
 from redis.asyncio import Redis
@@ -34,6 +39,7 @@ from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED
+from livecommerce.realtime.shards import ShardedRooms
 from livecommerce.realtime.snapshot import (
     RoomNotFound,
     load_snapshot,
@@ -41,7 +47,7 @@ from livecommerce.realtime.snapshot import (
     welcome_body,
 )
 from livecommerce.realtime.variants import resync_writer
-from livecommerce.redis_clients import subscription_client
+from livecommerce.redis_clients import is_cluster, subscription_client
 
 log = logging.getLogger("livecommerce.node")
 RECONNECT_DELAY_SECONDS = 0.5
@@ -82,6 +88,28 @@ class Node:
         self.metrics = metrics
         self.tick_seconds = tick_seconds
         self.subscribed = asyncio.Event()
+        # Cluster: room frames on sharded pub/sub (shards.py); None on one Redis.
+        self.shards = (
+            ShardedRooms(
+                redis,  # type: ignore[arg-type]  # a RedisCluster (redis_clients.py)
+                self.on_room_frame,
+                self.catch_up,
+                lambda room_id: room_id in hub.rooms,
+            )
+            if is_cluster(redis)
+            else None
+        )
+
+    async def room_ready(self, room_id: int) -> None:
+        """Return once frames of the room reach this node: at once on one Redis (the pattern
+        subscription carries every room); on a cluster once the room's shard subscription is
+        confirmed. A join awaits this before it reads its snapshot.
+
+        Raises:
+            RedisError, OSError, TimeoutError: the room's shard cannot be reached.
+        """
+        if self.shards is not None:
+            await self.shards.ensure(room_id)
 
     async def deliver(self, room_id: int, seq: int, payload: bytes) -> None:
         room = self.hub.rooms.get(room_id)
@@ -166,10 +194,13 @@ class Node:
         self.metrics.resyncs.inc(len(viewers))
         log.info("room %s: stream reset, %d local viewers resynced", room_id, len(viewers))
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, rooms: Iterable[int] | None = None) -> None:
         """After (re)subscribing: check each local room's epoch (a reset while we were not
-        listening is resynced) and deliver what local viewers missed meanwhile."""
-        for room_id in list(self.hub.rooms):
+        listening is resynced) and deliver what local viewers missed meanwhile. ``rooms``: only
+        these (a cluster shard's), default every local room."""
+        for room_id in list(self.hub.rooms if rooms is None else rooms):
+            if room_id not in self.hub.rooms:
+                continue
             # Their snapshot may predate the break: what they missed since is unknown.
             for v in self.hub.pending_snapshots(room_id):
                 self.hub.evict(v, CLOSE_RECONNECT, "reconnect and resume", slow=False)
@@ -183,7 +214,12 @@ class Node:
 
     async def on_room_message(self, channel: bytes, payload: bytes) -> None:
         room_id = rk.room_id_from_channel(channel)
-        if room_id is None or room_id not in self.hub.rooms:
+        if room_id is not None:
+            await self.on_room_frame(room_id, payload)
+
+    async def on_room_frame(self, room_id: int, payload: bytes) -> None:
+        """One message of the room's channel: an epoch notice or a frame."""
+        if room_id not in self.hub.rooms:
             return
         if payload.startswith(EPOCH_NOTICE):
             if self.on_epoch(room_id, payload[len(EPOCH_NOTICE) : -2].decode()):
@@ -198,7 +234,12 @@ class Node:
         # Its own client: one that is never silently resubscribed (redis_clients.py).
         subscriber = subscription_client(self.redis)
         try:
-            await self._subscribe_forever(subscriber)
+            if self.shards is None:
+                await self._subscribe_forever(subscriber)
+            else:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.shards.run())
+                    tg.create_task(self._subscribe_forever(subscriber))
         finally:
             with contextlib.suppress(TimeoutError, RedisError, OSError):
                 await asyncio.wait_for(subscriber.aclose(), CLOSE_TIMEOUT_SECONDS)
@@ -208,8 +249,11 @@ class Node:
             check_cancelled()
             pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(rk.ROOM_CHANNEL_PATTERN, rk.USER_CHANNEL_PATTERN)
-                await self.catch_up()
+                if self.shards is None:
+                    await pubsub.psubscribe(rk.ROOM_CHANNEL_PATTERN, rk.USER_CHANNEL_PATTERN)
+                    await self.catch_up()
+                else:  # rooms are on sharded pub/sub (shards.py)
+                    await pubsub.psubscribe(rk.USER_CHANNEL_PATTERN)
                 self.subscribed.set()
                 self.metrics.subscriptions.inc()
                 while True:

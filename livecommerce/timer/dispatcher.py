@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import orjson
@@ -224,12 +224,11 @@ class Dispatcher:
             for room_id in await service.rooms_with_unresolved_offsets(self.pool):
                 await service.resolve_offsets(self.pool, self.wheel, room_id)
             # Members leased by a live node stay with it (its lease expiring is the fallback).
-            raw = cast("list[bytes]", await self.redis.zrange(rk.TIMER_LEASES, 0, -1))
-            leased = {m.decode() for m in raw}
+            leased = await self.wheel.leased()
             entries = [e for e in await service.wheel_entries(self.pool) if e[0] not in leased]
             for i in range(0, len(entries), 1000):
                 await self.wheel.add(entries[i : i + 1000])
-            await self.redis.set(rk.TIMER_BUILT, "1")
+            await self.wheel.mark_built()
             if entries:
                 log.info("timer wheel rebuilt from PostgreSQL: %d pending pushes", len(entries))
         finally:

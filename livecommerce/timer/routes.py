@@ -232,6 +232,7 @@ async def timer_ctx(app: web.Application) -> AsyncIterator[None]:
         lease_ms=int(cfg.lease_seconds * 1000),
         batch=cfg.claim_batch,
         lookahead_ms=cfg.lookahead_ms,
+        shards=cfg.wheel_shards,
     )
     app[keys.WHEEL] = wheel
     dispatcher = Dispatcher(

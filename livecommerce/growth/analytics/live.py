@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
 from livecommerce.aio import check_cancelled
@@ -159,11 +160,16 @@ async def sample_minutes(
         minute = int(time.time() // 60)
         due = [r for r in room_ids() if last.get(r) != minute]
         if due:
-            async with redis.pipeline(transaction=False) as pipe:
-                for room in due:
-                    pipe.hmget(rk.room_state(room), ["viewers", "likes"])
-                    pipe.hget(live_key(room), COMMENTS_FIELD)
-                got = await pipe.execute()
+            try:
+                async with redis.pipeline(transaction=False) as pipe:
+                    for room in due:
+                        pipe.hmget(rk.room_state(room), ["viewers", "likes"])
+                        pipe.hget(live_key(room), COMMENTS_FIELD)
+                    got = await pipe.execute()
+            except (RedisError, OSError) as exc:  # Redis down or failing over: next pass
+                log.warning("room minute samples not read: %s", exc)
+                await asyncio.sleep(interval)
+                continue
             rows = []
             for i, room in enumerate(due):
                 viewers, likes = got[2 * i]

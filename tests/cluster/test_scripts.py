@@ -1,0 +1,86 @@
+"""Every Lua script and every multi-key command of the app runs on the real cluster: each
+touches the keys of one hash tag (a cross-slot access fails there, never on one Redis)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.exceptions import RedisClusterException, RedisError
+
+from livecommerce.config import FlashSaleConfig, RoomsConfig
+from livecommerce.console import signin_limit
+from livecommerce.errors import RateLimited
+from livecommerce.realtime.broker import Broker, PublishItem
+from livecommerce.social.flashsale import FlashStock
+from livecommerce.timer.wheel import Wheel
+
+LUA = Path(__file__).resolve().parents[2] / "livecommerce" / "lua"
+
+
+async def test_every_lua_script_runs_on_the_cluster(redis: Any) -> None:
+    ran: set[str] = set()
+    broker = Broker(redis, RoomsConfig())
+    # Rooms on all three shards (their hash tags spread over the slots).
+    for room_id in (1, 2, 3, 4, 5):
+        await broker.set_room_info(room_id, {"id": room_id, "state": "live"})
+        pub = await broker.publish(room_id, {"type": "goods_push", "goods_id": 1},
+                                   state_op="set", state_field="bubble", idempotency_key="k")  # fmt: skip
+        assert pub.seq == 1
+        assert pub.fresh
+        again = await broker.publish(room_id, {"type": "x"}, idempotency_key="k")
+        assert not again.fresh
+        assert again.seq == 1
+        snap = await broker.snapshot(room_id, 0)
+        assert (snap.seq, snap.complete, len(snap.missed)) == (1, True, 1)
+        epoch, seq = await broker.head(room_id)
+        assert epoch
+        assert seq == 1
+        await broker.tick(room_id, "node-a", 3, 2)
+    many = await broker.publish_many([PublishItem(r, {"type": "t"}) for r in (1, 2, 3, 4, 5)])
+    assert all(p.seq >= 2 for p in many)
+    ran |= {"publish_core", "publish", "room_info", "snapshot", "room_head", "room_tick"}
+
+    wheel = Wheel(redis, lease_ms=5000, batch=10)
+    now_ms = int(time.time() * 1000)
+    assert await wheel.restore([("1:1", now_ms - 10), ("2:1", now_ms + 60_000)]) == 2
+    claim = await wheel.claim()
+    assert "1:1" in claim.members
+    await wheel.ack(claim.members)
+    await wheel.add([("3:1", now_ms + 60_000)])
+    await wheel.remove(["3:1"])
+    ran |= {"timer_claim", "timer_restore"}
+
+    stock = FlashStock(redis, FlashSaleConfig())
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    for sale_id in (1, 2, 3):
+        sale = {"id": sale_id, "starts_at": start, "ends_at": start + timedelta(hours=1),
+                "per_user_limit": 2, "stock": 5, "sold": 0}  # fmt: skip
+        assert await stock.load(sale, [], [])  # type: ignore[arg-type]
+        took = await stock.take(sale_id, 7, 1, "c1")
+        assert (took.code, took.stock_left) == ("ok", 4)
+        assert await stock.give_back(sale_id, "c1") == 5
+    ran |= {"flashsale_load", "flashsale_take", "flashsale_return"}
+
+    assert ran == {p.stem for p in LUA.glob("*.lua")}, "a Lua script has no cluster check here"
+
+
+async def test_sign_in_limiter_keys_share_a_slot(redis: Any) -> None:
+    """MGET and MULTI over the name and address counters (one hash tag)."""
+    for _ in range(signin_limit.MAX_PER_NAME):
+        await signin_limit.failed(redis, "alice", "10.0.0.1")
+    with pytest.raises(RateLimited):
+        await signin_limit.check(redis, "alice", "10.0.0.2")
+    await signin_limit.succeeded(redis, "alice")
+    await signin_limit.check(redis, "alice", "10.0.0.1")
+
+
+async def test_a_cross_slot_script_is_refused(redis: Any) -> None:
+    """The check above can fail: a script touching two rooms' keys is refused (by the cluster
+    client already)."""
+    script = redis.register_script("return redis.call('MGET', KEYS[1], KEYS[2])")
+    with pytest.raises((RedisError, RedisClusterException)):
+        await script(keys=["lc:{room:1}:seq", "lc:{room:2}:seq"])
