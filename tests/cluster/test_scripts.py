@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from redis.exceptions import RedisClusterException, RedisError
 
+from livecommerce import redis_keys as rk
 from livecommerce.config import FlashSaleConfig, RoomsConfig
 from livecommerce.console import signin_limit
 from livecommerce.errors import RateLimited
+from livecommerce.moderation import rules as moderation_rules
 from livecommerce.realtime.broker import Broker, PublishItem
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.timer.wheel import Wheel
@@ -64,6 +66,15 @@ async def test_every_lua_script_runs_on_the_cluster(redis: Any) -> None:
         assert (took.code, took.stock_left) == ("ok", 4)
         assert await stock.give_back(sale_id, "c1") == 5
     ran |= {"flashsale_load", "flashsale_take", "flashsale_return"}
+
+    for room_id in (1, 2, 3, 4, 5):  # comment moderation: the room's copy and its mutes
+        keys = [rk.room_moderation(room_id), rk.room_mutes(room_id)]
+        args = [1, 9, 0, "show", '["spam"]', 60, "user:7", 0]
+        assert await redis.eval(moderation_rules.LOAD_SCRIPT, 2, *keys, *args) == 1
+        got = await redis.eval(moderation_rules.CHECK_SCRIPT, 2, *keys, "user:7", "")
+        assert got[:4] == [b"1", b"9", b"0", b"show"]
+        assert got[5] == 0  # muted until unmuted
+    ran |= {"moderation_load", "moderation_check"}
 
     assert ran == {p.stem for p in LUA.glob("*.lua")}, "a Lua script has no cluster check here"
 
