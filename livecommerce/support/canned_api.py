@@ -11,6 +11,7 @@ from msgspec import Meta
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, to
 from livecommerce.support import agents, canned
+from livecommerce.support.faq_api import Deleted  # one model for both deletions
 from livecommerce.support.text import NON_BLANK
 
 
@@ -31,10 +32,6 @@ class Canned(Model):
 
 class CannedList(Model):
     items: list[Canned]
-
-
-class Deleted(Model):
-    deleted: bool
 
 
 async def _shop(call: Call[Any, Any]) -> int:
