@@ -142,8 +142,11 @@ class RecordingViewer:
                 await asyncio.wait_for(self._task, 5)
 
     def resyncs(self) -> int:
-        """In-band resyncs plus resync welcomes."""
-        return sum(1 for m in self.stream if m.get("type") == "resync")
+        """In-band resyncs plus resync welcomes (a welcome after the first that did not resume:
+        the client was given the whole state anew, which is explicit, never a silent gap)."""
+        welcomes = [m for m in self.stream if m.get("type") == "welcome"]
+        fresh = sum(1 for m in welcomes[1:] if not m["resumed"])
+        return fresh + sum(1 for m in self.stream if m.get("type") == "resync")
 
     def check_stream(self) -> int:
         """Assert every frame came exactly once, in order, within each stretch that begins at a
