@@ -478,6 +478,7 @@ async def run(
         "workers": args.workers,
         "loader_processes": args.loaders,
         "socket_mode": args.socket_mode,
+        "server_settings": args.set or [],
         "cpu_seconds_during_burst": {
             "servers": round(cpu1[0] - cpu0[0], 2),
             "postgres": round(cpu1[1] - cpu0[1], 2),
@@ -522,8 +523,10 @@ def postmaster_pid(data_dir: str) -> list[int]:
     return [int(found[0].read_text().split()[0])] if found else []
 
 
-def start_server(db: str, redis: str, workers: int, viewers: int) -> tuple[Any, str]:
-    """``serve --workers N`` on the embedded backends, admitting every viewer socket."""
+def start_server(db: str, redis: str, workers: int, viewers: int, extra: list[str] | None = None
+                 ) -> tuple[Any, str]:  # fmt: skip
+    """``serve --workers N`` on the embedded backends, admitting every viewer socket;
+    ``extra``: ``LIVECOMMERCE_…=value`` settings for the servers (``--set``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECOMMERCE_")}
     env.update(
         LIVECOMMERCE_DATABASE_URL=db,
@@ -534,6 +537,9 @@ def start_server(db: str, redis: str, workers: int, viewers: int) -> tuple[Any, 
         LIVECOMMERCE_SERVER_MAX_UNFINISHED_HEADS_PER_IP=str(viewers * 2),
         PYTHONUNBUFFERED="1",
     )
+    for kv in extra or []:
+        key, _, value = kv.partition("=")
+        env[key] = value
     proc = subprocess.Popen(
         [sys.executable, "-m", "livecommerce", "serve", "--port", "0", "--workers", str(workers)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
@@ -579,11 +585,17 @@ def main() -> int:
         metavar="DIR",
         help="record the servers with py-spy during the burst (raw format) into DIR",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="LIVECOMMERCE_SECTION_KEY=VALUE",
+        help="a server setting (repeatable), e.g. LIVECOMMERCE_ANALYTICS_FLUSH_INTERVAL_MS=100",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBackends(tmp, fsync=False) as urls:
         db = urls.database_url
         asyncio.run(_prepare(db))
-        proc, url = start_server(db, urls.redis_url, args.workers, args.viewers)
+        proc, url = start_server(db, urls.redis_url, args.workers, args.viewers, args.set)
         try:
             result = asyncio.run(run(args, url, db, proc.pid, postmaster_pid(tmp)))
         finally:
