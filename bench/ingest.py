@@ -322,15 +322,20 @@ def machine_busy() -> tuple[float, float]:
     return (sum(vals) - idle) / tick, sum(vals) / tick
 
 
-async def copy_ceiling(db: str, rows: int, pg_pids: list[int], repeats: int = 3
-                       ) -> tuple[float, float]:  # fmt: skip
-    """Raw COPY of ``rows`` rows into a plain table shaped like analytics_events, 5,000 rows a
-    call on one connection, ``repeats`` times (a fresh table each): the best rows/s, and the CPU
-    (PostgreSQL + this process) per row in µs of that best run."""
+async def copy_ceiling(db: str, pg_pids: list[int], repeats: int = 3) -> tuple[float, float, int]:
+    """Raw COPY of the very rows the burst stored (``source = 'client'``) into a plain table of
+    the same shape as analytics_events (``LIKE … INCLUDING ALL``: the same columns and the same
+    three partial indexes, nothing else; the JSON columns as text, as the writer stages them),
+    5,000 rows a call on one connection, ``repeats`` times (a fresh table each): the best
+    rows/s, the CPU (PostgreSQL + this process) per row in µs of that best run, and the rows."""
     conn = await connect(db)
     best, best_cpu = 0.0, 0.0
-    now = dt.datetime.now(dt.UTC)
     try:
+        cols = ", ".join(COLUMNS).replace("variants, props", "variants::text, props::text")
+        records = [tuple(r) for r in await conn.fetch(
+            f"SELECT {cols} FROM analytics_events WHERE source = 'client' ORDER BY received_at"
+        )]  # fmt: skip
+        rows = len(records)
         for _ in range(repeats):
             await conn.execute("DROP TABLE IF EXISTS bench_copy")
             await conn.execute("CREATE TABLE bench_copy (LIKE analytics_events INCLUDING ALL)")
@@ -338,13 +343,6 @@ async def copy_ceiling(db: str, rows: int, pg_pids: list[int], repeats: int = 3
             await conn.execute(
                 "ALTER TABLE bench_copy ALTER variants TYPE text, ALTER props TYPE text"
             )
-            await conn.execute("CREATE INDEX ON bench_copy (room_id, occurred_at)")
-            await conn.execute("CREATE INDEX ON bench_copy (goods_id, occurred_at)")
-            records = [
-                (uuid.uuid4(), "page_view", now, now, "client", False, "viewer:x", None, 1,
-                 i % 3 + 1, i % 20, None, None, "pages/live/live", None, None)
-                for i in range(rows)
-            ]  # fmt: skip
             cpu = tree_cpu(pg_pids) + time.process_time()
             started = time.perf_counter()
             for i in range(0, rows, 5000):
@@ -354,8 +352,11 @@ async def copy_ceiling(db: str, rows: int, pg_pids: list[int], repeats: int = 3
             cpu = tree_cpu(pg_pids) + time.process_time() - cpu
             if rate > best:
                 best, best_cpu = rate, cpu / rows * 1e6
+        indexes = await conn.fetchval(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'bench_copy'::regclass"
+        )
         await conn.execute("DROP TABLE bench_copy")
-        return best, best_cpu
+        return best, best_cpu, indexes
     finally:
         await conn.close()
 
@@ -441,7 +442,7 @@ async def run(
     finally:
         await conn.close()
     lost = len(acked - stored_ids)
-    ceiling, ceiling_cpu_us = await copy_ceiling(db, len(acked), pg_pids)
+    ceiling, ceiling_cpu_us, ceiling_indexes = await copy_ceiling(db, pg_pids)
     acks = sorted(t.ack_ms)
     eps = len(acked) / burst
     # Everything this benchmark ran (servers, PostgreSQL, Valkey, loaders) per stored event: what
@@ -464,6 +465,8 @@ async def run(
         "p50_ack_ms": round(acks[len(acks) // 2], 1) if acks else None,
         "copy_ceiling_events_per_s": round(ceiling),
         "copy_ceiling_cpu_us_per_row": round(ceiling_cpu_us, 1),
+        "copy_ceiling_indexes": ceiling_indexes,
+        "copy_ceiling": "the stored client rows, same columns and indexes, plain table, best of 3",
         "cpu_us_per_event": round(cpu_us, 1),
         "cpu_bound_events_per_s": round((os.cpu_count() or 1) * 1e6 / cpu_us),
         "share_of_machine_used_by_others": round(1 - ours / max(cpu1[2][0] - cpu0[2][0], 1e-9), 3),
@@ -475,6 +478,7 @@ async def run(
         "workers": args.workers,
         "loader_processes": args.loaders,
         "socket_mode": args.socket_mode,
+        "server_settings": args.set or [],
         "cpu_seconds_during_burst": {
             "servers": round(cpu1[0] - cpu0[0], 2),
             "postgres": round(cpu1[1] - cpu0[1], 2),
@@ -484,6 +488,8 @@ async def run(
             "machine_total": round(cpu1[2][1] - cpu0[2][1], 2),
         },
         "date": dt.date.today().isoformat(),
+        "finished_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "machine": machine(),
         "note": "loader, server, PostgreSQL and Valkey share the machine",
     }
@@ -517,8 +523,10 @@ def postmaster_pid(data_dir: str) -> list[int]:
     return [int(found[0].read_text().split()[0])] if found else []
 
 
-def start_server(db: str, redis: str, workers: int, viewers: int) -> tuple[Any, str]:
-    """``serve --workers N`` on the embedded backends, admitting every viewer socket."""
+def start_server(db: str, redis: str, workers: int, viewers: int, extra: list[str] | None = None
+                 ) -> tuple[Any, str]:  # fmt: skip
+    """``serve --workers N`` on the embedded backends, admitting every viewer socket;
+    ``extra``: ``LIVECOMMERCE_…=value`` settings for the servers (``--set``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVECOMMERCE_")}
     env.update(
         LIVECOMMERCE_DATABASE_URL=db,
@@ -529,6 +537,9 @@ def start_server(db: str, redis: str, workers: int, viewers: int) -> tuple[Any, 
         LIVECOMMERCE_SERVER_MAX_UNFINISHED_HEADS_PER_IP=str(viewers * 2),
         PYTHONUNBUFFERED="1",
     )
+    for kv in extra or []:
+        key, _, value = kv.partition("=")
+        env[key] = value
     proc = subprocess.Popen(
         [sys.executable, "-m", "livecommerce", "serve", "--port", "0", "--workers", str(workers)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
@@ -574,11 +585,17 @@ def main() -> int:
         metavar="DIR",
         help="record the servers with py-spy during the burst (raw format) into DIR",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="LIVECOMMERCE_SECTION_KEY=VALUE",
+        help="a server setting (repeatable), e.g. LIVECOMMERCE_ANALYTICS_FLUSH_INTERVAL_MS=100",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBackends(tmp, fsync=False) as urls:
         db = urls.database_url
         asyncio.run(_prepare(db))
-        proc, url = start_server(db, urls.redis_url, args.workers, args.viewers)
+        proc, url = start_server(db, urls.redis_url, args.workers, args.viewers, args.set)
         try:
             result = asyncio.run(run(args, url, db, proc.pid, postmaster_pid(tmp)))
         finally:

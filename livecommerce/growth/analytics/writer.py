@@ -10,7 +10,8 @@ Exactly once, at write time: every flush runs, in one transaction,
 
 * ``COPY`` of the rows into a temporary staging table (``ON COMMIT DELETE ROWS``), then
 * ``INSERT INTO analytics_event_ids … ON CONFLICT DO NOTHING RETURNING event_id`` of the
-  distinct staged ids, and ``INSERT INTO analytics_events`` only of the rows it returned.
+  distinct staged ids, and ``INSERT INTO analytics_events`` only of the rows it returned; the
+  statement answers the staged ids that were not stored (duplicates), usually none.
 
 The primary key of ``analytics_event_ids`` decides, so a retried batch, a resumed socket, two
 nodes or two flushers racing on one id all store it once.
@@ -47,14 +48,20 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGING} (
     push_seq bigint, order_id bigint, amount_fen bigint, page text, variants text, props text
 ) ON COMMIT DELETE ROWS"""
 _COLS = ", ".join(COLUMNS)
+# Answers only the staged ids that were NOT stored by this flush (a re-send of a stored event,
+# or a repeat inside the flush: EXCEPT ALL keeps one copy per extra occurrence), each with
+# whether another copy of it was stored now. In the common case nothing comes back: decoding
+# every new id (a record and a UUID per row) cost the server ~1 µs an event (bench/README.md).
 _DEDUP_INSERT = f"""
 WITH s AS (SELECT DISTINCT ON (event_id) * FROM {STAGING} ORDER BY event_id),
      n AS (INSERT INTO analytics_event_ids (event_id) SELECT event_id FROM s
-           ON CONFLICT DO NOTHING RETURNING event_id)
-INSERT INTO analytics_events ({_COLS})
-SELECT {_COLS.replace("variants, props", "variants::jsonb, props::jsonb")}
-FROM s JOIN n USING (event_id)
-RETURNING event_id
+           ON CONFLICT DO NOTHING RETURNING event_id),
+     i AS (INSERT INTO analytics_events ({_COLS})
+           SELECT {_COLS.replace("variants, props", "variants::jsonb, props::jsonb")}
+           FROM s JOIN n USING (event_id)
+           RETURNING event_id),
+     d AS (SELECT event_id FROM {STAGING} EXCEPT ALL SELECT event_id FROM i)
+SELECT DISTINCT d.event_id, i.event_id IS NOT NULL AS stored_now FROM d LEFT JOIN i USING (event_id)
 """
 
 # Called after a commit with the rows just stored (the live counters).
@@ -184,7 +191,7 @@ class Writer:
             return
         rows = [r for p in taken for r in p.rows]
         try:
-            new_ids = await self._store(rows)
+            not_new = await self._store(rows)
         except BaseException as exc:
             self.buffered -= len(rows)
             for p in taken:
@@ -198,35 +205,41 @@ class Writer:
             log.warning("event flush of %d rows failed: %s", len(rows), exc)
             return
         self.buffered -= len(rows)
-        self.stored_total += len(new_ids)
-        self.duplicates_total += len(rows) - len(new_ids)
         stored_rows: list[Row] = []
-        if len(new_ids) == len(rows):  # the common case: every row new (and so distinct)
+        if not not_new:  # the common case: every row new (and so distinct)
             stored_rows = rows
             for p in taken:
                 if not p.done.done():
                     p.done.set_result(len(p.rows))
         else:
-            # Each new id counts once, for the first batch that carried it (ids compared as
-            # ints: uuid.UUID hashes in Python, an int in C).
+            # An id in ``not_new`` is stored once, by its first row, when another copy of it
+            # was stored now; every other row of it is a duplicate (ids compared as ints:
+            # uuid.UUID hashes in Python, an int in C).
             for p in taken:
                 n = 0
                 for r in p.rows:
                     key = r[0].int
-                    if key in new_ids:
-                        new_ids.discard(key)
+                    first = not_new.get(key)
+                    if first is None:
+                        stored_rows.append(r)
+                        n += 1
+                    elif first:
+                        not_new[key] = False
                         stored_rows.append(r)
                         n += 1
                 if not p.done.done():
                     p.done.set_result(n)
+        self.stored_total += len(stored_rows)
+        self.duplicates_total += len(rows) - len(stored_rows)
         if self.on_stored is not None and stored_rows:
             try:
                 await self.on_stored(stored_rows)
             except Exception as exc:  # live counters are best effort, the rows are stored
                 log.warning("live counters not updated: %s", exc)
 
-    async def _store(self, rows: list[Row]) -> set[int]:
-        """Write ``rows``; the ids (as ``UUID.int``) that were new."""
+    async def _store(self, rows: list[Row]) -> dict[int, bool]:
+        """Write ``rows``; the ids (as ``UUID.int``) with a row that was not stored, each with
+        whether one copy of it was stored by this call (a repeat inside ``rows``)."""
         started = time.perf_counter()
         for attempt in (1, 2):
             try:
@@ -240,11 +253,11 @@ class Writer:
                 if attempt == 2 or self.ensure_days is None:
                     raise
                 await self.ensure_days({r[2].date() for r in rows})
-        new = {r[0].int for r in got}
+        not_new = {r[0].int: r[1] for r in got}
         log.debug(
-            "flushed %d rows (%d new) in %.1f ms",
+            "flushed %d rows (%d ids not new) in %.1f ms",
             len(rows),
-            len(new),
+            len(not_new),
             (time.perf_counter() - started) * 1000,
         )
-        return new
+        return not_new
