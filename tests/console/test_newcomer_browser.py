@@ -1,0 +1,54 @@
+"""What a newcomer trying the console and the audience page side by side ran into.
+
+* The audience page's sign-in field had ``pattern="[A-Za-z0-9_-]+"``: browsers compile a
+  ``pattern`` with the ``v`` flag, where a bare ``-`` at the end of a class is a syntax error, so
+  Chromium logged an error on every load and never checked the name.
+* On a phone (390 px) the console's orders table with a ship form made the whole page scroll
+  sideways.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.console.conftest import PHONE, Console
+from tests.console.test_browser import goods_for, live_room, push, sign_in, until
+
+
+async def test_audience_page_logs_no_error_and_console_fits_a_phone(
+    browser: Any, console: Console
+) -> None:
+    host = await console.account("Newcomer host")
+    goods = await goods_for(console, host, 1)
+    room = await live_room(console, host, goods)
+
+    ctx = await browser.new_context(viewport=PHONE, is_mobile=True)
+    viewer = await ctx.new_page()
+    viewer.set_default_timeout(10_000)
+    errors: list[str] = []
+    viewer.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    viewer.on("pageerror", lambda e: errors.append(str(e)))
+    viewer.on("response", lambda r: errors.append(r.url) if r.status >= 400 else None)
+    await viewer.goto(f"{console.url}/live/{room}")
+    await viewer.get_by_label("Your name").fill("newcomer")
+    await viewer.get_by_role("button", name="Enter").click()
+    await until(viewer, "window.__live && window.__live.client && window.__live.client._welcomed")
+    # The name field's pattern is enforced (it was silently ignored before).
+    assert await viewer.evaluate("document.querySelector('#login-name').validity.valid")
+
+    await push(console, host, room, goods[0])
+    await viewer.get_by_role("button", name="Buy now").click()
+    await viewer.get_by_role("button", name="Place order").click()
+    await viewer.locator("#order-status", has_text="awaiting payment").wait_for()
+    await viewer.get_by_role("button", name="Pay", exact=True).click()
+    await viewer.locator("#order-status", has_text="is paid").wait_for()
+    assert errors == []
+
+    page = await sign_in(browser, console, host, viewport=PHONE)
+    await page.goto(f"{console.url}/console?room={room}")
+    await page.locator("#orders tr[data-status='paid'] form").wait_for()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the console scrolls sideways on a phone: {width} px"
+    # The ship form is still reachable (the table scrolls inside its card).
+    await page.get_by_role("button", name="Ship").scroll_into_view_if_needed()
+    assert await page.get_by_role("button", name="Ship").is_visible()
