@@ -143,6 +143,11 @@ async def test_no_endpoint_answers_500_or_400_for_the_outage(
     await faulty.stop_postgres()
     results = [await request(fault_server.url, call) for call in calls]
     unavailable = check_sweep(results, "postgres")
-    assert unavailable >= len(calls) // 3, results  # most of the API needs PostgreSQL
+    # Most of the API needs PostgreSQL: of the calls not refused before the handler (the role
+    # of the token, an empty body), nearly all answer 503. (A share of *all* calls fell below
+    # a third as role-gated routes were added: the agent workspace's refuse host/user tokens.)
+    reached = [r for r in results if r.status not in (400, 401, 403)]
+    assert len(reached) >= 50, results
+    assert unavailable >= 0.9 * len(reached), [r for r in reached if r.status != 503]
     tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
     assert not tracebacks, [r.getMessage() for r in tracebacks]
