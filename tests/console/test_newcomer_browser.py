@@ -52,3 +52,22 @@ async def test_audience_page_logs_no_error_and_console_fits_a_phone(
     # The ship form is still reachable (the table scrolls inside its card).
     await page.get_by_role("button", name="Ship").scroll_into_view_if_needed()
     assert await page.get_by_role("button", name="Ship").is_visible()
+
+
+async def test_offset_before_now_says_it_counts_from_the_start(
+    browser: Any, console: Console
+) -> None:
+    """``+00:01`` on a room live for a while is refused; the console says why (a newcomer reads
+    ``+mm:ss`` as "from now")."""
+    host = await console.account("Offset host")
+    goods = await goods_for(console, host, 1)
+    room = await live_room(console, host, goods)
+    await console.pool.execute(
+        "UPDATE live_rooms SET started_at = now() - interval '1 minute' WHERE id = $1", room
+    )
+    page = await sign_in(browser, console, host)
+    await page.goto(f"{console.url}/console?room={room}")
+    item = page.locator(f"#shelf li[data-goods='{goods[0]}']")
+    await item.get_by_role("textbox").fill("+00:01")
+    await item.get_by_role("button", name="Schedule").click()
+    await page.locator("#notice", has_text="counts from when the stream started").wait_for()

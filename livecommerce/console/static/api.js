@@ -44,6 +44,9 @@ export function humanMessage(status, err) {
   if (err && MESSAGES[err.code]) return MESSAGES[err.code];
   if (status === 400 && err && err.message) {
     const text = String(err.message);
+    if (/past/i.test(text) && err.field === 'offset_seconds') {
+      return 'That is in the past: +mm:ss counts from when the stream started, not from now.';
+    }
     if (/past/i.test(text)) return 'That time is in the past.';
     return 'Please check the form: ' + text;
   }
