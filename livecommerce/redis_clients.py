@@ -33,7 +33,9 @@ def redis_client(cfg: RedisConfig) -> Redis:
     """The app's Redis client. Connects lazily: a Redis that is down at start shows in /readyz
     instead of a crash loop. A blocking pool: past ``max_connections`` a command waits for a
     free connection (up to ``pool_timeout_seconds``) rather than failing with "Too many
-    connections" — under a burst of joins that closed viewers with 1012. Stale connections
+    connections" — under a burst of joins that closed viewers with 1012. A command unanswered for
+    ``command_timeout_seconds`` raises redis-py's ``TimeoutError`` (retried, then 503): a hung
+    Redis does not hang requests. Stale connections
     after a Redis restart are health-checked and retried (module docstring): requests succeed
     again as soon as Redis answers."""
     return Redis.from_pool(
@@ -44,19 +46,22 @@ def redis_client(cfg: RedisConfig) -> Redis:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), REDIS_RETRIES),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
+            socket_timeout=cfg.command_timeout_seconds,
+            socket_connect_timeout=cfg.command_timeout_seconds,
         )
     )
 
 
 def subscription_client(redis: Redis) -> Redis:
     """A client for long-lived subscriptions to the same server as ``redis`` (same address,
-    credentials and database), without retries: a broken subscription raises. Close it with
-    ``aclose()``."""
+    credentials and database), without retries: a broken subscription raises. No read timeout
+    (a quiet channel is not a fault: ``get_message(timeout=None)`` waits for the next message);
+    the connect timeout stays. Close it with ``aclose()``."""
     base = redis.connection_pool
     kwargs = {
         k: v
         for k, v in base.connection_kwargs.items()
-        if k not in ("retry", "retry_on_error", "health_check_interval")
+        if k not in ("retry", "retry_on_error", "health_check_interval", "socket_timeout")
     }
     pool = ConnectionPool(
         connection_class=base.connection_class,
