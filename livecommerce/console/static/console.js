@@ -3,6 +3,7 @@
 import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
 import { initModeration, openModeration, closeModeration, muteButton } from '/static/moderation.js';
 import '/static/console-agents.js'; // the customer-service section (agents, canned replies, FAQ)
+import { afterSalesCell, pendingRequests } from '/static/console-refunds.js';
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
   comments: [], curve: [] };
@@ -16,8 +17,8 @@ function notify(text, ok = false) {
 }
 
 // A host call through the session cookie; writes carry the CSRF token.
-function call(method, path, body) {
-  return api(method, path, { body, csrf: method === 'GET' ? '' : S.csrf });
+function call(method, path, body, headers) {
+  return api(method, path, { body, headers, csrf: method === 'GET' ? '' : S.csrf });
 }
 
 async function guarded(fn, okText) {
@@ -483,7 +484,8 @@ async function cancelSchedule(s) {
 // -- orders ----------------------------------------------------------------------------------
 
 const STATUS_TEXT = { pending_payment: 'awaiting payment', paid: 'paid — to ship', shipped: 'shipped',
-  completed: 'completed', cancelled: 'cancelled', refunded: 'refunded' };
+  completed: 'completed', cancelled: 'cancelled', refunded: 'refunded',
+  refunding: 'refunding' };
 
 async function refreshOrders() {
   if (!S.room) return;
@@ -494,15 +496,19 @@ async function refreshOrders() {
   try { page = await call('GET', '/api/host/orders?' + q); } catch (e) { return; }
   const body = $('#orders tbody');
   if (document.activeElement && body.contains(document.activeElement)) return; // typing
+  // Open after-sales requests are no order status (a filter of the list): ask for them.
+  const requests = page.items.length ? await pendingRequests(call) : new Map();
+  if (document.activeElement && body.contains(document.activeElement)) return; // typing
   body.replaceChildren();
   for (const o of page.items) {
     const ship = o.status === 'paid' ? (o.address ? shipForm(o) : 'waiting for the buyer’s address')
       : (o.tracking_no ? `${o.carrier} ${o.tracking_no}` : '');
     body.append(el('tr', { 'data-order': o.id, 'data-status': o.status },
       el('td', {}, '#' + o.id), el('td', {}, `${o.title} × ${o.quantity}`),
-      el('td', {}, yuan(o.total_fen)), el('td', {}, STATUS_TEXT[o.status] || o.status), el('td', {}, ship)));
+      el('td', {}, yuan(o.total_fen)), el('td', {}, STATUS_TEXT[o.status] || o.status), el('td', {}, ship),
+      el('td', {}, afterSalesCell(o, requests.get(o.id), { call, guarded, refresh: refreshOrders }))));
   }
-  if (!page.items.length) body.append(el('tr', {}, el('td', { colspan: 5 }, 'No orders.')));
+  if (!page.items.length) body.append(el('tr', {}, el('td', { colspan: 6 }, 'No orders.')));
 }
 
 function shipForm(o) {
