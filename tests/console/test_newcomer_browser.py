@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from tests.console.conftest import PHONE, Console
-from tests.console.test_browser import goods_for, live_room, push, sign_in, until
+from tests.console.test_browser import audience, goods_for, live_room, push, sign_in, until
 from tests.support import http
 
 
@@ -141,3 +141,26 @@ async def test_host_refunds_and_decides_after_sales_in_the_console(
     )
     assert decided == "approved"
     await other.locator("text=Buyer asks").wait_for(state="detached")
+
+
+async def test_buyer_sees_the_refund_on_the_audience_page(browser: Any, console: Console) -> None:
+    """A refund reaches the buyer's page in words (the notices came, the page ignored them)."""
+    host = await console.account("Refund notice host")
+    goods = await goods_for(console, host, 1)
+    room = await live_room(console, host, goods)
+    viewer = await audience(browser, console, room, "refundee")
+    await push(console, host, room, goods[0])
+    await viewer.get_by_role("button", name="Buy now").click()
+    await viewer.get_by_role("button", name="Place order").click()
+    await viewer.locator("#order-status", has_text="awaiting payment").wait_for()
+    await viewer.get_by_role("button", name="Pay", exact=True).click()
+    await viewer.locator("#order-status", has_text="is paid").wait_for()
+    order = (await viewer.evaluate("window.__live.order"))["id"]
+    status, out = await http(
+        "POST", f"{console.url}/api/host/orders/{order}/refunds", json={"amount_fen": 300},
+        headers={"Authorization": f"Bearer {host.token}", "Idempotency-Key": "notice-1"},
+    )  # fmt: skip
+    assert status == 201, out
+    await viewer.locator("#toast", has_text=f"Refund of ¥3.00 for order #{order}").wait_for(
+        timeout=15_000
+    )
