@@ -19,6 +19,7 @@ const MESSAGES = {
   sold_out: 'Sold out.',
   insufficient_stock: 'Not enough stock left.',
   host_exists: 'A host with that name exists.',
+  unavailable: 'The server cannot reach its database or cache right now; it recovers by itself. Try again in a few seconds.',
 };
 const BY_STATUS = {
   0: 'Cannot reach the server. Check your connection; we keep retrying.',

@@ -165,6 +165,8 @@ $('#room-end').addEventListener('click', async () => {
 $('#withdraw').addEventListener('click', () =>
   guarded(() => call('POST', `/api/rooms/${S.room.id}/withdraw`), 'Bubble withdrawn.'));
 
+const STATS_STALE_MS = 4000;
+
 // -- live panel (the room's own WebSocket, with the mini-program client's resume logic) --------
 
 async function connectLive() {
@@ -175,6 +177,16 @@ async function connectLive() {
   S.client = c;
   const conn = $('#conn');
   const status = (text, cls) => { conn.textContent = text; conn.className = 'pill ' + cls; };
+  // Connected but no `stats` frame for a while (they come every second): the server lost a
+  // backend and keeps reconnecting — say so instead of showing frozen figures as live.
+  let live = false;
+  S.lastStats = Date.now();
+  S.timers.push(setInterval(() => {
+    if (!live || S.client !== c) return;
+    const paused = Date.now() - S.lastStats > STATS_STALE_MS;
+    if (paused) status('connected · live figures paused: the server is reconnecting to its backends', 'bad');
+    else if (conn.classList.contains('bad')) status('connected', 'ok');
+  }, 1000));
   const render = () => {
     sample(c.state.viewers);
     $('#viewers').textContent = c.state.viewers;
@@ -182,7 +194,7 @@ async function connectLive() {
     const b = c.state.bubble;
     $('#bubble-now').textContent = bubbleTitle(b);
   };
-  c.on('welcome', () => { status('connected', 'ok'); render(); });
+  c.on('welcome', () => { live = true; S.lastStats = Date.now(); status('connected', 'ok'); render(); });
   c.on('resync', render);
   ['goods_push', 'goods_withdraw', 'viewer_count', 'likes'].forEach((t) => c.on(t, render));
   OFFER_FRAMES.forEach((t) => c.on(t, render));
@@ -198,13 +210,15 @@ async function connectLive() {
     renderRate();
   });
   c.on('comment_delete', (f) => { const li = $(`#comments li[data-seq='${f.comment_seq}']`); if (li) li.remove(); });
-  c.on('reconnecting', (r) => status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'));
-  c.on('ended', () => status('the live has ended', ''));
+  c.on('reconnecting', (r) => { live = false; status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'); });
+  c.on('ended', () => { live = false; status('the live has ended', ''); });
   c.on('unauthorized', async () => {
     const fresh = await guarded(() => socketToken(roomId));
     if (fresh && S.client === c) { c.setToken(fresh.token); c.connect(); }
   });
-  c.on('frame', (f) => { if (f.type === 'stats' && S.room && f.room_id === S.room.id) renderStats(f); });
+  c.on('frame', (f) => {
+    if (f.type === 'stats' && S.room && f.room_id === S.room.id) { S.lastStats = Date.now(); renderStats(f); }
+  });
   c.connect();
 }
 
