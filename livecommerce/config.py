@@ -76,6 +76,9 @@ class RedisConfig:
     url: str = ""
     max_connections: Pos = 200
     pool_timeout_seconds: PosFloat = 5.0
+    # A command (or a connect) with no answer within this long fails (redis-py TimeoutError, so a
+    # request answers 503): a hung Redis never hangs a request. Not applied to subscriptions.
+    command_timeout_seconds: PosFloat = 3.0
 
 
 @dataclass(frozen=True, slots=True)

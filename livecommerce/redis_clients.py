@@ -82,7 +82,9 @@ def redis_client(cfg: RedisConfig) -> Redis:
     """The app's Redis client. Connects lazily: a Redis that is down at start shows in /readyz
     instead of a crash loop. A blocking pool: past ``max_connections`` a command waits for a
     free connection (up to ``pool_timeout_seconds``) rather than failing with "Too many
-    connections" — under a burst of joins that closed viewers with 1012. Stale connections
+    connections" — under a burst of joins that closed viewers with 1012. A command unanswered for
+    ``command_timeout_seconds`` raises redis-py's ``TimeoutError`` (retried, then 503): a hung
+    Redis does not hang requests. Stale connections
     after a Redis restart are health-checked and retried (module docstring): requests succeed
     again as soon as Redis answers. A cluster URL gives the cluster client (module docstring),
     ``max_connections`` per cluster node; after a failover it finds the new master by itself."""
@@ -96,6 +98,8 @@ def redis_client(cfg: RedisConfig) -> Redis:
                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), REDIS_RETRIES),
                 retry_on_error=[RedisConnectionError, RedisTimeoutError],
                 health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
+                socket_timeout=cfg.command_timeout_seconds,
+                socket_connect_timeout=cfg.command_timeout_seconds,
             ),
         )
     return Redis.from_pool(
@@ -106,14 +110,17 @@ def redis_client(cfg: RedisConfig) -> Redis:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), REDIS_RETRIES),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
+            socket_timeout=cfg.command_timeout_seconds,
+            socket_connect_timeout=cfg.command_timeout_seconds,
         )
     )
 
 
 def subscription_client(redis: Redis) -> Redis:
     """A client for long-lived subscriptions to the same server as ``redis`` (same address,
-    credentials and database), without retries: a broken subscription raises. Close it with
-    ``aclose()``.
+    credentials and database), without retries: a broken subscription raises. No read timeout
+    (a quiet channel is not a fault: ``get_message(timeout=None)`` waits for the next message);
+    the connect timeout stays. Close it with ``aclose()``.
 
     On a cluster: a client for classic (not sharded) channels, which the cluster broadcasts to
     every node; each new connection goes to the next known node, so a resubscription after a
@@ -124,7 +131,7 @@ def subscription_client(redis: Redis) -> Redis:
     kwargs = {
         k: v
         for k, v in base.connection_kwargs.items()
-        if k not in ("retry", "retry_on_error", "health_check_interval")
+        if k not in ("retry", "retry_on_error", "health_check_interval", "socket_timeout")
     }
     pool = ConnectionPool(
         connection_class=base.connection_class,
@@ -136,10 +143,11 @@ def subscription_client(redis: Redis) -> Redis:
 
 def node_connection_kwargs(cluster: RedisCluster) -> dict[str, Any]:
     """Connection settings (credentials, TLS, timeouts) of the cluster's nodes, without the
-    retry and health-check settings and without host/port."""
+    retry and health-check settings, without a read timeout (subscriptions wait for the next
+    message however long a channel is quiet) and without host/port."""
     nodes = cluster.get_nodes() or cluster.nodes_manager.startup_nodes.values()
     kwargs = dict(next(iter(nodes)).connection_kwargs)
-    for k in ("retry", "retry_on_error", "health_check_interval", "host", "port"):
+    for k in ("retry", "retry_on_error", "health_check_interval", "socket_timeout", "host", "port"):
         kwargs.pop(k, None)
     return kwargs
 

@@ -18,7 +18,13 @@ from livecommerce.api.contract import MAX_ID
 from livecommerce.errors import NotFound
 
 STATIC = Path(__file__).parent / "static"
-TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".png": "image/png"}
+TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
 # Same-origin only: scripts, styles, sockets and images from this server (covers: any https).
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "

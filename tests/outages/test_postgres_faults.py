@@ -143,11 +143,12 @@ async def test_no_endpoint_answers_500_or_400_for_the_outage(
     calls = every_route(fault_server.app, [fault_world.host_token, user, agent])
     await faulty.stop_postgres()
     results = [await request(fault_server.url, call) for call in calls]
-    check_sweep(results, "postgres")
-    # Much of the API needs PostgreSQL: count routes (each is called once per token; only the
-    # right kind of token gets past the role check, and `{}` bodies often fail validation first).
-    routes = {(c.method, c.path) for c in calls}
-    down = {(r.call.method, r.call.path) for r in results if r.status == 503}
-    assert len(down) >= len(routes) // 3, (len(down), len(routes))
+    unavailable = check_sweep(results, "postgres")
+    # Most of the API needs PostgreSQL: of the calls not refused before the handler (the role
+    # of the token, an empty body), nearly all answer 503. (A share of *all* calls fell below
+    # a third as role-gated routes were added: the agent workspace's refuse host/user tokens.)
+    reached = [r for r in results if r.status not in (400, 401, 403)]
+    assert len(reached) >= 50, results
+    assert unavailable >= 0.9 * len(reached), [r for r in reached if r.status != 503]
     tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
     assert not tracebacks, [r.getMessage() for r in tracebacks]

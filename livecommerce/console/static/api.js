@@ -19,6 +19,7 @@ const MESSAGES = {
   sold_out: 'Sold out.',
   insufficient_stock: 'Not enough stock left.',
   host_exists: 'A host with that name exists.',
+  unavailable: 'The server cannot reach its database or cache right now; it recovers by itself. Try again in a few seconds.',
 };
 const BY_STATUS = {
   0: 'Cannot reach the server. Check your connection; we keep retrying.',
@@ -44,6 +45,9 @@ export function humanMessage(status, err) {
   if (err && MESSAGES[err.code]) return MESSAGES[err.code];
   if (status === 400 && err && err.message) {
     const text = String(err.message);
+    if (/past/i.test(text) && err.field === 'offset_seconds') {
+      return 'That is in the past: +mm:ss counts from when the stream started, not from now.';
+    }
     if (/past/i.test(text)) return 'That time is in the past.';
     return 'Please check the form: ' + text;
   }

@@ -3,6 +3,7 @@
 import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
 import { initModeration, openModeration, closeModeration, muteButton } from '/static/moderation.js';
 import '/static/console-agents.js'; // the customer-service section (agents, canned replies, FAQ)
+import { afterSalesCell, pendingRequests } from '/static/console-refunds.js';
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
   comments: [], curve: [] };
@@ -16,8 +17,8 @@ function notify(text, ok = false) {
 }
 
 // A host call through the session cookie; writes carry the CSRF token.
-function call(method, path, body) {
-  return api(method, path, { body, csrf: method === 'GET' ? '' : S.csrf });
+function call(method, path, body, headers) {
+  return api(method, path, { body, headers, csrf: method === 'GET' ? '' : S.csrf });
 }
 
 async function guarded(fn, okText) {
@@ -164,6 +165,8 @@ $('#room-end').addEventListener('click', async () => {
 $('#withdraw').addEventListener('click', () =>
   guarded(() => call('POST', `/api/rooms/${S.room.id}/withdraw`), 'Bubble withdrawn.'));
 
+const STATS_STALE_MS = 4000;
+
 // -- live panel (the room's own WebSocket, with the mini-program client's resume logic) --------
 
 async function connectLive() {
@@ -174,6 +177,16 @@ async function connectLive() {
   S.client = c;
   const conn = $('#conn');
   const status = (text, cls) => { conn.textContent = text; conn.className = 'pill ' + cls; };
+  // Connected but no `stats` frame for a while (they come every second): the server lost a
+  // backend and keeps reconnecting — say so instead of showing frozen figures as live.
+  let live = false;
+  S.lastStats = Date.now();
+  S.timers.push(setInterval(() => {
+    if (!live || S.client !== c) return;
+    const paused = Date.now() - S.lastStats > STATS_STALE_MS;
+    if (paused) status('connected · live figures paused: the server is reconnecting to its backends', 'bad');
+    else if (conn.classList.contains('bad')) status('connected', 'ok');
+  }, 1000));
   const render = () => {
     sample(c.state.viewers);
     $('#viewers').textContent = c.state.viewers;
@@ -181,7 +194,7 @@ async function connectLive() {
     const b = c.state.bubble;
     $('#bubble-now').textContent = bubbleTitle(b);
   };
-  c.on('welcome', () => { status('connected', 'ok'); render(); });
+  c.on('welcome', () => { live = true; S.lastStats = Date.now(); status('connected', 'ok'); render(); });
   c.on('resync', render);
   ['goods_push', 'goods_withdraw', 'viewer_count', 'likes'].forEach((t) => c.on(t, render));
   OFFER_FRAMES.forEach((t) => c.on(t, render));
@@ -197,13 +210,15 @@ async function connectLive() {
     renderRate();
   });
   c.on('comment_delete', (f) => { const li = $(`#comments li[data-seq='${f.comment_seq}']`); if (li) li.remove(); });
-  c.on('reconnecting', (r) => status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'));
-  c.on('ended', () => status('the live has ended', ''));
+  c.on('reconnecting', (r) => { live = false; status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'); });
+  c.on('ended', () => { live = false; status('the live has ended', ''); });
   c.on('unauthorized', async () => {
     const fresh = await guarded(() => socketToken(roomId));
     if (fresh && S.client === c) { c.setToken(fresh.token); c.connect(); }
   });
-  c.on('frame', (f) => { if (f.type === 'stats' && S.room && f.room_id === S.room.id) renderStats(f); });
+  c.on('frame', (f) => {
+    if (f.type === 'stats' && S.room && f.room_id === S.room.id) { S.lastStats = Date.now(); renderStats(f); }
+  });
   c.connect();
 }
 
@@ -483,7 +498,8 @@ async function cancelSchedule(s) {
 // -- orders ----------------------------------------------------------------------------------
 
 const STATUS_TEXT = { pending_payment: 'awaiting payment', paid: 'paid — to ship', shipped: 'shipped',
-  completed: 'completed', cancelled: 'cancelled', refunded: 'refunded' };
+  completed: 'completed', cancelled: 'cancelled', refunded: 'refunded',
+  refunding: 'refunding' };
 
 async function refreshOrders() {
   if (!S.room) return;
@@ -494,15 +510,19 @@ async function refreshOrders() {
   try { page = await call('GET', '/api/host/orders?' + q); } catch (e) { return; }
   const body = $('#orders tbody');
   if (document.activeElement && body.contains(document.activeElement)) return; // typing
+  // Open after-sales requests are no order status (a filter of the list): ask for them.
+  const requests = page.items.length ? await pendingRequests(call) : new Map();
+  if (document.activeElement && body.contains(document.activeElement)) return; // typing
   body.replaceChildren();
   for (const o of page.items) {
     const ship = o.status === 'paid' ? (o.address ? shipForm(o) : 'waiting for the buyer’s address')
       : (o.tracking_no ? `${o.carrier} ${o.tracking_no}` : '');
     body.append(el('tr', { 'data-order': o.id, 'data-status': o.status },
       el('td', {}, '#' + o.id), el('td', {}, `${o.title} × ${o.quantity}`),
-      el('td', {}, yuan(o.total_fen)), el('td', {}, STATUS_TEXT[o.status] || o.status), el('td', {}, ship)));
+      el('td', {}, yuan(o.total_fen)), el('td', {}, STATUS_TEXT[o.status] || o.status), el('td', {}, ship),
+      el('td', {}, afterSalesCell(o, requests.get(o.id), { call, guarded, refresh: refreshOrders }))));
   }
-  if (!page.items.length) body.append(el('tr', {}, el('td', { colspan: 5 }, 'No orders.')));
+  if (!page.items.length) body.append(el('tr', {}, el('td', { colspan: 6 }, 'No orders.')));
 }
 
 function shipForm(o) {

@@ -102,6 +102,10 @@ function connect() {
       if (f.kind === 'order_paid') toast(`Payment received for order #${f.data.order_id}: ${f.data.title}`);
       else if (f.kind === 'order_shipped') toast(`Order #${f.data.order_id} shipped (${f.data.carrier} ${f.data.tracking_no})`);
       else if (f.kind === 'group_succeeded') toast(`Your group for ${f.data.title} is complete!`);
+      else if (f.kind === 'refund_started') toast(`Refund of ${yuan(f.data.total_fen)} for order #${f.data.order_id} started.`);
+      else if (f.kind === 'refund_succeeded') toast(`Refund of ${yuan(f.data.total_fen)} for order #${f.data.order_id} is done.`);
+      else if (f.kind === 'aftersale_approved') toast(`The host approved your refund request for order #${f.data.order_id}.`);
+      else if (f.kind === 'aftersale_rejected') toast(`The host declined your refund request for order #${f.data.order_id}${f.data.note ? ': ' + f.data.note : ''}.`);
       else if (f.kind === 'group_failed') toast(`Your group for ${f.data.title} did not fill: ${f.data.outcome === 'refunded' ? yuan(f.data.refund_fen) + ' is on its way back' : 'order cancelled'}.`);
     }
   });

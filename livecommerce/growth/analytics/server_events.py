@@ -1,8 +1,10 @@
 """Server-side events the app records itself (the rest are database triggers, 0009 migration).
 
 ``push_published``: every fresh ``goods_push`` frame of the room publish path (a host's push
-now, or a scheduled one fired by the timer), with the room, goods, the frame's ``seq`` (what
-clients send back as ``push_seq``), and in ``props``: ``due_ms`` and ``lateness_ms`` (scheduled
+now, or a scheduled one fired by the timer), and every ``flash_sale_push`` / ``group_offer_push``
+(a bubble pushed from the console's shelf; ``props.offer`` = ``"flash_sale"`` / ``"group_offer"``
+and ``offer_id``), with the room, goods, the frame's ``seq`` (what clients send back as
+``push_seq``), and in ``props``: ``due_ms`` and ``lateness_ms`` (scheduled
 pushes), ``schedule_id``, ``show_seconds`` and ``viewers_online`` (the room's cluster-wide count
 at that moment). The event id is derived from (room, seq), so it is stored once.
 """
@@ -25,6 +27,14 @@ from livecommerce.realtime.broker import Published
 
 log = logging.getLogger("livecommerce.analytics")
 
+# The bubble frames that are a push (frame type -> props["offer"], None for plain goods).
+_PUSH_KINDS = {
+    "goods_push": None,
+    "flash_sale_push": "flash_sale",
+    "group_offer_push": "group_offer",
+}
+_PUSH_TYPES = tuple(f'"type":"{t}"'.encode() for t in _PUSH_KINDS)
+
 
 class PushRecorder:
     """Broker ``on_published`` hook: one ``push_published`` event per fresh goods push, and
@@ -39,10 +49,10 @@ class PushRecorder:
         if b'"type":"comment"' in head:
             self._spawn(self._count_comment(room_id))
             return
-        if b'"type":"goods_push"' not in head:
+        if not any(t in head for t in _PUSH_TYPES):
             return
         frame = orjson.loads(pub.frame)
-        if frame.get("type") != "goods_push":
+        if frame.get("type") not in _PUSH_KINDS:
             return
         self._spawn(self._record(room_id, frame))
 
@@ -64,6 +74,12 @@ class PushRecorder:
                 "viewers_online": int(raw or 0),
                 "show_seconds": frame.get("show_seconds"),
             }
+            offer = _PUSH_KINDS[frame["type"]]
+            goods = frame.get("goods")
+            if offer is not None:  # the sale / the group offer carries its goods
+                body = frame.get("sale" if offer == "flash_sale" else "offer") or {}
+                props["offer"], props["offer_id"] = offer, body.get("id")
+                goods = body.get("goods")
             exp = frame.get("experiment")
             if isinstance(exp, dict):  # a bubble experiment (docs/experiments.md)
                 props["experiment"] = exp.get("key")
@@ -77,7 +93,7 @@ class PushRecorder:
                 "push_published",
                 event_id=server_event_id("push", room_id, frame["seq"]),
                 room_id=room_id,
-                goods_id=(frame.get("goods") or {}).get("id"),
+                goods_id=(goods or {}).get("id"),
                 push_seq=int(frame["seq"]),
                 props=props,
                 at=ms_to_dt(int(frame["ts"])),

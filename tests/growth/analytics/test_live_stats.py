@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -182,3 +182,42 @@ async def test_one_computation_per_room_per_tick_whatever_the_sockets(
     await pusher.tick()
     assert calls.count(other) == 1
     assert other not in pusher.rooms
+
+
+async def test_offer_pushes_get_their_goods_and_time_in_the_stats(
+    server: AppServer, world: World
+) -> None:
+    """A flash sale or group offer pushed as the bubble is a push like any other in the host's
+    stats frame: its goods and time (they were blank: only ``goods_push`` was recorded)."""
+    status, tok = await socket_token(server, world)
+    assert status == 201, tok
+    g = world.goods_ids[0]
+    now = datetime.now(UTC)
+    _, sale = await http("POST", f"{server.url}/api/host/flash-sales", headers=world.host_headers(),
+                         json={"goods_id": g, "sale_price_fen": 100, "stock": 5,
+                               "starts_at": now.isoformat(),
+                               "ends_at": (now + timedelta(minutes=30)).isoformat()})  # fmt: skip
+    _, offer = await http("POST", f"{server.url}/api/host/group-offers", headers=world.host_headers(),
+                          json={"goods_id": g, "group_price_fen": 200, "size": 2,
+                                "fill_seconds": 600})  # fmt: skip
+    seqs = []
+    for kind, made in (("flash-sales", sale), ("group-offers", offer)):
+        status, out = await http(
+            "POST", f"{server.url}/api/host/{kind}/{made['id']}/push",  # type: ignore[index]
+            headers=world.host_headers(), json={"room_id": world.room_id},
+        )  # fmt: skip
+        assert status == 200, out
+        seqs.append(out["seq"])  # type: ignore[index]
+    async with websockets.connect(
+        f"{server.ws_url()}?room={world.room_id}&token={tok['token']}"  # type: ignore[index]
+    ) as host:
+        assert json.loads(await host.recv())["type"] == "welcome"
+
+        def both(s: dict[str, Any]) -> bool:
+            return {p["push_seq"] for p in s["pushes"]} >= set(seqs)
+
+        s = await stats_until(host, both)
+    for p in s["pushes"]:
+        if p["push_seq"] in seqs:
+            assert p["goods_id"] == g, p
+            assert p["pushed_at"] is not None, p
