@@ -67,7 +67,9 @@ def assert_unavailable(result: Result, backend: str) -> None:
 # Routes that touch neither PostgreSQL nor Redis (and /ws, which is no HTTP route).
 NO_BACKEND = frozenset({"/ws", "/healthz", "/metrics", "/api/openapi.json"})
 # The console and audience pages are static files (their assets under /static/ too).
-PAGES = frozenset({"/", "/console", "/live", "/live/{room_id}", "/static/{name}"})
+PAGES = frozenset(
+    {"/", "/console", "/agent", "/live", "/live/{room_id}", "/static/{name}", "/favicon.ico"}
+)
 
 
 def every_route(app: web.Application, tokens: list[str]) -> list[Call]:
