@@ -37,6 +37,7 @@ from livecommerce.api.decode import (  # re-exported: handlers import them from 
     idempotency_key,
     path_ids,
 )
+from livecommerce.api.models import Body, Model, Query
 from livecommerce.auth.http import require_claims
 from livecommerce.auth.tokens import Claims, Kind
 from livecommerce.errors import ValidationError
@@ -72,19 +73,6 @@ AGENT: tuple[Kind, ...] = ("agent",)
 B = TypeVar("B")
 Q = TypeVar("Q")
 T = TypeVar("T")
-
-
-class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of request bodies: unknown fields are refused (400 naming the field)."""
-
-
-class Query(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of query strings: values arrive as text and are converted to the field types;
-    empty values count as absent; unknown parameters are refused."""
-
-
-class Model(msgspec.Struct, kw_only=True):
-    """Base of response models (extra keys of a service's dict are dropped, never sent)."""
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 from msgspec import Meta
 
-from livecommerce.api.contract import Body
+from livecommerce.api.models import Body
 from livecommerce.api.types import NO_NUL, ShowSeconds, Url
 from livecommerce.errors import Conflict, ValidationError
 from livecommerce.growth.experiments import service
