@@ -286,7 +286,7 @@ async def test_push_into_live_room_shows_stock_left(social: Social) -> None:
     status, pushed = await social.post(
         f"/api/host/flash-sales/{sale_id}/push", host_token, {"room_id": room_id}
     )
-    assert status == 200, pushed
+    assert status == 201, pushed
     assert pushed["sale"]["stock_left"] == 2
     redis = social.app[keys.REDIS]
     bubble = orjson.loads(await redis.hget(rk.room_state(room_id), "bubble"))
