@@ -305,6 +305,12 @@ async def test_push_into_live_room_shows_stock_left(social: Social) -> None:
         f"/api/host/flash-sales/{sale_id}/push", other_host, {"room_id": room_id}
     )
     assert status == 404
+    for state, code in (("scheduled", "room_not_live"), ("ended", "room_ended")):
+        await social.pool.execute("UPDATE live_rooms SET state = $2 WHERE id = $1", room_id, state)
+        status, body = await social.post(
+            f"/api/host/flash-sales/{sale_id}/push", host_token, {"room_id": room_id}
+        )
+        assert (status, body["error"]["code"]) == (409, code), body
 
 
 async def test_take_script_checks_before_decrementing(social: Social) -> None:

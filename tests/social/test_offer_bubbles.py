@@ -126,9 +126,12 @@ async def test_group_offer_push_refusals(social: Social) -> None:
     url = f"/api/host/group-offers/{offer_id}/push"
     assert (await social.post(url, other_token, {"room_id": other_room}))[0] == 404
     assert (await social.post(url, host_token, {"room_id": other_room}))[0] == 404
-    await social.pool.execute("UPDATE live_rooms SET state = 'ended' WHERE id = $1", room_id)
+    await social.pool.execute("UPDATE live_rooms SET state = 'scheduled' WHERE id = $1", room_id)
     status, body = await social.post(url, host_token, {"room_id": room_id})
     assert (status, body["error"]["code"]) == (409, "room_not_live")
+    await social.pool.execute("UPDATE live_rooms SET state = 'ended' WHERE id = $1", room_id)
+    status, body = await social.post(url, host_token, {"room_id": room_id})
+    assert (status, body["error"]["code"]) == (409, "room_ended")
     _, user_token = await social.user()
     assert (await social.post(url, user_token, {"room_id": room_id}))[0] == 403
     live = await _live_room(social, host_id)
