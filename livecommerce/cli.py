@@ -31,7 +31,7 @@ from livecommerce.console.hosts import (
 )
 from livecommerce.console.passwords import MAX_LENGTH, MIN_LENGTH
 from livecommerce.db import connect, ensure_database, redact
-from livecommerce.devtools.demo import DEMO_HOST, ensure_host, seed_demo
+from livecommerce.devtools.demo import DEMO_HOST, demo_base_url, ensure_host, seed_demo
 from livecommerce.embedded import EmbeddedBackends, EmbeddedError, running_urls
 from livecommerce.errors import AppError
 from livecommerce.http_server import make_runner
@@ -237,7 +237,8 @@ async def prepare_database(settings: Settings, *, embedded: bool, seed: bool) ->
         if applied:
             say(f"applied migrations: {', '.join(applied)}")
         if seed:
-            inserted = await seed_demo(conn)
+            base = demo_base_url(settings.server.host, settings.server.port)
+            inserted = await seed_demo(conn, base)
             say("demo data inserted" if inserted else "demo data already present")
             if not settings.production:
                 host_id = await ensure_host(conn, DEMO_HOST)

@@ -203,8 +203,9 @@ async def push_goods(call: Call[GoodsPush, None]) -> Reply[GoodsPushed]:
 
     201 when published; 200 with the first ``seq`` and ``duplicate: true`` when the
     ``idempotency_key`` had published before (the same goods and show time). 404
-    ``goods_not_in_room``; 409 ``room_not_live``, ``not_on_sale`` (a draft or off-sale goods) or
-    ``idempotency_key_reused`` (the key was used for another push), ``experiment_not_running``;
+    ``goods_not_in_room``; 409 ``room_not_live`` (scheduled), ``room_ended``, ``not_on_sale``
+    (a draft or off-sale goods) or ``idempotency_key_reused`` (the key was used for another
+    push), ``experiment_not_running``;
     400 on ``experiment_id`` (no such experiment of this host) or ``variants`` (not exactly one
     creative per variant of the experiment).
     """

@@ -118,6 +118,19 @@ async def owned_room(
     return row
 
 
+def require_live(room: asyncpg.Record) -> None:
+    """Refuse a push into ``room`` (a :func:`owned_room` row) unless it is live.
+
+    Raises:
+        Conflict: ``room_ended`` when it has ended (it cannot start again), ``room_not_live``
+            when it is scheduled (start it first).
+    """
+    if room["state"] == "ended":
+        raise Conflict("the room has ended", code="room_ended")
+    if room["state"] != "live":
+        raise Conflict("the room is not live", code="room_not_live")
+
+
 async def set_state(
     pool: asyncpg.Pool, broker: Broker, host_id: int, room_id: int, target: str
 ) -> dict[str, Any]:
@@ -202,15 +215,14 @@ async def push_goods(
 
     Raises:
         NotFound: ``room_not_found`` (not the host's), ``goods_not_in_room``.
-        Conflict: ``room_not_live``, ``not_on_sale`` (a draft or off-sale goods),
+        Conflict: ``room_not_live`` (scheduled), ``room_ended``, ``not_on_sale`` (a draft or
+            off-sale goods),
             ``idempotency_key_reused``, ``experiment_not_running``.
         ValidationError: ``experiment_id`` (no such experiment of this host), ``variants``.
     """
     experiment: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
     async with pool.acquire() as conn:
-        room = await owned_room(conn, host_id, room_id)
-        if room["state"] != "live":
-            raise Conflict("the room is not live", code="room_not_live")
+        require_live(await owned_room(conn, host_id, room_id))
         goods = await conn.fetchrow(
             """SELECT g.id, g.title, g.price_fen, g.stock, g.images, g.status
                FROM room_goods rg JOIN goods g ON g.id = rg.goods_id

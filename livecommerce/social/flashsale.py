@@ -34,7 +34,7 @@ from livecommerce.commerce.orders import MAX_TOTAL_FEN
 from livecommerce.config import FlashSaleConfig
 from livecommerce.errors import Conflict, NotFound, ValidationError
 from livecommerce.realtime.broker import Broker
-from livecommerce.rooms.service import owned_room
+from livecommerce.rooms.service import owned_room, require_live
 
 log = logging.getLogger("livecommerce.flashsale")
 _LUA = Path(__file__).resolve().parent.parent / "lua"
@@ -505,12 +505,11 @@ async def push_to_room(
 
     Raises:
         NotFound: the room or the sale is not the host's (answered like missing ones).
-        Conflict: ``room_not_live``; ``not_on_sale`` when the sale's goods are no longer on sale.
+        Conflict: ``room_not_live`` (scheduled), ``room_ended``; ``not_on_sale`` when the
+            sale's goods are no longer on sale.
     """
     async with pool.acquire() as conn:
-        room = await owned_room(conn, host_id, room_id)
-        if room["state"] != "live":
-            raise Conflict("the room is not live", code="room_not_live")
+        require_live(await owned_room(conn, host_id, room_id))
         row = await _sale_row(conn, sale_id)
     if row["host_id"] != host_id:
         raise NotFound("no such flash sale", code="not_found")

@@ -166,7 +166,8 @@ async def buy(call: Call[BuyBody, None]) -> Reply[Order]:
 async def push(call: Call[PushBody, None]) -> FlashSalePush:
     """Show the sale as a live room's bubble (stock-left updates follow).
 
-    The room must be the host's and live (409 room_not_live).
+    201 when published. The room must be the host's and live (409 room_not_live when scheduled,
+    room_ended when ended).
     """
     app = call.app
     b = call.body

@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from livecommerce import redis_keys as rk
 from livecommerce.errors import Conflict, NotFound
 from livecommerce.realtime.broker import Broker
-from livecommerce.rooms.service import owned_room
+from livecommerce.rooms.service import owned_room, require_live
 from livecommerce.social.flashsale import SALE_COLUMNS, sale_json
 
 log = logging.getLogger("livecommerce.social.offers")
@@ -135,12 +135,11 @@ async def push_group_offer(
 
     Raises:
         NotFound: the room or the offer is not the host's (answered like missing ones).
-        Conflict: ``room_not_live``; ``offer_inactive``; ``not_on_sale`` (the goods).
+        Conflict: ``room_not_live`` (scheduled), ``room_ended``; ``offer_inactive``;
+            ``not_on_sale`` (the goods).
     """
     async with pool.acquire() as conn:
-        room = await owned_room(conn, host_id, room_id)
-        if room["state"] != "live":
-            raise Conflict("the room is not live", code="room_not_live")
+        require_live(await owned_room(conn, host_id, room_id))
         row = await conn.fetchrow(f"{_OFFER} WHERE o.id = $1 AND o.host_id = $2", offer_id,
                                   host_id)  # fmt: skip
         if row is None:

@@ -82,7 +82,8 @@ async def read_group_offer(call: Call[None, None]) -> GroupOfferView:
 async def push_group_offer(call: Call[PushBody, None]) -> GroupOfferPush:
     """Show the group offer as a live room's bubble (`group_progress` frames follow).
 
-    The room must be the host's and live (409 room_not_live); 409 offer_inactive, not_on_sale.
+    201 when published. The room must be the host's and live (409 room_not_live when scheduled,
+    room_ended when ended); 409 offer_inactive, not_on_sale.
     """
     app = call.app
     b = call.body

@@ -57,7 +57,7 @@ ROUTES = (
               "`quantity` is above `flash_sale.max_per_user_limit` (config)",
           )),
     route("POST", "/api/host/flash-sales/{id}/push", flashsale_api.push, auth=HOST,
-          errors=(409,), tag="flash sales"),
+          status=201, errors=(409,), tag="flash sales"),
     route("POST", "/api/points/actions", points_api.action, auth=USER, tag="points",
           rules=(
               "`share` needs an existing `goods_id`; `checkin` takes none",
@@ -92,7 +92,7 @@ ROUTES = (
     route("GET", "/api/group-offers/{id}", offers_api.read_group_offer, errors=(404,),
           tag="groups"),
     route("POST", "/api/host/group-offers/{id}/push", offers_api.push_group_offer, auth=HOST,
-          errors=(409,), tag="groups"),
+          status=201, errors=(409,), tag="groups"),
     route("GET", "/api/host/group-offers", offers_api.host_group_offers, auth=HOST,
           tag="groups"),
     route("GET", "/api/host/flash-sales", offers_api.host_flash_sales, auth=HOST,

@@ -164,3 +164,19 @@ async def test_buyer_sees_the_refund_on_the_audience_page(browser: Any, console:
     await viewer.locator("#toast", has_text=f"Refund of ¥3.00 for order #{order}").wait_for(
         timeout=15_000
     )
+
+
+async def test_push_into_an_ended_room_says_it_has_ended(browser: Any, console: Console) -> None:
+    """The room ended elsewhere (another tab, the CLI): Push now says it has ended, not "start
+    it first" (an ended room cannot start again)."""
+    host = await console.account("Ended host")
+    goods = await goods_for(console, host, 1)
+    room = await live_room(console, host, goods)
+    page = await sign_in(browser, console, host)
+    await page.goto(f"{console.url}/console?room={room}")
+    item = page.locator(f"#shelf li[data-goods='{goods[0]}']")
+    await item.get_by_role("button", name="Push now").wait_for()
+    await console.pool.execute("UPDATE live_rooms SET state = 'ended' WHERE id = $1", room)
+    await item.get_by_role("button", name="Push now").click()
+    await page.locator("#notice", has_text="The room has ended.").wait_for()
+    assert "Start it first" not in await page.locator("#notice").inner_text()

@@ -100,6 +100,12 @@ async def test_room_lifecycle(server: AppServer, world: World) -> None:
     status, body = await http("POST", f"{server.url}/api/rooms/{rid}/start", headers=h)
     assert status == 409
     assert body["error"]["code"] == "illegal_transition"  # type: ignore[index]
+    # An ended room cannot start again, so a push says it has ended (not "start it first").
+    status, body = await http(
+        "POST", f"{server.url}/api/rooms/{rid}/push", json={"goods_id": world.goods_ids[0]},
+        headers=h,
+    )  # fmt: skip
+    assert (status, body["error"]["code"]) == (409, "room_ended")  # type: ignore[index]
     status, body = await http("GET", f"{server.url}/api/rooms/{rid}")
     assert status == 200
     assert body["state"] == "ended"  # type: ignore[index]

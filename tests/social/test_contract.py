@@ -13,7 +13,7 @@ OPERATIONS = {
     ("post", "/api/host/flash-sales"): ("201", "hostToken"),
     ("get", "/api/flash-sales/{id}"): ("200", None),
     ("post", "/api/flash-sales/{id}/buy"): ("201", "userToken"),
-    ("post", "/api/host/flash-sales/{id}/push"): ("200", "hostToken"),
+    ("post", "/api/host/flash-sales/{id}/push"): ("201", "hostToken"),
     ("post", "/api/points/actions"): ("200", "userToken"),
     ("get", "/api/points"): ("200", "userToken"),
     ("get", "/api/points/expiring"): ("200", "userToken"),

@@ -286,7 +286,7 @@ async def test_push_into_live_room_shows_stock_left(social: Social) -> None:
     status, pushed = await social.post(
         f"/api/host/flash-sales/{sale_id}/push", host_token, {"room_id": room_id}
     )
-    assert status == 200, pushed
+    assert status == 201, pushed
     assert pushed["sale"]["stock_left"] == 2
     redis = social.app[keys.REDIS]
     bubble = orjson.loads(await redis.hget(rk.room_state(room_id), "bubble"))
@@ -305,6 +305,12 @@ async def test_push_into_live_room_shows_stock_left(social: Social) -> None:
         f"/api/host/flash-sales/{sale_id}/push", other_host, {"room_id": room_id}
     )
     assert status == 404
+    for state, code in (("scheduled", "room_not_live"), ("ended", "room_ended")):
+        await social.pool.execute("UPDATE live_rooms SET state = $2 WHERE id = $1", room_id, state)
+        status, body = await social.post(
+            f"/api/host/flash-sales/{sale_id}/push", host_token, {"room_id": room_id}
+        )
+        assert (status, body["error"]["code"]) == (409, code), body
 
 
 async def test_take_script_checks_before_decrementing(social: Social) -> None:

@@ -55,7 +55,7 @@ async def test_group_offer_bubble_follows_every_join_and_payment(social: Social)
     status, pushed = await social.post(
         f"/api/host/group-offers/{offer_id}/push", host_token, {"room_id": room_id}
     )
-    assert status == 200, pushed
+    assert status == 201, pushed
     assert (pushed["offer"]["group"], pushed["offer"]["group_price_fen"]) == (None, 3000)
     await wait_until(lambda: any(f["type"] == "group_offer_push" for f in v.frames))
     bubble = next(f for f in v.frames if f["type"] == "group_offer_push")
@@ -109,7 +109,7 @@ async def test_failed_group_clears_the_bubbles_group(social: Social) -> None:
     status, pushed = await social.post(
         f"/api/host/group-offers/{offer_id}/push", host_token, {"room_id": room_id}
     )
-    assert status == 200, pushed
+    assert status == 201, pushed
     assert pushed["offer"]["group"]["id"] == opened["group_id"]
     await social.pool.execute("UPDATE groups SET expires_at = now() - interval '1 second'")
     social.app[keys.SOCIAL_WORKER].poke()
@@ -126,9 +126,12 @@ async def test_group_offer_push_refusals(social: Social) -> None:
     url = f"/api/host/group-offers/{offer_id}/push"
     assert (await social.post(url, other_token, {"room_id": other_room}))[0] == 404
     assert (await social.post(url, host_token, {"room_id": other_room}))[0] == 404
-    await social.pool.execute("UPDATE live_rooms SET state = 'ended' WHERE id = $1", room_id)
+    await social.pool.execute("UPDATE live_rooms SET state = 'scheduled' WHERE id = $1", room_id)
     status, body = await social.post(url, host_token, {"room_id": room_id})
     assert (status, body["error"]["code"]) == (409, "room_not_live")
+    await social.pool.execute("UPDATE live_rooms SET state = 'ended' WHERE id = $1", room_id)
+    status, body = await social.post(url, host_token, {"room_id": room_id})
+    assert (status, body["error"]["code"]) == (409, "room_ended")
     _, user_token = await social.user()
     assert (await social.post(url, user_token, {"room_id": room_id}))[0] == 403
     live = await _live_room(social, host_id)

@@ -206,7 +206,7 @@ async def test_offer_pushes_get_their_goods_and_time_in_the_stats(
             "POST", f"{server.url}/api/host/{kind}/{made['id']}/push",  # type: ignore[index]
             headers=world.host_headers(), json={"room_id": world.room_id},
         )  # fmt: skip
-        assert status == 200, out
+        assert status == 201, out
         seqs.append(out["seq"])  # type: ignore[index]
     async with websockets.connect(
         f"{server.ws_url()}?room={world.room_id}&token={tok['token']}"  # type: ignore[index]
