@@ -12,10 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from typing import Any
 
 log = logging.getLogger("livecommerce.aio")
+# Closes that outlived close_within(): kept referenced until they end (never garbage-collected
+# while pending).
+_LEFT_BEHIND: set[asyncio.Future[Any]] = set()
 
 
 async def wait_event(event: asyncio.Event, seconds: float) -> bool:
@@ -60,6 +63,31 @@ async def sleep_until(wall_time: float) -> None:
         await asyncio.sleep(remaining - SPIN_SECONDS)
     while time.time() < wall_time:  # noqa: ASYNC110 - a sub-millisecond spin, not a poll
         await asyncio.sleep(0)
+
+
+async def close_within(close: Awaitable[Any], seconds: float) -> None:
+    """Await ``close`` (e.g. a Redis client's ``aclose()``) for at most ``seconds``, and never
+    longer. ``asyncio.wait_for`` is not bounded that way: on its timeout it waits for the
+    cancelled awaitable to finish, forever if that swallows the cancellation — seen at shutdown
+    with redis-py's ``PubSub.aclose()`` after a cancelled blocking read. Here the close is
+    cancelled and left behind instead. Errors of the close are swallowed (logged at debug): the
+    connection is being dropped anyway. Raises CancelledError when the caller is cancelled."""
+    task = asyncio.ensure_future(close)
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+    finally:
+        if not task.done():
+            task.cancel()
+            _LEFT_BEHIND.add(task)
+            task.add_done_callback(_forget)
+    if task.done():
+        _forget(task)
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _LEFT_BEHIND.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a close failed: %r", task.exception())
 
 
 async def stop_task(task: asyncio.Task[None], within: float = 5.0) -> None:

@@ -24,7 +24,6 @@ then carries only the per-user channels, which a cluster broadcasts to every nod
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -34,7 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
-from livecommerce.aio import check_cancelled
+from livecommerce.aio import check_cancelled, close_within
 from livecommerce.metrics import Metrics
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
@@ -241,8 +240,7 @@ class Node:
                     tg.create_task(self.shards.run())
                     tg.create_task(self._subscribe_forever(subscriber))
         finally:
-            with contextlib.suppress(TimeoutError, RedisError, OSError):
-                await asyncio.wait_for(subscriber.aclose(), CLOSE_TIMEOUT_SECONDS)
+            await close_within(subscriber.aclose(), CLOSE_TIMEOUT_SECONDS)
 
     async def _subscribe_forever(self, subscriber: Redis) -> None:
         while True:
@@ -284,8 +282,7 @@ class Node:
                 # aclose() after a cancelled blocking read can wait forever on redis-py's locks
                 # (seen under load at shutdown); bound it. The client's pool close that follows
                 # disconnects the connection regardless.
-                with contextlib.suppress(TimeoutError, RedisError, OSError):
-                    await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT_SECONDS)  # type: ignore[no-untyped-call]
+                await close_within(pubsub.aclose(), CLOSE_TIMEOUT_SECONDS)  # type: ignore[no-untyped-call]
 
     async def run_ticker(self) -> None:
         """Every tick: report each local room's viewers and likes (one script call per room)."""

@@ -34,7 +34,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from livecommerce.aio import check_cancelled
+from livecommerce.aio import check_cancelled, close_within
 from livecommerce.errors import NotFound
 from livecommerce.redis_clients import subscription_client
 from livecommerce.support import agents
@@ -185,11 +185,9 @@ class Feed:
                     self.listening.clear()
                     await asyncio.sleep(RETRY_SECONDS)
                 finally:
-                    with contextlib.suppress(TimeoutError, RedisError, OSError):
-                        await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+                    await close_within(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
         finally:
-            with contextlib.suppress(TimeoutError, RedisError, OSError):
-                await asyncio.wait_for(subscriber.aclose(), 1.0)
+            await close_within(subscriber.aclose(), 1.0)
 
     async def _deliver_one(self, data: bytes) -> None:
         """One event from the channel; a malformed one is logged and skipped."""

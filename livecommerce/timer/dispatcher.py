@@ -37,7 +37,6 @@ way the firing path above keeps it exactly once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -48,7 +47,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
-from livecommerce.aio import check_cancelled, sleep_until, stop_task, wait_event
+from livecommerce.aio import check_cancelled, close_within, sleep_until, stop_task, wait_event
 from livecommerce.config import TimerConfig
 from livecommerce.growth.experiments.bubbles import running_experiments, variant_push_body
 from livecommerce.metrics import Metrics
@@ -182,8 +181,7 @@ class Dispatcher:
         try:
             await self._listen_forever(subscriber)
         finally:
-            with contextlib.suppress(TimeoutError, RedisError, OSError):
-                await asyncio.wait_for(subscriber.aclose(), 1.0)
+            await close_within(subscriber.aclose(), 1.0)
 
     async def _listen_forever(self, subscriber: Redis) -> None:
         lost = False
@@ -208,8 +206,7 @@ class Dispatcher:
                 self.listening.clear()
                 await asyncio.sleep(ERROR_BACKOFF_SECONDS)
             finally:
-                with contextlib.suppress(TimeoutError, RedisError, OSError):
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+                await close_within(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
 
     async def rebuild(self) -> bool:
         """Put every pending schedule from PostgreSQL on the wheel (after Redis lost its data);
