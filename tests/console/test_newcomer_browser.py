@@ -211,6 +211,32 @@ async def test_buyer_requests_a_refund_on_the_audience_page(browser: Any, consol
     ).wait_for(timeout=15_000)
     assert not await form.is_visible()
 
+    # A second order: asked for elsewhere (another phone) first, so the page is told it is
+    # already asked for; the host declines, and the buyer may ask again.
+    await viewer.get_by_role("button", name="Back to the live").click()
+    await push(console, host, room, goods[0])
+    await viewer.get_by_role("button", name="Buy now").click()
+    await viewer.get_by_role("button", name="Place order").click()
+    await viewer.get_by_role("button", name="Pay", exact=True).click()
+    await viewer.locator("#order-status", has_text="is paid").wait_for()
+    second = (await viewer.evaluate("window.__live.order"))["id"]
+    buyer = {"Authorization": "Bearer " + await viewer.evaluate("window.__live.token")}
+    url = f"{console.url}/api/orders/{second}/after-sales"
+    status, req = await http("POST", url, json={"reason": "changed my mind"}, headers=buyer)
+    assert status == 201, req
+    await viewer.get_by_label("Why do you want a refund?").fill("changed my mind")
+    await form.get_by_role("button", name="Request a refund").click()
+    await viewer.locator("#aftersale-status", has_text="already asked").wait_for()
+    status, out = await http(
+        "POST", f"{console.url}/api/host/after-sales/{req['id']}/reject",  # type: ignore[index]
+        json={"note": "worn already"}, headers={"Authorization": f"Bearer {host.token}"},
+    )  # fmt: skip
+    assert status == 200, out
+    await viewer.locator(
+        "#aftersale-status", has_text=f"Refund declined for order #{second}: worn already"
+    ).wait_for(timeout=15_000)
+    await form.wait_for()  # may ask again
+
 
 async def test_push_into_an_ended_room_says_it_has_ended(browser: Any, console: Console) -> None:
     """The room ended elsewhere (another tab, the CLI): Push now says it has ended, not "start

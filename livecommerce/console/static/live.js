@@ -238,6 +238,7 @@ $('#buy').addEventListener('click', () => {
   $('#place').textContent = v.kind === 'group' ? v.action : 'Place order';
   show($('#quantity-row'), v.kind !== 'group');
   $('#order-status').textContent = '';
+  $('#aftersale-reason').value = ''; $('#aftersale-return').checked = false;
   showAfterSale(null, '');
   show($('#place'), true); show($('#pay'), false);
   show($('#detail'), true);
