@@ -237,6 +237,17 @@ async def test_buyer_requests_a_refund_on_the_audience_page(browser: Any, consol
     ).wait_for(timeout=15_000)
     await form.wait_for()  # may ask again
 
+    # Meanwhile the host refunds the order in full: asking again is refused, in words.
+    status, out = await http(
+        "POST", f"{console.url}/api/host/orders/{second}/refunds", json={},
+        headers={"Authorization": f"Bearer {host.token}", "Idempotency-Key": "as-full"},
+    )  # fmt: skip
+    assert status == 201, out
+    await form.get_by_role("button", name="Request a refund").click()
+    await viewer.get_by_role("alert").filter(has_text="can no longer be refunded").wait_for()
+    await viewer.locator("#aftersale-status", has_text=f"Order #{second} is refunded.").wait_for()
+    await form.wait_for(state="hidden")
+
 
 async def test_push_into_an_ended_room_says_it_has_ended(browser: Any, console: Console) -> None:
     """The room ended elsewhere (another tab, the CLI): Push now says it has ended, not "start
