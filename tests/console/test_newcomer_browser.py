@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from tests.console.conftest import PHONE, Console
@@ -164,6 +165,88 @@ async def test_buyer_sees_the_refund_on_the_audience_page(browser: Any, console:
     await viewer.locator("#toast", has_text=f"Refund of ¥3.00 for order #{order}").wait_for(
         timeout=15_000
     )
+
+
+async def test_buyer_requests_a_refund_on_the_audience_page(browser: Any, console: Console) -> None:
+    """The buyer of a paid order asks for a refund with a reason on the audience page (before: no
+    way to ask); the host approves it over REST and the page says so in words."""
+    host = await console.account("After-sales host")
+    goods = await goods_for(console, host, 1)
+    room = await live_room(console, host, goods)
+    viewer = await audience(browser, console, room, "asker")
+    await push(console, host, room, goods[0])
+    await viewer.get_by_role("button", name="Buy now").click()
+    form = viewer.get_by_role("form", name="Request a refund")
+    await viewer.get_by_role("button", name="Place order").click()
+    await viewer.locator("#order-status", has_text="awaiting payment").wait_for()
+    assert not await form.is_visible()  # not before the order is paid
+    await viewer.get_by_role("button", name="Pay", exact=True).click()
+    await viewer.locator("#order-status", has_text="is paid").wait_for()
+    order = (await viewer.evaluate("window.__live.order"))["id"]
+
+    reason = viewer.get_by_label("Why do you want a refund?")
+    assert await reason.evaluate("n => n.validity.valueMissing")  # the browser asks for one
+    await reason.fill("   ")  # blanks pass `required`; the page asks in words
+    await form.get_by_role("button", name="Request a refund").click()
+    await viewer.locator("#aftersale-error", has_text="say why").wait_for()
+    await viewer.get_by_label("Why do you want a refund?").fill("wrong size")
+    await viewer.get_by_label("I will send the goods back").check()
+    await form.get_by_role("button", name="Request a refund").click()
+    await viewer.locator(
+        "#aftersale-status", has_text=f"Refund requested for order #{order}"
+    ).wait_for()
+    await form.wait_for(state="hidden")
+    row = await console.pool.fetchrow(
+        "SELECT id, reason, return_goods, status FROM after_sales WHERE order_id = $1", order
+    )
+    assert (row["reason"], row["return_goods"], row["status"]) == ("wrong size", True, "requested")
+
+    status, out = await http(
+        "POST", f"{console.url}/api/host/after-sales/{row['id']}/approve", json={"note": "sorry"},
+        headers={"Authorization": f"Bearer {host.token}"},
+    )  # fmt: skip
+    assert status == 200, out
+    await viewer.locator(
+        "#aftersale-status", has_text=re.compile(f"Refund approved|Refunded: .* order #{order}")
+    ).wait_for(timeout=15_000)
+    assert not await form.is_visible()
+
+    # A second order: asked for elsewhere (another phone) first, so the page is told it is
+    # already asked for; the host declines, and the buyer may ask again.
+    await viewer.get_by_role("button", name="Back to the live").click()
+    await push(console, host, room, goods[0])
+    await viewer.get_by_role("button", name="Buy now").click()
+    await viewer.get_by_role("button", name="Place order").click()
+    await viewer.get_by_role("button", name="Pay", exact=True).click()
+    await viewer.locator("#order-status", has_text="is paid").wait_for()
+    second = (await viewer.evaluate("window.__live.order"))["id"]
+    buyer = {"Authorization": "Bearer " + await viewer.evaluate("window.__live.token")}
+    url = f"{console.url}/api/orders/{second}/after-sales"
+    status, req = await http("POST", url, json={"reason": "changed my mind"}, headers=buyer)
+    assert status == 201, req
+    await viewer.get_by_label("Why do you want a refund?").fill("changed my mind")
+    await form.get_by_role("button", name="Request a refund").click()
+    await viewer.locator("#aftersale-status", has_text="already asked").wait_for()
+    status, out = await http(
+        "POST", f"{console.url}/api/host/after-sales/{req['id']}/reject",  # type: ignore[index]
+        json={"note": "worn already"}, headers={"Authorization": f"Bearer {host.token}"},
+    )  # fmt: skip
+    assert status == 200, out
+    await viewer.locator(
+        "#aftersale-status", has_text=f"Refund declined for order #{second}: worn already"
+    ).wait_for(timeout=15_000)
+    await form.wait_for()  # may ask again
+
+    # Meanwhile the host refunds the order in full: asking again is refused, in words.
+    status, out = await http(
+        "POST", f"{console.url}/api/host/orders/{second}/refunds", json={},
+        headers={"Authorization": f"Bearer {host.token}", "Idempotency-Key": "as-full"},
+    )  # fmt: skip
+    assert status == 201, out
+    await form.get_by_role("button", name="Request a refund").click()
+    await viewer.get_by_role("alert").filter(has_text="can no longer be refunded").wait_for()
+    await viewer.locator("#aftersale-status", has_text=f"Order #{second} is refunded.").wait_for()
+    await form.wait_for(state="hidden")
 
 
 async def test_push_into_an_ended_room_says_it_has_ended(browser: Any, console: Console) -> None:

@@ -1,6 +1,6 @@
 // The audience page: behaves like the mini-program (clients/miniprogram/) and uses its socket
 // client unchanged — same protocol, same resume and reconnect logic.
-import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
+import { api, ApiError, humanMessage, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
 
 const roomId = Number((/^\/live\/(\d+)/.exec(location.pathname) || [])[1]);
 const TOKEN_KEY = 'lc_user_token';
@@ -99,6 +99,7 @@ function connect() {
   c.on('frame', (f) => {
     if (f.type === 'notice') {
       S.notices.push(f);
+      afterSaleNotice(f);
       if (f.kind === 'order_paid') toast(`Payment received for order #${f.data.order_id}: ${f.data.title}`);
       else if (f.kind === 'order_shipped') toast(`Order #${f.data.order_id} shipped (${f.data.carrier} ${f.data.tracking_no})`);
       else if (f.kind === 'group_succeeded') toast(`Your group for ${f.data.title} is complete!`);
@@ -237,6 +238,8 @@ $('#buy').addEventListener('click', () => {
   $('#place').textContent = v.kind === 'group' ? v.action : 'Place order';
   show($('#quantity-row'), v.kind !== 'group');
   $('#order-status').textContent = '';
+  $('#aftersale-reason').value = ''; $('#aftersale-return').checked = false;
+  showAfterSale(null, '');
   show($('#place'), true); show($('#pay'), false);
   show($('#detail'), true);
   $('#detail').scrollIntoView();
@@ -316,13 +319,85 @@ $('#pay').addEventListener('click', async () => {
     S.order = await pay(S.order);
     $('#order-status').textContent = S.order.status === 'paid'
       ? `Order #${S.order.id} is paid. Thank you!` : `Order #${S.order.id}: ${S.order.status}.`;
-    if (S.order.status === 'paid') show($('#pay'), false);
+    if (S.order.status === 'paid') { show($('#pay'), false); showAfterSale(null, ''); }
   } catch (e) {
     $('#order-status').textContent = e.message;
   } finally {
     $('#pay').disabled = false;
   }
 });
+
+// -- after-sales: the buyer asks for a refund of the paid or shipped order on show ----------------
+
+// What the buyer sees of the order's request: the form (order paid or shipped, nothing open) or
+// the request's state in words. `request` is the API's AfterSale (docs/api.md "After-sales").
+function showAfterSale(request, text) {
+  const o = S.order;
+  S.aftersale = request;
+  const open = !!o && ['paid', 'shipped'].includes(o.status) && !(request && request.status !== 'rejected');
+  show($('#aftersale-form'), open);
+  $('#aftersale-status').textContent = text;
+  showAfterSaleError('');
+}
+
+function showAfterSaleError(text) { const n = $('#aftersale-error'); n.textContent = text; show(n, !!text); }
+
+$('#aftersale-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const o = S.order;
+  const reason = $('#aftersale-reason').value.trim();
+  if (!o) return;
+  if (!reason) { showAfterSaleError('Please say why you want a refund.'); $('#aftersale-reason').focus(); return; }
+  $('#aftersale-submit').disabled = true;
+  try {
+    const res = await fetch(`/api/orders/${o.id}/after-sales`, { method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + S.token },
+      body: JSON.stringify({ reason, return_goods: $('#aftersale-return').checked }) });
+    const data = await res.json().catch(() => null);
+    if (!res.ok) throw afterSaleError(res.status, (data && data.error) || {}, o);
+    showAfterSale(data, res.status === 201
+      ? `Refund requested for order #${o.id}. The host will review it; you will see the answer here.`
+      : `You already asked for a refund of order #${o.id}; the host is still reviewing it.`);
+  } catch (e) {
+    if (e instanceof ApiError && e.code === 'illegal_transition') await refreshOrder(o);
+    showAfterSaleError(e instanceof ApiError ? e.message : humanMessage(0, null));
+    if (e.status === 401) needLogin();
+  } finally {
+    $('#aftersale-submit').disabled = false;
+  }
+});
+
+// Error codes of the request in words (api.js's MESSAGES are too general here).
+function afterSaleError(status, err, o) {
+  const texts = {
+    illegal_transition: `Order #${o.id} can no longer be refunded here: only a paid or shipped order can.`,
+    not_found: `Order #${o.id} is not one of your orders.`,
+  };
+  const text = texts[err.code] || humanMessage(status, err);
+  return new ApiError(status, err.code || 'http_' + status, text, err.field);
+}
+
+async function refreshOrder(o) {
+  try { S.order = await api('GET', `/api/orders/${o.id}`, { token: S.token }); } catch (e) { return; }
+  showAfterSale(S.aftersale, `Order #${o.id} is ${S.order.status}.`);
+}
+
+// The host's decision (and the refund it starts) for the order on show, in words.
+function afterSaleNotice(f) {
+  const o = S.order;
+  if (!o || !f.data || f.data.order_id !== o.id) return;
+  if (f.kind === 'aftersale_approved') {
+    o.status = 'refunded';
+    showAfterSale({ status: 'approved' }, `Refund approved: the host accepted your request for order #${o.id}; the money is on its way back.`);
+  } else if (f.kind === 'aftersale_rejected') {
+    showAfterSale({ status: 'rejected' }, `Refund declined for order #${o.id}${f.data.note ? ': ' + f.data.note : ''}. You may ask again.`);
+  } else if (f.kind === 'refund_succeeded') {
+    $('#aftersale-status').textContent = `Refunded: ${yuan(f.data.total_fen)} for order #${o.id} is back on your WeChat Pay.`;
+  } else if (f.kind === 'order_shipped') {
+    o.status = 'shipped';
+    showAfterSale(S.aftersale, $('#aftersale-status').textContent);
+  }
+}
 
 // -- likes and comments ------------------------------------------------------------------------
 
