@@ -134,7 +134,21 @@ async def test_typing_follows_wechats_30_second_rule(desk: Desk) -> None:
     openid = desk.openid("fox")
     assert await client.typing(openid) == 45080
     await desk.push(user="fox", type="text", content="hi")
+    # The worker answers "hi" with its own Typing/CancelTyping around the reply: let it finish.
+    await desk.settled()
+    for _ in range(500):  # up to ~10 s
+        if await worker_typing_done(desk, openid):
+            break
+        await asyncio.sleep(0.02)
     assert await client.typing(openid) == 0
     assert await client.typing(openid) == 45081
     assert await client.typing(openid, typing=False) == 0
     assert await client.typing(openid) == 0
+
+
+async def worker_typing_done(desk: Desk, openid: str) -> bool:
+    """The worker's own Typing (if it sent one) has been cancelled at the fake."""
+    status, body = await http("GET", f"{desk.shop.fake_url}/dev/support/typing?touser={openid}")
+    assert status == 200, body
+    calls = body["typing"]  # type: ignore[index]
+    return not calls or calls[-1]["command"] == "CancelTyping"
