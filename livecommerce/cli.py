@@ -303,7 +303,8 @@ async def _serve(
             ) from None
         for host, port, *_ in runner.addresses:
             say(f"listening on http://{host}:{port}")
-            say(f"host console: http://{host}:{port}/console   audience: http://{host}:{port}/live")
+            base = f"http://{host}:{port}"
+            say(f"host console: {base}/console   audience: {base}/live   agents: {base}/agent")
         fake_url = app.get(keys.FAKE_WECHAT_URL)
         if fake_url:
             say(f"fake WeChat server (development) on {fake_url}: POST {fake_url}/dev/pay pays")
