@@ -2,7 +2,7 @@
 // agent's conversations kept live by the feed socket (/api/agent/feed, reconnecting on its
 // own), history with the buyer's orders and tapped goods, reply within WeChat's window,
 // canned replies, transfer, close. Frames: docs/support.md, "Feed frames".
-import { api, ApiError, el, $, show, yuan, wsBase } from '/static/api.js';
+import { api, ApiError, el, $, show, yuan, wsBase, notify } from '/static/api.js';
 
 const S = {
   agent: null, csrf: '', queue: [], mine: new Map(), agents: [], canned: [],
@@ -35,13 +35,6 @@ const NOT_SENT = {
 function message(e) {
   if (e instanceof ApiError) return MESSAGES[e.code] || e.message;
   return 'Something went wrong. Try again.';
-}
-
-function notify(text, ok = false) {
-  const n = $('#notice');
-  n.textContent = text;
-  n.classList.toggle('ok', ok);
-  show(n, !!text);
 }
 
 function call(method, path, body) {

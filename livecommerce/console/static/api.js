@@ -107,6 +107,14 @@ export function $(selector, root = document) { return root.querySelector(selecto
 
 export function show(node, visible) { node.hidden = !visible; }
 
+// The page's one status line (#notice): a message in words, green when `ok`; '' hides it.
+export function notify(text, ok = false) {
+  const n = $('#notice');
+  n.textContent = text;
+  n.classList.toggle('ok', ok);
+  show(n, !!text);
+}
+
 // The wx.connectSocket shape over the browser's WebSocket, so the mini-program client
 // (livecommerce-socket.js, loaded as a classic script) runs unchanged in a page.
 export const browserWx = {

@@ -3,7 +3,7 @@
 // inserted after the room list; shown whenever the room list is (it mirrors #rooms' hidden
 // attribute), so console.js only imports this module. Calls go through the console's session
 // cookie with its CSRF token (window.__console.csrf). Endpoints: docs/api.md, "Customer service".
-import { api, ApiError, el, $, show } from '/static/api.js';
+import { api, ApiError, el, $, show, notify } from '/static/api.js';
 
 const CODES = {
   login_taken: 'Another agent already uses that login. Choose another one.',
@@ -12,13 +12,6 @@ const CODES = {
   too_many_canned: 'Your shop has the maximum number of canned replies.',
 };
 const A = { editing: null, editingCanned: null, agents: [] };
-
-function notify(text, ok = false) {
-  const n = $('#notice');
-  n.textContent = text;
-  n.classList.toggle('ok', ok);
-  show(n, !!text);
-}
 
 function call(method, path, body) {
   const csrf = method === 'GET' ? '' : (window.__console && window.__console.csrf) || '';

@@ -1,6 +1,6 @@
 // The host console: sign-in (session cookie + CSRF token), rooms, goods shelf, pushes,
 // schedules, the live panel over the room's WebSocket, and orders.
-import { api, ApiError, el, $, show, yuan, randomKey, liveClient } from '/static/api.js';
+import { api, ApiError, el, $, show, yuan, randomKey, liveClient, notify } from '/static/api.js';
 import { initModeration, openModeration, closeModeration, muteButton } from '/static/moderation.js';
 import '/static/console-agents.js'; // the customer-service section (agents, canned replies, FAQ)
 import { afterSalesCell, pendingRequests } from '/static/console-refunds.js';
@@ -8,13 +8,6 @@ import { afterSalesCell, pendingRequests } from '/static/console-refunds.js';
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
   comments: [], curve: [] };
 window.__console = S; // for the browser tests
-
-function notify(text, ok = false) {
-  const n = $('#notice');
-  n.textContent = text;
-  n.classList.toggle('ok', ok);
-  show(n, !!text);
-}
 
 // A host call through the session cookie; writes carry the CSRF token.
 function call(method, path, body, headers) {
