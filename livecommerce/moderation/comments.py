@@ -43,6 +43,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
+from livecommerce.aio import check_cancelled
 from livecommerce.commerce.wechat_client import MessageFailed, WechatClient
 from livecommerce.moderation import held, rules
 from livecommerce.realtime.broker import Broker
@@ -191,6 +192,7 @@ class Moderator:
 
     async def _work(self) -> None:
         while True:
+            check_cancelled()
             item = await self.queue.get()
             self._busy += 1
             try:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from livecommerce.aio import wait_event
+from livecommerce.aio import check_cancelled, wait_event
 from livecommerce.realtime import frames as f
 from livecommerce.realtime.protocol import (
     CLOSE_MESSAGE_TOO_BIG,
@@ -301,6 +301,7 @@ class Sockets:
 
     async def run_heartbeat(self, every: float) -> None:
         while True:
+            check_cancelled()
             await asyncio.sleep(every)
             self.sweep()
 

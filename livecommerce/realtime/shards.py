@@ -147,6 +147,7 @@ class _Shard:
     async def ping_forever(self) -> None:
         """Raise when the shard has answered nothing for three pings (a silent network)."""
         while True:
+            check_cancelled()
             await asyncio.sleep(PING_SECONDS)
             if time.monotonic() - self.last_read > 3 * PING_SECONDS:
                 raise ShardLost(f"shard {self.name} silent for {3 * PING_SECONDS:.0f} s")
@@ -279,6 +280,7 @@ class ShardedRooms:
 
     async def _forward_dropped(self, shard: _Shard) -> None:
         while True:
+            check_cancelled()
             room_id = await shard.dropped.get()
             if self.room_shard.get(room_id) is shard:
                 log.info("room %s: unsubscribed by shard %s (slot moved)", room_id, shard.name)
@@ -290,6 +292,7 @@ class ShardedRooms:
         sweeper = asyncio.ensure_future(self._sweep_forever())
         try:
             while True:
+                check_cancelled()
                 rooms = {await self._reroute.get()}
                 while not self._reroute.empty():
                     rooms.add(self._reroute.get_nowait())
@@ -333,6 +336,7 @@ class ShardedRooms:
 
     async def _sweep_forever(self) -> None:
         while True:
+            check_cancelled()
             await asyncio.sleep(max(0.05, self.linger / 4))
             now = time.monotonic()
             for room_id, shard in list(self.room_shard.items()):

@@ -51,6 +51,7 @@ class SocialWorker:
         cfg = self._settings.groups
         await events.drain(self._pool, self._deps, cfg.worker_batch_size)
         while True:
+            check_cancelled()
             failed = await groups.expire_due(self._pool, cfg.worker_batch_size)
             if failed and self._deps.offers_changed is not None:
                 await self._deps.offers_changed(await offers.offers_of_groups(self._pool, failed))

@@ -160,6 +160,7 @@ class Feed:
 
     async def _renew(self) -> None:
         while True:
+            check_cancelled()
             await asyncio.sleep(self.lease / 3)
             ids = sorted({s.agent_id for shop in self.seats.values() for s in shop})
             try:
@@ -177,6 +178,7 @@ class Feed:
                     await pubsub.subscribe(CHANNEL)
                     self.listening.set()
                     while True:
+                        check_cancelled()  # a cancel redis-py swallowed: stop, not read again
                         msg = await pubsub.get_message(timeout=None)
                         if msg is not None and msg["type"] == "message":
                             await self._deliver_one(msg["data"])

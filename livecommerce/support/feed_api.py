@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
 from livecommerce import keys
+from livecommerce.aio import check_cancelled
 from livecommerce.api.contract import AGENT
 from livecommerce.auth.http import require_claims
 from livecommerce.errors import AppError, Forbidden
@@ -70,6 +71,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
 
 async def _write(ws: web.WebSocketResponse, seat: Seat) -> None:
     while True:
+        check_cancelled()
         data = await seat.outbox.get()
         if data is None and seat.revoked:  # the account was deleted: do not reconnect
             await ws.close(code=1008, message=b"agent_not_found")

@@ -195,7 +195,12 @@ async def test_push_scheduled_three_seconds_ahead_appears_on_time(
     await page.locator("#timeline li[data-status='fired']", has_text="ms late").wait_for()
     # The fired push's live figures: the audience page's impression, its lateness in the list.
     fired = page.locator("#timeline li[data-status='fired']")
-    await fired.locator("[data-k=impressions]", has_text="seen 1").wait_for(timeout=10_000)
+    try:
+        await fired.locator("[data-k=impressions]", has_text="seen 1").wait_for(timeout=20_000)
+    except Exception as exc:  # say what the page held: the figures, the viewer's unsent events
+        stats = await page.locator("#push-stats").inner_text()
+        pending = await viewer.evaluate("JSON.stringify(window.__live.client._tracking)")
+        raise AssertionError(f"no 'seen 1': push stats {stats!r}; unacked track {pending}") from exc
     await page.locator("#push-stats li", has_text="ms late").wait_for()
 
 

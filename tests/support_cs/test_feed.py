@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
+from livecommerce import keys
 from livecommerce.config import Settings
+from livecommerce.support.feed import CHANNEL, Feed
 from tests.support import http
 from tests.support_cs.agentkit import HostShop, queued, state
 from tests.support_cs.conftest import Desk
@@ -176,3 +179,27 @@ async def test_the_fate_of_a_reply_reaches_the_feed(desk: Desk, shops: Shops) ->
     frame = await feed.next("message", content="second answer", state="refused")
     assert frame["conversation_id"] == conv
     await feed.close()
+
+
+async def test_feed_stops_whenever_it_is_cancelled(desk: Desk) -> None:
+    """Cancelled at random points (mostly while blocked on its subscription, sometimes while
+    events arrive), a node's feed always stops within a few seconds. redis-py can swallow a
+    cancel on Python 3.11; a read loop that did not check for it hung a shutdown in CI."""
+    app = desk.server.app
+    redis = app[keys.REDIS]
+    stuck = 0
+    for i in range(120):
+        feed = Feed(app[keys.PG_POOL], redis, LEASE)
+        task = asyncio.create_task(feed.run())
+        if i % 2:  # half the time: cancel while messages are flowing
+            await asyncio.wait_for(feed.listening.wait(), 5)
+            for _ in range(3):
+                await redis.publish(CHANNEL, b'{"h": -1, "k": "agents"}')
+        await asyncio.sleep(random.random() * 0.03)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        if not done:
+            stuck += 1
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+    assert stuck == 0

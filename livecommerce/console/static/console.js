@@ -6,7 +6,7 @@ import '/static/console-agents.js'; // the customer-service section (agents, can
 import { afterSalesCell, pendingRequests } from '/static/console-refunds.js';
 
 const S = { host: null, csrf: '', roomsCursor: null, room: null, client: null, timers: [],
-  comments: [], curve: [] };
+  comments: [], curve: [], pushFigs: new Map() };
 window.__console = S; // for the browser tests
 
 // A host call through the session cookie; writes carry the CSRF token.
@@ -122,6 +122,7 @@ async function openRoom(roomId) {
   S.room = room;
   S.comments = [];
   S.curve = [];
+  S.pushFigs = new Map();
   show($('#rooms'), false); show($('#room'), true);
   history.replaceState(null, '', '/console?room=' + room.id);
   renderRoomHead();
@@ -261,11 +262,18 @@ function renderPushStats(pushes) {
       el('strong', {}, p.goods_id ? titleOf(p.goods_id) : `push ${p.push_seq}`),
       ` — ${when}${late}: `, pushFigures(p)));
     if (p.schedule_id !== null) {
-      const item = $(`#timeline li[data-schedule='${p.schedule_id}']`);
-      if (item) { const old = item.querySelector('.figs'); if (old) old.remove(); item.append(pushFigures(p)); }
+      S.pushFigs.set(p.schedule_id, p); // kept: the timeline's own refresh redraws them
+      attachFigures($(`#timeline li[data-schedule='${p.schedule_id}']`), p);
     }
   }
   if (!pushes.length) list.append(el('li', { class: 'hint' }, 'No pushes yet.'));
+}
+
+function attachFigures(item, p) {
+  if (!item || !p) return;
+  const old = item.querySelector('.figs');
+  if (old) old.remove();
+  item.append(pushFigures(p));
 }
 
 // The viewer curve of this session: one sample per change, drawn as an SVG polyline.
@@ -458,6 +466,7 @@ async function refreshTimeline() {
     } else if (s.status === 'fired') {
       item.append(el('span', { class: s.late ? 'late' : '' },
         `✓ ${titleOf(s.goods_id)} — fired ${new Date(s.fired_at).toLocaleTimeString()}, ${s.lateness_ms} ms late`));
+      attachFigures(item, S.pushFigs.get(s.id));
     } else {
       item.append(el('span', {}, `${s.status}: ${titleOf(s.goods_id)}${s.skip_reason ? ' (' + s.skip_reason + ')' : ''}`));
     }

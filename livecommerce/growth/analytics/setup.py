@@ -12,7 +12,7 @@ from datetime import date
 from aiohttp import web
 
 from livecommerce import keys
-from livecommerce.aio import running
+from livecommerce.aio import check_cancelled, running
 from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
 from livecommerce.api.openapi import Error
 from livecommerce.growth.analytics import ingest_api, live, live_api, partitions, reports_api
@@ -33,6 +33,7 @@ def back_days(max_past_seconds: int) -> int:
 async def _maintain_forever(app: web.Application) -> None:
     cfg = app[keys.SETTINGS].analytics
     while True:
+        check_cancelled()
         await asyncio.sleep(cfg.maintenance_interval_seconds)
         try:
             made, dropped = await partitions.maintain(
