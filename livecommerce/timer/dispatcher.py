@@ -311,6 +311,8 @@ class Dispatcher:
             reason = None
             if lateness > self.cfg.max_lateness_seconds * 1000:
                 reason = "too_late"
+            elif row["room_state"] == "ended":
+                reason = "room_ended"
             elif row["room_state"] != "live":
                 reason = "room_not_live"
             elif row["goods_status"] != "on_sale":

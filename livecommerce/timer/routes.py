@@ -92,7 +92,8 @@ class Schedule(Model):
     late: bool
     publish_seq: int | None
     skip_reason: Annotated[
-        str | None, Meta(description="too_late, room_not_live or goods_gone when skipped")
+        str | None,
+        Meta(description="too_late, room_not_live, room_ended or goods_gone when skipped"),
     ]
     experiment_id: int | None = None
     creatives: Annotated[

@@ -481,3 +481,31 @@ async def test_dispatcher_stops_whenever_it_is_cancelled(server: AppServer) -> N
             task.cancel()
             await asyncio.wait([task], timeout=5)
     assert stuck == 0
+
+
+async def test_push_due_after_the_room_ended_is_skipped_room_ended(
+    server: AppServer, world: World, pool: Any, redis: Any
+) -> None:
+    """A push scheduled in a live room that ends before it falls due is recorded skipped with
+    the reason ``room_ended`` (not ``room_not_live``, which is for a room not started yet) and
+    never published."""
+    status, sched = await schedule(server, world, "after-end", at=iso(soon(800)))
+    assert status == 201, sched
+    status, _ = await http(
+        "POST", f"{server.url}/api/rooms/{world.room_id}/end", json={},
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert status == 200
+    deadline = asyncio.get_running_loop().time() + 15
+    while (await statuses(pool, world.room_id))["pending"]:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    row = await pool.fetchrow(
+        "SELECT status, skip_reason, publish_seq FROM live_schedules WHERE id = $1", sched["id"]
+    )
+    assert (row["status"], row["skip_reason"], row["publish_seq"]) == (
+        "skipped",
+        "room_ended",
+        None,
+    )
+    assert await pushes_in_history(redis, world.room_id) == Counter()
