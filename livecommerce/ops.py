@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from aiohttp import web
 from msgspec import Meta
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio.cluster import RedisCluster
 
 from livecommerce import keys
 from livecommerce.api.contract import Call, Model, RawResponse, Reply, add_routes, raw_route, route
+from livecommerce.redis_clients import is_cluster, unanswered_primaries
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -24,8 +26,16 @@ class Health(Model):
 class Readiness(Model):
     status: Literal["ready", "unavailable"]
     checks: Annotated[
-        dict[str, str], Meta(description='Per backend: "ok" or "error: <exception class>"')
+        dict[str, str],
+        Meta(
+            description='Per backend: "ok" or "error: <exception class>"; on a Redis Cluster '
+            'each failing primary with its address: "error: ConnectionError (10.0.0.7:6379)"'
+        ),
     ]
+
+
+class ProbeFailed(Exception):
+    """A probe's own account of what failed, reported as ``error: <message>``."""
 
 
 async def healthz(call: Call[None, None]) -> Health:
@@ -35,7 +45,12 @@ async def healthz(call: Call[None, None]) -> Health:
 
 
 async def readyz(call: Call[None, None]) -> Reply[Readiness]:
-    """Readiness: PostgreSQL and Redis both answer (503 naming the failing one otherwise)."""
+    """Readiness: PostgreSQL and Redis both answer (503 naming the failing one otherwise).
+
+    On a Redis Cluster, Redis answers when every slot range has a primary that answers PING
+    (all primaries pinged concurrently; the client's topology refreshed when one does not, so
+    a promoted replica counts as soon as the cluster has promoted it):
+    :func:`~livecommerce.redis_clients.unanswered_primaries`."""
     app = call.app
     checks: dict[str, str] = {}
 
@@ -44,12 +59,23 @@ async def readyz(call: Call[None, None]) -> Reply[Readiness]:
             await conn.fetchval("SELECT 1")
 
     async def redis() -> None:
-        await app[keys.REDIS].ping()
+        client = app[keys.REDIS]
+        if not is_cluster(client):
+            await client.ping()
+            return
+        # A little inside the bound below, so a slow node is named rather than cut off.
+        failed = await unanswered_primaries(
+            cast("RedisCluster", client), READY_TIMEOUT_SECONDS * 0.9
+        )
+        if failed:
+            raise ProbeFailed(", ".join(f"{exc} ({where})" for where, exc in failed.items()))
 
     for name, probe in (("postgres", pg), ("redis", redis)):
         try:
             await asyncio.wait_for(probe(), READY_TIMEOUT_SECONDS)
             checks[name] = "ok"
+        except ProbeFailed as exc:
+            checks[name] = f"error: {exc}"
         except Exception as exc:  # any failure means "not ready", reported by class name
             checks[name] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())

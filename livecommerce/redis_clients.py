@@ -20,11 +20,13 @@ MOVED/ASK and failovers. It is typed as ``Redis`` throughout the app: every comm
 non-transactional pipeline the app uses behaves the same on both, each multi-key one touching
 one hash tag (``tests/cluster/test_scripts.py`` runs each against a real cluster). What does
 differ, pub/sub, lives in ``realtime/shards.py`` (rooms on sharded pub/sub) and in
-:func:`subscription_client` (classic channels from any cluster node).
+:func:`subscription_client` (classic channels from any cluster node); so does readiness
+(:func:`unanswered_primaries`: every slot range's primary, not one node).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
@@ -34,6 +36,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -114,6 +117,66 @@ def redis_client(cfg: RedisConfig) -> Redis:
             socket_connect_timeout=cfg.command_timeout_seconds,
         )
     )
+
+
+async def unanswered_primaries(cluster: RedisCluster, within: float) -> dict[str, str]:
+    """What keeps some slot of ``cluster`` from having a reachable primary, within ``within``
+    seconds: ``{"host:port": exception class}`` per primary that does not answer PING, plus
+    ``{"N slots": "SlotNotCoveredError"}`` if the topology leaves slots without a primary; empty
+    when every slot range has a primary that answers (``/readyz``).
+
+    Pings the primary of every slot range of the client's current topology, concurrently, on
+    the client's own node pools (no retry). redis-py keeps its topology until a command fails,
+    so a master that died and was replaced since would read as down forever: when a primary
+    does not answer, the topology is refreshed (``CLUSTER SLOTS`` from the other nodes, the
+    failed one asked last) and the primaries of the new one are pinged — the promoted replica
+    is then found as soon as the cluster has promoted it. A master down and not yet failed
+    over is still listed by the cluster, and fails again. First round: at most half the time;
+    if the refresh does not finish in time, the first round's failures are the answer.
+    A client that has not connected yet (it connects lazily) is initialized first; that
+    failing raises (e.g. ``RedisClusterException``: no seed answers).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    if not cluster.get_nodes():
+        await asyncio.wait_for(cluster.initialize(), within)
+    failed = await _ping_primaries(cluster, (deadline - loop.time()) / 2)
+    if not failed:
+        return failed
+    dead = next((name for name in failed if cluster.get_node(node_name=name)), None)
+    try:
+        await asyncio.wait_for(
+            cluster.nodes_manager.initialize(last_failed_node_name=dead),
+            max(deadline - loop.time(), 0.0),
+        )
+    except Exception:  # refresh unavailable or too slow: the first round stands
+        return failed
+    return await _ping_primaries(cluster, max(deadline - loop.time(), 0.0))
+
+
+async def _ping_primaries(cluster: RedisCluster, within: float) -> dict[str, str]:
+    """One round of :func:`unanswered_primaries` on the client's current slot map."""
+    slots = cluster.nodes_manager.slots_cache
+    ranges = {id(nodes): nodes for nodes in slots.values() if nodes}  # one list per slot range
+    primaries = {nodes[0].name: nodes[0] for nodes in ranges.values()}
+
+    async def ping(node: ClusterNode) -> None:
+        # The node's own pool rather than cluster.ping(target_nodes=...), which on a failure
+        # also marks the whole client for re-initialization: this check refreshes once itself.
+        await asyncio.wait_for(node.execute_command("PING"), within)
+
+    names = sorted(primaries)
+    results = await asyncio.gather(
+        *(ping(primaries[name]) for name in names), return_exceptions=True
+    )
+    failed = {
+        name: type(result).__name__
+        for name, result in zip(names, results, strict=True)
+        if isinstance(result, BaseException)
+    }
+    if len(slots) < REDIS_CLUSTER_HASH_SLOTS:
+        failed[f"{REDIS_CLUSTER_HASH_SLOTS - len(slots)} slots"] = "SlotNotCoveredError"
+    return failed
 
 
 def subscription_client(redis: Redis) -> Redis:

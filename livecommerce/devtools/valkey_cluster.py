@@ -148,6 +148,18 @@ class LocalCluster:
                         return next(n for n in self.nodes if n.port == port)
         raise EmbeddedError(f"no live master serves slot {slot}")
 
+    def replicas_of(self, master: ClusterNodeProcess) -> list[ClusterNodeProcess]:
+        """The processes the cluster lists as replicas of ``master`` (a live master)."""
+        if master.port is None:
+            raise EmbeddedError("that node is not started")
+        master_id = self.cli(master.port, "CLUSTER", "MYID").strip()
+        ports = set()
+        for line in self.cli(master.port, "CLUSTER", "REPLICAS", master_id).splitlines():
+            parts = line.split()
+            if len(parts) > 1:
+                ports.add(int(parts[1].split("@")[0].rsplit(":", 1)[1]))
+        return [n for n in self.nodes if n.port in ports]
+
     def wait_slot_served(self, slot: int, timeout: float = 30.0) -> ClusterNodeProcess:
         """Until a live master serves ``slot`` and says so (after a failover)."""
         deadline = time.monotonic() + timeout
