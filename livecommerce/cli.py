@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the HTTP + WebSocket server",
         description="Run the server. With no database/redis URL configured, start the embedded "
-        "PostgreSQL and Valkey in the data dir and stop them on exit.",
+        "PostgreSQL and Valkey in the data dir, restart either if it dies, and stop them on exit.",
     )
     serve.add_argument("--host", help="listen address (default: server.host)")
     serve.add_argument(
@@ -175,11 +175,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def backends(settings: Settings, *, share: bool = False) -> Iterator[Settings]:
+def backends(
+    settings: Settings, *, share: bool = False, supervise: bool = False
+) -> Iterator[Settings]:
     """Yield settings pointing at real backends: the configured ones, or embedded ones.
 
     ``share``: when a server already runs the embedded backends of this data dir, use them
-    (for short admin commands) instead of failing on the data dir's lock."""
+    (for short admin commands) instead of failing on the data dir's lock. ``supervise``: restart
+    an embedded server that dies while we run (``serve``; see ``livecommerce/embedded.py``)."""
     running = running_urls(settings.embedded.data_dir) if settings.uses_embedded else None
     if share and running is not None:
         say(f"using the running server's PostgreSQL {redact(running.database_url)}")
@@ -194,11 +197,14 @@ def backends(settings: Settings, *, share: bool = False) -> Iterator[Settings]:
         settings.embedded.data_dir,
         start_timeout=settings.embedded.start_timeout_seconds,
         log=say,
+        supervise=supervise,
     )
     urls = emb.start()
     try:
         say(f"PostgreSQL: embedded {redact(urls.database_url)}")
         say(f"Redis: embedded (Valkey) {redact(urls.redis_url)}")
+        if supervise:
+            say("embedded PostgreSQL and Valkey are supervised: restarted if they die")
         yield settings.with_backends(urls.database_url, urls.redis_url)
     finally:
         say("stopping embedded PostgreSQL and Valkey")
@@ -260,7 +266,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     workers = settings.server.workers if args.workers is None else args.workers
     if workers < 1:
         raise CliError("--workers must be at least 1")
-    with backends(settings) as ready:
+    with backends(settings, supervise=True) as ready:
         if workers > 1:
             run(_return_zero(prepare_database(ready, embedded=embedded, seed=args.seed_demo)))
             return run_workers(ready, workers, args.config, say)

@@ -24,6 +24,18 @@ Both listen on 127.0.0.1 only, on free ports picked at each start, with password
 PostgreSQL refuses to run as root, so under root it runs as a system user ``livecommerce``
 (created with ``useradd`` if missing, else ``nobody``); the data dir is handed to that user and
 the directories above it get the search bit (``o+x``) so it can reach its files.
+
+Supervision (``supervise=True``, what ``livecommerce serve`` asks for): a watchdog thread checks
+both servers every :data:`WATCH_INTERVAL_SECONDS` and restarts one that died (a crash, the OOM
+killer, ``kill -9``) on the same port and data, so the app — which answers 503 while a backend is
+down and recovers on its own — needs no restart. The restart comes :data:`RESTART_DELAY_SECONDS`
+after the death, doubling up to :data:`RESTART_DELAY_MAX_SECONDS` while the server keeps dying
+(within :data:`STABLE_SECONDS` of its restart). One log line per death and per restart
+(logger ``livecommerce.embedded``, no traceback). A server stopped on purpose
+(:meth:`EmbeddedBackends.stop`, or the fault helpers ``stop_postgres``/``kill_valkey``) is never
+restarted. A PostgreSQL that crashed leaves its ``postmaster.pid`` and perhaps children behind:
+the restart waits for those children (SIGKILL after :data:`LEFTOVER_WAIT_SECONDS`) and then
+removes the stale pid file.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import ctypes
 import fcntl
 import importlib.util
 import json
+import logging
 import os
 import pwd
 import secrets
@@ -41,6 +54,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +64,14 @@ from typing import IO
 DATABASE_NAME = "livecommerce"
 PG_SUPERUSER = "postgres"
 SERVICE_USER = "livecommerce"
+
+log = logging.getLogger("livecommerce.embedded")
+
+WATCH_INTERVAL_SECONDS = 0.25  # how often the watchdog checks that the servers still run
+RESTART_DELAY_SECONDS = 1.0  # wait after a death before the restart; doubles while it keeps dying
+RESTART_DELAY_MAX_SECONDS = 30.0
+STABLE_SECONDS = 60.0  # up this long after a restart: the next death waits RESTART_DELAY_SECONDS
+LEFTOVER_WAIT_SECONDS = 5.0  # a dead postmaster's children get this long to exit before SIGKILL
 
 
 class EmbeddedError(Exception):
@@ -170,16 +192,28 @@ class EmbeddedBackends:
         start_timeout: float = 60.0,
         fsync: bool = True,
         log: Callable[[str], None] | None = None,
+        supervise: bool = False,
     ) -> None:
+        """``start_timeout``: seconds each server gets to answer after its start. ``log``: where
+        start-up lines go (none by default). ``supervise``: restart a server that dies while the
+        backends run (see the module docstring); off by default, so that the tests' fixtures
+        stop and kill servers without a watchdog undoing it."""
         self.data_dir = Path(data_dir).resolve()
         self.start_timeout = start_timeout
         self.fsync = fsync
+        self.supervise = supervise
         self._log = log or (lambda _msg: None)
         self._lock_file: IO[str] | None = None
         self._pg: subprocess.Popen[bytes] | None = None
         self._valkey: EmbeddedValkey | None = None
         self._ports: dict[str, int] = {}  # kept so that a restarted PostgreSQL answers at its URL
         self._urls: EmbeddedUrls | None = None
+        # Every start, stop and restart of a server holds this lock (the watchdog's included).
+        self._lock = threading.RLock()
+        self._closing = threading.Event()  # set by stop(): no more restarts, give up a start
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_end = threading.Event()
+        self._watch = {POSTGRES: _Watch("PostgreSQL"), VALKEY: _Watch("Valkey")}
 
     @property
     def urls(self) -> EmbeddedUrls:
@@ -197,9 +231,16 @@ class EmbeddedBackends:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> EmbeddedUrls:
+        """Start PostgreSQL, then Valkey (and the watchdog when supervising); returns the URLs.
+
+        Raises:
+            EmbeddedError: a package is missing, the data dir is in use, or a server did not
+                start within ``start_timeout`` seconds (whatever had started is stopped).
+        """
         pg_bin = postgres_bin_dir()
         valkey_bin = valkey_server_bin()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._closing.clear()
         self._acquire_lock()
         try:
             creds = self._credentials()
@@ -215,6 +256,11 @@ class EmbeddedBackends:
             redis_url=f"redis://:{creds['valkey']}@127.0.0.1:{redis_port}/0",
         )
         self._write_running(self._urls)
+        now = time.monotonic()
+        for watch in self._watch.values():
+            watch.reset(now)
+        if self.supervise:
+            self._start_watchdog()
         return self._urls
 
     def _write_running(self, urls: EmbeddedUrls) -> None:
@@ -226,13 +272,23 @@ class EmbeddedBackends:
             json.dump({"database_url": urls.database_url, "redis_url": urls.redis_url}, f)
 
     def stop(self) -> None:
-        """Stop both servers (fast shutdown) and release the data dir; safe to call twice."""
-        if self._valkey is not None:
-            self._valkey.stop()
-            self._valkey = None
-        if self._pg is not None:
-            _stop_process(self._pg, signal.SIGINT, 30.0)
-            self._pg = None
+        """Stop both servers (fast shutdown) and release the data dir; safe to call twice.
+
+        The watchdog restarts nothing from here on; a restart it has under way is given up. It
+        ends only after the servers are down: a server it restarted gets PR_SET_PDEATHSIG from
+        the watchdog's thread, and must be stopped in order rather than by that signal.
+        """
+        self._closing.set()
+        with self._lock:
+            for watch in self._watch.values():
+                watch.wanted = False
+            if self._valkey is not None:
+                self._valkey.stop()
+                self._valkey = None
+            if self._pg is not None:
+                _stop_process(self._pg, signal.SIGINT, 30.0)
+                self._pg = None
+        self._stop_watchdog()
         if self._lock_file is not None:
             (self.data_dir / RUNNING_FILE).unlink(missing_ok=True)
             self._lock_file.close()
@@ -244,31 +300,145 @@ class EmbeddedBackends:
 
     def stop_postgres(self) -> None:
         """Stop PostgreSQL only (fast shutdown: sessions get 57P01); :meth:`start_postgres`
-        brings it back on the same port."""
-        if self._pg is not None:
-            _stop_process(self._pg, signal.SIGINT, 30.0)
-            self._pg = None
+        brings it back on the same port. The watchdog leaves it stopped."""
+        with self._lock:
+            self._watch[POSTGRES].wanted = False
+            if self._pg is not None:
+                _stop_process(self._pg, signal.SIGINT, 30.0)
+                self._pg = None
 
     def start_postgres(self) -> None:
-        """Start PostgreSQL again after :meth:`stop_postgres`, on the port of its URL."""
-        if self._pg is None:
-            self._start_postgres(postgres_bin_dir(), self._credentials()["postgres"])
+        """Start PostgreSQL again after :meth:`stop_postgres` (or a death the watchdog has not
+        handled yet), on the port of its URL; returns once it accepts connections.
+
+        Raises:
+            EmbeddedError: it did not start within ``start_timeout`` seconds (3 tries).
+        """
+        with self._lock:
+            watch = self._watch[POSTGRES]
+            watch.wanted = True
+            if self._pg is not None and self._pg.poll() is None:
+                return
+            dead_pid = self._pg.pid if self._pg is not None else watch.dead_pid
+            self._pg = None
+            self._restart_postgres(dead_pid, announce=True)
+            watch.reset(time.monotonic())
 
     def kill_valkey(self) -> None:
         """SIGKILL Valkey (a crash: what the AOF had not written is lost); :meth:`start_valkey`
-        restarts it."""
-        if self._valkey is not None:
-            self._valkey.kill()
+        restarts it. The watchdog leaves it down."""
+        with self._lock:
+            self._watch[VALKEY].wanted = False
+            if self._valkey is not None:
+                self._valkey.kill()
 
     def start_valkey(self) -> None:
-        """Start Valkey again after :meth:`kill_valkey`, on the port of its URL."""
-        if self._valkey is not None and self._valkey.proc is None:
+        """Start Valkey again after :meth:`kill_valkey` (or a death the watchdog has not
+        handled yet), on the port of its URL; returns once it answers PING.
+
+        Raises:
+            EmbeddedError: it did not answer within ``start_timeout`` seconds.
+        """
+        with self._lock:
+            watch = self._watch[VALKEY]
+            watch.wanted = True
+            if self._valkey is None:
+                return
+            if self._valkey.proc is not None and self._valkey.proc.poll() is None:
+                return
+            self._valkey.proc = None
             self._valkey.start()
+            watch.reset(time.monotonic())
 
     @property
     def pids(self) -> list[int]:
+        """PIDs of the running servers (PostgreSQL's postmaster, then Valkey)."""
         procs = (self._pg, self._valkey.proc if self._valkey is not None else None)
-        return [p.pid for p in procs if p is not None]
+        return [p.pid for p in procs if p is not None and p.poll() is None]
+
+    # ------------------------------------------------------------------ supervision
+
+    def _start_watchdog(self) -> None:
+        self._watchdog_end.clear()
+        self._watchdog = threading.Thread(
+            target=self._watchdog_loop, name="embedded-watchdog", daemon=True
+        )
+        self._watchdog.start()
+
+    def _stop_watchdog(self) -> None:
+        self._watchdog_end.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join()
+        self._watchdog = None
+
+    def _watchdog_loop(self) -> None:
+        """Every :data:`WATCH_INTERVAL_SECONDS`: restart a server that died, when it is due.
+
+        The thread lives until :meth:`stop` has stopped the servers (see there); an unexpected
+        error is logged in one line and the watch goes on.
+        """
+        while not self._watchdog_end.wait(WATCH_INTERVAL_SECONDS):
+            with self._lock:
+                if self._closing.is_set():
+                    continue
+                for name in (POSTGRES, VALKEY):
+                    try:
+                        self._supervise(name)
+                    except Exception as exc:  # keep watching: a bug here must not end it
+                        log.error("embedded %s watchdog: %r", self._watch[name].label, exc)
+
+    def _supervise(self, name: str) -> None:
+        """Notice the death of server ``name`` and restart it once its delay has passed."""
+        watch = self._watch[name]
+        if not watch.wanted:
+            return
+        now = time.monotonic()
+        proc = self._pg if name == POSTGRES else self._valkey.proc if self._valkey else None
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                if now - watch.started_at >= STABLE_SECONDS:
+                    watch.delay = RESTART_DELAY_SECONDS
+                return
+            if name == POSTGRES:
+                self._pg = None
+            elif self._valkey is not None:
+                self._valkey.proc = None
+            watch.dead_pid, watch.down_since = proc.pid, now
+            watch.next_try = now + watch.delay
+            log_path = self.data_dir / ("postgres.log" if name == POSTGRES else "valkey.log")
+            log.warning(
+                "embedded %s (pid %d) died: %s; restarting it in %s",
+                watch.label, proc.pid, _exit_reason(code, log_path), _seconds(watch.delay),
+            )  # fmt: skip
+            watch.delay = min(watch.delay * 2, RESTART_DELAY_MAX_SECONDS)
+        if watch.down_since is None or now < watch.next_try:
+            return
+        try:
+            if name == POSTGRES:
+                port = self._restart_postgres(watch.dead_pid, announce=False)
+            else:
+                assert self._valkey is not None
+                self._valkey.proc = None
+                port = self._valkey.start()
+        except Exception as exc:  # EmbeddedError, or OSError & co: all a failed restart
+            if self._closing.is_set():
+                return
+            watch.next_try = time.monotonic() + watch.delay
+            log.error(
+                "embedded %s did not restart: %s; next try in %s",
+                watch.label, exc if isinstance(exc, EmbeddedError) else repr(exc),
+                _seconds(watch.delay),
+            )  # fmt: skip
+            watch.delay = min(watch.delay * 2, RESTART_DELAY_MAX_SECONDS)
+            return
+        restarted = time.monotonic()
+        proc = self._pg if name == POSTGRES else self._valkey.proc if self._valkey else None
+        log.warning(
+            "embedded %s restarted: pid %s on 127.0.0.1:%d, %.1f s after its death",
+            watch.label, proc.pid if proc else "?", port, restarted - watch.down_since,
+        )  # fmt: skip
+        watch.dead_pid, watch.down_since, watch.started_at = None, None, restarted
 
     # ------------------------------------------------------------------ pieces
 
@@ -300,7 +470,29 @@ class EmbeddedBackends:
             json.dump(data, f)
         return data
 
-    def _start_postgres(self, bin_dir: Path, password: str) -> int:
+    def _restart_postgres(self, dead_pid: int | None, *, announce: bool) -> int:
+        """Start PostgreSQL again on its port after a stop or a death; returns the port.
+
+        After a death (``dead_pid``: the postmaster we reaped), the children it left are given
+        :data:`LEFTOVER_WAIT_SECONDS` to exit, then SIGKILLed; once none is left, its
+        ``postmaster.pid`` is removed (else a new process that got the dead postmaster's pid
+        would make PostgreSQL refuse to start: "lock file already exists").
+
+        Raises:
+            EmbeddedError: it did not start (``start_timeout`` seconds, 3 tries), or a child
+                of the dead postmaster would not go away.
+        """
+        bin_dir = postgres_bin_dir()
+        pgdata = self.data_dir / "postgres"
+        if dead_pid is not None:
+            _end_leftovers(bin_dir / "postgres", pgdata)
+            pidfile = pgdata / "postmaster.pid"
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(pidfile.read_text().splitlines()[0]) == dead_pid:
+                    pidfile.unlink()
+        return self._start_postgres(bin_dir, self._credentials()["postgres"], announce=announce)
+
+    def _start_postgres(self, bin_dir: Path, password: str, *, announce: bool = True) -> int:
         pgdata = self.data_dir / "postgres"
         user = _service_user()
         if user is not None:
@@ -312,6 +504,8 @@ class EmbeddedBackends:
         log_path = self.data_dir / "postgres.log"
         last_error = ""
         for _attempt in range(3):
+            if self._closing.is_set():
+                raise EmbeddedError("embedded PostgreSQL: start given up, stopping")
             port = self._ports.setdefault("postgres", free_port())
             args = [
                 str(bin_dir / "postgres"),
@@ -337,7 +531,8 @@ class EmbeddedBackends:
                 )
             self._pg = proc
             if self._wait_postgres_ready(proc, pgdata):
-                self._log(f"embedded PostgreSQL pid {proc.pid} on 127.0.0.1:{port} ({pgdata})")
+                if announce:
+                    self._log(f"embedded PostgreSQL pid {proc.pid} on 127.0.0.1:{port} ({pgdata})")
                 return port
             last_error = _tail(log_path)
             _stop_process(proc, signal.SIGINT, 10.0)
@@ -401,7 +596,7 @@ class EmbeddedBackends:
     def _wait_postgres_ready(self, proc: subprocess.Popen[bytes], pgdata: Path) -> bool:
         deadline = time.monotonic() + self.start_timeout
         pidfile = pgdata / "postmaster.pid"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._closing.is_set():
             if proc.poll() is not None:
                 return False
             with contextlib.suppress(OSError, IndexError):
@@ -539,6 +734,88 @@ class EmbeddedValkey:
                     return True
             time.sleep(0.05)
         return False
+
+
+POSTGRES, VALKEY = "postgres", "valkey"
+
+
+@dataclass(slots=True)
+class _Watch:
+    """What the watchdog knows of one server."""
+
+    label: str  # "PostgreSQL" or "Valkey", for the log
+    wanted: bool = True  # False while stopped on purpose: never restarted then
+    started_at: float = 0.0  # monotonic seconds of its last start
+    delay: float = RESTART_DELAY_SECONDS  # seconds to wait before the next restart
+    dead_pid: int | None = None  # set while it is dead and not yet restarted
+    down_since: float | None = None
+    next_try: float = 0.0
+
+    def reset(self, now: float) -> None:
+        """Just started on purpose: running, wanted, no backoff."""
+        self.wanted, self.started_at, self.delay = True, now, RESTART_DELAY_SECONDS
+        self.dead_pid = self.down_since = None
+
+
+def _exit_reason(code: int, log_path: Path) -> str:
+    """``killed by SIGKILL``, or ``exited with status 1 (<last line of its log>)``."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code} ({_tail(log_path)})"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _leftovers(binary: Path, cwd: Path) -> list[int]:
+    """PIDs of live processes running ``binary`` in directory ``cwd``: the children a dead
+    postmaster left in its data dir (PostgreSQL's processes chdir there; each is in a session of
+    its own, so the postmaster's process group does not find them). Zombies are not listed."""
+    exe, where = os.path.realpath(binary), str(cwd)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if (
+                os.readlink(f"/proc/{entry}/cwd") == where
+                and os.readlink(f"/proc/{entry}/exe") == exe
+            ):
+                found.append(int(entry))
+        except OSError:  # gone, a zombie, or not ours to look at
+            continue
+    return found
+
+
+def _end_leftovers(binary: Path, cwd: Path) -> None:
+    """Wait up to :data:`LEFTOVER_WAIT_SECONDS` for the processes :func:`_leftovers` finds to
+    exit (a postmaster's children exit on their own right after it dies), then SIGKILL the rest
+    and wait as long again.
+
+    Raises:
+        EmbeddedError: some were still there after the SIGKILL.
+    """
+
+    def wait() -> list[int]:
+        deadline = time.monotonic() + LEFTOVER_WAIT_SECONDS
+        while (pids := _leftovers(binary, cwd)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pids
+
+    pids = wait()
+    if not pids:
+        return
+    log.warning("killing %d leftover process(es) of the dead PostgreSQL: %s", len(pids), pids)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    pids = wait()
+    if pids:
+        raise EmbeddedError(f"processes of the dead PostgreSQL would not exit: {pids}")
 
 
 def _tail(path: Path, lines: int = 1) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,7 +75,6 @@ def test_killed_parent_leaves_no_orphans(tmp_path: Path) -> None:
     """kill -9 of the owning process takes the embedded servers down with it."""
     import subprocess
     import sys
-    import time
 
     code = (
         "import sys, time\n"
@@ -125,3 +127,153 @@ async def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         await client.aclose()
     finally:
         valkey.stop()
+
+
+def _valkey_answers(url: str) -> bool:
+    from redis import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    client = Redis.from_url(url, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except (RedisConnectionError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def _postgres_answers(url: str) -> bool:
+    import asyncio
+
+    import asyncpg
+
+    async def query() -> bool:
+        conn = await asyncpg.connect(url, timeout=2, database="postgres")
+        try:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(query())
+    except (OSError, TimeoutError, asyncpg.PostgresError):
+        return False
+
+
+def _wait_until(check: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``check()`` held (polled every 0.1 s); AssertionError after ``timeout``."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def test_supervised_backends_restart_after_kill_9_but_not_after_a_stop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``supervise=True`` (what `serve` uses) a Valkey or postmaster killed with SIGKILL is
+    restarted on its port and answers again; one stopped on purpose stays down until started."""
+    from livecommerce.embedded import RESTART_DELAY_SECONDS, WATCH_INTERVAL_SECONDS
+
+    caplog.set_level(logging.WARNING, logger="livecommerce.embedded")
+    emb = EmbeddedBackends(tmp_path / "data", fsync=False, supervise=True)
+    urls = emb.start()
+    try:
+        pg_pid, valkey_pid = emb.pids
+
+        os.kill(valkey_pid, signal.SIGKILL)
+        _wait_until(lambda: not _valkey_answers(urls.redis_url), 5)
+        _wait_until(lambda: _valkey_answers(urls.redis_url), 30)
+        assert emb.pids[1] != valkey_pid
+
+        os.kill(pg_pid, signal.SIGKILL)
+        _wait_until(lambda: not _postgres_answers(urls.database_url), 5)
+        _wait_until(lambda: _postgres_answers(urls.database_url), 30)
+        assert emb.pids[0] != pg_pid
+
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines[0].startswith(f"embedded Valkey (pid {valkey_pid}) died: killed by SIGKILL")
+        assert lines[1].startswith("embedded Valkey restarted: pid ")
+        assert lines[2].startswith(f"embedded PostgreSQL (pid {pg_pid}) died: killed by SIGKILL")
+        assert lines[3].startswith("embedded PostgreSQL restarted: pid ")
+        assert len(lines) == 4, lines
+        assert all(r.exc_info is None for r in caplog.records)
+
+        # A deliberate stop (the fault helpers) is not undone.
+        emb.kill_valkey()
+        emb.stop_postgres()
+        time.sleep(RESTART_DELAY_SECONDS * 2 + WATCH_INTERVAL_SECONDS * 4)
+        assert emb.pids == []
+        assert not _valkey_answers(urls.redis_url)
+        assert not _postgres_answers(urls.database_url)
+        assert len(caplog.records) == 4, [r.getMessage() for r in caplog.records]
+        emb.start_valkey()
+        emb.start_postgres()
+        assert _valkey_answers(urls.redis_url)
+        assert _postgres_answers(urls.database_url)
+    finally:
+        emb.stop()
+    # Nor is the final stop: nothing runs in the data dir afterwards.
+    time.sleep(RESTART_DELAY_SECONDS + WATCH_INTERVAL_SECONDS * 4)
+    assert processes_using(tmp_path) == []
+    assert len(caplog.records) == 4, [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.slow
+async def test_serve_restarts_a_killed_backend_and_recovers(tmp_path: Path) -> None:
+    """`livecommerce serve` on the embedded default: after `kill -9` of Valkey, then of
+    PostgreSQL's postmaster, /readyz answers 503 and then 200 again, with no restart of the
+    server; each death and restart is one log line."""
+    import asyncio
+    import re
+
+    data = tmp_path / "data"
+    env = child_env(LIVECOMMERCE_EMBEDDED_DATA_DIR=str(data))
+    serve = ServeProcess.start("serve", "--seed-demo", "--port", "0", env=env, cwd=tmp_path)
+
+    def pid_of(name: str) -> int:
+        match = re.search(r"embedded \w+ pid (\d+)", serve.wait_for(f"embedded {name} pid "))
+        assert match is not None
+        return int(match.group(1))
+
+    async def outage_seen(url: str, backend: str) -> float:
+        """Seconds from now until /readyz answered 200 again (at most 30 s), having answered
+        503 naming ``backend`` first."""
+        start, limit = time.monotonic(), 30.0
+        seen_503 = False
+        while time.monotonic() - start < limit:
+            status, body = await http("GET", url + "/readyz")
+            if status == 503:
+                checks = body["checks"] if isinstance(body, dict) else None
+                assert isinstance(checks, dict), body
+                assert checks[backend] != "ok", body
+                seen_503 = True
+            elif seen_503 and status == 200:
+                return time.monotonic() - start
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"/readyz: 503 seen {seen_503}, no 200 after it in {limit} s")
+
+    try:
+        url = serve.url(timeout=90)
+        assert (await http("GET", url + "/readyz"))[0] == 200
+        pg_pid, valkey_pid = pid_of("PostgreSQL"), pid_of("Valkey")
+
+        os.kill(valkey_pid, signal.SIGKILL)
+        await outage_seen(url, "redis")
+        serve.wait_for(f"embedded Valkey (pid {valkey_pid}) died: killed by SIGKILL", 5)
+        serve.wait_for("embedded Valkey restarted: pid", 5)
+
+        os.kill(pg_pid, signal.SIGKILL)
+        await outage_seen(url, "postgres")
+        serve.wait_for(f"embedded PostgreSQL (pid {pg_pid}) died: killed by SIGKILL", 5)
+        serve.wait_for("embedded PostgreSQL restarted: pid", 5)
+        status, body = await http("GET", url + "/api/rooms/1")  # the pool recovered too
+        assert status == 200, body
+    finally:
+        code = serve.stop(signal.SIGINT)
+    out = "\n".join(serve.lines)
+    assert code == 0, out
+    assert "Traceback" not in out, out
+    assert processes_using(data) == [], "Ctrl-C left embedded servers behind"
