@@ -239,13 +239,16 @@ async def _unexpected(
     return error_response(500, "internal", "internal server error")
 
 
+_ACCOUNT_KEYS = ("_user_id_fkey", "_host_id_fkey", "groups_leader_id_fkey")
+
+
 def _unknown_account(exc: Exception) -> bool:
-    """A write refused because its ``user_id`` / ``host_id`` names no user or host (every such
-    reference written comes from the caller's token)."""
+    """A write refused because its ``user_id`` / ``host_id`` (a group's ``leader_id``) names no
+    user or host: every such reference written comes from the caller's token."""
     if not isinstance(exc, asyncpg.ForeignKeyViolationError):
         return False
     name = exc.constraint_name or ""
-    return name.endswith(("_user_id_fkey", "_host_id_fkey"))
+    return name.endswith(_ACCOUNT_KEYS)
 
 
 error_middleware = error_middleware_for(None)

@@ -17,11 +17,18 @@ MISSING = 9_000_000_000  # a valid id that names nothing
 async def test_writes_with_a_token_of_a_missing_account_are_401(shop: Shop) -> None:
     host_id, _ = await shop.host()
     goods_id = await shop.goods(host_id)
+    offer_id = await shop.pool.fetchval(
+        """INSERT INTO group_offers (host_id, goods_id, group_price_fen, size, fill_seconds)
+           VALUES ($1, $2, 900, 2, 600) RETURNING id""",
+        host_id,
+        goods_id,
+    )
     user = issue_token(DEV_SECRET, "user", MISSING, 600)
     host = issue_token(DEV_SECRET, "host", MISSING, 600)
     calls: list[tuple[str, dict[str, Any], str]] = [
         ("/api/orders", {"goods_id": goods_id, "quantity": 1}, user),
         ("/api/points/actions", {"action": "checkin"}, user),
+        (f"/api/group-offers/{offer_id}/groups", {}, user),
         ("/api/host/experiments", {"key": "ghost", "variants": [{"key": "a"}, {"key": "b"}]}, host),
         ("/api/goods", {"title": "ghost", "price_fen": 100, "stock": 1}, host),
         ("/api/rooms", {"title": "ghost"}, host),
