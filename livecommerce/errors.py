@@ -28,6 +28,8 @@ A backend that cannot be reached — decided by exception class and origin in
 
 and logged once per outage (:class:`livecommerce.outage.OutageLog`), not once per request. The
 client's own connection dropping mid-request is logged at debug level (nobody is left to answer).
+A write that names a user or host missing from the database — only a well-signed token of an
+account that no longer exists can (a development database reset) — is 401 ``unknown_account``.
 Anything else is logged with the request id and answered 500 ``internal`` with no detail.
 """
 
@@ -37,6 +39,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError, DecompressSizeError
@@ -221,6 +224,12 @@ async def _unexpected(
         else:
             log.warning("%s unavailable: %r", backend, exc)
         return app_error_response(BackendUnavailable(backend))
+    if _unknown_account(exc):
+        # A well-signed token of a user or host that is not in the database (a development
+        # database reset, a restored backup): only the token can have named it.
+        return error_response(
+            401, "unknown_account", "the token's account does not exist; sign in again"
+        )
     transport = request.transport
     if isinstance(exc, ConnectionError) and (transport is None or transport.is_closing()):
         # The client went away mid-request: nobody reads this answer; not our error.
@@ -228,6 +237,18 @@ async def _unexpected(
         return error_response(400, "connection_lost", "connection lost")
     log.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(500, "internal", "internal server error")
+
+
+_ACCOUNT_KEYS = ("_user_id_fkey", "_host_id_fkey", "groups_leader_id_fkey")
+
+
+def _unknown_account(exc: Exception) -> bool:
+    """A write refused because its ``user_id`` / ``host_id`` (a group's ``leader_id``) names no
+    user or host: every such reference written comes from the caller's token."""
+    if not isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return False
+    name = exc.constraint_name or ""
+    return name.endswith(_ACCOUNT_KEYS)
 
 
 error_middleware = error_middleware_for(None)

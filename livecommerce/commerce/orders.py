@@ -286,13 +286,16 @@ async def _refuse(
 
 
 async def cancel_order(conn: asyncpg.Connection, user_id: int, order_id: int) -> dict[str, Any]:
-    """The buyer cancels an unpaid order; its stock is released in the same transaction."""
+    """The buyer cancels an unpaid order; its stock is released in the same transaction.
+
+    The answer also carries ``prepaid``: whether a WeChat Pay order was made for it (to close).
+    """
     async with conn.transaction():
         row = await conn.fetchrow(
             f"""UPDATE orders SET status = 'cancelled', cancel_reason = 'buyer',
                        cancelled_at = now(), stock_held = false, updated_at = now()
                 WHERE id = $1 AND user_id = $2 AND status = 'pending_payment'
-                RETURNING {COLUMNS}""",
+                RETURNING {COLUMNS}, prepay_id IS NOT NULL AS prepaid""",
             order_id,
             user_id,
         )

@@ -15,7 +15,7 @@ from livecommerce import keys
 from livecommerce.api.contract import HOST, Body, Call, Model, Query, Reply, decode_query, to
 from livecommerce.api.types import NO_NUL, Cursor, Id
 from livecommerce.auth.http import require_claims
-from livecommerce.commerce import cursors, orders
+from livecommerce.commerce import cursors, orders, paychecks
 from livecommerce.commerce.address import ShippingAddress
 from livecommerce.errors import ValidationError
 
@@ -132,9 +132,19 @@ async def read(call: Call[None, None]) -> Order:
 
 
 async def cancel(call: Call[None, None]) -> Order:
-    """The buyer cancels an unpaid order (its stock goes back)."""
-    async with call.app[keys.PG_POOL].acquire() as conn:
-        return to(Order, await orders.cancel_order(conn, call.user_id, call.id()))
+    """The buyer cancels an unpaid order (its stock goes back).
+
+    A WeChat Pay order made for it is closed before the answer, so the buyer cannot pay it
+    afterwards (if that fails, the order reaper closes it later).
+    """
+    pool = call.app[keys.PG_POOL]
+    async with pool.acquire() as conn:
+        order = await orders.cancel_order(conn, call.user_id, call.id())
+    if not order["prepaid"]:
+        return to(Order, order)
+    if await paychecks.close_order(pool, call.app[keys.PAY_CLIENT], order["id"]):
+        order = await orders.get_order(pool, call.user_id, order["id"])  # paid meanwhile?
+    return to(Order, order)
 
 
 async def confirm(call: Call[None, None]) -> Order:

@@ -13,7 +13,9 @@ transaction id, so two nodes checking one order change it once).
   still arrives takes the late-payment path: stock re-taken or refunded).
 * **Close on cancel** (:func:`close_cancelled`): a cancelled order (by the buyer, the reaper,
   a failed group — any path) whose WeChat order is not known closed is closed; if WeChat says
-  it was paid meanwhile, the payment is applied (the late-payment rule decides).
+  it was paid meanwhile, the payment is applied (the late-payment rule decides). A buyer's
+  cancel closes it before answering (:func:`close_order`), so the ``wx.requestPayment`` the
+  buyer still holds cannot pay the cancelled order; the sweep retries a close that failed.
 * **Stale prepays** (:func:`query_stale`): an unpaid order whose prepay is older than
   ``wechatpay.stale_prepay_seconds`` is queried (at most once per that age), so a
   notification that never arrives is caught well before the deadline.
@@ -103,16 +105,23 @@ async def close_cancelled(pool: asyncpg.Pool, client: WechatPayClient, *, batch:
     )
     closed = 0
     for r in rows:
-        try:
-            await client.close_order(out_trade_no(r["id"]))
-        except OrderPaid:
-            await _apply_quietly(pool, client, r["id"])  # the late-payment rule decides
-        except PayError as exc:
-            log.warning("closing the WeChat order of %d failed (%s)", r["id"], exc)
-            continue
-        await pool.execute("UPDATE orders SET pay_closed_at = now() WHERE id = $1", r["id"])
-        closed += 1
+        closed += await close_order(pool, client, r["id"])
     return closed
+
+
+async def close_order(pool: asyncpg.Pool, client: WechatPayClient, order_id: int) -> bool:
+    """Close the WeChat order of one cancelled order; True when closed (or paid meanwhile:
+    the payment is applied by the late-payment rule). A failure is logged and left for
+    :func:`close_cancelled` to retry."""
+    try:
+        await client.close_order(out_trade_no(order_id))
+    except OrderPaid:
+        await _apply_quietly(pool, client, order_id)  # the late-payment rule decides
+    except PayError as exc:
+        log.warning("closing the WeChat order of %d failed (%s)", order_id, exc)
+        return False
+    await pool.execute("UPDATE orders SET pay_closed_at = now() WHERE id = $1", order_id)
+    return True
 
 
 async def query_stale(

@@ -204,14 +204,16 @@ async def refund_notify(call: Call[WechatPayNotification, None]) -> PayAck:
     data = wechatpay.decrypt_resource(pay_keys.apiv3_key, msgspec.structs.asdict(resource))
     refund_id, amount = _parse_refund(data, pay_keys.mch_id)
     pool = call.app[keys.PG_POOL]
-    expected = await pool.fetchval("SELECT amount_fen FROM refunds WHERE id = $1", refund_id)
+    expected = await pool.fetchrow(
+        "SELECT amount_fen, order_id FROM refunds WHERE id = $1", refund_id
+    )
     if expected is None:
         raise ValidationError("out_refund_no", "no such refund", code="unknown_refund")
-    if expected != amount:
+    if expected["amount_fen"] != amount:
         raise ValidationError("amount.refund", "does not match the refund", code="amount_mismatch")
     moved = await call.app[keys.REFUND_WORKER].apply(
         refund_id, {"status": data.get("refund_status"), "refund_id": data.get("refund_id")},
-        order_id=0,
+        order_id=expected["order_id"],
     )  # fmt: skip
     return PayAck(code="SUCCESS", message="applied" if moved else "already processed")
 

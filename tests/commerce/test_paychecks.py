@@ -108,6 +108,28 @@ async def test_buyer_cancel_closes_the_wechat_order(shop: Shop) -> None:
     assert await paychecks.close_cancelled(shop.pool, client, batch=10) == 0  # once
 
 
+async def test_buyer_cancel_closes_the_wechat_order_before_answering(shop: Shop) -> None:
+    """The cancel answers only once the WeChat order is closed: the wx.requestPayment the
+    buyer still holds can no longer pay the cancelled order (it used to, until the next sweep)."""
+    order, token, gid, started = await _prepaid(shop, stock=1)
+    status, body = await http(
+        "POST", f"{shop.url}/api/orders/{order['id']}/cancel", headers=bearer(token)
+    )
+    assert status == 200, body
+    assert isinstance(body, dict)
+    assert body["status"] == "cancelled"
+    assert order["out_trade_no"] in _fake(shop).closed
+    status, paid = await http(
+        "POST", shop.fake_url + "/dev/pay", json={"payment": started["payment"]}
+    )
+    assert status == 400, paid
+    assert isinstance(paid, dict)
+    assert paid["code"] == "ORDER_CLOSED"
+    assert await _status(shop, order["id"]) == "cancelled"
+    assert await shop.stock(gid) == 1
+    assert await shop.pool.fetchval("SELECT pay_closed_at IS NOT NULL FROM orders")
+
+
 async def test_stale_prepay_is_queried_and_applied(shop: Shop) -> None:
     """A lost notification is found by querying a prepay older than the configured age."""
     order, _, _, started = await _prepaid(shop)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from typing import Any
 
 import orjson
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from livecommerce import keys
@@ -290,3 +292,21 @@ async def test_refund_committed_elsewhere_wakes_the_worker_through_listen(shop: 
                 await asyncio.sleep(0.05)
             assert listener.connections == 2
             await asyncio.sleep(0.3)  # the wake-up of the reconnection has passed
+
+
+async def test_abnormal_refund_notification_logs_its_order(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ABNORMAL refund learnt from WeChat's notification is logged with its real order (the
+    line tells the merchant which order to handle by hand; it said "order 0")."""
+    fake = _fake(shop)
+    fake.refund_final = "ABNORMAL"
+    order, _, _, _, _ = await _paid(shop)
+    await shop.pay(order)
+    await _wait(shop, order["id"], "processing")
+    with caplog.at_level(logging.ERROR, logger="livecommerce.refunds"):
+        await _settle(shop)
+        await _wait(shop, order["id"], "abnormal")
+    lines = [r.getMessage() for r in caplog.records if "ABNORMAL" in r.getMessage()]
+    assert lines, caplog.records
+    assert all(f"of order {order['id']} " in line for line in lines), lines

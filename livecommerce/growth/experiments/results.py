@@ -4,6 +4,8 @@ Who counts: users with an exposure. A user exposed to more than one variant (pos
 non-sticky experiment whose weights moved) is excluded and counted in
 ``multi_variant_users``. What counts: the host's orders that were paid (and not refunded),
 created at or after the user's first exposure and before the experiment stopped (or now).
+The SRM check expects each user at the weights in force at their first exposure (the change
+log), so a weight change of a running experiment is not reported as a mismatch.
 
 The dict returned is the results response documented in docs/experiments.md.
 """
@@ -41,6 +43,22 @@ SELECT variant, n_variants > 1 AS multi, count(*) AS users,
 FROM per_user GROUP BY variant, n_variants > 1
 """
 
+# The weights in force at each (single-variant) user's first exposure, from the change log:
+# what the SRM check expects of them (a recorded weight change is not a mismatch).
+_PERIOD_WEIGHTS = """
+WITH exposed AS (
+    SELECT user_id, min(first_at) AS first_at FROM experiment_exposures
+    WHERE experiment_id = $1 GROUP BY user_id HAVING count(*) = 1
+)
+SELECT c.weights, count(*) AS users
+FROM exposed x
+LEFT JOIN LATERAL (
+    SELECT weights FROM experiment_changes
+    WHERE experiment_id = $1 AND changed_at <= x.first_at ORDER BY id DESC LIMIT 1
+) c ON true
+GROUP BY c.weights
+"""
+
 
 def _sample(metric: str, row: dict[str, float]) -> stats.Sample:
     n = int(row["users"])
@@ -70,7 +88,7 @@ async def compute(pool: asyncpg.Pool, host_id: int, exp_id: int) -> dict[str, An
         elif r["variant"] < k:
             per[r["variant"]] = {key: r[key] or 0 for key in empty}
     counts = [int(p["users"]) for p in per]
-    srm = stats.srm(counts, exp["weights"])
+    srm = stats.srm(counts, await _expected_weights(pool, exp_id, exp["weights"]))
     warnings: list[str] = []
     if srm.status in ("warning", "error"):
         warnings.append(f"sample_ratio_mismatch_{srm.status}")
@@ -141,3 +159,18 @@ async def compute(pool: asyncpg.Pool, host_id: int, exp_id: int) -> dict[str, An
         "warnings": warnings,
         "metrics": metrics,
     }
+
+
+async def _expected_weights(pool: asyncpg.Pool, exp_id: int, current: list[float]) -> list[float]:
+    """The share of exposed users each variant should have: the weights in force at each
+    user's first exposure (a weight change starts a new period), averaged over the users.
+    Equals ``current`` while the weights never changed."""
+    k = len(current)
+    totals = [0.0] * k
+    for r in await pool.fetch(_PERIOD_WEIGHTS, exp_id):
+        weights = list(r["weights"]) if r["weights"] is not None else current
+        if len(weights) != k:  # variants change only in a draft, before any exposure
+            weights = current
+        for i, w in enumerate(weights):
+            totals[i] += w * r["users"]
+    return totals if sum(totals) > 0 else current

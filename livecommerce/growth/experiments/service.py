@@ -108,7 +108,8 @@ async def update(
     Raises:
         NotFound: no such experiment of this host.
         Conflict: ``experiment_stopped`` / ``not_a_draft`` for a change the state forbids.
-        ValidationError: weights that do not fit the variants.
+        ValidationError: weights that do not fit the variants; a window (the changed bounds
+            with the stored ones) that ends before it starts.
     """
     async with pool.acquire() as c, c.transaction():
         cur = await _locked(c, host_id, exp_id)
@@ -125,6 +126,9 @@ async def update(
         check_weights(weights, len(variants))
         ns = changes["namespace"] if "namespace" in changes else cur["namespace"]
         new = {**cur, **changes, "variants": variants, "weights": weights, "namespace": ns}
+        starts, ends = new["starts_at"], new["ends_at"]
+        if starts is not None and ends is not None and ends <= starts:
+            raise ValidationError("ends_at", "must be after starts_at")
         row = await c.fetchrow(
             f"""UPDATE experiments SET description = $2, variants = $3, weights = $4,
                    coverage = $5, namespace_id = $6, namespace_start = $7, namespace_end = $8,

@@ -228,3 +228,28 @@ async def test_window_limits_assignments(shop: Shop) -> None:
     assert sorted(a["experiment_id"] for a in body["assignments"]) == sorted(
         [past["id"], now["id"]]
     )
+
+
+async def test_patch_cannot_invert_the_window(shop: Shop) -> None:
+    """A change that would end the window before it starts is 400 on `ends_at`, as at
+    creation — given in one body or against the stored bound — and changes nothing."""
+    _, host = await shop.host()
+    exp = await create_started(shop, host, key="window", starts_at="2030-01-01T00:00:00Z")
+    url = f"{shop.url}/api/host/experiments/{exp['id']}"
+    for change in (
+        {"ends_at": "2029-01-01T00:00:00Z"},
+        {"starts_at": "2031-01-01T00:00:00Z", "ends_at": "2030-06-01T00:00:00Z"},
+        {"starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z"},
+    ):
+        status, body = await http("PATCH", url, json=change, headers=bearer(host))
+        assert status == 400, (change, body)
+        assert isinstance(body, dict)
+        assert body["error"]["field"] == "ends_at"
+    status, body = await http("GET", url, headers=bearer(host))
+    assert isinstance(body, dict)
+    assert body["starts_at"].startswith("2030-01-01T00:00:00")
+    assert body["ends_at"] is None
+    status, body = await http(
+        "PATCH", url, json={"ends_at": "2030-02-01T00:00:00Z"}, headers=bearer(host)
+    )
+    assert status == 200, body

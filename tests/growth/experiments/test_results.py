@@ -100,3 +100,33 @@ async def test_srm_error_on_skewed_sample(shop: Shop) -> None:
     assert res["srm"]["status"] == "error"
     assert res["srm"]["p_value"] < 0.001
     assert "sample_ratio_mismatch_error" in res["warnings"]
+
+
+async def test_srm_follows_the_weights_in_force_at_each_first_exposure(shop: Shop) -> None:
+    """A recorded weight change is not a sample-ratio mismatch: users first exposed under
+    50/50 are expected 50/50, those exposed after the change 20/80. A real skew after the
+    change is still an error."""
+    _, host = await shop.host()
+    exp = await create_started(shop, host, key="reweighted")
+    url = f"{shop.url}/api/host/experiments/{exp['id']}"
+    ids = await users(shop.pool, 3000)
+    await _expose(shop.pool, exp["id"], ids[:500], 0)
+    await _expose(shop.pool, exp["id"], ids[500:1000], 1)
+    status, _ = await http("PATCH", url, json={"weights": [0.2, 0.8]}, headers=bearer(host))
+    assert status == 200
+    await _expose(shop.pool, exp["id"], ids[1000:1200], 0)
+    await _expose(shop.pool, exp["id"], ids[1200:2000], 1)
+    status, res = await http("GET", url + "/results", headers=bearer(host))
+    assert status == 200, res
+    assert isinstance(res, dict)
+    assert [v["users"] for v in res["variants"]] == [700, 1300]
+    assert [v["weight"] for v in res["variants"]] == [0.2, 0.8]  # the weights now
+    assert res["srm"]["status"] == "ok", res["srm"]
+    assert res["srm"]["chi_squared"] < 1e-9
+    assert not any(w.startswith("sample_ratio") for w in res["warnings"])
+    # 500/500 more after the change, where 200/800 were due: a real mismatch.
+    await _expose(shop.pool, exp["id"], ids[2000:2500], 0)
+    await _expose(shop.pool, exp["id"], ids[2500:3000], 1)
+    status, res = await http("GET", url + "/results", headers=bearer(host))
+    assert isinstance(res, dict)
+    assert res["srm"]["status"] == "error"
