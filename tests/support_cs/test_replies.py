@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -83,6 +84,38 @@ async def test_stock_question_uses_the_goods_the_buyer_came_from(desk: Desk) -> 
                     page_path=f"pages/goods/goods?id={other}")  # fmt: skip
     await desk.settled()
     assert await ask(desk, "carol", "is it in stock?") == "Puer is out of stock."
+
+
+async def _tap(desk: Desk, token: str, room_id: int, goods_id: int) -> None:
+    """The buyer taps a goods bubble in a live room (the audience page's analytics event)."""
+    status, body = await http("POST", desk.shop.url + "/api/events", headers=bearer(token), json={
+        "events": [{"id": str(uuid.uuid4()), "type": "bubble_click", "room_id": room_id,
+                    "goods_id": goods_id, "push_seq": 1}],
+    })  # fmt: skip
+    assert status == 200, body
+    assert isinstance(body, dict)
+    assert body["stored"] == 1, body
+
+
+async def test_stock_question_uses_the_goods_tapped_in_a_live_room(desk: Desk) -> None:
+    """Issue 18: "in stock?" answers for the goods the buyer most recently tapped in a live
+    room, when they enter customer service from the room (no goods in SessionFrom); a card sent
+    later wins, and a tap after that wins again."""
+    host_id, _ = await desk.shop.host()
+    scarf = await desk.shop.goods(host_id, stock=9, title="Scarf")
+    gloves = await desk.shop.goods(host_id, stock=4, title="Gloves")
+    hat = await desk.shop.goods(host_id, stock=0, title="Hat")
+    token = await desk.shop.login("tess")
+    await _tap(desk, token, 7, scarf)
+    await desk.push(user="tess", type="event", session_from="room:7")
+    await desk.settled()
+    assert await ask(desk, "tess", "还有货吗") == "Scarf 还有货，库存 9 件。"
+    await desk.push(user="tess", type="miniprogrampage", title="Gloves",
+                    page_path=f"pages/goods/goods?id={gloves}")  # fmt: skip
+    await desk.settled()
+    assert await ask(desk, "tess", "in stock?") == "Gloves is in stock: 4 left."
+    await _tap(desk, token, 7, hat)
+    assert await ask(desk, "tess", "in stock?") == "Hat is out of stock."
 
 
 async def test_group_progress(desk: Desk) -> None:
