@@ -12,7 +12,7 @@ In order, for a text message while the bot holds the conversation:
 5. "还有货吗" / "库存" / "in stock" -> stock of the goods they came from, last sent as a card or
    most recently tapped in a live room, whichever was latest;
 6. "拼团" / "group" -> their open group: "N joined, M to go, ends at ...";
-7. FAQ rules (:mod:`livecommerce.support.faq`);
+7. FAQ rules (:mod:`livecommerce.support.faq`) of the conversation's shop (:func:`shop.guess`);
 8. otherwise a miss: "didn't get that"; ``support.handoff_after_misses`` misses in a row hand
    the buyer to a human.
 
@@ -105,7 +105,8 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
             return _hit("stock", await _stock(conn, goods, zh))
         if any(k in lower for k in GROUP):
             return _hit("group", await _group(conn, user_id, zh))
-        rule = faq.best(await faq.rules(conn), text)
+        host_id = await shop.guess(conn, msg.from_user, cfg.default_host_id)
+        rule = faq.best(await faq.rules(conn, host_id), text)
         if rule is not None:
             replies = [text_reply(rule.answer)]
             if rule.page_path:

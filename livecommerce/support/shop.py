@@ -84,6 +84,16 @@ async def resolve(conn: asyncpg.Connection, openid: str, default_host_id: int) -
     """The shop for a hand-off (see the module docstring); stored on the conversation.
 
     Returns the host id, or None (unscoped)."""
+    host = await guess(conn, openid, default_host_id)
+    if host is not None:
+        await conn.execute(
+            "UPDATE support_conversations SET host_id = $2 WHERE openid = $1", openid, host
+        )
+    return host
+
+
+async def guess(conn: asyncpg.Connection, openid: str, default_host_id: int) -> int | None:
+    """The conversation's shop, or the one a hand-off would give it now (nothing stored)."""
     host: int | None = await conn.fetchval(
         "SELECT host_id FROM support_conversations WHERE openid = $1", openid
     )
@@ -107,8 +117,4 @@ async def resolve(conn: asyncpg.Connection, openid: str, default_host_id: int) -
             )
     if host is None and default_host_id:
         host = await conn.fetchval("SELECT id FROM hosts WHERE id = $1", default_host_id)
-    if host is not None:
-        await conn.execute(
-            "UPDATE support_conversations SET host_id = $2 WHERE openid = $1", openid, host
-        )
     return host

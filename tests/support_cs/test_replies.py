@@ -177,6 +177,31 @@ async def test_faq_rules_from_rest_match_words_not_substrings(desk: Desk) -> Non
     assert (await http("DELETE", url, headers=bearer(host)))[0] == 200
 
 
+async def test_faq_rules_answer_only_their_own_shops_buyers(desk: Desk) -> None:
+    """One host's FAQ rule never answers another shop's buyer, whatever its priority (it did:
+    every shop's rules answered everyone, so a host could take all buyers' questions and send
+    them a card to their own page); a buyer of no known shop gets no shop's rule when several
+    shops have rules; a rule without a shop answers everyone."""
+    (a_id, a), (b_id, b) = await desk.shop.host(), await desk.shop.host()
+    a_goods, b_goods = await desk.shop.goods(a_id), await desk.shop.goods(b_id)
+    for token, answer, priority in ((a, "A: free shipping", 0), (b, "B: pay me", 1000)):
+        status, _ = await http("POST", desk.shop.url + "/api/host/support/faq", json={
+            "keywords": ["运费"], "answer": answer, "priority": priority,
+        }, headers=bearer(token))  # fmt: skip
+        assert status == 201
+    for user, goods in (("ann", a_goods), ("ben", b_goods)):
+        await desk.push(user=user, type="event", session_from=f"goods:{goods}")
+    await desk.settled()
+    assert await ask(desk, "ann", "请问运费多少钱") == "A: free shipping"
+    assert await ask(desk, "ben", "请问运费多少钱") == "B: pay me"
+    assert (await ask(desk, "cat", "请问运费多少钱")).startswith("抱歉")  # no shop known
+    await desk.pool.execute(
+        "INSERT INTO support_faq (keywords, answer) VALUES ('{退换}', 'Everyone: 7 days')"
+    )
+    assert await ask(desk, "ann", "可以退换吗") == "Everyone: 7 days"
+    assert await ask(desk, "dan", "可以退换吗") == "Everyone: 7 days"
+
+
 async def test_two_misses_or_asking_hand_off_and_the_bot_goes_silent(desk: Desk) -> None:
     """Nothing matched twice in a row -> hand-off (recorded); then the bot says nothing."""
     assert (await ask(desk, "gus", "asdf")).startswith("Sorry")
