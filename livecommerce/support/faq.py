@@ -70,14 +70,21 @@ def best(rules: Sequence[Rule], text: str) -> Rule | None:
     return min(scored)[3] if scored else None
 
 
-async def rules(conn: asyncpg.Connection | asyncpg.Pool) -> list[Rule]:
-    """Every FAQ rule (all shops' rules answer in the one mini-program)."""
+async def rules(conn: asyncpg.Connection | asyncpg.Pool, host_id: int | None) -> list[Rule]:
+    """The rules that may answer a conversation of shop ``host_id``: rules without a shop and
+    that shop's. One shop's rules never answer another shop's buyers (a host could otherwise
+    take every buyer's question with a high priority). Without a shop (``None``): the one
+    shop's rules when only one shop has any (a single-shop deployment), else none of them."""
     rows = await conn.fetch(
-        "SELECT id, keywords, answer, page_path, priority FROM support_faq ORDER BY id"
+        "SELECT id, host_id, keywords, answer, page_path, priority FROM support_faq ORDER BY id"
     )
+    shops = {r["host_id"] for r in rows if r["host_id"] is not None}
+    if host_id is None and len(shops) == 1:
+        host_id = shops.pop()
     return [
         Rule(r["id"], tuple(r["keywords"]), r["answer"], r["page_path"], r["priority"])
         for r in rows
+        if r["host_id"] is None or r["host_id"] == host_id
     ]
 
 

@@ -20,6 +20,10 @@ Format = Literal["xml", "json"]
 # The types we act on; others are stored and acknowledged but get no answer.
 KNOWN_TYPES = ("text", "image", "miniprogrampage", "event")
 MAX_FIELD_CHARS = 4096
+# An openid is 28 characters; it is part of the UNIQUE dedup key of events (a btree entry).
+MAX_OPENID_CHARS = 128
+# CreateTime is seconds since the epoch; PostgreSQL's timestamps end in the year 294276.
+MAX_CREATE_TIME = 10**11
 
 
 class PushFormatError(Exception):
@@ -104,12 +108,14 @@ def parse(values: dict[str, str]) -> Incoming:
     sender, msg_type = text("FromUserName"), text("MsgType")
     if not sender or not msg_type:
         raise PushFormatError("FromUserName and MsgType are required")
+    if len(sender) > MAX_OPENID_CHARS:
+        raise PushFormatError(f"FromUserName is longer than {MAX_OPENID_CHARS} characters")
     try:
         create_time = int(values.get("CreateTime", ""))
         msg_id = int(values["MsgId"]) if values.get("MsgId") else None
     except ValueError:
         raise PushFormatError("CreateTime and MsgId must be integers") from None
-    if not 0 <= create_time < 2**63 or (msg_id is not None and not 0 <= msg_id < 2**64):
+    if not 0 <= create_time < MAX_CREATE_TIME or (msg_id is not None and not 0 <= msg_id < 2**64):
         raise PushFormatError("CreateTime or MsgId out of range")
     if msg_type != "event" and msg_id is None:
         raise PushFormatError("MsgId is required for messages")

@@ -9,9 +9,10 @@ In order, for a text message while the bot holds the conversation:
    "not found" as for an order that does not exist);
 3. "我的订单" / "my orders" -> the sender's latest orders and their states;
 4. "退款" / "refund" -> the refund state of their latest refundable order and how to ask;
-5. "还有货吗" / "库存" / "in stock" -> stock of the goods they came from or last sent as a card;
+5. "还有货吗" / "库存" / "in stock" -> stock of the goods they came from, last sent as a card or
+   most recently tapped in a live room, whichever was latest;
 6. "拼团" / "group" -> their open group: "N joined, M to go, ends at ...";
-7. FAQ rules (:mod:`livecommerce.support.faq`);
+7. FAQ rules (:mod:`livecommerce.support.faq`) of the conversation's shop (:func:`shop.guess`);
 8. otherwise a miss: "didn't get that"; ``support.handoff_after_misses`` misses in a row hand
    the buyer to a human.
 
@@ -100,13 +101,12 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
         if any(k in lower for k in REFUND):
             return _hit("refund", await _refund(conn, user_id, zh))
         if any(k in lower for k in STOCK):
-            goods = goods_id or await conn.fetchval(
-                "SELECT last_goods_id FROM support_conversations WHERE openid = $1", msg.from_user
-            )
+            goods = goods_id or await _asked_goods(conn, msg.from_user, user_id)
             return _hit("stock", await _stock(conn, goods, zh))
         if any(k in lower for k in GROUP):
             return _hit("group", await _group(conn, user_id, zh))
-        rule = faq.best(await faq.rules(conn), text)
+        host_id = await shop.guess(conn, msg.from_user, cfg.default_host_id)
+        rule = faq.best(await faq.rules(conn, host_id), text)
         if rule is not None:
             replies = [text_reply(rule.answer)]
             if rule.page_path:
@@ -239,6 +239,34 @@ async def _refund(conn: asyncpg.Connection, user_id: int | None, zh: bool) -> st
         else f"Order {number} can be refunded: open it in 'My orders' and tap 'Refund', "
         "or reply 'agent'."
     )
+
+
+async def _asked_goods(conn: asyncpg.Connection, openid: str, user_id: int | None) -> int | None:
+    """The goods a stock question without its own reference is about: the latest of the goods
+    the buyer came from or sent as a card (``last_goods_id``) and the goods they most recently
+    tapped in a live room (analytics events, :func:`shop.tapped`)."""
+    noted: int | None = await conn.fetchval(
+        "SELECT last_goods_id FROM support_conversations WHERE openid = $1", openid
+    )
+    tap = await shop.tapped(conn, user_id) if user_id is not None else None
+    if tap is None:
+        return noted
+    if noted is not None:
+        # When the buyer named `noted`: the latest message of theirs whose reference names it.
+        rows = await conn.fetch(
+            """SELECT received_at, payload->>'session_from' AS s, payload->>'page_path' AS p
+               FROM support_inbox WHERE openid = $1
+                 AND (payload->>'session_from' <> '' OR payload->>'page_path' <> '')
+               ORDER BY id DESC LIMIT 50""",
+            openid,
+        )
+        for r in rows:
+            if shop.goods_ref(r["s"] or r["p"]) == noted:
+                if r["received_at"] > tap["at"]:
+                    return noted
+                break
+    goods: int = tap["goods_id"]
+    return goods
 
 
 async def _stock(conn: asyncpg.Connection, goods_id: int | None, zh: bool) -> str:

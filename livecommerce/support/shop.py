@@ -67,10 +67,33 @@ async def note(conn: asyncpg.Connection, openid: str, host_id: int | None) -> No
     )  # fmt: skip
 
 
+async def tapped(conn: asyncpg.Connection, user_id: int) -> asyncpg.Record | None:
+    """The goods the buyer most recently tapped in a live room (their analytics events naming
+    goods, last 24 h, as :func:`resolve` reads them): ``(goods_id, at)``, or None."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""SELECT e.goods_id, e.occurred_at AS at FROM analytics_events e
+            WHERE e.user_id = $1 AND e.goods_id IS NOT NULL
+              AND e.occurred_at > now() - interval '{TAP_WINDOW}'
+            ORDER BY e.occurred_at DESC LIMIT 1""",
+        user_id,
+    )
+    return row
+
+
 async def resolve(conn: asyncpg.Connection, openid: str, default_host_id: int) -> int | None:
     """The shop for a hand-off (see the module docstring); stored on the conversation.
 
     Returns the host id, or None (unscoped)."""
+    host = await guess(conn, openid, default_host_id)
+    if host is not None:
+        await conn.execute(
+            "UPDATE support_conversations SET host_id = $2 WHERE openid = $1", openid, host
+        )
+    return host
+
+
+async def guess(conn: asyncpg.Connection, openid: str, default_host_id: int) -> int | None:
+    """The conversation's shop, or the one a hand-off would give it now (nothing stored)."""
     host: int | None = await conn.fetchval(
         "SELECT host_id FROM support_conversations WHERE openid = $1", openid
     )
@@ -94,8 +117,4 @@ async def resolve(conn: asyncpg.Connection, openid: str, default_host_id: int) -
             )
     if host is None and default_host_id:
         host = await conn.fetchval("SELECT id FROM hosts WHERE id = $1", default_host_id)
-    if host is not None:
-        await conn.execute(
-            "UPDATE support_conversations SET host_id = $2 WHERE openid = $1", openid, host
-        )
     return host

@@ -78,6 +78,29 @@ async def test_offset_before_now_says_it_counts_from_the_start(
     await page.locator("#notice", has_text="counts from when the stream started").wait_for()
 
 
+async def test_offset_on_a_room_without_a_start_says_what_to_do(
+    browser: Any, console: Console
+) -> None:
+    """``+05:00`` on a room neither started nor planned: the console said "Please check the
+    form: offset_seconds: the room has no start to offset from" (an API field name); it now
+    says what to do."""
+    host = await console.account("Prep host")
+    goods = await goods_for(console, host, 1)
+    auth = {"Authorization": f"Bearer {host.token}"}
+    _, made = await http("POST", console.url + "/api/rooms", json={"title": "Prep"}, headers=auth)
+    room = int(made["id"])  # type: ignore[index]
+    await http("POST", f"{console.url}/api/rooms/{room}/goods", json={"goods_ids": goods},
+               headers=auth)  # fmt: skip
+    page = await sign_in(browser, console, host)
+    await page.goto(f"{console.url}/console?room={room}")
+    item = page.locator(f"#shelf li[data-goods='{goods[0]}']")
+    await item.get_by_role("textbox").fill("+05:00")
+    await item.get_by_role("button", name="Schedule").click()
+    notice = page.locator("#notice", has_text="no start time yet")
+    await notice.wait_for()
+    assert "offset_seconds" not in await notice.inner_text()
+
+
 ADDRESS = {"userName": "张三", "telNumber": "13800138000", "provinceName": "广东省",
            "cityName": "广州市", "detailInfo": "新港中路397号"}  # fmt: skip
 

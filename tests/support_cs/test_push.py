@@ -234,6 +234,10 @@ async def test_ack_does_not_wait_for_processing(desk: Desk) -> None:
         b"<xml><Content>x</Content></xml>",
         b"[1,2]",
         b'<!DOCTYPE x [<!ENTITY a "b">]><xml/>',
+        # Signed but beyond what WeChat sends: these were 500s (index row size, timestamp
+        # out of range) and WeChat retried them.
+        b'{"FromUserName":"o' + b"x" * 5000 + b'","CreateTime":1,"MsgType":"event"}',
+        b'{"FromUserName":"oA","CreateTime":4611686018427387904,"MsgType":"text","MsgId":1}',
     ],
 )
 async def test_malformed_body_with_good_signature_is_400(desk: Desk, body: bytes) -> None:

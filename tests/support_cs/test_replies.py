@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -85,6 +86,38 @@ async def test_stock_question_uses_the_goods_the_buyer_came_from(desk: Desk) -> 
     assert await ask(desk, "carol", "is it in stock?") == "Puer is out of stock."
 
 
+async def _tap(desk: Desk, token: str, room_id: int, goods_id: int) -> None:
+    """The buyer taps a goods bubble in a live room (the audience page's analytics event)."""
+    status, body = await http("POST", desk.shop.url + "/api/events", headers=bearer(token), json={
+        "events": [{"id": str(uuid.uuid4()), "type": "bubble_click", "room_id": room_id,
+                    "goods_id": goods_id, "push_seq": 1}],
+    })  # fmt: skip
+    assert status == 200, body
+    assert isinstance(body, dict)
+    assert body["stored"] == 1, body
+
+
+async def test_stock_question_uses_the_goods_tapped_in_a_live_room(desk: Desk) -> None:
+    """Issue 18: "in stock?" answers for the goods the buyer most recently tapped in a live
+    room, when they enter customer service from the room (no goods in SessionFrom); a card sent
+    later wins, and a tap after that wins again."""
+    host_id, _ = await desk.shop.host()
+    scarf = await desk.shop.goods(host_id, stock=9, title="Scarf")
+    gloves = await desk.shop.goods(host_id, stock=4, title="Gloves")
+    hat = await desk.shop.goods(host_id, stock=0, title="Hat")
+    token = await desk.shop.login("tess")
+    await _tap(desk, token, 7, scarf)
+    await desk.push(user="tess", type="event", session_from="room:7")
+    await desk.settled()
+    assert await ask(desk, "tess", "还有货吗") == "Scarf 还有货，库存 9 件。"
+    await desk.push(user="tess", type="miniprogrampage", title="Gloves",
+                    page_path=f"pages/goods/goods?id={gloves}")  # fmt: skip
+    await desk.settled()
+    assert await ask(desk, "tess", "in stock?") == "Gloves is in stock: 4 left."
+    await _tap(desk, token, 7, hat)
+    assert await ask(desk, "tess", "in stock?") == "Hat is out of stock."
+
+
 async def test_group_progress(desk: Desk) -> None:
     """A buyer in an open group hears 'N joined, M to go, ends at ...'."""
     _token, order_id = await buyer_with_order(desk, "dora")
@@ -142,6 +175,31 @@ async def test_faq_rules_from_rest_match_words_not_substrings(desk: Desk) -> Non
     url = desk.shop.url + f"/api/host/support/faq/{created['id']}"  # type: ignore[index]
     assert (await http("DELETE", url, headers=bearer(other)))[0] == 404
     assert (await http("DELETE", url, headers=bearer(host)))[0] == 200
+
+
+async def test_faq_rules_answer_only_their_own_shops_buyers(desk: Desk) -> None:
+    """One host's FAQ rule never answers another shop's buyer, whatever its priority (it did:
+    every shop's rules answered everyone, so a host could take all buyers' questions and send
+    them a card to their own page); a buyer of no known shop gets no shop's rule when several
+    shops have rules; a rule without a shop answers everyone."""
+    (a_id, a), (b_id, b) = await desk.shop.host(), await desk.shop.host()
+    a_goods, b_goods = await desk.shop.goods(a_id), await desk.shop.goods(b_id)
+    for token, answer, priority in ((a, "A: free shipping", 0), (b, "B: pay me", 1000)):
+        status, _ = await http("POST", desk.shop.url + "/api/host/support/faq", json={
+            "keywords": ["运费"], "answer": answer, "priority": priority,
+        }, headers=bearer(token))  # fmt: skip
+        assert status == 201
+    for user, goods in (("ann", a_goods), ("ben", b_goods)):
+        await desk.push(user=user, type="event", session_from=f"goods:{goods}")
+    await desk.settled()
+    assert await ask(desk, "ann", "请问运费多少钱") == "A: free shipping"
+    assert await ask(desk, "ben", "请问运费多少钱") == "B: pay me"
+    assert (await ask(desk, "cat", "请问运费多少钱")).startswith("抱歉")  # no shop known
+    await desk.pool.execute(
+        "INSERT INTO support_faq (keywords, answer) VALUES ('{退换}', 'Everyone: 7 days')"
+    )
+    assert await ask(desk, "ann", "可以退换吗") == "Everyone: 7 days"
+    assert await ask(desk, "dan", "可以退换吗") == "Everyone: 7 days"
 
 
 async def test_two_misses_or_asking_hand_off_and_the_bot_goes_silent(desk: Desk) -> None:

@@ -48,6 +48,9 @@ export function humanMessage(status, err) {
     if (/past/i.test(text) && err.field === 'offset_seconds') {
       return 'That is in the past: +mm:ss counts from when the stream started, not from now.';
     }
+    if (/no start/i.test(text) && err.field === 'offset_seconds') {
+      return 'This room has no start time yet, so +mm:ss has nothing to count from: start the live first, or schedule at a clock time like 20:30.';
+    }
     if (/past/i.test(text)) return 'That time is in the past.';
     return 'Please check the form: ' + text;
   }
