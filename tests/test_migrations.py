@@ -112,3 +112,33 @@ async def test_two_serve_processes_migrate_together(
     text = "\n".join(line for p in procs for line in p.lines)
     assert "Traceback" not in text
     assert text.count("applied migrations:") == 1
+
+
+async def test_0023_experiment_keys_unique_per_host(fresh_db: str, tmp_path: Path) -> None:
+    """0023 on a database with experiments: existing rows stay, a key unique across hosts is
+    now unique per host (another host may reuse it; the same host may not)."""
+    for mig in discover():
+        if mig.version < 23:
+            (tmp_path / f"{mig.version:04d}_{mig.name}.sql").write_text(mig.sql, encoding="utf-8")
+    conn = await connect(fresh_db)
+    try:
+        await migrate(conn, tmp_path)
+        host = "INSERT INTO hosts (name) VALUES ($1) RETURNING id"
+        a, b = await conn.fetchval(host, "a"), await conn.fetchval(host, "b")
+        insert = """INSERT INTO experiments (host_id, key, variants, weights, coverage, seed,
+                        primary_metric) VALUES ($1, $2, '[{"key": "a"}, {"key": "b"}]',
+                        '{0.5, 0.5}', 1, $2, 'paid_conversion')"""
+        await conn.execute(insert, a, "bubble-price")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(insert, b, "bubble-price")
+        assert await migrate(conn) == ["0023_experiment_keys_per_host"]
+        await conn.execute(insert, b, "bubble-price")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(insert, a, "bubble-price")
+        rows = await conn.fetch("SELECT host_id, key FROM experiments ORDER BY id")
+        assert [(r["host_id"], r["key"]) for r in rows] == [
+            (a, "bubble-price"),
+            (b, "bubble-price"),
+        ]
+    finally:
+        await conn.close()

@@ -14,7 +14,7 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
-from livecommerce.api.types import Time, check_time
+from livecommerce.api.types import Id, Time, check_time
 from livecommerce.errors import ValidationError
 from livecommerce.growth.experiments import assignments, results, service
 
@@ -132,6 +132,20 @@ class ExperimentListQuery(Query):
     limit: Annotated[int, Meta(ge=1, le=100)] = 50
 
 
+class ExperimentAssignmentsQuery(Query):
+    """Whose running experiments (absent: every host's). Keys are unique per host only, so a
+    client that names experiments by key scopes the answer to the room's host."""
+
+    host_id: Annotated[Id | None, Meta(description="Only this host's experiments")] = None
+    room_id: Annotated[
+        Id | None, Meta(description="Only the experiments of this live room's host")
+    ] = None
+
+    def __post_init__(self) -> None:
+        if self.host_id is not None and self.room_id is not None:
+            raise ValidationError("room_id", "give host_id or room_id, not both")
+
+
 class ExperimentVariant(Model):
     key: str
     name: str
@@ -190,6 +204,9 @@ class ExperimentAssignment(Model):
     """The caller's variant in one running experiment (`variant` null: not included)."""
 
     experiment_id: int
+    host_id: Annotated[
+        int, Meta(description="The experiment's host: keys are unique per host, not globally")
+    ]
     key: str
     variant: int | None
     variant_key: str | None
@@ -200,6 +217,9 @@ class ExperimentDefinition(Model):
     """What a client needs to bucket offline with GrowthBook hash v2 over its openid."""
 
     id: int
+    host_id: Annotated[
+        int, Meta(description="The experiment's host: keys are unique per host, not globally")
+    ]
     key: str
     seed: str
     weights: list[float]
@@ -292,7 +312,8 @@ def _spec(body: msgspec.Struct) -> dict[str, Any]:
 async def create(call: Call[ExperimentCreate, None]) -> Experiment:
     """Create an experiment (a draft).
 
-    409 `key_taken` when the key is used.
+    409 `key_taken` when the host already has an experiment with this key (keys are unique per
+    host: another host's experiments never conflict).
     """
     return to(
         Experiment, await service.create(call.app[keys.PG_POOL], call.host_id, _spec(call.body))
@@ -340,13 +361,17 @@ async def read_results(call: Call[None, None]) -> ExperimentResults:
     )
 
 
-async def my_assignments(call: Call[None, None]) -> ExperimentAssignments:
+async def my_assignments(call: Call[None, ExperimentAssignmentsQuery]) -> ExperimentAssignments:
     """The caller's variant in every running experiment, plus the definitions to bucket offline.
 
-    Reading assignments records no exposure: call `POST /api/experiments/{id}/exposures` when
-    the variant is shown.
+    `host_id` or `room_id` (that room's host) keeps one host's experiments: keys are unique per
+    host only, so an unscoped answer may hold two experiments with one key (each item has its
+    `host_id`). 404 for an unknown room. Reading assignments records no exposure: call
+    `POST /api/experiments/{id}/exposures` when the variant is shown.
     """
-    found, running = await assignments.for_user(call.app[keys.PG_POOL], call.user_id)
+    pool, q = call.app[keys.PG_POOL], call.query
+    host_id = q.host_id if q.room_id is None else await assignments.host_of_room(pool, q.room_id)
+    found, running = await assignments.for_user(pool, call.user_id, host_id)
     definitions = [{**e, "variants": [v["key"] for v in e["variants"]]} for e in running]
     return ExperimentAssignments(
         assignments=[to(ExperimentAssignment, a) for a in found],

@@ -5,9 +5,10 @@ unless the experiment is sticky and the user already has a stored assignment: th
 one wins, so later weight or coverage changes do not move an exposed user. The stored
 assignment is written at the first exposure.
 
-An assignment is a dict ``{"experiment_id", "key", "variant": int | None, "variant_key":
-str | None, "sticky": bool}``; ``variant`` is None when the user is outside the experiment
-(coverage or namespace).
+An assignment is a dict ``{"experiment_id", "host_id", "key", "variant": int | None,
+"variant_key": str | None, "sticky": bool}``; ``variant`` is None when the user is outside the
+experiment (coverage or namespace). Keys are unique per host only: two hosts' experiments in one
+list may share a key, told apart by ``experiment_id`` or ``(host_id, key)``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def compute(exp: dict[str, Any], openid: str, stored: int | None = None) -> dict
     inside = variant >= 0
     return {
         "experiment_id": exp["id"],
+        "host_id": exp["host_id"],
         "key": exp["key"],
         "variant": variant if inside else None,
         "variant_key": exp["variants"][variant]["key"] if inside else None,
@@ -52,6 +54,16 @@ async def openid_of(pool: asyncpg.Pool, user_id: int) -> str:
     return openid
 
 
+async def host_of_room(pool: asyncpg.Pool, room_id: int) -> int:
+    """The host of a live room. Raises NotFound for an unknown room."""
+    host_id: int | None = await pool.fetchval(
+        "SELECT host_id FROM live_rooms WHERE id = $1", room_id
+    )
+    if host_id is None:
+        raise NotFound("no such room")
+    return host_id
+
+
 async def stored_for(pool: asyncpg.Pool, user_id: int) -> dict[int, int]:
     """The user's sticky assignments: experiment id → variant."""
     rows = await pool.fetch(
@@ -61,12 +73,13 @@ async def stored_for(pool: asyncpg.Pool, user_id: int) -> dict[int, int]:
 
 
 async def for_user(
-    pool: asyncpg.Pool, user_id: int
+    pool: asyncpg.Pool, user_id: int, host_id: int | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(assignments, experiments)``: the user's variant in every running experiment, and the
-    running experiments themselves (for a client that buckets offline)."""
+    """``(assignments, experiments)``: the user's variant in every running experiment (only
+    ``host_id``'s when given), and the running experiments themselves (for a client that
+    buckets offline)."""
     openid = await openid_of(pool, user_id)
-    running = await service.running(pool)
+    running = await service.running(pool, host_id=host_id)
     stored = await stored_for(pool, user_id) if running else {}
     return [compute(e, openid, stored.get(e["id"])) for e in running], running
 

@@ -39,7 +39,15 @@ ROUTES = (
     route("POST", "/api/host/experiments/{id}/start", api.start, auth=HOST, errors=(409,), tag=TAG),
     route("POST", "/api/host/experiments/{id}/stop", api.stop, auth=HOST, errors=(409,), tag=TAG),
     route("GET", "/api/host/experiments/{id}/results", api.read_results, auth=HOST, tag=TAG),
-    route("GET", "/api/experiments/assignments", api.my_assignments, auth=USER, tag=TAG),
+    route(
+        "GET",
+        "/api/experiments/assignments",
+        api.my_assignments,
+        auth=USER,
+        errors=(404,),
+        tag=TAG,
+        rules=("`host_id` and `room_id` do not go together",),
+    ),
     route(
         "POST",
         "/api/experiments/{id}/exposures",

@@ -1,6 +1,8 @@
 """Experiment definitions in PostgreSQL: create, update, start, stop, read (no aiohttp here).
 
-An experiment belongs to the host that created it. Its lifecycle is draft → running → stopped.
+An experiment belongs to the host that created it; its key is unique among that host's
+experiments only (migration 0023), so a key names an experiment only together with a host.
+Its lifecycle is draft → running → stopped.
 Weights and coverage may change while it runs; every creation, change and state move is
 appended to ``experiment_changes`` with the weights and coverage in force from then on.
 
@@ -60,7 +62,8 @@ async def create(pool: asyncpg.Pool, host_id: int, spec: dict[str, Any]) -> dict
 
     Raises:
         ValidationError: weights that do not fit the variants.
-        Conflict: ``key_taken`` when the key is already used.
+        Conflict: ``key_taken`` when the host already has an experiment with this key (other
+            hosts' keys are never in the way: keys are unique per host).
     """
     variants = spec["variants"]
     weights = spec.get("weights") or [1 / len(variants)] * len(variants)
@@ -91,7 +94,9 @@ async def create(pool: asyncpg.Pool, host_id: int, spec: dict[str, Any]) -> dict
                 spec.get("sticky", True),
             )
         except asyncpg.UniqueViolationError:
-            raise Conflict("an experiment with this key exists", code="key_taken") from None
+            raise Conflict(
+                "you already have an experiment with this key", code="key_taken"
+            ) from None
         assert row is not None
         await _record(c, row["id"], "created")
     return row_to_dict(row)
@@ -212,17 +217,22 @@ async def list_for_host(pool: asyncpg.Pool, host_id: int, limit: int = 100) -> l
 
 
 async def running(
-    pool: asyncpg.Pool | asyncpg.Connection, now: datetime | None = None, only: int | None = None
+    pool: asyncpg.Pool | asyncpg.Connection,
+    now: datetime | None = None,
+    only: int | None = None,
+    host_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every running experiment whose window holds ``now`` (default: the database's now()),
-    or just experiment ``only`` if it is one of them."""
+    or just experiment ``only`` if it is one of them, or just ``host_id``'s."""
     rows = await pool.fetch(
         f"""SELECT {_COLUMNS} FROM experiments WHERE state = 'running'
             AND (starts_at IS NULL OR starts_at <= coalesce($1, now()))
             AND (ends_at IS NULL OR ends_at > coalesce($1, now()))
-            AND ($2::bigint IS NULL OR id = $2) ORDER BY id""",
+            AND ($2::bigint IS NULL OR id = $2)
+            AND ($3::bigint IS NULL OR host_id = $3) ORDER BY id""",
         now,
         only,
+        host_id,
     )
     return [row_to_dict(r) for r in rows]
 

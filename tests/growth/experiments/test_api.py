@@ -40,22 +40,30 @@ async def test_lifecycle_records_changes(shop: Shop) -> None:
 
 
 async def test_other_hosts_cannot_see_or_change(shop: Shop) -> None:
-    """Another host gets 404 for the experiment; a duplicate key is 409 key_taken."""
+    """Another host gets 404 for the experiment. Keys are unique per host: the other host
+    creates the same key as its own experiment (201, never a 409 that would reveal ours); a
+    second experiment with one host's own key is 409 key_taken."""
     _, host = await shop.host()
     _, other = await shop.host()
     exp = await create_started(shop, host, key="mine")
     url = f"{shop.url}/api/host/experiments/{exp['id']}"
     assert (await http("GET", url, headers=bearer(other)))[0] == 404
     assert (await http("POST", url + "/stop", headers=bearer(other)))[0] == 404
-    status, body = await http(
-        "POST",
-        shop.url + "/api/host/experiments",
-        headers=bearer(other),
-        json={"key": "mine", "variants": [{"key": "a"}, {"key": "b"}]},
-    )
-    assert status == 409
-    assert isinstance(body, dict)
-    assert body["error"]["code"] == "key_taken"
+    spec = {"key": "mine", "variants": [{"key": "a"}, {"key": "b"}]}
+    create = shop.url + "/api/host/experiments"
+    status, theirs = await http("POST", create, headers=bearer(other), json=spec)
+    assert status == 201, theirs
+    assert isinstance(theirs, dict)
+    assert (theirs["key"], theirs["state"]) == ("mine", "draft")
+    assert theirs["id"] != exp["id"]
+    for token in (host, other):
+        status, body = await http("POST", create, headers=bearer(token), json=spec)
+        assert status == 409
+        assert isinstance(body, dict)
+        assert body["error"]["code"] == "key_taken"
+    status, listed = await http("GET", create, headers=bearer(other))
+    assert isinstance(listed, dict)
+    assert [e["id"] for e in listed["experiments"]] == [theirs["id"]]
 
 
 async def test_bad_weights_are_400(shop: Shop) -> None:
