@@ -54,7 +54,10 @@ function chooseVariation(n, ranges) {
   return -1;
 }
 
+// `namespace` is GrowthBook's array [id, start, end] (push frames) or the API's object
+// {id, start, end} (GET /api/experiments/assignments' definitions).
 function inNamespace(hashId, namespace) {
+  if (!Array.isArray(namespace)) namespace = [namespace.id, namespace.start, namespace.end];
   var n = hash('__' + namespace[0], hashId, 1);
   return n !== null && n >= namespace[1] && n < namespace[2];
 }

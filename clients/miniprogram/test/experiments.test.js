@@ -47,3 +47,16 @@ test('assign agrees with the server worked example in docs/experiments.md', () =
   assert.strictEqual(ex.hash('bubble-title', 'user-1', 2), 0.1524);
   assert.strictEqual(ex.assign('user-1', { seed: 'bubble-title', weights: [0.5, 0.5], coverage: 1 }), 0);
 });
+
+test('assign takes the namespace as the API gives it ({id, start, end}) and as an array', () => {
+  const users = Array.from({ length: 400 }, (_, i) => 'openid-' + i);
+  const asArray = { seed: 'ns-test', weights: [0.5, 0.5], coverage: 1, namespace: ['shelf', 0, 0.5] };
+  const asObject = { ...asArray, namespace: { id: 'shelf', start: 0, end: 0.5 } };
+  let included = 0;
+  for (const u of users) {
+    const a = ex.assign(u, asArray);
+    assert.strictEqual(ex.assign(u, asObject), a, u);
+    if (a >= 0) included += 1;
+  }
+  assert.ok(included > 120 && included < 280, `about half in the namespace, got ${included}`);
+});
