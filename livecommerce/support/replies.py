@@ -35,15 +35,39 @@ from livecommerce.support.push import Incoming
 
 CST = timezone(timedelta(hours=8))
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# An order number: LC + 16 digits, "订单 42" / "order #42" / "order no. 42", or a message that
+# is only "#42" ("item #2" is not an order).
 _ORDER = re.compile(
-    r"LC(\d{16})|(?:订单号?|order\s*(?:no\.?|number)?)\s*[:：#]?\s*#?\s*(\d{1,18})\b|#(\d{1,18})\b",
+    r"LC(\d{16})|(?:订单号?|\border\s*(?:no\.?|number)?)\s*[:：#]?\s*#?\s*(\d{1,18})\b"
+    r"|^\s*#(\d{1,18})\s*$",
     re.IGNORECASE,
 )
-HUMAN = ("人工", "转人工", "真人", "human", "agent", "real person")
-MY_ORDERS = ("我的订单", "my orders", "my order")
-REFUND = ("退款", "退货", "refund")
-STOCK = ("还有货", "有货吗", "有货么", "库存", "缺货", "in stock", "stock", "sold out")
-GROUP = ("拼团", "成团", "团购", "group")
+
+
+class Keywords:
+    """Built-in keywords: Chinese ones match anywhere in the message (no spaces between words);
+    English ones match as whole words, plural allowed ("stock" matches "in stock?", not
+    "stockings"; "order" matches "orders"), as FAQ rules match words (faq.py)."""
+
+    def __init__(self, *words: str) -> None:
+        self.cjk = tuple(w for w in words if not w.isascii())
+        english = "|".join(re.escape(w) for w in words if w.isascii())
+        self.english = (
+            re.compile(rf"(?<![a-z])(?:{english})(?:s|es)?(?![a-z])") if english else None
+        )
+
+    def said(self, lower: str) -> bool:
+        """Whether ``lower`` (the message, lower-cased) says one of the keywords."""
+        if any(w in lower for w in self.cjk):
+            return True
+        return self.english is not None and self.english.search(lower) is not None
+
+
+HUMAN = Keywords("人工", "转人工", "真人", "human", "agent", "real person")
+MY_ORDERS = Keywords("我的订单", "my orders", "my order")
+REFUND = Keywords("退款", "退货", "refund")
+STOCK = Keywords("还有货", "有货吗", "有货么", "库存", "缺货", "in stock", "stock", "sold out")
+GROUP = Keywords("拼团", "成团", "团购", "group")
 
 NOT_FOUND_ZH = "没有找到这个订单，请核对订单号。"
 NOT_FOUND_EN = "No such order found; please check the number."
@@ -89,21 +113,21 @@ def decider(pool: asyncpg.Pool, settings: Settings) -> Decide:
         zh = bool(_CJK.search(text))
         lower = text.lower()
         user_id = await conn.fetchval("SELECT id FROM users WHERE openid = $1", msg.from_user)
-        if any(k in lower for k in HUMAN):
+        if HUMAN.said(lower):
             return await handoff(conn, msg.from_user, conv["state"], "asked", zh, cfg)
         if m := _ORDER.search(text):
             order_id = int(next(g for g in m.groups() if g))
             answer, order_host = await _order_status(conn, user_id, order_id, zh)
             await shop.note(conn, msg.from_user, order_host)  # only the sender's own order
             return _hit("order_status", answer)
-        if any(k in lower for k in MY_ORDERS):
+        if MY_ORDERS.said(lower):
             return _hit("my_orders", await _my_orders(conn, user_id, zh, cfg.max_orders_listed))
-        if any(k in lower for k in REFUND):
+        if REFUND.said(lower):
             return _hit("refund", await _refund(conn, user_id, zh))
-        if any(k in lower for k in STOCK):
+        if STOCK.said(lower):
             goods = goods_id or await _asked_goods(conn, msg.from_user, user_id)
             return _hit("stock", await _stock(conn, goods, zh))
-        if any(k in lower for k in GROUP):
+        if GROUP.said(lower):
             return _hit("group", await _group(conn, user_id, zh))
         host_id = await shop.guess(conn, msg.from_user, cfg.default_host_id)
         rule = faq.best(await faq.rules(conn, host_id), text)

@@ -228,3 +228,16 @@ async def test_enter_session_greets(desk: Desk, fmt: str) -> None:
     sent = await desk.sent(desk.openid("ivy"))
     assert len(sent) == 1
     assert sent[0]["text"]["content"].startswith("您好")
+
+
+async def test_built_in_keywords_match_words_not_parts_of_words(desk: Desk) -> None:
+    """English built-in keywords are whole words (plurals allowed): "stockings" is not a stock
+    question and "item #2" is not an order number; "in stock?", "my orders", "#42" alone and
+    "order #42" still are."""
+    missed = await ask(desk, "wendy", "Do you sell stockings?")
+    assert missed.startswith("Sorry"), missed
+    assert (await ask(desk, "xena", "what about item #2")).startswith("Sorry")
+    assert await ask(desk, "yuri", "#424242") == NOT_FOUND_EN
+    assert await ask(desk, "yuri", "order #424242") == NOT_FOUND_EN
+    # A stock question with no goods known yet: the stock branch asks which goods.
+    assert (await ask(desk, "zane", "Is it in stock?")).startswith("Tap the goods")
