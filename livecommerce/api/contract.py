@@ -311,6 +311,11 @@ def json_response(body: bytes, status: int, headers: dict[str, str] | None = Non
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
+class NoBody(Body):
+    """What a route without a body accepts when one is sent anyway: nothing, or ``{}`` (a
+    malformed body or any field is a 400, as on every other route)."""
+
+
 def bind(r: Route) -> RawHandler:
     """The aiohttp handler for a route: auth, path ids, key, query, body, call, serialize."""
     if r.raw:
@@ -335,6 +340,8 @@ def bind(r: Route) -> RawHandler:
                 r.guard(request, raw)
             if r.body is not None:
                 body = decode_body(raw, r.body)
+        elif request.body_exists:  # a route without a body takes none, or `{}`: not anything
+            decode_body(await request.read(), NoBody)
         result = await r.handler(Call(request, body, query, claims, ids, key))
         if isinstance(result, web.StreamResponse):
             return result

@@ -62,6 +62,9 @@ def decode_body(raw: bytes, model: type[T]) -> T:
     try:
         return decoder.decode(raw or b"{}")  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
+        # msgspec validates while it parses: `{"a": ` is refused for the unknown field before
+        # the syntax error is reached. A body that is not JSON at all says so (error path only).
+        _require_json(raw)
         if "got `float`" not in str(exc):
             raise field_error(exc, "body") from None
         error = exc
@@ -73,6 +76,14 @@ def decode_body(raw: bytes, model: type[T]) -> T:
         return msgspec.convert(_integral(msgspec.json.decode(raw)), model)
     except msgspec.ValidationError:
         raise field_error(error, "body") from None
+
+
+def _require_json(raw: bytes) -> None:
+    """Raise ValidationError (field ``body``) when ``raw`` is not well-formed JSON."""
+    try:
+        msgspec.json.decode(raw or b"{}")
+    except msgspec.DecodeError:
+        raise ValidationError("body", "must be valid JSON") from None
 
 
 def _refuse_nul(raw: bytes) -> None:
