@@ -11,7 +11,9 @@ UPDATE ``WHERE status = 'requested'``, so two decisions cannot both apply. Appro
 that was still ``paid`` (not shipped) gives its stock back; a shipped one does not (the goods
 are with the buyer or on their way back). Points are reversed by the order-event rules when
 the order becomes ``refunded`` (exactly once). The buyer gets an ``aftersale_approved`` or
-``aftersale_rejected`` notice.
+``aftersale_rejected`` notice. If WeChat Pay closes the refund (the buyer was not paid back),
+the order goes back to paid / shipped (:func:`refunds.close`); the request stays ``approved``
+and the buyer may ask again (the new approval's refund gets a new source key, migration 0024).
 """
 
 from __future__ import annotations

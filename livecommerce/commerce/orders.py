@@ -9,6 +9,10 @@ States and who moves them (every move is one conditional ``UPDATE ... WHERE stat
          v                                                   cancelled -> paid, or if sold out
      cancelled ----------- late payment, stock gone -------> refunded)
 
+    paid | shipped | completed --host refunds all / approves after-sales--> refunded
+    refunded --WeChat Pay closed that refund (not paid back)--> back where it was
+                                                          (refunds.close; host-decided only)
+
 Stock: an order holds ``quantity`` units from creation (``UPDATE goods SET stock = stock - q
 WHERE stock >= q``: never negative, never oversold) until it is cancelled, which gives them back.
 Lock order is always order row, then goods row (payments, cancels, the reaper) or goods row
@@ -21,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.commerce import merchant_no
+from livecommerce.commerce import merchant_no, refunds
 from livecommerce.errors import Conflict, NotFound, ValidationError
 from livecommerce.notify import outbox
 
@@ -233,7 +237,7 @@ async def set_address(
     return to_json(row)
 
 
-HOST_VIEWS = ("after_sales_pending", "refunding")
+HOST_VIEWS = ("after_sales_pending", "refunding", "refund_issues")
 
 
 async def list_host_orders(
@@ -248,8 +252,10 @@ async def list_host_orders(
     """A page of the host's orders, newest first (keyset on id).
 
     ``status`` is an order status (``paid`` = to ship) or ``after_sales_pending`` (an open
-    after-sales request) or ``refunding`` (a refund not finished); ``room_id`` keeps orders
-    of goods shown in that room.
+    after-sales request) or ``refunding`` (a refund not finished) or ``refund_issues`` (an
+    abnormal refund, or a closed one no refund has followed yet); ``room_id`` keeps orders
+    of goods shown in that room. Each order carries its ``refund_issues``: its closed and
+    abnormal refunds (see :func:`refund_issues`).
     """
     plain = status if status not in HOST_VIEWS else None
     rows = await conn.fetch(
@@ -262,6 +268,10 @@ async def list_host_orders(
                                      WHERE a.order_id = o.id AND a.status = 'requested'))
               AND (NOT $7 OR EXISTS (SELECT 1 FROM refunds r WHERE r.order_id = o.id
                                      AND r.status IN ('pending', 'processing')))
+              AND (NOT $8 OR EXISTS (
+                    SELECT 1 FROM refunds r WHERE r.order_id = o.id
+                    AND (r.status = 'abnormal' OR r.status = 'closed' AND NOT EXISTS (
+                        SELECT 1 FROM refunds n WHERE n.order_id = o.id AND n.id > r.id))))
             ORDER BY id DESC LIMIT $5""",
         host_id,
         after_id,
@@ -270,9 +280,39 @@ async def list_host_orders(
         limit + 1,
         status == "after_sales_pending",
         status == "refunding",
+        status == "refund_issues",
     )
     items = [to_json(r) for r in rows[:limit]]
+    issues = await refund_issues(conn, [o["id"] for o in items])
+    for o in items:
+        o["refund_issues"] = issues.get(o["id"], [])
     return items, (items[-1]["id"] if len(rows) > limit else None)
+
+
+async def refund_issues(
+    conn: asyncpg.Connection | asyncpg.Pool, order_ids: list[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """The closed and abnormal refunds of these orders (order id -> oldest first), each with
+    ``next_refund_id``: the order's first refund made after it (a re-issue or the host's
+    new refund; None: nothing has asked for that money again yet)."""
+    if not order_ids:
+        return {}
+    rows = await conn.fetch(
+        """SELECT r.id, r.order_id, r.status, r.amount_fen, r.reason, r.last_error,
+                  r.finished_at,
+                  (SELECT min(n.id) FROM refunds n
+                   WHERE n.order_id = r.order_id AND n.id > r.id) AS next_refund_id
+           FROM refunds r WHERE r.order_id = ANY($1::bigint[])
+             AND r.status IN ('closed', 'abnormal')
+           ORDER BY r.id""",
+        order_ids,
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        item = merchant_no.row_json(r, ("finished_at",))
+        item["out_refund_no"] = refunds.out_refund_no(r["id"])
+        out.setdefault(r["order_id"], []).append(item)
+    return out
 
 
 async def _refuse(

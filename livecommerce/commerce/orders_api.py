@@ -84,6 +84,35 @@ class OrderPage(Model):
     next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page")]
 
 
+class RefundIssue(Model):
+    """A refund of the order that did not pay the buyer: `closed` by WeChat Pay (not paid
+    back; a new refund is needed) or `abnormal` (the buyer's account refused it; settle it in
+    the merchant platform)."""
+
+    id: int
+    out_refund_no: str
+    status: Literal["closed", "abnormal"]
+    amount_fen: int
+    reason: Annotated[str, Meta(description="Why the refund was made")]
+    last_error: Annotated[str | None, Meta(description="Why it did not pay the buyer")]
+    finished_at: datetime | None
+    next_refund_id: Annotated[
+        int | None,
+        Meta(description="The order's next refund (a re-issue or a new one); null: none yet"),
+    ]
+
+
+class HostOrder(Order):
+    """An order as its host sees it: with the refunds that did not pay the buyer."""
+
+    refund_issues: list[RefundIssue]
+
+
+class HostOrderPage(Model):
+    items: list[HostOrder]
+    next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page")]
+
+
 def quantity_allowed(call: Call[Any, Any], quantity: int) -> None:
     """The configured ceiling on units per order (``orders.max_quantity``); 400 past it."""
     ceiling = call.app[keys.SETTINGS].orders.max_quantity
@@ -177,14 +206,17 @@ async def set_address(call: Call[ShippingAddress, None]) -> Order:
 
 HostOrderState = Literal[
     "pending_payment", "paid", "shipped", "completed", "cancelled", "refunded",
-    "after_sales_pending", "refunding",
+    "after_sales_pending", "refunding", "refund_issues",
 ]  # fmt: skip
 
 
 class HostOrderQuery(Query):
     state: Annotated[
         HostOrderState | None,
-        Meta(description="`paid` = to ship; `after_sales_pending`; `refunding`; or a status"),
+        Meta(
+            description="`paid` = to ship; `after_sales_pending`; `refunding`; `refund_issues` "
+            "(an abnormal refund, or a closed one not followed by another); or a status"
+        ),
     ] = None
     room_id: Id | None = None
     limit: Annotated[int, Meta(ge=1, le=orders.MAX_PAGE)] = 20
@@ -204,10 +236,11 @@ async def _host_page(
     return items, None if next_id is None else cursors.encode(secret, scope, next_id, filters)
 
 
-async def host_list(call: Call[None, HostOrderQuery]) -> OrderPage:
-    """The host's orders, newest first, keyset-paginated, by state and/or room (with addresses)."""
+async def host_list(call: Call[None, HostOrderQuery]) -> HostOrderPage:
+    """The host's orders, newest first, keyset-paginated, by state and/or room (with addresses
+    and each order's refunds that did not pay the buyer)."""
     items, next_cursor = await _host_page(call.app, call.host_id, call.query, call.query.limit)
-    return to(OrderPage, {"items": items, "next_cursor": next_cursor})
+    return to(HostOrderPage, {"items": items, "next_cursor": next_cursor})
 
 
 CSV_COLUMNS = (

@@ -152,12 +152,20 @@ class RefundWorker:
             log.warning("refund %d: unknown WeChat status %r", refund_id, answer.get("status"))
             return False
         refund_id_wx = answer.get("refund_id")
+        wx_id = refund_id_wx if isinstance(refund_id_wx, str) else None
+        closed = None
         async with self._pool.acquire() as conn:
             if state != "processing":
                 await refunds.set_state(conn, refund_id, "processing", None)
-            moved = await refunds.set_state(
-                conn, refund_id, state, refund_id_wx if isinstance(refund_id_wx, str) else None
-            )
+            if state == "closed":
+                closed = await refunds.close(conn, refund_id, wx_id, reissue_delay=self._backoff)
+                moved = closed is not None
+            else:
+                moved = await refunds.set_state(conn, refund_id, state, wx_id)
+        if closed is not None:
+            log.error("%s", closed.describe())
+            if closed.reissue_id is not None:
+                self.poke()
         if moved and state == "abnormal":
             log.error(
                 "refund %d of order %d is ABNORMAL (the buyer's account cannot take it): "

@@ -37,7 +37,13 @@ class Refund(Model):
     status: RefundStatus
     refund_id: Annotated[str | None, Meta(description="WeChat Pay's refund id once accepted")]
     attempts: int
-    last_error: str | None
+    last_error: Annotated[
+        str | None,
+        Meta(description="The last failed call; for closed / abnormal: why the buyer was not paid"),
+    ]
+    reissue_of: Annotated[
+        int | None, Meta(description="The closed refund this one asks again for (re-issue)")
+    ]
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
@@ -117,6 +123,8 @@ async def goodwill(call: Call[GoodwillRefund, None]) -> Reply[Refund]:
     201 new, 200 a replay of the same Idempotency-Key. Partial refunds of one payment never
     add up to more than it paid (409 `refund_exceeds_payment`); refunding all that is left
     moves the order to `refunded`. WeChat Pay is asked by the refund worker, not in this call.
+    A refund WeChat Pay closed (not paid back) no longer counts, and an order it had refunded
+    is back to paid / shipped / completed: refund it again with a new key.
     """
     async with call.app[keys.PG_POOL].acquire() as conn:
         refund, created = await refunds.goodwill(
@@ -190,8 +198,10 @@ async def refund_notify(call: Call[WechatPayNotification, None]) -> PayAck:
     """Apply a WeChat Pay refund notification (signature verified, resource decrypted).
 
     REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED move the refund once (a replay changes
-    nothing and is answered 200 `SUCCESS`); 401 for a bad or stale signature; 400 for a
-    malformed, foreign or mismatched notification. WeChat Pay v3 refund notification API.
+    nothing and is answered 200 `SUCCESS`); CLOSED (not paid back) also sends a host-refunded
+    order back or re-issues a refund owed anyway, and gives its points back. 401 for a bad or
+    stale signature; 400 for a malformed, foreign or mismatched notification. WeChat Pay v3
+    refund notification API.
     """
     note = call.body
     if not note.event_type.startswith("REFUND."):

@@ -106,6 +106,7 @@ async def notifications_ctx(app: web.Application) -> AsyncIterator[None]:
         "order_shipped": template,
         "refund_started": template,
         "refund_succeeded": template,
+        "refund_closed": template,
         "aftersale_approved": template,
         "aftersale_rejected": template,
         "group_succeeded": settings.groups.success_template_id,

@@ -29,7 +29,11 @@ platform key, like the real API): ``POST /v3/pay/transactions/jsapi`` makes (or 
 .../out-trade-no/{no}/close`` closes an order; ``POST /v3/refund/domestic/refunds`` and ``GET
 .../refunds/{out_refund_no}`` make (idempotent per ``out_refund_no``, never more than was paid)
 and query refunds, which stay PROCESSING until ``POST /dev/refunds/settle`` finishes them
-(``refund_final``) and sends the signed, encrypted REFUND.* notifications.
+(``refund_final``) and sends the signed, encrypted REFUND.* notifications. Its optional body
+``{"status": "SUCCESS" | "CLOSED" | "ABNORMAL", "out_refund_no": "RF…"}`` ends them (or that one)
+in that state instead; naming an ABNORMAL refund settles it as the merchant's manual handling
+would. A CLOSED refund no longer counts toward what was paid (a new ``out_refund_no`` can
+refund that money again); asking again with a closed number answers the closed refund.
 
 ``POST /dev/pay`` simulates the buyer paying: ``{"payment": <the wx.requestPayment params our
 /api/orders/{id}/pay returned>}`` (``paySign`` verified), ``{"prepay_id"}``, or ``{"out_trade_no",
@@ -447,12 +451,24 @@ class FakeWechat:
         }  # fmt: skip
 
     async def dev_settle_refunds(self, request: web.Request) -> web.Response:
-        """Finish every PROCESSING refund (``refund_final``) and notify (``refund_notify``)."""
+        """Finish every PROCESSING refund (``refund_final``, or the body's ``status``; only the
+        body's ``out_refund_no`` if given, which may be ABNORMAL) and notify (``refund_notify``)."""
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError:
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        body = body if isinstance(body, dict) else {}
+        final = str(body.get("status") or self.refund_final)
+        if final not in ("SUCCESS", "CLOSED", "ABNORMAL"):
+            return web.json_response({"error": "status: SUCCESS, CLOSED or ABNORMAL"}, status=400)
+        only = body.get("out_refund_no")
         settled = []
         for r in self.refunds.values():
-            if r.status != "PROCESSING":
+            if only is not None and r.out_refund_no != only:
                 continue
-            r.status = self.refund_final
+            if r.status != "PROCESSING" and not (only is not None and r.status == "ABNORMAL"):
+                continue
+            r.status = final
             settled.append(r.out_refund_no)
             if self.refund_notify and r.notify_url:
                 resource = {

@@ -15,6 +15,10 @@ claims returned at most once), so a retried event changes nothing twice.
   credit reversed and the points spent restored.
 * refund (a refund row was created, migration 0019; partial ones too): the purchase credit
   reversed in proportion to what has been refunded of the order's payment.
+* refund_closed (WeChat Pay closed a refund: the buyer was not paid back, migration 0024): the
+  purchase points it had reversed given back (once; the proportion is recomputed without it);
+  if its order went back from refunded, the points spent on it that the full refund restored
+  are taken again and its group member is paid again.
 """
 
 from __future__ import annotations
@@ -82,6 +86,12 @@ async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> Non
         await points.restore_spend(conn, cfg, user_id, order_id)
     elif new == "refund" and ev["refund_id"] is not None:  # a refund row (migration 0019)
         await points.reverse_for_refund(conn, cfg, user_id, order_id, ev["refund_id"])
+    elif new == "refund_closed" and ev["refund_id"] is not None:  # migration 0024
+        await points.restore_for_closed_refund(conn, cfg, user_id, order_id, ev["refund_id"])
+        status = await conn.fetchval("SELECT status FROM orders WHERE id = $1", order_id)
+        if old == "refunded" and status != "refunded":  # the close sent it back (refunds.close)
+            await points.retake_spend_restore(conn, cfg, user_id, order_id)
+            await groups.on_refund_closed(conn, order_id)
 
 
 async def process(

@@ -460,6 +460,17 @@ async def on_refunded(conn: asyncpg.Connection, order_id: int) -> None:
     )
 
 
+async def on_refund_closed(conn: asyncpg.Connection, order_id: int) -> None:
+    """The refund of a group order was closed and the order is live again (not refunded): the
+    member is paid again, unless its group failed (then the refund is owed anyway)."""
+    await conn.execute(
+        """UPDATE group_members m SET status = 'paid' FROM groups g
+           WHERE m.order_id = $1 AND m.status = 'refunded' AND g.id = m.group_id
+             AND g.status <> 'failed'""",
+        order_id,
+    )
+
+
 async def fail_group(conn: asyncpg.Connection, group_id: int) -> bool:
     """An open group that did not fill: failed; pending orders cancelled, paid ones refunded.
 

@@ -362,6 +362,16 @@ async def reverse_for_refund(
     refund; the sum of earlier reversals, shortfalls included, is subtracted). Returns the
     points taken.
     """
+    share = await _refund_share(conn, order_id)
+    if share is None:
+        return 0
+    return await _reverse_up_to(
+        conn, cfg, user_id, order_id, share, f"purchase_reversal:refund:{refund_id}", at or now()
+    )
+
+
+async def _refund_share(conn: asyncpg.Connection, order_id: int) -> tuple[int, int] | None:
+    """(refunded, paid) of the order's own payment, refunded = its refunds not closed."""
     row = await conn.fetchrow(
         """SELECT p.amount_fen AS paid,
                   (SELECT COALESCE(sum(r.amount_fen), 0)::bigint FROM refunds r
@@ -371,11 +381,81 @@ async def reverse_for_refund(
         order_id,
     )
     if row is None or row["paid"] <= 0:
+        return None
+    return min(row["refunded"], row["paid"]), row["paid"]
+
+
+async def _reversed(conn: asyncpg.Connection, user_id: int, order_id: int) -> tuple[int, int]:
+    """(reversed, shortfall) of the order's purchase credit, net of what closed refunds gave
+    back: reversals count what they took plus their shortfall; a restore counts what it
+    credited plus the shortfall it cancelled."""
+    row = await conn.fetchrow(
+        """SELECT COALESCE(sum(CASE WHEN kind = 'purchase_reversal' THEN shortfall - delta
+                                    ELSE -(delta + shortfall) END), 0)::int AS net,
+                  COALESCE(sum(CASE WHEN kind = 'purchase_reversal' THEN shortfall
+                                    ELSE -shortfall END), 0)::int AS short
+           FROM points_entries WHERE user_id = $1 AND order_id = $2
+             AND kind IN ('purchase_reversal', 'purchase_restore')""",
+        user_id,
+        order_id,
+    )
+    return row["net"], row["short"]
+
+
+async def restore_for_closed_refund(
+    conn: asyncpg.Connection, cfg: PointsConfig, user_id: int, order_id: int, refund_id: int,
+    at: datetime | None = None,
+) -> int:  # fmt: skip
+    """WeChat Pay closed a refund (the buyer was not paid back): give back what the order's
+    purchase reversals took beyond ``floor(credited x refunded / paid)`` now that the closed
+    refund no longer counts — once (the key is the closed refund; the net of earlier reversals
+    and restores is what is compared, so a reversal applied after the close is covered too).
+
+    Shortfall (points the reversals could not take because they were spent) is cancelled
+    first, as it cost the buyer nothing; the rest is credited as a new lot expiring when the
+    purchase's own points do (``lot_ttl_days`` from now if that has passed). Returns the points
+    credited.
+    """
+    at = at or now()
+    share = await _refund_share(conn, order_id)
+    if share is None:
         return 0
-    return await _reverse_up_to(
-        conn, cfg, user_id, order_id, (min(row["refunded"], row["paid"]), row["paid"]),
-        f"purchase_reversal:refund:{refund_id}", at or now(),
-    )  # fmt: skip
+    balance = await _open(conn, cfg, user_id, at)  # serializes with this user's reversals
+    key = f"purchase_restore:refund:{refund_id}"
+    if await _seen(conn, user_id, key):
+        return 0
+    credit = await conn.fetchrow(
+        """SELECT e.delta, l.expires_at FROM points_entries e
+           LEFT JOIN points_lots l ON l.entry_id = e.id
+           WHERE e.user_id = $1 AND e.idempotency_key = $2""",
+        user_id,
+        f"purchase:order:{order_id}",
+    )
+    if credit is None or not credit["delta"]:
+        return 0
+    credited: int = credit["delta"]
+    target = min(credited * share[0] // share[1], credited)
+    net, short = await _reversed(conn, user_id, order_id)
+    give = net - target
+    if give <= 0:
+        return 0
+    cancel = min(give, max(short, 0))
+    back: int = give - cancel
+    entry_id = await _entry(conn, cfg, user_id, "purchase_restore", back, balance + back, key, at,
+                            order_id, cancel)  # fmt: skip
+    if entry_id is None or back == 0:
+        return 0
+    expires = credit["expires_at"]
+    await conn.execute(
+        """INSERT INTO points_lots (user_id, entry_id, amount, remaining, expires_at)
+           VALUES ($1, $2, $3, $3, $4)""",
+        user_id,
+        entry_id,
+        back,
+        expires if expires is not None and expires > at else at + timedelta(days=cfg.lot_ttl_days),
+    )
+    await _set_balance(conn, user_id, balance + back)
+    return back
 
 
 async def _reverse_up_to(
@@ -398,12 +478,7 @@ async def _reverse_up_to(
     if not credited:
         return 0
     target = credited if share is None else credited * share[0] // share[1]
-    already = await conn.fetchval(
-        """SELECT COALESCE(sum(shortfall - delta), 0)::int FROM points_entries
-           WHERE user_id = $1 AND order_id = $2 AND kind = 'purchase_reversal'""",
-        user_id,
-        order_id,
-    )
+    already, _ = await _reversed(conn, user_id, order_id)
     amount = min(target, credited) - already
     if amount <= 0:
         return 0
@@ -439,19 +514,28 @@ async def restore_spend(
 ) -> int:  # fmt: skip
     """The order was cancelled or refunded: give back the points it spent (once), each part
     with the expiry of the lot it came from; parts whose lot has expired meanwhile are not
-    restored. Returns the points restored."""
+    restored. Returns the points restored.
+
+    Restores and retakes (:func:`retake_spend_restore`, when a full refund was closed and the
+    order went back) alternate: after a retake, the next full refund gives back what that
+    retake took, from the lots it took them from."""
     at = at or now()
+    restores, retakes, last_retake = await _spend_restores(conn, user_id, order_id)
+    if restores > retakes:
+        return 0  # restored, and not taken again since
     rows = await conn.fetch(
         """SELECT d.amount, l.expires_at FROM points_entries e
            JOIN points_debits d ON d.entry_id = e.id JOIN points_lots l ON l.id = d.lot_id
-           WHERE e.user_id = $1 AND e.idempotency_key = $2 ORDER BY l.expires_at""",
+           WHERE e.user_id = $1 AND ($3::bigint IS NULL AND e.idempotency_key = $2
+                                     OR e.id = $3) ORDER BY l.expires_at""",
         user_id,
         f"spend:order:{order_id}",
+        last_retake,
     )
     if not rows:
         return 0
     balance = await _open(conn, cfg, user_id, at)
-    key = f"spend_restore:order:{order_id}"
+    key = f"spend_restore:order:{order_id}" + (f":{restores + 1}" if restores else "")
     if await _seen(conn, user_id, key):
         return 0
     parts = [(r["amount"], r["expires_at"]) for r in rows if r["expires_at"] > at]
@@ -471,6 +555,50 @@ async def restore_spend(
         )
     await _set_balance(conn, user_id, balance + total)
     return total
+
+
+async def _spend_restores(
+    conn: asyncpg.Connection, user_id: int, order_id: int
+) -> tuple[int, int, int | None]:
+    """(spend restores, spend-restore retakes, the latest retake's entry id) of an order."""
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE kind = 'spend_restore') AS restores,
+                  count(*) FILTER (WHERE kind = 'spend_restore_reversal') AS retakes,
+                  max(id) FILTER (WHERE kind = 'spend_restore_reversal') AS last_retake
+           FROM points_entries WHERE user_id = $1 AND order_id = $2
+             AND kind IN ('spend_restore', 'spend_restore_reversal')""",
+        user_id,
+        order_id,
+    )
+    return int(row["restores"]), int(row["retakes"]), row["last_retake"]
+
+
+async def retake_spend_restore(
+    conn: asyncpg.Connection, cfg: PointsConfig, user_id: int, order_id: int,
+    at: datetime | None = None,
+) -> int:  # fmt: skip
+    """The order's full refund was closed by WeChat Pay and the order went back to paid /
+    shipped / completed: take again the points spent on it that the refund had restored (its
+    discount stands again). Once per restore; points the buyer has already used are recorded
+    as ``shortfall`` and not owed later (like a purchase reversal's). Returns the points taken."""
+    at = at or now()
+    restores, retakes, _ = await _spend_restores(conn, user_id, order_id)
+    if restores <= retakes:
+        return 0
+    restored = await conn.fetchval(
+        """SELECT delta FROM points_entries WHERE user_id = $1 AND order_id = $2
+             AND kind = 'spend_restore' ORDER BY id DESC LIMIT 1""",
+        user_id,
+        order_id,
+    )
+    if not restored or restored <= 0:
+        return 0
+    taken = await _debit(
+        conn, cfg, user_id, "spend_restore_reversal", restored,
+        f"spend_restore_reversal:order:{order_id}:{restores}", at, order_id=order_id,
+        partial=True,
+    )  # fmt: skip
+    return taken or 0
 
 
 def discount_for(cfg: PointsConfig, points: int, order_total_fen: int) -> int:

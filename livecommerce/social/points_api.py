@@ -22,8 +22,9 @@ MAX_POINTS = 10**9
 MAX_DAYS = 3660
 
 EntryKind = Literal[
-    "checkin", "share", "purchase", "purchase_reversal", "spend", "spend_restore", "expire"
-]
+    "checkin", "share", "purchase", "purchase_reversal", "spend", "spend_restore", "expire",
+    "purchase_restore", "spend_restore_reversal",
+]  # fmt: skip
 
 
 class ActionBody(Body):
@@ -108,7 +109,13 @@ class Entry(Model):
     balance_after: int
     day: date
     order_id: int | None
-    shortfall: Annotated[int, Meta(description="Reversal points already spent")]
+    shortfall: Annotated[
+        int,
+        Meta(
+            description="A reversal's or retake's points the buyer had already spent (not "
+            "taken); on `purchase_restore`, earlier shortfall cancelled (not credited)"
+        ),
+    ]
     created_at: datetime
 
 

@@ -9,7 +9,9 @@ from collections import Counter
 from typing import Any
 
 from livecommerce import keys
+from livecommerce.auth.tokens import issue_token
 from livecommerce.commerce.payments import Transaction, apply_transaction
+from livecommerce.config import DEV_SECRET
 from livecommerce.errors import Conflict
 from livecommerce.social import events, groups
 from tests.social.conftest import Social
@@ -265,5 +267,42 @@ async def test_group_state_is_visible_when_the_last_payment_is_answered(social: 
     assert status == 201, joined
     sent = await social.shop.pay(joined["order"])  # no settle(): no waiting on the worker
     assert sent["notify_status"] == 200
+    _, group = await social.get(f"/api/groups/{group_id}")
+    assert (group["status"], group["paid_members"]) == ("succeeded", 2)
+
+
+async def test_member_refund_closed_by_wechat_is_a_paid_member_again(social: Social) -> None:
+    """A host refunds a member of a succeeded group in full and WeChat Pay closes the refund:
+    the order is paid again and so is the member — and that move back is no "late payment"
+    (it would have been refunded again as `group_closed`)."""
+    offer_id, _ = await _offer(social, size=2)
+    group_id, _ = await _open_paid(social, offer_id)
+    _, token = await social.user()
+    status, body = await social.post(f"/api/groups/{group_id}/join", token, None, "j")
+    assert status == 201, body
+    order = body["order"]
+    await social.shop.pay(order)
+    await social.settle()
+    host_id = await social.pool.fetchval("SELECT host_id FROM orders WHERE id = $1", order["id"])
+    host_token = issue_token(DEV_SECRET, "host", host_id, 3600)
+    status, refund = await social.post(
+        f"/api/host/orders/{order['id']}/refunds", host_token, {}, "goodwill"
+    )
+    assert status == 201, refund
+    await social.settle()
+    member = "SELECT status FROM group_members WHERE order_id = $1"
+    assert await social.pool.fetchval(member, order["id"]) == "refunded"
+    for _ in range(200):
+        if await social.pool.fetchval("SELECT status FROM refunds") == "processing":
+            break
+        await asyncio.sleep(0.05)
+    worker = social.app[keys.REFUND_WORKER]
+    assert await worker.apply(refund["id"], {"status": "CLOSED"}, order_id=order["id"])
+    await social.settle()
+    assert await social.pool.fetchval("SELECT status FROM orders WHERE id = $1", order["id"]) == (
+        "paid"
+    )
+    assert await social.pool.fetchval(member, order["id"]) == "paid"
+    assert await social.pool.fetchval("SELECT count(*) FROM refunds") == 1
     _, group = await social.get(f"/api/groups/{group_id}")
     assert (group["status"], group["paid_members"]) == ("succeeded", 2)

@@ -139,3 +139,88 @@ async def test_points_already_spent_are_a_shortfall_counted_once(social: Social)
     await social.settle()
     assert await _reversals(social, order["id"]) == [(-20, 30), (0, 50)]
     assert await _balance(social, token) == 0
+
+
+async def _close_refunds(social: Social, order_id: int, count: int = 1) -> None:
+    """WeChat Pay closes the order's processing refunds (the buyer is not paid back); the
+    worker's query finds out (these orders were paid without a prepay: no notify URL)."""
+    await _refunds_in(social, order_id, "processing", count)
+    status, _ = await http(
+        "POST", social.shop.fake_url + "/dev/refunds/settle", json={"status": "CLOSED"}
+    )
+    assert status == 200
+    await social.pool.execute("UPDATE refunds SET next_attempt_at = now()")
+    social.app[keys.REFUND_WORKER].poke()
+    await _refunds_in(social, order_id, "closed", count)
+    await social.settle()
+
+
+async def _ledger(social: Social, order_id: int) -> list[tuple[str, int, int]]:
+    rows = await social.pool.fetch(
+        """SELECT kind, delta, shortfall FROM points_entries
+           WHERE order_id = $1 AND kind <> 'purchase' ORDER BY id""",
+        order_id,
+    )
+    return [(r["kind"], r["delta"], r["shortfall"]) for r in rows]
+
+
+async def test_closed_refund_cancels_shortfall_first_then_gives_back_once(social: Social) -> None:
+    """The buyer spent 80 of the 100 points; a full refund took the 20 left (80 short). WeChat
+    closes it: the 80 short are cancelled (never taken), the 20 come back; the refund done
+    again takes the same again."""
+    order, token, host_token = await _paid_order(social)
+    host_id = await social.pool.fetchval("SELECT host_id FROM orders WHERE id = $1", order["id"])
+    other = await social.shop.goods(host_id, stock=5, price_fen=10_000)
+    status, _ = await social.post(
+        "/api/points/checkout", token, {"goods_id": other, "quantity": 1, "points": 80}, "spend"
+    )
+    assert status == 201
+    assert (await _goodwill(social, host_token, order["id"], None, "all"))[0] == 201
+    await social.settle()
+    assert await _balance(social, token) == 0
+    await _close_refunds(social, order["id"])
+    assert await _balance(social, token) == 20
+    assert await _ledger(social, order["id"]) == [
+        ("purchase_reversal", -20, 80), ("purchase_restore", 20, 80)
+    ]  # fmt: skip
+    assert (await _goodwill(social, host_token, order["id"], None, "again"))[0] == 201
+    await social.settle()
+    assert await _balance(social, token) == 0
+    assert (await _ledger(social, order["id"]))[-1] == ("purchase_reversal", -20, 80)
+
+
+async def test_closed_full_refund_takes_back_the_restored_spend_once(social: Social) -> None:
+    """An order paid partly with 50 points, refunded in full (50 restored, its 99 purchase
+    points reversed), closed by WeChat (the order is paid again: 99 back, the 50 taken again),
+    then refunded in full again (99 reversed, the 50 restored again): in the end the buyer
+    holds exactly what the first order earned."""
+    first, token, host_token = await _paid_order(social)
+    host_id = await social.pool.fetchval("SELECT host_id FROM orders WHERE id = $1", first["id"])
+    gid = await social.shop.goods(host_id, stock=5, price_fen=10_000)
+    status, order = await social.post(
+        "/api/points/checkout", token, {"goods_id": gid, "quantity": 1, "points": 50}, "spend50"
+    )
+    assert status == 201, order
+    assert order["total_fen"] == 9950
+    await social.shop.pay(order)
+    await social.settle()
+    assert await _balance(social, token) == 149  # 100 - 50 + 99
+    oid = order["id"]
+    assert (await _goodwill(social, host_token, oid, None, "all"))[0] == 201
+    await social.settle()
+    assert await _balance(social, token) == 100  # 99 reversed, 50 restored
+    await _close_refunds(social, oid)
+    assert await social.pool.fetchval("SELECT status FROM orders WHERE id = $1", oid) == "paid"
+    assert await _balance(social, token) == 149  # 99 back, the 50 taken again
+    assert await _ledger(social, oid) == [
+        ("spend", -50, 0), ("purchase_reversal", -99, 0), ("spend_restore", 50, 0),
+        ("purchase_restore", 99, 0), ("spend_restore_reversal", -50, 0),
+    ]  # fmt: skip
+    assert (await _goodwill(social, host_token, oid, None, "again"))[0] == 201
+    await social.settle()
+    assert await _balance(social, token) == 100
+    assert (await _ledger(social, oid))[-2:] == [
+        ("purchase_reversal", -99, 0), ("spend_restore", 50, 0)
+    ]  # fmt: skip
+    kinds = await social.pool.fetch("SELECT delta FROM points_entries WHERE order_id = $1", oid)
+    assert sum(r["delta"] for r in kinds) == 0

@@ -1,7 +1,23 @@
 // The orders table's after-sales column: a buyer's pending request with Approve / Reject, and a
-// goodwill refund (all that is left, or an amount in yuan) of a paid, shipped or completed order.
+// goodwill refund (all that is left, or an amount in yuan) of a paid, shipped or completed order;
+// above them, the order's refunds that did not pay the buyer (closed by WeChat Pay, abnormal).
 // Endpoints: docs/api.md, "Refunds and after-sales". console.js passes its call / guarded.
-import { el, randomKey } from '/static/api.js';
+import { el, randomKey, yuan } from '/static/api.js';
+
+// One line per refund WeChat Pay closed (the buyer was not paid back) or left abnormal.
+function refundIssue(o, r) {
+  const what = `Refund ${r.out_refund_no} of ${yuan(r.amount_fen)} (${r.reason})`;
+  if (r.status === 'abnormal') {
+    return el('p', { class: 'refund-issue', role: 'status' },
+      `⚠ ${what} is ABNORMAL: the buyer's account refused the money. Settle it by hand in the WeChat Pay merchant platform (Transactions → Refunds → abnormal refunds).`);
+  }
+  if (r.next_refund_id) {
+    return el('p', { class: 'hint' }, `${what} was closed by WeChat Pay (not paid back); refund #${r.next_refund_id} asks for it again.`);
+  }
+  return el('p', { class: 'refund-issue', role: 'status' },
+    `⚠ ${what} was closed by WeChat Pay: the buyer was NOT paid back${r.last_error ? ' — ' + r.last_error : ''}. ` +
+    (REFUNDABLE.has(o.status) ? 'Top up the merchant balance, then refund again below.' : 'Top up the merchant balance.'));
+}
 
 const REFUNDABLE = new Set(['paid', 'shipped', 'completed']);
 
@@ -16,7 +32,13 @@ export async function pendingRequests(call) {
 }
 
 // The cell's content for order `o` (`request`: its pending after-sales request, if any).
-export function afterSalesCell(o, request, { call, guarded, refresh }) {
+export function afterSalesCell(o, request, ctx) {
+  const issues = (o.refund_issues || []).map((r) => refundIssue(o, r));
+  const actions = afterSalesActions(o, request, ctx);
+  return issues.length ? el('div', {}, ...issues, actions) : actions;
+}
+
+function afterSalesActions(o, request, { call, guarded, refresh }) {
   if (request) {
     const decide = (verb, done) => async () => {
       await guarded(() => call('POST', `/api/host/after-sales/${request.id}/${verb}`, {}), done);

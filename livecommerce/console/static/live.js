@@ -105,6 +105,7 @@ function connect() {
       else if (f.kind === 'group_succeeded') toast(`Your group for ${f.data.title} is complete!`);
       else if (f.kind === 'refund_started') toast(`Refund of ${yuan(f.data.total_fen)} for order #${f.data.order_id} started.`);
       else if (f.kind === 'refund_succeeded') toast(`Refund of ${yuan(f.data.total_fen)} for order #${f.data.order_id} is done.`);
+      else if (f.kind === 'refund_closed') toast(`Refund of ${yuan(f.data.total_fen)} for order #${f.data.order_id} did not go through: WeChat Pay closed it. ${refundClosedNext(f.data)}`);
       else if (f.kind === 'aftersale_approved') toast(`The host approved your refund request for order #${f.data.order_id}.`);
       else if (f.kind === 'aftersale_rejected') toast(`The host declined your refund request for order #${f.data.order_id}${f.data.note ? ': ' + f.data.note : ''}.`);
       else if (f.kind === 'group_failed') toast(`Your group for ${f.data.title} did not fill: ${f.data.outcome === 'refunded' ? yuan(f.data.refund_fen) + ' is on its way back' : 'order cancelled'}.`);
@@ -382,6 +383,13 @@ async function refreshOrder(o) {
   showAfterSale(S.aftersale, `Order #${o.id} is ${S.order.status}.`);
 }
 
+// What happens after WeChat Pay closed a refund (the notice's `outcome`), in words.
+function refundClosedNext(d) {
+  if (d.outcome === 'reissued') return 'It is being requested again; nothing to do on your side.';
+  if (d.outcome === 'order_back') return 'The shop has been told and will refund it again; you may also ask again.';
+  return 'The shop has been told and will refund it again.';
+}
+
 // The host's decision (and the refund it starts) for the order on show, in words.
 function afterSaleNotice(f) {
   const o = S.order;
@@ -393,6 +401,11 @@ function afterSaleNotice(f) {
     showAfterSale({ status: 'rejected' }, `Refund declined for order #${o.id}${f.data.note ? ': ' + f.data.note : ''}. You may ask again.`);
   } else if (f.kind === 'refund_succeeded') {
     $('#aftersale-status').textContent = `Refunded: ${yuan(f.data.total_fen)} for order #${o.id} is back on your WeChat Pay.`;
+  } else if (f.kind === 'refund_closed') {
+    // A host-decided refund sends the order back (paid / shipped / completed): read it again,
+    // and the buyer may ask again (the earlier request was approved, so it no longer counts).
+    const text = `The refund of ${yuan(f.data.total_fen)} for order #${o.id} did not go through. ${refundClosedNext(f.data)}`;
+    refreshOrder(o).then(() => showAfterSale(null, text));
   } else if (f.kind === 'order_shipped') {
     o.status = 'shipped';
     showAfterSale(S.aftersale, $('#aftersale-status').textContent);
