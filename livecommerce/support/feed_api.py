@@ -46,7 +46,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     support = request.app[keys.SUPPORT]
     agent = await agents.get(request.app[keys.PG_POOL], claims.agent_id)
     await ws.prepare(request)
-    seat = Seat(agent_id=agent["id"], host_id=agent["host_id"])
+    seat = Seat(agent_id=agent["id"], host_id=agent["host_id"], session_id=claims.session_id)
     writer = asyncio.create_task(_write(ws, seat), name="agent-feed-writer")
     try:
         try:
@@ -73,8 +73,8 @@ async def _write(ws: web.WebSocketResponse, seat: Seat) -> None:
     while True:
         check_cancelled()
         data = await seat.outbox.get()
-        if data is None and seat.revoked:  # the account was deleted: do not reconnect
-            await ws.close(code=1008, message=b"agent_not_found")
+        if data is None and seat.revoked:  # account deleted, or signed out: do not reconnect
+            await ws.close(code=1008, message=seat.revoked.encode())
             return
         if data is None:  # too slow, or the server is stopping: the page reconnects
             await ws.close(code=1012, message=b"reconnect")

@@ -9,6 +9,7 @@ const MESSAGES = {
   missing_token: 'Please sign in.',
   bad_token: 'Your session is not valid any more. Please sign in again.',
   token_expired: 'Your session has expired. Please sign in again.',
+  session_revoked: 'Your session has ended (signed out, or the password was changed). Please sign in again.',
   wrong_role: 'This account cannot do that.',
   room_not_live: 'The room is not live. Start it first.',
   room_ended: 'The room has ended.',
