@@ -33,6 +33,14 @@ const BY_STATUS = {
   503: 'The server is busy. Try again in a few seconds.',
 };
 
+// A 400 for a text that does not have the form its field needs, in words.
+const FORMATS = {
+  title: 'The title cannot be blank.',
+  cover_url: 'The cover must be an http:// or https:// link.',
+  stream_url: 'The stream URL must start with rtmp://, http:// or https://.',
+  keywords: 'Each keyword needs a letter or a digit: punctuation alone would match almost every message.',
+};
+
 export class ApiError extends Error {
   constructor(status, code, message, field) {
     super(message);
@@ -53,6 +61,8 @@ export function humanMessage(status, err) {
       return 'This room has no start time yet, so +mm:ss has nothing to count from: start the live first, or schedule at a clock time like 20:30.';
     }
     if (/past/i.test(text)) return 'That time is in the past.';
+    if (/days ahead/i.test(text)) return 'That time is too far ahead (' + text.replace(/^.*more than /, 'at most ') + ').';
+    if (/matching regex/.test(text) && FORMATS[err.field]) return FORMATS[err.field];
     return 'Please check the form: ' + text;
   }
   return BY_STATUS[status] || 'Something went wrong (' + status + '). Try again.';
