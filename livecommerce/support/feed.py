@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -73,6 +74,40 @@ class Seat:
 
 def frame(kind: str, **data: Any) -> bytes:
     return orjson.dumps({"type": kind, **data}, default=_default)
+
+
+class ClientFrame(msgspec.Struct):
+    """A frame from the agent's page: any JSON object with a string ``type`` (other fields are
+    ignored); ``ping`` is the only type there is."""
+
+    type: str
+
+
+_client_frame = msgspec.json.Decoder(ClientFrame)
+CLIENT_TYPES = ("ping",)
+
+
+def error_frame(code: str, message: str) -> bytes:
+    """The ``error`` frame (docs/support.md): the socket stays open."""
+    return frame("error", code=code, message=message)
+
+
+def answer(data: str | bytes, *, binary: bool = False) -> bytes:
+    """The answer to one frame from the agent's page, parsed as JSON (whitespace, key order and
+    extra fields do not matter): ``pong`` to a ping, else an ``error`` frame — ``bad_json``,
+    ``bad_message`` (not an object with a string ``type``), ``unknown_type`` or
+    ``binary_not_supported``."""
+    if binary:
+        return error_frame("binary_not_supported", "send JSON text frames")
+    try:
+        kind = _client_frame.decode(data).type
+    except msgspec.ValidationError:  # JSON, but not an object with a string type
+        return error_frame("bad_message", "a frame is a JSON object with a string type")
+    except msgspec.DecodeError:
+        return error_frame("bad_json", "frames must be JSON objects")
+    if kind == "ping":
+        return frame("pong")
+    return error_frame("unknown_type", f"unknown frame type (allowed: {', '.join(CLIENT_TYPES)})")
 
 
 def _default(value: Any) -> Any:
