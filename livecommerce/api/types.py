@@ -6,7 +6,7 @@ the OpenAPI document (``minimum``, ``maxLength``, ``pattern``, ``format`` ...).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from msgspec import Meta
@@ -21,6 +21,16 @@ MAX_STOCK = 10**7
 # refuses a body with one before decoding it (api.contract.decode_body: 400 naming the field),
 # cheaper than a regex per string; this Meta writes that rule into the field's JSON Schema.
 NO_NUL = Meta(extra_json_schema={"pattern": "^[^\\u0000]*$"})
+# Not blank (at least one character that is not whitespace) and no NUL, as one pattern: a
+# second ``Meta`` (``NO_NUL``) would replace the first one's pattern in the JSON Schema.
+NON_BLANK = r"^\s*[^\x00\s][^\x00]*$"
+# A scheme, then a host (no whitespace anywhere): what a browser or <live-player> can load.
+_HOST_AND_REST = r"://[^\s/?#\x00]+[^\s\x00]*$"
+HTTP_URL = r"^https?" + _HOST_AND_REST
+# A live stream: http(s) (HTTP-FLV, HLS) or rtmp, what WeChat's <live-player> plays.
+STREAM_URL = r"^(?:https?|rtmp)" + _HOST_AND_REST
+# How far ahead a scheduled time may be (a typo such as year 9999 is a 400, not a schedule).
+MAX_AHEAD_DAYS = 366
 
 Id = Annotated[int, Meta(ge=1, le=MAX_ID, description="A positive bigint id")]
 Fen = Annotated[int, Meta(ge=0, le=MAX_PRICE_FEN, description="Money in fen (1/100 CNY)")]
@@ -39,6 +49,7 @@ Cursor = Annotated[
     str, Meta(max_length=200, description="The `next_cursor` of the previous page (opaque)")
 ]
 Time = Annotated[datetime, Meta(tz=True, description="RFC 3339 timestamp with an offset")]
+NonBlankTitle = Annotated[str, Meta(min_length=1, max_length=200, pattern=NON_BLANK)]
 
 
 def check_time(field: str, value: datetime) -> datetime:
@@ -52,3 +63,13 @@ def check_time(field: str, value: datetime) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValidationError(field, "is out of range") from None
+
+
+def check_ahead(field: str, value: datetime, days: int = MAX_AHEAD_DAYS) -> None:
+    """Refuse a time more than ``days`` ahead of now, for a model's ``__post_init__``.
+
+    Raises:
+        ValidationError: on ``field``.
+    """
+    if value - datetime.now(UTC) > timedelta(days=days):
+        raise ValidationError(field, f"is more than {days} days ahead")

@@ -26,23 +26,28 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
     state-changing method needs ``X-CSRF-Token``.
 
     Raises:
-        Unauthorized: no token, a bad or expired one, a console session revoked by a password
-            reset (``session_revoked``, flagged by ``console/session_guard.py``).
+        Unauthorized: no token, a bad or expired one, a session that was signed out or (a
+            console session) revoked by a password reset (``session_revoked``, flagged by
+            ``console/session_guard.py``).
         Forbidden: a valid token of another kind (a viewer calling a host action), or a
             cookie-authenticated write without its CSRF token (code ``csrf_failed``).
     """
     secret = request.app[keys.SETTINGS].secret
-    cookie = request.cookies.get(session.cookie_for(kinds), "")
-    if cookie and "Authorization" not in request.headers:
-        claims = verify_token(secret, cookie)
-        if request.method not in session.SAFE_METHODS and not session.csrf_ok(
-            secret, cookie, request.headers.get(session.CSRF_HEADER, "")
-        ):
-            raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
-    else:
-        claims = verify_token(secret, bearer_token(request))
-    if request.get(session.REVOKED):
-        raise Unauthorized("the session ended: the password was changed", code="session_revoked")
+    source = session.cookie_for(kinds)
+    cookie = request.cookies.get(source, "")
+    by_cookie = bool(cookie) and "Authorization" not in request.headers
+    if not by_cookie:
+        source = session.BEARER
+    claims = verify_token(secret, cookie if by_cookie else bearer_token(request))
+    why = request.get(session.REVOKED, {}).get(source)
+    if why is not None:
+        raise Unauthorized(f"the session ended: {why}", code="session_revoked")
+    if (
+        by_cookie
+        and request.method not in session.SAFE_METHODS
+        and not session.csrf_ok(secret, cookie, request.headers.get(session.CSRF_HEADER, ""))
+    ):
+        raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
     if kinds and claims.kind not in kinds:
         raise Forbidden(f"this action needs a {' or '.join(kinds)} token", code="wrong_role")
     return claims

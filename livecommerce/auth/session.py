@@ -19,9 +19,13 @@ COOKIE = "lc_session"
 AGENT_COOKIE = "lc_agent_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Set on a request whose session token was issued for an older password (the host's password
-# was reset since): ``require_claims`` refuses it with 401 ``session_revoked``.
-REVOKED = web.RequestKey("session_revoked", bool)
+# Where a request's token came from: the ``Authorization`` header, or one of the two cookies.
+BEARER = "bearer"
+# Set by ``console/session_guard.py`` on a request presenting a session that ended — signed out
+# (``auth/revocation.py``), or a host's session issued for an older password: token source
+# (``BEARER``, ``COOKIE``, ``AGENT_COOKIE``) -> why. ``require_claims`` refuses the token it
+# would use from such a source with 401 ``session_revoked``.
+REVOKED = web.RequestKey("session_revoked", dict[str, str])
 
 
 def csrf_token(secret: str, session: str) -> str:

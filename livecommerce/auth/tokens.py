@@ -10,7 +10,9 @@ WebSocket presents:
 
 The payload is JSON ``{"k": kind, "sub": str, "iat": int, "exp": int}``, plus ``"sv": int`` in a
 console session's host token (the host's password version at sign-in: a password reset
-revokes the session, see ``console/session_guard.py``) and ``"oid"`` (the user's WeChat openid)
+revokes the session, see ``console/session_guard.py``), ``"sid": str`` in a console or agent
+session's token (the session's random id: signing out revokes that one session, see
+``auth/revocation.py``) and ``"oid"`` (the user's WeChat openid)
 in user tokens issued at login: the hash attribute of A/B experiments, so a WebSocket buckets its
 user exactly as ``GET /api/experiments/assignments`` with no lookup (docs/experiments.md,
 "Variants on live bubbles"). Verification is
@@ -35,6 +37,7 @@ from livecommerce.errors import Unauthorized
 Kind = Literal["user", "viewer", "host", "agent"]
 KINDS: tuple[Kind, ...] = ("user", "viewer", "host", "agent")
 MAX_TOKEN_LENGTH = 1024
+MAX_SESSION_ID_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Claims:
     issued_at: int
     expires_at: int
     session: int | None = None  # console sessions: the password version they were issued for
+    session_id: str | None = None  # console and agent sessions: revoked by signing out
     openid: str | None = None  # user tokens issued at login (experiments' hash attribute)
 
     @property
@@ -79,6 +83,7 @@ def issue_token(
     *,
     now: float | None = None,
     session: int | None = None,
+    session_id: str | None = None,
     openid: str | None = None,
 ) -> str:
     issued = int(time.time() if now is None else now)
@@ -87,6 +92,8 @@ def issue_token(
     }  # fmt: skip
     if session is not None:
         claims["sv"] = session
+    if session_id is not None:
+        claims["sid"] = session_id
     if openid is not None:
         claims["oid"] = openid
     payload = orjson.dumps(claims)
@@ -113,6 +120,7 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> Claims
         data = orjson.loads(payload)
         kind, subject, iat, exp = data["k"], data["sub"], data["iat"], data["exp"]
         sv = data.get("sv")
+        sid = data.get("sid")
         openid = data.get("oid")
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         raise Unauthorized("malformed token", code="bad_token") from None
@@ -122,11 +130,13 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> Claims
         or not isinstance(exp, int)
         or not isinstance(iat, int)
         or (sv is not None and (not isinstance(sv, int) or isinstance(sv, bool)))
+        or not (sid is None or (isinstance(sid, str) and 0 < len(sid) <= MAX_SESSION_ID_LENGTH))
         or not (openid is None or isinstance(openid, str))
     ):
         raise Unauthorized("malformed token", code="bad_token")
     if exp <= (time.time() if now is None else now):
         raise Unauthorized("token expired", code="token_expired")
     return Claims(
-        kind=kind, subject=subject, issued_at=iat, expires_at=exp, session=sv, openid=openid
-    )
+        kind=kind, subject=subject, issued_at=iat, expires_at=exp, session=sv, session_id=sid,
+        openid=openid,
+    )  # fmt: skip

@@ -10,12 +10,12 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, Query, Reply, to
-from livecommerce.api.types import NO_NUL, Cursor, Fen, Id, Stock, Url
+from livecommerce.api.types import NO_NUL, Cursor, Fen, Id, NonBlankTitle, Stock, Url
 from livecommerce.commerce import cursors, goods
 from livecommerce.commerce.goods import GoodsInput
 
 GoodsStatus = Literal["draft", "on_sale", "off_sale"]
-Title = Annotated[str, Meta(min_length=1, max_length=200), NO_NUL]
+Title = Annotated[NonBlankTitle, Meta(description="Not blank")]
 Description = Annotated[str, Meta(max_length=5000), NO_NUL]
 Category = Annotated[str, Meta(max_length=50), NO_NUL]
 Images = Annotated[list[Url], Meta(max_length=9)]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from livecommerce import keys
+from livecommerce.aio import running
 from livecommerce.api import contract, openapi
 from livecommerce.api.contract import HOST, USER, RawResponse, raw_route, route
+from livecommerce.auth import revocation
 from livecommerce.console import (
     admin_api,
     dev_pay_api,
@@ -54,9 +58,16 @@ DEV_ROUTES = (
 )  # fmt: skip
 
 
+async def sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """This node's purge of expired sign-out records (at start, then hourly)."""
+    async with running(revocation.purge_forever(app[keys.PG_POOL]), "session-revocation-purge"):
+        yield
+
+
 def setup(app: web.Application) -> None:
     """Add the console routes (called once from ``create_app``, after commerce's)."""
     dev = not app[keys.SETTINGS].production
     contract.add_routes(app, ROUTES + DEV_ROUTES if dev else ROUTES)
-    app.middlewares.append(session_guard.session_guard)  # a password reset ends sessions
+    app.middlewares.append(session_guard.session_guard)  # sign-out, a password reset end sessions
+    app.cleanup_ctx.append(sessions_ctx)
     moderation_setup.setup(app)  # mutes, room mute, blocked words, content check, held comments

@@ -1,7 +1,9 @@
 """HTTP: console sign-in (password → session cookie + CSRF token), the session, sign-out.
 
 The cookie (``lc_session``) is HttpOnly, SameSite=Lax, and Secure outside development; it holds
-a host token, so the console calls the ordinary host API with it (see ``auth/http.py``).
+a host token, so the console calls the ordinary host API with it (see ``auth/http.py``). Each
+sign-in is its own session (the token's ``sid``); signing out ends that one on the server
+(``auth/revocation.py``), the host's other sessions stay signed in.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from msgspec import Meta
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, Reply
 from livecommerce.api.types import NO_NUL
-from livecommerce.auth import session
-from livecommerce.auth.tokens import issue_token
+from livecommerce.auth import revocation, session
+from livecommerce.auth.tokens import Claims, issue_token
 from livecommerce.console import hosts, signin_limit
 from livecommerce.console.passwords import MAX_LENGTH
 from livecommerce.errors import Forbidden, NotFound, Unauthorized
@@ -75,7 +77,10 @@ async def sign_in(call: Call[SignIn, None]) -> Reply[ConsoleSession]:
     await signin_limit.succeeded(redis, b.name)
     settings = app[keys.SETTINGS]
     ttl = settings.security.host_token_ttl_seconds
-    token = issue_token(settings.secret, "host", host.id, ttl, session=host.password_version)
+    token = issue_token(
+        settings.secret, "host", host.id, ttl, session=host.password_version,
+        session_id=revocation.new_session_id(),
+    )  # fmt: skip
     cookie = session.session_cookie(token, ttl, secure=settings.production)
     body = ConsoleSession(
         host=ConsoleHost(id=host.id, name=host.name),
@@ -100,8 +105,24 @@ async def current(call: Call[None, None]) -> ConsoleSession:
     )
 
 
+async def end_session(call: Call[None, None]) -> None:
+    """End the session that authenticated ``call`` on the server (a token without a session
+    id — a plain host token — has nothing to end)."""
+    claims: Claims | None = call.claims
+    if claims is not None and claims.session_id is not None:
+        await revocation.revoke(
+            call.app[keys.PG_POOL], claims.session_id, claims.kind, claims.subject,
+            claims.expires_at,
+        )  # fmt: skip
+
+
 async def sign_out(call: Call[None, None]) -> Reply[SignedOut]:
-    """Sign out: the session cookie is cleared (needs the CSRF token like every write)."""
+    """Sign out: this session ends on the server and its cookie is cleared.
+
+    Needs the CSRF token like every write. From then on the session's cookie (or its token sent
+    as a bearer) answers 401 ``session_revoked`` on every node, even if a copy of it was kept;
+    the host's other sessions (other browsers or devices) stay signed in."""
+    await end_session(call)
     secure = call.app[keys.SETTINGS].production
     cookie = session.session_cookie("", 0, secure=secure)
     return Reply(SignedOut(signed_out=True), headers={"Set-Cookie": cookie})

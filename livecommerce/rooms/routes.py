@@ -15,7 +15,16 @@ from msgspec import Meta
 from livecommerce import keys
 from livecommerce.api import contract
 from livecommerce.api.contract import HOST, Body, Call, Model, Reply, route, to
-from livecommerce.api.types import NO_NUL, Id, ShowSeconds, Time, check_time
+from livecommerce.api.types import (
+    HTTP_URL,
+    NO_NUL,
+    STREAM_URL,
+    Id,
+    NonBlankTitle,
+    ShowSeconds,
+    Time,
+    check_time,
+)
 from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.errors import NotFound
 from livecommerce.growth.experiments import bubble_push
@@ -23,8 +32,18 @@ from livecommerce.rooms import service
 from livecommerce.timer import service as timer_service
 
 RoomState = Literal["scheduled", "live", "ended"]
-Title = Annotated[str, Meta(min_length=1, max_length=200), NO_NUL]
-MediaUrl = Annotated[str, Meta(max_length=1000, description="Any URL (rtmp:// too)"), NO_NUL]
+CoverUrl = Annotated[
+    str, Meta(max_length=1000, pattern=HTTP_URL, description="An http(s) URL of an image")
+]
+StreamUrl = Annotated[
+    str,
+    Meta(
+        max_length=1000,
+        pattern=STREAM_URL,
+        description="The live stream, as WeChat's <live-player> plays it: rtmp:// or http(s):// "
+        "(HTTP-FLV)",
+    ),
+]
 PushKey = Annotated[
     str,
     Meta(min_length=1, max_length=100, description="A replay with the same key publishes once"),
@@ -57,9 +76,9 @@ async def viewer_token(call: Call[None, None]) -> Reply[ViewerToken]:
 class RoomCreate(Body):
     """A new room of the calling host (state ``scheduled``)."""
 
-    title: Title
-    cover_url: MediaUrl | None = None
-    stream_url: MediaUrl | None = None
+    title: Annotated[NonBlankTitle, Meta(description="Not blank")]
+    cover_url: Annotated[CoverUrl | None, Meta(description="Omit (or null) for none")] = None
+    stream_url: Annotated[StreamUrl | None, Meta(description="Omit (or null) for none")] = None
     planned_start_at: Time | None = None
 
     def __post_init__(self) -> None:

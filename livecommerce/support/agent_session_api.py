@@ -3,7 +3,8 @@ session, sign-out. The same machinery as the host console (:mod:`console.session
 password KDF, the failed-sign-in limits (counted under ``agent:<login>``, apart from host
 names), the Origin check, an HttpOnly SameSite=Lax cookie — but its own cookie
 (``lc_agent_session``), holding an ``agent`` token, so a host and an agent can be signed in
-side by side."""
+side by side. Signing out ends that one session on the server (``auth/revocation.py``) and
+closes its open feed sockets."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from msgspec import Meta
 from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, Reply
 from livecommerce.api.types import NO_NUL
-from livecommerce.auth import session
+from livecommerce.auth import revocation, session
 from livecommerce.auth.tokens import issue_token
 from livecommerce.console import signin_limit
-from livecommerce.console.session_api import Password, SignedOut, same_origin
+from livecommerce.console.session_api import Password, SignedOut, end_session, same_origin
 from livecommerce.errors import Unauthorized
 from livecommerce.support import agent_accounts, agents
 
@@ -62,7 +63,9 @@ async def sign_in(call: Call[AgentSignIn, None]) -> Reply[AgentSession]:
     await signin_limit.succeeded(redis, limit_name)
     settings = app[keys.SETTINGS]
     ttl = settings.security.host_token_ttl_seconds
-    token = issue_token(settings.secret, "agent", agent["id"], ttl)
+    token = issue_token(
+        settings.secret, "agent", agent["id"], ttl, session_id=revocation.new_session_id()
+    )
     cookie = session.session_cookie(
         token, ttl, secure=settings.production, name=session.AGENT_COOKIE
     )
@@ -89,9 +92,17 @@ async def current(call: Call[None, None]) -> AgentSession:
 
 
 async def sign_out(call: Call[None, None]) -> Reply[SignedOut]:
-    """Sign out: the agent cookie is cleared (needs the CSRF token like every write). The
-    presence lease is left to run out, as for a closed page (``POST /api/agent/presence``
-    ``{"online": false}`` first to leave the queue at once)."""
+    """Sign out: this session ends on the server and the agent cookie is cleared.
+
+    Needs the CSRF token like every write. From then on the session's cookie (or its token as a
+    bearer) answers 401 ``session_revoked`` on every node and its open feed sockets close
+    (1008 ``session_revoked``); the agent's other sessions stay signed in. The presence lease is
+    left to run out, as for a closed page (``POST /api/agent/presence`` ``{"online": false}``
+    first to leave the queue at once)."""
+    await end_session(call)
+    assert call.claims is not None
+    if call.claims.session_id is not None:
+        await call.app[keys.SUPPORT].feed.publish_signed_out(call.claims.session_id)
     secure = call.app[keys.SETTINGS].production
     cookie = session.session_cookie("", 0, secure=secure, name=session.AGENT_COOKIE)
     return Reply(SignedOut(signed_out=True), headers={"Set-Cookie": cookie})

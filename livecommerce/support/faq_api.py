@@ -11,9 +11,14 @@ from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model, to
 from livecommerce.errors import NotFound
 from livecommerce.support import faq
-from livecommerce.support.text import NON_BLANK
+from livecommerce.support.text import KEYWORD, NON_BLANK
 
-Keyword = Annotated[str, Meta(min_length=1, max_length=32, pattern=NON_BLANK)]
+Keyword = Annotated[
+    str,
+    Meta(min_length=1, max_length=32, pattern=KEYWORD,
+         description="Holds a letter or a digit (Latin, CJK, kana, hangul, …): punctuation or "
+         "symbols alone would match almost every message"),
+]  # fmt: skip
 PagePath = Annotated[
     str,
     Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_/.?=&%-]+$",

@@ -9,7 +9,8 @@ listens and, for a shop with sockets open here, reads the current state from Pos
 and sends the frames (docs/support.md, "Feed frames"): ``queue`` (the shop's whole queue),
 ``conversation`` (each changed one), ``agents`` (the shop's agents with load and presence),
 ``message``. ``revoked`` (an agent account deleted) sends no frame: that agent's sockets close
-with 1008.
+with 1008 ``agent_not_found``. ``{"k": "signed_out", "s": session id}`` (an agent signed out)
+closes the sockets opened with that session, on every node, with 1008 ``session_revoked``.
 
 Frames describe state, not deltas: a lost event is repaired by the next one or by the
 ``hello`` snapshot a reconnecting page gets. **Presence** is the agent's lease: this node
@@ -30,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -51,10 +53,13 @@ class Seat:
 
     agent_id: int
     host_id: int
+    session_id: str | None = None  # the agent session the socket was opened with
     outbox: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
-    revoked: bool = False  # the account was deleted: close 1008 (the page signs out)
+    # Set when the account was deleted (``agent_not_found``) or the session signed out
+    # (``session_revoked``): close 1008 with it, the page signs out instead of reconnecting.
+    revoked: str | None = None
 
-    def put_close(self, revoked: bool = False) -> None:
+    def put_close(self, revoked: str | None = None) -> None:
         self.revoked = self.revoked or revoked
         with contextlib.suppress(asyncio.QueueEmpty):
             self.outbox.get_nowait()
@@ -69,6 +74,40 @@ class Seat:
 
 def frame(kind: str, **data: Any) -> bytes:
     return orjson.dumps({"type": kind, **data}, default=_default)
+
+
+class ClientFrame(msgspec.Struct):
+    """A frame from the agent's page: any JSON object with a string ``type`` (other fields are
+    ignored); ``ping`` is the only type there is."""
+
+    type: str
+
+
+_client_frame = msgspec.json.Decoder(ClientFrame)
+CLIENT_TYPES = ("ping",)
+
+
+def error_frame(code: str, message: str) -> bytes:
+    """The ``error`` frame (docs/support.md): the socket stays open."""
+    return frame("error", code=code, message=message)
+
+
+def answer(data: str | bytes, *, binary: bool = False) -> bytes:
+    """The answer to one frame from the agent's page, parsed as JSON (whitespace, key order and
+    extra fields do not matter): ``pong`` to a ping, else an ``error`` frame — ``bad_json``,
+    ``bad_message`` (not an object with a string ``type``), ``unknown_type`` or
+    ``binary_not_supported``."""
+    if binary:
+        return error_frame("binary_not_supported", "send JSON text frames")
+    try:
+        kind = _client_frame.decode(data).type
+    except msgspec.ValidationError:  # JSON, but not an object with a string type
+        return error_frame("bad_message", "a frame is a JSON object with a string type")
+    except msgspec.DecodeError:
+        return error_frame("bad_json", "frames must be JSON objects")
+    if kind == "ping":
+        return frame("pong")
+    return error_frame("unknown_type", f"unknown frame type (allowed: {', '.join(CLIENT_TYPES)})")
 
 
 def _default(value: Any) -> Any:
@@ -150,6 +189,16 @@ class Feed:
         except (RedisError, OSError) as exc:
             log.warning("support feed: publish failed (%s)", type(exc).__name__)
 
+    async def publish_signed_out(self, session_id: str) -> None:
+        """Close every node's sockets opened with the agent session ``session_id`` (it signed
+        out). Best effort like :meth:`publish`: the session is refused anyway from PostgreSQL's
+        record, so a reconnect of such a socket fails."""
+        event = {"h": None, "k": "signed_out", "s": session_id}
+        try:
+            await self.redis.publish(CHANNEL, orjson.dumps(event))
+        except (RedisError, OSError) as exc:
+            log.warning("support feed: publish failed (%s)", type(exc).__name__)
+
     # -- this node's loops ---------------------------------------------------------------
 
     async def run(self) -> None:
@@ -202,6 +251,12 @@ class Feed:
             await self._deliver(event)
 
     async def _deliver(self, event: dict[str, Any]) -> None:
+        if event.get("k") == "signed_out":  # an agent session ended: its sockets close now
+            for shop in self.seats.values():
+                for seat in list(shop):
+                    if seat.session_id is not None and seat.session_id == event.get("s"):
+                        seat.put_close(revoked="session_revoked")
+            return
         host = event.get("h")
         seats = self.seats.get(host) if isinstance(host, int) else None
         if not seats:
@@ -209,7 +264,7 @@ class Feed:
         if event.get("k") == "revoked":  # an agent account deleted: its sockets close now
             for seat in list(seats):
                 if seat.agent_id == event.get("a"):
-                    seat.put_close(revoked=True)
+                    seat.put_close(revoked="agent_not_found")
             return
         try:
             frames = await self._frames(host, event)  # type: ignore[arg-type]

@@ -4,8 +4,10 @@ Authenticated by the agent session cookie (what a browser sends with a WebSocket
 bearer token; a browser's ``Origin``, when sent, must be this server (no cross-site socket
 riding the cookie). The first frame is ``hello`` (the agent, the shop's queue, the agent's
 conversations, the shop's agents); then ``queue`` / ``conversation`` / ``agents`` /
-``message`` frames as things change. While the socket is open this node renews the agent's
-presence lease; closing it (a refresh) does not end the lease.
+``message`` frames as things change. Every frame the page sends is parsed as JSON and answered:
+``pong`` to ``{"type": "ping"}``, an ``error`` frame to anything else (``feed.answer``). While
+the socket is open this node renews the agent's presence lease; closing it (a refresh) does not
+end the lease.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from livecommerce.api.contract import AGENT
 from livecommerce.auth.http import require_claims
 from livecommerce.errors import AppError, Forbidden
 from livecommerce.support import agents
-from livecommerce.support.feed import Seat, frame
+from livecommerce.support.feed import Seat, answer
 
 HEARTBEAT_SECONDS = 20.0
 
@@ -46,7 +48,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     support = request.app[keys.SUPPORT]
     agent = await agents.get(request.app[keys.PG_POOL], claims.agent_id)
     await ws.prepare(request)
-    seat = Seat(agent_id=agent["id"], host_id=agent["host_id"])
+    seat = Seat(agent_id=agent["id"], host_id=agent["host_id"], session_id=claims.session_id)
     writer = asyncio.create_task(_write(ws, seat), name="agent-feed-writer")
     try:
         try:
@@ -57,9 +59,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
         except AppError as exc:  # the account went away meanwhile: do not retry
             await ws.close(code=1008, message=exc.code.encode()[:100])
             return ws
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT and msg.data.strip() == '{"type":"ping"}':
-                seat.put(frame("pong"))
+        async for msg in ws:  # each frame answered, in order: pong, or an error frame
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                seat.put(answer(msg.data, binary=msg.type == WSMsgType.BINARY))
     finally:
         support.feed.detach(seat)
         writer.cancel()
@@ -73,8 +75,8 @@ async def _write(ws: web.WebSocketResponse, seat: Seat) -> None:
     while True:
         check_cancelled()
         data = await seat.outbox.get()
-        if data is None and seat.revoked:  # the account was deleted: do not reconnect
-            await ws.close(code=1008, message=b"agent_not_found")
+        if data is None and seat.revoked:  # account deleted, or signed out: do not reconnect
+            await ws.close(code=1008, message=seat.revoked.encode())
             return
         if data is None:  # too slow, or the server is stopping: the page reconnects
             await ws.close(code=1012, message=b"reconnect")

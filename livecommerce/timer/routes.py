@@ -18,7 +18,7 @@ from msgspec import Meta
 from livecommerce import keys
 from livecommerce.aio import running
 from livecommerce.api.contract import HOST, Body, Call, Model, Reply, add_routes, route, to
-from livecommerce.api.types import Id, ShowSeconds, Time, check_time
+from livecommerce.api.types import MAX_AHEAD_DAYS, Id, ShowSeconds, Time, check_ahead, check_time
 from livecommerce.errors import ValidationError
 from livecommerce.growth.experiments import bubble_push
 from livecommerce.timer import service
@@ -35,7 +35,13 @@ ScheduleKey = Annotated[
         description="1-100 of A-Z a-z 0-9 . _ : - ; unique per room (a replay is a 409)",
     ),
 ]
-At = Annotated[Time, Meta(description="The due time, with a zone offset (or offset_seconds)")]
+At = Annotated[
+    Time,
+    Meta(
+        description="The due time, with a zone offset (or offset_seconds); in the future, at most "
+        f"{MAX_AHEAD_DAYS} days ahead"
+    ),
+]
 OffsetSeconds = Annotated[
     float,
     Meta(ge=0, le=MAX_OFFSET_SECONDS, description="Seconds after the room's actual start (or at)"),
@@ -60,7 +66,7 @@ class ScheduleCreate(Body):
 
     def __post_init__(self) -> None:
         if self.at is not None:
-            check_time("at", self.at)
+            check_ahead("at", check_time("at", self.at))
         bubble_push.check_pair(self.experiment_id, self.variants)
 
 
@@ -72,7 +78,7 @@ class ScheduleMove(Body):
 
     def __post_init__(self) -> None:
         if self.at is not None:
-            check_time("at", self.at)
+            check_ahead("at", check_time("at", self.at))
 
 
 class Schedule(Model):
@@ -202,7 +208,8 @@ ROUTES = (
           errors=(409,),
           rules=(
               "not exactly one of `at` and `offset_seconds` is given",
-              "the due time is in the past, or out of range once converted to UTC",
+              f"the due time is in the past, more than {MAX_AHEAD_DAYS} days ahead, or out of "
+              "range once converted to UTC",
               "`offset_seconds` is given but the room has not started",
               "`experiment_id` names no experiment of this host",
               "`variants` does not give exactly one creative per variant of the experiment",
@@ -212,7 +219,8 @@ ROUTES = (
           errors=(409,),
           rules=(
               "not exactly one of `at` and `offset_seconds` is given",
-              "the due time is in the past, or out of range once converted to UTC",
+              f"the due time is in the past, more than {MAX_AHEAD_DAYS} days ahead, or out of "
+              "range once converted to UTC",
               "`offset_seconds` is given but the room has not started",
           )),
     route("DELETE", "/api/rooms/{room_id}/schedules/{schedule_id}", cancel, auth=HOST,

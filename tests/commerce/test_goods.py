@@ -69,6 +69,8 @@ async def test_goods_write_needs_the_owning_host(shop: Shop) -> None:
     )
     status, err = await http("PATCH", url, json={"room_ids": [other_room]}, headers=bearer(token))
     assert (status, err["error"]["field"]) == (400, "room_ids")  # type: ignore[index]
+    status, err = await http("PATCH", url, json={"title": "  "}, headers=bearer(token))
+    assert (status, err["error"]["field"]) == (400, "title")  # type: ignore[index]
     assert await shop.pool.fetchval("SELECT title FROM goods WHERE id = $1", gid) == "Test goods"
 
 
@@ -77,6 +79,7 @@ async def test_goods_write_needs_the_owning_host(shop: Shop) -> None:
     [
         ({"price_fen": 1, "stock": 1}, "title"),
         ({"title": "", "price_fen": 1, "stock": 1}, "title"),
+        ({"title": " \u3000", "price_fen": 1, "stock": 1}, "title"),
         ({"title": "x" * 201, "price_fen": 1, "stock": 1}, "title"),
         ({"title": "x", "price_fen": 9.99, "stock": 1}, "price_fen"),
         ({"title": "x", "price_fen": "100", "stock": 1}, "price_fen"),

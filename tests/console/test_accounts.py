@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import re
+import time
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import asyncpg
 from yarl import URL
 
+from livecommerce.api import contract
 from livecommerce.auth import session as session_mod
 from livecommerce.config import Settings
 from livecommerce.console import signin_limit
@@ -214,3 +220,86 @@ async def test_password_reset_revokes_the_hosts_console_sessions(
     status, _ = await http("GET", server.url + "/api/host/orders",
                            headers={"Authorization": f"Bearer {alice.token}"})  # fmt: skip
     assert status == 200
+
+
+def _filled(path: str) -> str:
+    """``path`` with every ``{param}`` replaced by 1."""
+    return re.sub(r"\{\w+\}", "1", path)
+
+
+async def test_sign_out_ends_that_session_on_the_server(
+    console: Console, pool: asyncpg.Pool
+) -> None:
+    """After sign-out a copy of the cookie (with its CSRF token) is refused with 401
+    ``session_revoked`` by every host route — as the cookie and as a bearer — while the host's
+    other session and plain host tokens keep working; the record lasts until the token's
+    expiry."""
+    acct = await console.account()
+    me = console.url + "/api/console/session"
+    creds = {"name": acct.name, "password": acct.password}
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as laptop,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone,
+    ):
+        csrf = await console.sign_in(laptop, acct)
+        await console.sign_in(phone, acct)
+        token = laptop.cookie_jar.filter_cookies(URL(console.url))[session_mod.COOKIE].value
+        copied = {"Cookie": f"{session_mod.COOKIE}={token}", "X-CSRF-Token": csrf}
+        status, _ = await http("GET", me, headers=copied)
+        assert status == 200
+        status, out = await console.call(laptop, "DELETE", "/api/console/session",
+                                         headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert (status, out) == (200, {"signed_out": True})
+        expires = await pool.fetchval(
+            "SELECT expires_at FROM revoked_sessions WHERE kind = 'host' AND subject = $1",
+            str(acct.id),
+        )
+        assert expires is not None  # recorded until the token itself expires (24 h)
+        assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
+        for headers in (copied, {"Authorization": f"Bearer {token}"}):
+            status, body = await http("GET", me, headers=headers)
+            assert status == 401
+            assert isinstance(body, dict)
+            assert body["error"]["code"] == "session_revoked"
+            assert "signed out" in str(body["error"]["message"])
+        status, _ = await http("POST", console.url + "/api/rooms", json={"title": "x"},
+                               headers=copied)  # fmt: skip
+        assert status == 401
+        host_routes = [r for r in console.server.app[contract.ROUTES] if "host" in r.auth]
+        assert len(host_routes) > 40
+        for r in host_routes:
+            status, body = await http(
+                r.method, console.url + _filled(r.path), json={}, headers=copied
+            )
+            assert status == 401, (r.method, r.path, body)
+            assert isinstance(body, dict)
+            assert body["error"]["code"] == "session_revoked", (r.method, r.path, body)
+        # The other device stays signed in; signing in again works; plain tokens too.
+        status, _ = await console.call(phone, "GET", "/api/console/session")
+        assert status == 200
+        async with laptop.post(me, json=creds) as r:
+            assert r.status == 201
+        status, _ = await console.call(laptop, "GET", "/api/console/session")
+        assert status == 200
+    status, _ = await http("GET", console.url + "/api/host/orders",
+                           headers={"Authorization": f"Bearer {acct.token}"})  # fmt: skip
+    assert status == 200
+
+
+async def test_expired_sign_out_records_are_purged(
+    console: Console, pool: asyncpg.Pool, make_server: object
+) -> None:
+    """Each node deletes the records of sessions whose tokens have expired when it starts
+    (then hourly); live records stay."""
+    await pool.execute(
+        """INSERT INTO revoked_sessions (sid, kind, subject, expires_at) VALUES
+           ('old-one', 'host', '1', now() - interval '1 second'),
+           ('old-two', 'agent', '2', now() - interval '3 days'),
+           ('live-one', 'host', '1', now() + interval '1 hour')"""
+    )
+    await make_server()  # type: ignore[operator]
+    deadline = time.monotonic() + 10
+    while await pool.fetchval("SELECT count(*) FROM revoked_sessions") != 1:
+        assert time.monotonic() < deadline, "expired records were not purged"
+        await asyncio.sleep(0.05)
+    assert await pool.fetchval("SELECT sid FROM revoked_sessions") == "live-one"

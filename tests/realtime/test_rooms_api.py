@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import pytest
 
 from livecommerce.auth.tokens import issue_token
@@ -181,6 +182,56 @@ async def test_malformed_and_oversized_bodies(server: AppServer, world: World) -
         headers=h,
     )
     assert (status, body["error"]["field"]) == (400, "goods_ids")  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": " "}, "title"),
+        ({"title": "\u3000\t\n"}, "title"),  # ideographic space, tab, newline: still blank
+        ({"title": "Show", "cover_url": "javascript:alert(1)"}, "cover_url"),
+        ({"title": "Show", "cover_url": "data:image/png;base64,iVBORw0KGgo="}, "cover_url"),
+        ({"title": "Show", "cover_url": "rtmp://live.example.com/w/1"}, "cover_url"),
+        ({"title": "Show", "cover_url": ""}, "cover_url"),
+        ({"title": "Show", "cover_url": "https://"}, "cover_url"),
+        ({"title": "Show", "cover_url": "https://cdn.example.com/a b.png"}, "cover_url"),
+        ({"title": "Show", "stream_url": "javascript:alert(1)"}, "stream_url"),
+        ({"title": "Show", "stream_url": "file:///etc/passwd"}, "stream_url"),
+        ({"title": "Show", "stream_url": "vbscript:msgbox"}, "stream_url"),
+        ({"title": "Show", "stream_url": "rtmp:///no-host"}, "stream_url"),
+    ],
+)
+async def test_room_input_is_checked(
+    server: AppServer, world: World, pool: asyncpg.Pool, body: dict[str, Any], field: str
+) -> None:
+    """A blank title and a cover or stream URL a page or <live-player> must not load (not http(s),
+    or rtmp for the stream) are 400s naming the field; nothing is stored."""
+    before = await pool.fetchval("SELECT count(*) FROM live_rooms")
+    status, resp = await http(
+        "POST", server.url + "/api/rooms", json=body, headers=world.host_headers()
+    )
+    assert (status, resp["error"]["field"]) == (400, field), resp  # type: ignore[index]
+    assert await pool.fetchval("SELECT count(*) FROM live_rooms") == before
+
+
+async def test_room_urls_that_play_are_accepted_and_documented(
+    server: AppServer, world: World
+) -> None:
+    """https covers, rtmp and HTTP-FLV streams are accepted; the OpenAPI document carries the
+    rules (patterns) of the title and both URLs."""
+    for stream in ("rtmp://live.example.com/w/1", "https://live.example.com/w/1.flv"):
+        status, room = await http(
+            "POST", server.url + "/api/rooms", headers=world.host_headers(),
+            json={"title": " Show ", "cover_url": "https://cdn.example.com/c.png?v=2",
+                  "stream_url": stream},
+        )  # fmt: skip
+        assert status == 201, room
+        assert room["stream_url"] == stream  # type: ignore[index]
+    _, doc = await http("GET", server.url + "/api/openapi.json")
+    props = doc["components"]["schemas"]["RoomCreate"]["properties"]  # type: ignore[index]
+    assert "pattern" in props["title"]
+    assert "https?" in props["cover_url"]["anyOf"][0]["pattern"]
+    assert "rtmp" in props["stream_url"]["anyOf"][0]["pattern"]
 
 
 @pytest.mark.parametrize("when", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])

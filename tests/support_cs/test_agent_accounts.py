@@ -3,10 +3,16 @@ CSRF, rate-limited, same-origin), bad input, the wrong kind of token, canned rep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import pytest
+from yarl import URL
 
+from livecommerce.api import contract
+from livecommerce.api.contract import AGENT
+from livecommerce.auth.session import AGENT_COOKIE
 from tests.commerce.conftest import bearer
 from tests.support import http
 from tests.support_cs.agentkit import Agent, HostShop
@@ -162,3 +168,53 @@ async def test_agent_endpoints_refuse_bad_input(desk: Desk, shops: Shops) -> Non
                                 "Content-Type": "application/json"}) as r:  # fmt: skip
         assert r.status == 400
     assert await desk.pool.fetchval("SELECT count(*) FROM support_replies") == 0
+
+
+async def test_sign_out_ends_that_session_on_the_server(desk: Desk, shops: Shops) -> None:
+    """After an agent signs out, a copy of the cookie (with its CSRF token) answers 401
+    ``session_revoked`` on every agent route and the feed's handshake, and the feed socket
+    opened with that session closes (1008); the agent's other session and its socket go on."""
+    s = await shops()
+    ann = await s.agent("Ann")
+    other = Agent(desk.shop.url, ann.id, ann.login, ann.password)
+    try:
+        assert (await other.sign_in())[0] == 201
+        token = ann.session.cookie_jar.filter_cookies(URL(desk.shop.url))[AGENT_COOKIE].value
+        copied = {"Cookie": f"{AGENT_COOKIE}={token}", "X-CSRF-Token": ann.csrf}
+        mine, theirs = await ann.feed(), await other.feed()
+        async with aiohttp.ClientSession() as thief:
+            stolen = await thief.ws_connect(desk.shop.url + "/api/agent/feed", headers=copied)
+            assert (await stolen.receive_json(timeout=10))["type"] == "hello"
+            status, _ = await ann.call("DELETE", "/api/agent/session")
+            assert status == 200
+            for ws in (stolen, mine.ws):
+                msg = await ws.receive(timeout=10)
+                while msg.type == aiohttp.WSMsgType.TEXT:  # frames sent before the close
+                    msg = await ws.receive(timeout=10)
+                assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+                assert (msg.data, msg.extra) == (1008, "session_revoked")
+            with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
+                await thief.ws_connect(desk.shop.url + "/api/agent/feed", headers=copied)
+            assert exc.value.status == 401
+        for headers in (copied, {"Authorization": f"Bearer {token}"}):
+            status, body = await http("GET", desk.shop.url + "/api/agent/session",
+                                      headers=headers)  # fmt: skip
+            assert status == 401
+            assert isinstance(body, dict)
+            assert body["error"]["code"] == "session_revoked"
+        agent_routes = [r for r in desk.server.app[contract.ROUTES] if r.auth == AGENT]
+        assert len(agent_routes) > 15
+        for r in agent_routes:
+            path = re.sub(r"\{\w+\}", "1", r.path)
+            status, body = await http(r.method, desk.shop.url + path, json={}, headers=copied)
+            assert status == 401, (r.method, r.path, body)
+            assert isinstance(body, dict)
+            assert body["error"]["code"] == "session_revoked", (r.method, r.path, body)
+        # The other session (another device) is still signed in, its socket still open.
+        status, _ = await other.call("GET", "/api/agent/session")
+        assert status == 200
+        await theirs.ws.send_str('{"type":"ping"}')
+        await theirs.next("pong")
+        await theirs.close()
+    finally:
+        await other.close()

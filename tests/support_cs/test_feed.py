@@ -160,6 +160,44 @@ async def test_feed_refuses_bad_callers(desk: Desk, shops: Shops) -> None:
     await feed.close()
 
 
+async def test_every_frame_from_the_page_is_parsed_and_answered(desk: Desk, shops: Shops) -> None:
+    """A ping is JSON, not a string: with spaces, newlines, other key order or extra fields it
+    gets its pong; a frame that is not JSON, not an object with a string type, of another type
+    or binary gets the documented ``error`` frame — never silence — and the socket stays
+    open."""
+    s = await shops()
+    feed = await (await s.agent("Ann")).feed()
+    for ping in ('{"type": "ping"}', ' {\n "type" : "ping" }\n', '{"t": 7, "type":"ping"}'):
+        await feed.ws.send_str(ping)
+        await feed.next("pong", within=5)
+    for bad, code in (
+        ("ping", "bad_json"),
+        ('{"type": "ping"', "bad_json"),
+        ("", "bad_json"),
+        ("[1, 2]", "bad_message"),
+        ('"ping"', "bad_message"),
+        ("{}", "bad_message"),
+        ('{"type": 5}', "bad_message"),
+        ('{"type": "pong"}', "unknown_type"),
+        ('{"type": "PING"}', "unknown_type"),
+    ):
+        await feed.ws.send_str(bad)
+        error = await feed.next("error", within=5)
+        assert (error["code"], bool(error["message"])) == (code, True), (bad, error)
+    await feed.ws.send_bytes(b'{"type": "ping"}')
+    error = await feed.next("error", within=5)
+    assert error["code"] == "binary_not_supported"
+    await feed.ws.send_str('{ "type": "ping" }')  # still open, still answering
+    await feed.next("pong", within=5)
+    assert not [f for f in feed.seen if f["type"] == "pong" and set(f) != {"type"}]
+    await feed.ws.send_str('{"type": "ping", "pad": "' + "x" * 5000 + '"}')  # over 4 KiB
+    msg = await feed.ws.receive(timeout=5)
+    while msg.type == aiohttp.WSMsgType.TEXT:
+        msg = await feed.ws.receive(timeout=5)
+    assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1009), msg
+    await feed.close()
+
+
 async def test_the_fate_of_a_reply_reaches_the_feed(desk: Desk, shops: Shops) -> None:
     """An agent's reply that WeChat refuses (45047) shows as ``refused`` in a message frame; a
     sent one as ``sent``."""

@@ -177,6 +177,34 @@ async def test_faq_rules_from_rest_match_words_not_substrings(desk: Desk) -> Non
     assert (await http("DELETE", url, headers=bearer(host)))[0] == 200
 
 
+@pytest.mark.parametrize(
+    "keywords", [["，"], ["!!"], ["。。。"], ["  "], ["退货", "？"], ["🙂"], ["-_-"]]
+)
+async def test_faq_keywords_need_a_letter_or_a_digit(desk: Desk, keywords: list[str]) -> None:
+    """A keyword of punctuation, symbols or blanks alone (it would match almost every message)
+    is a 400 on ``keywords``; nothing is stored."""
+    _, host = await desk.shop.host()
+    status, body = await http("POST", desk.shop.url + "/api/host/support/faq",
+                              json={"keywords": keywords, "answer": "Hi"},
+                              headers=bearer(host))  # fmt: skip
+    assert (status, body["error"]["field"]) == (400, "keywords"), body  # type: ignore[index]
+    assert await desk.pool.fetchval("SELECT count(*) FROM support_faq") == 0
+
+
+async def test_faq_keywords_in_any_script_are_accepted(desk: Desk) -> None:
+    """Chinese, English, digits, kana, hangul and fullwidth letters each make a keyword (with
+    punctuation around them too); the OpenAPI document carries the rule."""
+    _, host = await desk.shop.host()
+    keywords = ["7天", "退货?", "Größe", "サイズ", "배송", "ＶＩＰ", "$100"]
+    status, body = await http("POST", desk.shop.url + "/api/host/support/faq",
+                              json={"keywords": keywords, "answer": "Hi"},
+                              headers=bearer(host))  # fmt: skip
+    assert status == 201, body
+    _, doc = await http("GET", desk.shop.url + "/api/openapi.json")
+    keyword = doc["components"]["schemas"]["FaqCreate"]["properties"]["keywords"]["items"]  # type: ignore[index]
+    assert "\\u4E00-\\u9FFF" in keyword["pattern"]
+
+
 async def test_faq_rules_answer_only_their_own_shops_buyers(desk: Desk) -> None:
     """One host's FAQ rule never answers another shop's buyer, whatever its priority (it did:
     every shop's rules answered everyone, so a host could take all buyers' questions and send

@@ -33,6 +33,10 @@ def soon(ms: int) -> datetime:
     return datetime.now(UTC) + timedelta(milliseconds=ms)
 
 
+# A valid due time for the validation cases (within the 366-day horizon).
+LATER = iso(soon(30 * 86_400_000))
+
+
 def with_timer(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, timer=dataclasses.replace(settings.timer, **changes))
 
@@ -357,16 +361,18 @@ async def test_start_correction_validation(server: AppServer, world: World) -> N
     [
         ({"at": "2000-01-01T00:00:00+00:00"}, 400, "at"),
         ({}, 400, "at"),
-        ({"at": "2999-01-01T00:00:00+00:00", "offset_seconds": 5}, 400, "at"),
-        ({"at": "2999-01-01T00:00:00"}, 400, "at"),
+        ({"at": LATER, "offset_seconds": 5}, 400, "at"),
+        ({"at": "2027-01-01T00:00:00"}, 400, "at"),
         ({"at": "soon"}, 400, "at"),
         ({"at": "9999-12-31T23:59:59-14:00"}, 400, "at"),  # overflows in UTC: not a 500
+        ({"at": "9999-01-01T00:00:00+00:00"}, 400, "at"),  # a typo, not a schedule
+        ({"at": iso(soon(367 * 86_400_000))}, 400, "at"),  # over the 366-day horizon
         ({"offset_seconds": -1}, 400, "offset_seconds"),
         ({"offset_seconds": "5"}, 400, "offset_seconds"),
         ({"offset_seconds": 1}, 400, "offset_seconds"),  # started long ago: start + 1 s is past
-        ({"at": "2999-01-01T00:00:00+00:00", "goods_id": 0}, 400, "goods_id"),
-        ({"at": "2999-01-01T00:00:00+00:00", "show_seconds": 0}, 400, "show_seconds"),
-        ({"at": "2999-01-01T00:00:00+00:00", "goods_id": 999999}, 404, "goods_not_in_room"),
+        ({"at": LATER, "goods_id": 0}, 400, "goods_id"),
+        ({"at": LATER, "show_seconds": 0}, 400, "show_seconds"),
+        ({"at": LATER, "goods_id": 999999}, 404, "goods_not_in_room"),
     ],
 )
 async def test_schedule_validation(
@@ -385,6 +391,25 @@ async def test_schedule_validation(
     assert got == status, resp
     assert field_or_code in (resp["error"].get("field"), resp["error"]["code"])
     assert await pool.fetchval("SELECT count(*) FROM live_schedules") == 0
+
+
+async def test_a_schedule_cannot_be_moved_past_the_horizon(
+    server: AppServer, world: World, pool: Any
+) -> None:
+    """PATCH checks the due time like POST: year 9999 or 367 days ahead is a 400 on ``at``
+    and the schedule keeps its time; 365 days ahead is fine."""
+    status, row = await schedule(server, world, "far", at=iso(soon(60_000)))
+    assert status == 201, row
+    url = f"{server.url}/api/rooms/{world.room_id}/schedules/{row['id']}"
+    for bad in ("9999-01-01T00:00:00+00:00", iso(soon(367 * 86_400_000))):
+        status, body = await http("PATCH", url, json={"at": bad}, headers=world.host_headers())
+        assert (status, body["error"]["field"]) == (400, "at"), body
+        assert "366 days ahead" in body["error"]["message"]
+    assert await pool.fetchval("SELECT version FROM live_schedules WHERE id = $1", row["id"]) == 1
+    status, body = await http(
+        "PATCH", url, json={"at": iso(soon(365 * 86_400_000))}, headers=world.host_headers()
+    )
+    assert (status, body["version"]) == (200, 2), body
 
 
 async def test_schedule_auth_duplicates_and_unknowns(

@@ -119,7 +119,11 @@ function connect() {
     if (S.ws !== ws) return;
     S.ws = null; S.connected = false;
     if (!S.agent) return;
-    if (e.code === 1008) { signedOut('Your agent account is no longer available.'); return; }
+    if (e.code === 1008) { // the account was deleted, or this session was signed out elsewhere
+      signedOut(e.reason === 'session_revoked' ? 'Your session has ended. Please sign in again.'
+        : 'Your agent account is no longer available.');
+      return;
+    }
     if (S.retry >= 2) { // a refused handshake looks like a network error: is the session over?
       try { await api('GET', '/api/agent/session'); } catch (err) {
         if (err instanceof ApiError && (err.status === 401 || err.status === 404)) {

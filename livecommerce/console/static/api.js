@@ -9,6 +9,7 @@ const MESSAGES = {
   missing_token: 'Please sign in.',
   bad_token: 'Your session is not valid any more. Please sign in again.',
   token_expired: 'Your session has expired. Please sign in again.',
+  session_revoked: 'Your session has ended (signed out, or the password was changed). Please sign in again.',
   wrong_role: 'This account cannot do that.',
   room_not_live: 'The room is not live. Start it first.',
   room_ended: 'The room has ended.',
@@ -32,6 +33,14 @@ const BY_STATUS = {
   503: 'The server is busy. Try again in a few seconds.',
 };
 
+// A 400 for a text that does not have the form its field needs, in words.
+const FORMATS = {
+  title: 'The title cannot be blank.',
+  cover_url: 'The cover must be an http:// or https:// link.',
+  stream_url: 'The stream URL must start with rtmp://, http:// or https://.',
+  keywords: 'Each keyword needs a letter or a digit: punctuation alone would match almost every message.',
+};
+
 export class ApiError extends Error {
   constructor(status, code, message, field) {
     super(message);
@@ -52,6 +61,8 @@ export function humanMessage(status, err) {
       return 'This room has no start time yet, so +mm:ss has nothing to count from: start the live first, or schedule at a clock time like 20:30.';
     }
     if (/past/i.test(text)) return 'That time is in the past.';
+    if (/days ahead/i.test(text)) return 'That time is too far ahead (' + text.replace(/^.*more than /, 'at most ') + ').';
+    if (/matching regex/.test(text) && FORMATS[err.field]) return FORMATS[err.field];
     return 'Please check the form: ' + text;
   }
   return BY_STATUS[status] || 'Something went wrong (' + status + '). Try again.';
