@@ -21,11 +21,13 @@ final) is handled by :func:`close`, in one transaction: the refund stops countin
 (every sum skips ``closed``), then
 
 * an order the closed refund had left ``refunded`` by a host's decision (a goodwill refund of
-  all that was left, an approved after-sales request) goes back to where it was — ``paid``,
+  all that was left, an approved after-sales request) — not a flash-sale order, whose released
+  unit may have been sold again (it would be oversold) — goes back to where it was — ``paid``,
   ``shipped`` or ``completed`` (a ``paid`` one takes its stock again if it was restocked) — so
   the host can refund it again (goodwill, or approving the buyer's new request);
 * a refund the shop owes whatever the host decides (a second payment of an order, a failed
-  group, a late payment whose stock is gone, a released flash-sale unit) is re-issued: a new
+  group, a late payment whose stock is gone, a flash-sale order whose unit was released, even by
+  the host's refund) is re-issued: a new
   row (new ``out_refund_no``, ``reissue_of``) that the worker requests after a backoff;
 * a partial goodwill refund of an order that stays paid is only reported: the host decides;
 * the buyer gets a ``refund_closed`` notice, and the order event ``refund_closed`` (migration
@@ -316,18 +318,30 @@ async def close(
         refunded = order["status"] == "refunded"
         result = Closed(refund_id, row["order_id"], row["amount_fen"], "host_decides",
                         order["status"])  # fmt: skip
-        host_decided = order["cancel_reason"] in HOST_DECIDED and not await _group_failed(
-            conn, row["order_id"]
+        host_decided = (
+            order["cancel_reason"] in HOST_DECIDED
+            and not await _group_failed(conn, row["order_id"])
+            # A flash-sale order's refund gives its unit back to the sale (maybe sold again by
+            # now): the order cannot go back without overselling, so its refund is owed.
+            and not await _flash_order(conn, row["order_id"])
         )
         if own and refunded and host_decided:
             if live < paid:
                 result = await _order_back(conn, refund_id, row, order)
         elif (refunded or not own) and live < paid:
             # Owed whatever the host decides: the order was refunded by the system (a failed
-            # group, a late payment, a released flash-sale unit) or the payment is a second one.
+            # group, a late payment), its flash-sale unit was released, or the payment is a
+            # second one.
             result = await _reissue(conn, refund_id, row, paid - live, reissue_delay)
         await _notice(conn, refund_id, row, "closed", {"outcome": result.action})
     return result
+
+
+async def _flash_order(conn: asyncpg.Connection, order_id: int) -> bool:
+    """An order bought in a flash sale (its refund releases the sale unit)."""
+    return bool(
+        await conn.fetchval("SELECT 1 FROM flash_sale_orders WHERE order_id = $1", order_id)
+    )
 
 
 async def _group_failed(conn: asyncpg.Connection, order_id: int) -> bool:

@@ -16,6 +16,7 @@ from livecommerce.devtools.fake_wechat import FakeWechat
 from livecommerce.social import events
 from livecommerce.social.refunds import refund_paid_order
 from tests.commerce.conftest import Shop, bearer
+from tests.social.conftest import iso as _iso
 from tests.support import http
 
 
@@ -481,3 +482,62 @@ async def test_abnormal_refund_is_shown_to_the_host_until_settled(shop: Shop) ->
     await _wait(shop, oid, "success")
     assert await _host_orders(shop, host_token, "refund_issues") == []
     assert "refund_succeeded" in await _notices(shop, oid)
+
+
+async def test_flash_sale_order_refund_closed_is_reissued_never_oversold(shop: Shop) -> None:
+    """A host's full goodwill refund of a flash-sale order releases its unit to the sale; when
+    WeChat closes that refund the order must not go back to paid (the unit may be sold again:
+    one unit would be sold twice): the refund is re-issued instead, and the sale's one unit is
+    sold exactly once more."""
+    host_id, host_token = await shop.host()
+    gid = await shop.goods(host_id, stock=100, price_fen=9900)
+    status, sale = await http(
+        "POST", shop.url + "/api/host/flash-sales",
+        json={"goods_id": gid, "sale_price_fen": 990, "stock": 1, "per_user_limit": 1,
+              "starts_at": _iso(-5), "ends_at": _iso(600)},
+        headers=bearer(host_token),
+    )  # fmt: skip
+    assert status == 201, sale
+
+    async def buy(token: str, key: str) -> tuple[int, Any]:
+        return await http(
+            "POST", f"{shop.url}/api/flash-sales/{sale['id']}/buy",
+            headers={**bearer(token), "Idempotency-Key": key},
+        )  # fmt: skip
+
+    first_buyer = await shop.login()
+    status, order = await buy(first_buyer, "a")
+    assert status == 201, order
+    oid = order["id"]
+    _, started = await http("POST", f"{shop.url}/api/orders/{oid}/pay", headers=bearer(first_buyer))
+    assert isinstance(started, dict)
+    status, sent = await http(
+        "POST", shop.fake_url + "/dev/pay", json={"payment": started["payment"]}
+    )
+    assert status == 200, sent
+    await _apply_events(shop)
+    status, first = await _goodwill(shop, host_token, oid, None, "flash-1")
+    assert status == 201, first
+    await _wait(shop, oid, "processing")
+    await _apply_events(shop)  # the refund's event releases the unit
+    stock = shop.server.app[keys.FLASH_STOCK]
+    assert await stock.stock_left(sale["id"]) == 1
+    assert await _settle(shop, "CLOSED") == [first["out_refund_no"]]
+    rows = await _wait(shop, oid, "closed")
+    await _apply_events(shop)
+    assert await _order_status(shop, oid) == "refunded"  # not back to paid
+    reissued = [r for r in await _refunds(shop, oid) if r["reissue_of"] == first["id"]]
+    assert len(reissued) == 1, rows
+    assert reissued[0]["amount_fen"] == first["amount_fen"]
+    # The released unit sells once more; the sale's one unit is held by one paid order only.
+    status, other = await buy(await shop.login(), "b")
+    assert status == 201, other
+    held = await shop.pool.fetchval(
+        "SELECT count(*) FROM flash_sale_orders WHERE sale_id = $1 AND holding", sale["id"]
+    )
+    assert held == 1
+    # The re-issued refund pays the first buyer back.
+    await _run_due(shop)
+    await _wait(shop, oid, "processing")
+    assert await _settle(shop) == [refunds.out_refund_no(reissued[0]["id"])]
+    await _wait(shop, oid, "success")
