@@ -131,7 +131,7 @@ async def test_0023_experiment_keys_unique_per_host(fresh_db: str, tmp_path: Pat
         await conn.execute(insert, a, "bubble-price")
         with pytest.raises(asyncpg.UniqueViolationError):
             await conn.execute(insert, b, "bubble-price")
-        assert await migrate(conn) == ["0023_experiment_keys_per_host"]
+        assert (await migrate(conn))[0] == "0023_experiment_keys_per_host"  # (and any later)
         await conn.execute(insert, b, "bubble-price")
         with pytest.raises(asyncpg.UniqueViolationError):
             await conn.execute(insert, a, "bubble-price")
