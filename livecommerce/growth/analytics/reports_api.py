@@ -462,5 +462,17 @@ async def funnel_csv(request: web.Request) -> web.StreamResponse:
             conn, steps, start=start, end=end, window=timedelta(seconds=q.window_seconds),
             room_id=q.room_id, goods=goods, breakdown=q.breakdown, experiment=q.experiment,
         )  # fmt: skip
-    flat = [{"value": r["value"], **dict(zip(steps, r["counts"], strict=True))} for r in rows]
+    columns = step_columns(steps)
+    flat = [{"value": r["value"], **dict(zip(columns, r["counts"], strict=True))} for r in rows]
     return _csv(flat, "funnel")
+
+
+def step_columns(steps: list[str]) -> list[str]:
+    """The funnel CSV's step columns: the event type, ``#n`` on its n-th repeat (``#`` is in no
+    event type), so a repeated step keeps its own column."""
+    seen: dict[str, int] = {}
+    out = []
+    for s in steps:
+        seen[s] = seen.get(s, 0) + 1
+        out.append(s if seen[s] == 1 else f"{s}#{seen[s]}")
+    return out

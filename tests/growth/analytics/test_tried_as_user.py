@@ -71,3 +71,17 @@ async def test_funnel_by_hand_and_a_repeated_step(server: AppServer, world: Worl
     assert body["rows"][0]["counts"] == [5, 0], body  # type: ignore[index]
     body = await funnel(server, world, "page_view,goods_detail_view,page_view", since_ms=t0)
     assert body["rows"][0]["counts"] == [5, 3, 0], body  # type: ignore[index]
+
+
+async def test_funnel_csv_keeps_a_column_per_step(server: AppServer, world: World) -> None:
+    """A repeated step is its own column (`page_view#2`), not merged into the first one."""
+    t0 = int(time.time() * 1000) - 3600 * 1000
+    twice = [event("page_view", ts=t0 + m * MINUTE, room_id=world.room_id) for m in (0, 1)]
+    await send(server, viewer(), twice)
+    await send(server, viewer(), [event("page_view", ts=t0, room_id=world.room_id)])
+    text = await funnel(server, world, "page_view,page_view,share", since_ms=t0, csv_=True)
+    assert isinstance(text, str)
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["value", "page_view", "page_view#2", "share"],
+        ["all", "2", "1", "0"],
+    ]
