@@ -389,11 +389,18 @@ def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
     )
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice or Sheets (OWASP "CSV
+# Injection"): text from clients (a variant name in `variants`) must not run on the host's PC.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(v: Any) -> Any:
     if isinstance(v, datetime | date):
         return v.isoformat()
     if isinstance(v, list | dict):
         return msgspec.json.encode(v).decode()
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v  # shown as text; numbers are written as numbers, never prefixed
     return "" if v is None else v
 
 

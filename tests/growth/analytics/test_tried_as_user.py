@@ -85,3 +85,33 @@ async def test_funnel_csv_keeps_a_column_per_step(server: AppServer, world: Worl
         ["value", "page_view", "page_view#2", "share"],
         ["all", "2", "1", "0"],
     ]
+
+
+async def test_csv_cells_never_start_a_formula(server: AppServer, world: World) -> None:
+    """Text a viewer chose (a variant name in `variants`) reaches the host's funnel CSV: a cell
+    starting with = + - @ tab or CR is prefixed with `'` so a spreadsheet shows it as text
+    (OWASP CSV injection); commas, quotes and newlines are quoted; the JSON keeps the value."""
+    t0 = int(time.time() * 1000) - 3600 * 1000
+    names = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(1)", "\tx", "\rx", 'a,b"c\nd', "中文"]
+    for name in names:
+        await send(server, viewer(), [
+            event("page_view", ts=t0, room_id=world.room_id, variants={"exp": name}),
+            event("share", ts=t0 + MINUTE, room_id=world.room_id),
+        ])  # fmt: skip
+    since = datetime.fromtimestamp(t0 / 1000, UTC).isoformat().replace("+00:00", "Z")
+    query = f"steps=page_view,share&room_id={world.room_id}&breakdown=variant&experiment=exp"
+    status, text = await http(
+        "GET", f"{server.url}/api/host/analytics/funnel.csv?{query}&since={since}",
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert status == 200 and isinstance(text, str), text
+    cells = {row[0] for row in list(csv.reader(io.StringIO(text, newline="")))[1:]}
+    assert cells == {
+        "'=cmd|' /C calc'!A0", "'+1+1", "'-2+3", "'@SUM(1)", "'\tx", "'\rx", 'a,b"c\nd', "中文",
+    }  # fmt: skip
+    status, body = await http(
+        "GET", f"{server.url}/api/host/analytics/funnel?{query}&since={since}",
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert status == 200, body
+    assert {r["value"] for r in body["rows"]} == set(names)  # type: ignore[index]
