@@ -115,3 +115,21 @@ async def test_csv_cells_never_start_a_formula(server: AppServer, world: World) 
     )  # fmt: skip
     assert status == 200, body
     assert {r["value"] for r in body["rows"]} == set(names)  # type: ignore[index]
+
+
+async def test_props_limit_is_in_bytes(server: AppServer, world: World) -> None:
+    """`props` is at most `analytics.max_props_bytes` (2 KiB) of JSON measured in bytes, exactly
+    at the limit accepted, one byte over refused, however many characters that is (中 is 3 bytes
+    in UTF-8: 700 of them are 2,100 bytes)."""
+    at_limit = {"k": "a" * (2048 - len('{"k":""}'))}
+    one_over = {"k": "a" * (2049 - len('{"k":""}'))}
+    cjk = {"k": "中" * 700}
+    batch = [event(props=p) for p in (at_limit, one_over, cjk)]
+    status, body = await http("POST", f"{server.url}/api/events", json={"events": batch},
+                              headers=viewer())  # fmt: skip
+    assert status == 200, body
+    assert body["accepted"] == 1, body  # type: ignore[index]
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [  # type: ignore[index]
+        (1, "too_large"),
+        (2, "too_large"),
+    ]
