@@ -53,7 +53,7 @@ def _bounds(
             raise ValidationError(name, "must be an RFC 3339 timestamp")
     end = until or datetime.now(UTC)
     start = since or end - DEFAULT_SPAN
-    for name, value in (("since", start), ("until", end)):
+    for name, value in (("until", end), ("since", start)):  # a default `since` follows `until`
         if not 2000 <= value.year <= 2200:  # windows are added to it: keep far from year 9999
             raise ValidationError(name, "must be between the years 2000 and 2200")
     if start >= end:

@@ -133,3 +133,14 @@ async def test_props_limit_is_in_bytes(server: AppServer, world: World) -> None:
         (1, "too_large"),
         (2, "too_large"),
     ]
+
+
+async def test_a_bad_until_is_named(server: AppServer, world: World) -> None:
+    """`until` in the year 9999 (no `since`) is refused naming `until`, not the `since` the
+    host never gave."""
+    status, body = await http(
+        "GET", f"{server.url}/api/host/analytics/goods?until=9999-12-31T23:59:59Z",
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert status == 400, body
+    assert body["error"]["field"] == "until", body  # type: ignore[index]
