@@ -104,7 +104,8 @@ async def test_csv_cells_never_start_a_formula(server: AppServer, world: World) 
         "GET", f"{server.url}/api/host/analytics/funnel.csv?{query}&since={since}",
         headers=world.host_headers(),
     )  # fmt: skip
-    assert status == 200 and isinstance(text, str), text
+    assert status == 200, text
+    assert isinstance(text, str)
     cells = {row[0] for row in list(csv.reader(io.StringIO(text, newline="")))[1:]}
     assert cells == {
         "'=cmd|' /C calc'!A0", "'+1+1", "'-2+3", "'@SUM(1)", "'\tx", "'\rx", 'a,b"c\nd', "中文",
