@@ -173,11 +173,12 @@ def _judge(index: int, event_id: uuid.UUID, ev: EventIn | FastEvent, ctx: _Ctx) 
     props = None
     limits = ctx.limits
     if ev.props is not None:
-        props = orjson.dumps(ev.props).decode()
-        if len(props) > limits.max_props_bytes or "\\u0000" in props:
+        encoded = orjson.dumps(ev.props)  # UTF-8: the limit is in bytes, not characters
+        if len(encoded) > limits.max_props_bytes or b"\\u0000" in encoded:
             return Rejection(
                 index, "too_large", f"props over {limits.max_props_bytes} bytes", str(event_id)
             )
+        props = encoded.decode()
     at_ms, clamped = corrected_time(ev.ts, ctx.received_ms, ctx.offset_ms, limits)
     return (
         event_id, ev.type, ms_to_dt(at_ms), ctx.received, "client", clamped, ctx.actor,

@@ -350,19 +350,27 @@ async def funnel(
     for r in rows:
         actor_rows.setdefault(r["actor"], []).append(r)
     for evs in actor_rows.values():
-        firsts = [e for e in evs if e["type"] == steps[0] and e["occurred_at"] < end]
+        firsts = [i for i, e in enumerate(evs) if e["type"] == steps[0] and e["occurred_at"] < end]
         if not firsts:
             continue
-        first = firsts[0]
+        first = evs[firsts[0]]
         deadline = first["occurred_at"] + window
-        reached, t = 1, first["occurred_at"]
+        # Each step is another event than the steps before (a repeated step, page_view twice,
+        # needs two page views); events at the same time may come in either order.
+        reached, t, used = 1, first["occurred_at"], {firsts[0]}
         for step in steps[1:]:
             nxt = next(
-                (e for e in evs if e["type"] == step and t <= e["occurred_at"] < deadline), None
+                (
+                    i
+                    for i, e in enumerate(evs)
+                    if e["type"] == step and t <= e["occurred_at"] < deadline and i not in used
+                ),
+                None,
             )
             if nxt is None:
                 break
-            reached, t = reached + 1, nxt["occurred_at"]
+            reached, t = reached + 1, evs[nxt]["occurred_at"]
+            used.add(nxt)
         counts = per_value.setdefault(first["value"], [0] * len(steps))
         for i in range(reached):
             counts[i] += 1

@@ -53,7 +53,7 @@ def _bounds(
             raise ValidationError(name, "must be an RFC 3339 timestamp")
     end = until or datetime.now(UTC)
     start = since or end - DEFAULT_SPAN
-    for name, value in (("since", start), ("until", end)):
+    for name, value in (("until", end), ("since", start)):  # a default `since` follows `until`
         if not 2000 <= value.year <= 2200:  # windows are added to it: keep far from year 9999
             raise ValidationError(name, "must be between the years 2000 and 2200")
     if start >= end:
@@ -389,11 +389,18 @@ def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
     )
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice or Sheets (OWASP "CSV
+# Injection"): text from clients (a variant name in `variants`) must not run on the host's PC.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(v: Any) -> Any:
     if isinstance(v, datetime | date):
         return v.isoformat()
     if isinstance(v, list | dict):
         return msgspec.json.encode(v).decode()
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v  # shown as text; numbers are written as numbers, never prefixed
     return "" if v is None else v
 
 
@@ -462,5 +469,17 @@ async def funnel_csv(request: web.Request) -> web.StreamResponse:
             conn, steps, start=start, end=end, window=timedelta(seconds=q.window_seconds),
             room_id=q.room_id, goods=goods, breakdown=q.breakdown, experiment=q.experiment,
         )  # fmt: skip
-    flat = [{"value": r["value"], **dict(zip(steps, r["counts"], strict=True))} for r in rows]
+    columns = step_columns(steps)
+    flat = [{"value": r["value"], **dict(zip(columns, r["counts"], strict=True))} for r in rows]
     return _csv(flat, "funnel")
+
+
+def step_columns(steps: list[str]) -> list[str]:
+    """The funnel CSV's step columns: the event type, ``#n`` on its n-th repeat (``#`` is in no
+    event type), so a repeated step keeps its own column."""
+    seen: dict[str, int] = {}
+    out = []
+    for s in steps:
+        seen[s] = seen.get(s, 0) + 1
+        out.append(s if seen[s] == 1 else f"{s}#{seen[s]}")
+    return out
