@@ -307,6 +307,28 @@ async def test_comments_likes_and_rate_limits(server: AppServer, world: World) -
     await v.close()
 
 
+async def test_comment_errors_echo_the_ref(server: AppServer, world: World) -> None:
+    """Every error frame about a comment carries its `ref` (docs/protocol.md), so a client can
+    tell which of its comments was refused: too long (201 characters; 200 are published), empty
+    once cleaned, not a string, sent too soon."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    await v.send({"type": "comment", "text": "x" * 201, "ref": "long"})
+    await v.send({"type": "comment", "text": "\u200b \u202e", "ref": "blank"})
+    await v.send({"type": "comment", "text": 7, "ref": "number"})
+    await v.send({"type": "comment", "text": "x" * 200, "ref": "ok"})
+    await v.send({"type": "comment", "text": "again", "ref": "soon"})
+    await wait_until(lambda: len(v.others) == 4 and len(v.of_type("comment")) == 1)
+    assert [(o["code"], o.get("ref")) for o in v.others] == [
+        ("invalid", "long"),
+        ("invalid", "blank"),
+        ("invalid", "number"),
+        ("rate_limited", "soon"),
+    ]
+    assert v.of_type("comment")[0]["text"] == "x" * 200
+    await v.close()
+
+
 async def test_connection_limit_per_user(
     make_server: Callable[..., Any], settings: Settings, world: World
 ) -> None:
