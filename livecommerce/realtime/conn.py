@@ -79,7 +79,9 @@ class Conn(asyncio.Protocol):
         self.tokens = ep.burst  # token bucket for viewer messages
         self.stamp = time.monotonic()
         self.last_comment = 0.0
-        self.first = True  # no message handled yet (``resume`` is only valid first)
+        # No message handled and no live frame written past the welcome's seq yet (``resume`` is
+        # only valid then); the hub clears it for a frame written while catching up (hub.py).
+        self.first = True
         self.quiet = 0  # heartbeat sweeps since the last byte received
         self.ab: Bucketing | None = None  # a user's experiment bucketing (realtime/variants.py)
 

@@ -68,7 +68,10 @@ class Handshake(Exception):
 MAX_OFFSET_MS = 30 * 86400 * 1000
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
+def _error(code: str, message: str, ref: Any = None) -> dict[str, Any]:
+    """An ``error`` frame; ``ref``: the client's ref of the comment it is about (echoed)."""
+    if ref is not None:
+        return {"type": "error", "code": code, "message": message, "ref": ref}
     return {"type": "error", "code": code, "message": message}
 
 
@@ -321,15 +324,15 @@ class Endpoint:
         if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
             return _error("invalid", "ref must be a string of at most 64 characters")
         if not isinstance(raw, str):
-            return _error("invalid", "text must be a string")
+            return _error("invalid", "text must be a string", ref)
         cleaned = clean_text(raw)
         if not cleaned:
-            return _error("invalid", "text is empty")
+            return _error("invalid", "text is empty", ref)
         if len(cleaned) > cfg.comment_max_chars:
-            return _error("invalid", f"text is longer than {cfg.comment_max_chars} characters")
+            return _error("invalid", f"text is longer than {cfg.comment_max_chars} characters", ref)
         now = time.monotonic()
         if now - conn.last_comment < cfg.comment_min_interval_seconds:
-            return _error("rate_limited", "one comment per interval")
+            return _error("rate_limited", "one comment per interval", ref)
         conn.last_comment = now
         kind, _, subject = conn.identity.partition(":")
         author = {"kind": kind, "id": subject[-8:] if kind == "viewer" else subject}

@@ -220,6 +220,7 @@ class Hub:
                 if seq > v.since:
                     v.write(frame)
                     v.since = seq  # it now has exactly seq
+                    v.first = False  # a live frame reached it: too late to ``resume``
                 if v.since == room.last_seq:  # it has what the live viewers have
                     del room.joining[v]
                     room.viewers.add(v)

@@ -143,9 +143,12 @@ class Node:
             )
             await self.resync_room(room_id)
             return
+        self.metrics.gap_fills.inc(len(frames))
         for seq, payload in frames:
             self.hub.deliver(room_id, seq, payload)
-        self.metrics.gap_fills.inc(len(frames))
+            if ROOM_ENDED_MARK in payload:  # it ended while we were not listening: 4410 too
+                self._end_room(room_id)
+                return
 
     def on_epoch(self, room_id: int, epoch: str) -> bool:
         """Note the room's current epoch; True when local viewers are in another one (the

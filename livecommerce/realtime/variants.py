@@ -221,6 +221,7 @@ def deliver_variants(hub: Hub, room: LocalRoom, seq: int, entry: Entry) -> None:
             if seq > v.since:
                 v.write(frame)
                 v.since = seq
+                v.first = False  # a live frame reached it: too late to ``resume``
             if v.since == room.last_seq:
                 del room.joining[v]
                 room.viewers.add(v)

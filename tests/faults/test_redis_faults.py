@@ -207,3 +207,33 @@ async def test_pubsub_drop_fills_from_what_each_viewer_has(
             range(last - 4, last + 1)
         )
         await v.stop()
+
+
+async def test_room_ended_while_the_subscription_was_down_closes_its_viewers_4410(
+    make_server: Callable[..., Any],
+    fault_settings: Settings,
+    world: World,
+    vredis: Redis,
+) -> None:
+    """The `room_state` `ended` frame the node gets from history after its subscription broke
+    is followed by close 4410, like a live one (docs/protocol.md) — the viewers were left open
+    on an ended room, and a client that does not stop by itself waited there forever."""
+    srv: AppServer = await make_server(fault_settings)
+    v = RecordingViewer(srv.ws_url(), world.room_id, world.viewer_token())
+    v.start()
+    await v.welcomed.wait()
+    await push_ok(srv, world)
+    node = srv.app[keys.NODE]
+    subscribed = node.metrics.subscriptions._value.get()
+    killed = await vredis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    assert int(killed) >= 1
+    status, body = await http(
+        "POST", f"{srv.url}/api/rooms/{world.room_id}/end", headers=world.host_headers()
+    )
+    assert status == 200, body
+    await wait_until(lambda: node.metrics.subscriptions._value.get() > subscribed)
+    await wait_until(lambda: v.closes == [4410], within=5)
+    assert v.stream[-1]["type"] == "room_state", v.stream[-3:]
+    assert v.stream[-1]["state"] == "ended"
+    v.check_stream()
+    await v.stop()

@@ -144,6 +144,24 @@ async def test_resume_message_as_first_frame(server: AppServer, world: World) ->
     await v2.close()
 
 
+async def test_resume_message_after_a_live_frame_is_too_late_for_the_first_viewer(
+    server: AppServer, world: World
+) -> None:
+    """The first viewer of a room on a node is welcomed before the node has delivered anything
+    of the room, and its live frames then go through the join's catch-up path: once one has
+    reached it, a `resume` is too late there too (it replayed that frame a second time)."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    first = await v.connect()
+    await push(server, world)
+    await wait_until(lambda: len(v.frames) == 1)
+    await v.send({"type": "resume", "last_seq": first["seq"], "epoch": first["epoch"]})
+    last = await push(server, world)
+    await wait_until(lambda: bool(v.frames) and v.frames[-1]["seq"] >= last)
+    assert_contiguous(v, first["seq"] + 1, last)
+    assert [o.get("code") for o in v.others] == ["resume_too_late"]
+    await v.close()
+
+
 @pytest.mark.parametrize("bad_epoch", [None, "not-the-epoch"])
 async def test_resume_message_without_epoch_is_a_resync(
     server: AppServer, world: World, bad_epoch: str | None
@@ -286,6 +304,28 @@ async def test_comments_likes_and_rate_limits(server: AppServer, world: World) -
     for _ in range(40):
         await v.send({"type": "ping"})
     await wait_until(lambda: sum(o.get("code") == "rate_limited" for o in v.others) > 1)
+    await v.close()
+
+
+async def test_comment_errors_echo_the_ref(server: AppServer, world: World) -> None:
+    """Every error frame about a comment carries its `ref` (docs/protocol.md), so a client can
+    tell which of its comments was refused: too long (201 characters; 200 are published), empty
+    once cleaned, not a string, sent too soon."""
+    v = TestViewer(server.ws_url(), world.room_id, world.viewer_token())
+    await v.connect()
+    await v.send({"type": "comment", "text": "x" * 201, "ref": "long"})
+    await v.send({"type": "comment", "text": "\u200b \u202e", "ref": "blank"})
+    await v.send({"type": "comment", "text": 7, "ref": "number"})
+    await v.send({"type": "comment", "text": "x" * 200, "ref": "ok"})
+    await v.send({"type": "comment", "text": "again", "ref": "soon"})
+    await wait_until(lambda: len(v.others) == 4 and len(v.of_type("comment")) == 1)
+    assert [(o["code"], o.get("ref")) for o in v.others] == [
+        ("invalid", "long"),
+        ("invalid", "blank"),
+        ("invalid", "number"),
+        ("rate_limited", "soon"),
+    ]
+    assert v.of_type("comment")[0]["text"] == "x" * 200
     await v.close()
 
 
