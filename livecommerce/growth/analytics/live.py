@@ -73,7 +73,8 @@ class LiveCounters:
     async def read(self, room_id: int) -> dict[str, Any]:
         """The room's live figures from Redis: viewers and likes (room state), comments,
         events per type, and per push seq its goods, time, lateness, schedule, reach (viewers
-        online at the push), impressions, clicks, detail views and ``order_created`` events."""
+        online at the push), impressions, clicks, detail views and ``order_created`` events.
+        Only seqs the server recorded as pushed are listed (client events can name any seq)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(live_key(room_id))
             pipe.hmget(rk.room_state(room_id), ["viewers", "likes"])
@@ -104,6 +105,9 @@ class LiveCounters:
                     "orders": c.get("order_created", 0),
                 }
                 for seq, c in sorted(pushes.items())
+                # Only pushes the server published (their push_published row wrote ``at_ms``):
+                # a viewer's event naming any other seq must not show as a phantom push.
+                if "at_ms" in c
             ],
         }
 

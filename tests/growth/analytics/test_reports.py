@@ -208,3 +208,34 @@ async def test_reports_are_the_hosts_only(server: AppServer, world: World) -> No
     )  # fmt: skip
     assert status == 400
     assert body["error"]["field"] == "room_id"
+
+
+async def test_live_figures_list_only_pushes_the_server_published(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A viewer's events may name any push seq; the live figures (and so the console's push
+    timeline) list only the pushes the server published, never a phantom one."""
+    g = world.goods_ids[0]
+    real = await push(server, world, g)
+    viewer = {"Authorization": f"Bearer {world.viewer_token()}"}
+    events = [
+        event("bubble_impression", room_id=world.room_id, goods_id=g, push_seq=real),
+        event("bubble_click", room_id=world.room_id, goods_id=g, push_seq=real + 1000),
+        event("bubble_impression", room_id=world.room_id, goods_id=g, push_seq=987_654),
+    ]
+    status, body = await http("POST", f"{server.url}/api/events", json={"events": events},
+                              headers=viewer)  # fmt: skip
+    assert status == 200, body
+    for _ in range(100):
+        status, live = await http(
+            "GET", f"{server.url}/api/host/rooms/{world.room_id}/analytics/live",
+            headers=world.host_headers(),
+        )  # fmt: skip
+        assert status == 200, live
+        if live["events"].get("bubble_impression") == 2:  # type: ignore[index]
+            break
+        await asyncio.sleep(0.05)
+    assert live["events"]["bubble_impression"] == 2  # type: ignore[index]
+    pushes = live["pushes"]  # type: ignore[index]
+    assert [p["push_seq"] for p in pushes] == [real], pushes
+    assert pushes[0]["impressions"] == 1
