@@ -232,6 +232,53 @@ async def test_dropped_viewer_resumes_with_nothing_missed(browser: Any, console:
     assert [f["type"] for f in frames].count("welcome") == 2  # the first and the resumed one
 
 
+async def test_a_bubble_over_before_the_resume_is_not_shown_or_counted(
+    browser: Any, console: Console
+) -> None:
+    """A push whose show time ended while the page was reconnecting arrives with the resume (no
+    gap) but is not shown, and so records no impression; a push still on is shown."""
+    host = await console.account()
+    goods = await goods_for(console, host, 2)
+    room = await live_room(console, host, goods)
+    viewer = await audience(browser, console, room)
+    await viewer.evaluate(
+        # Back off ~3.2-3.5 s (random near 1, still random: it also makes the event ids).
+        """() => { const c = window.__live.client; c.random = () => 0.9 + Math.random() * 0.0999;
+                   c.backoffBaseMs = 3500; }"""
+    )
+    await viewer.evaluate("(() => { window.__live.client._task.close({code: 1000}); })()")
+    await until(viewer, "!window.__live.client._open")
+    status, short = await http(
+        "POST", f"{console.url}/api/rooms/{room}/push",
+        json={"goods_id": goods[0], "show_seconds": 1},
+        headers={"Authorization": f"Bearer {host.token}"},
+    )  # fmt: skip
+    assert status == 201, short
+    await asyncio.sleep(1.5)  # its second is over before the page is back
+    await push(console, host, room, goods[1])
+    await until(viewer, "window.__live.resumes === 1")
+    await until(viewer, "window.__live.bubbles.length >= 1")
+    seqs = [f["seq"] for f in await viewer.evaluate("window.__live.frames")]
+    assert short["seq"] in seqs  # delivered with the resume, in order
+    bubbles = await viewer.evaluate("window.__live.bubbles")
+    assert [b["goods_id"] for b in bubbles] == [goods[1]]
+    # The server's per-push figures: the shown push has its impression, the expired one none.
+    impressions: dict[int, int] = {}
+    for _ in range(200):
+        status, live = await http(
+            "GET", f"{console.url}/api/host/rooms/{room}/analytics/live",
+            headers={"Authorization": f"Bearer {host.token}"},
+        )  # fmt: skip
+        assert status == 200, live
+        assert isinstance(live, dict)
+        impressions = {p["push_seq"]: p["impressions"] for p in live["pushes"]}
+        if sum(impressions.values()) >= 1:
+            break
+        await asyncio.sleep(0.05)
+    assert impressions.get(short["seq"], 0) == 0, impressions
+    assert sum(impressions.values()) == 1, impressions
+
+
 async def test_session_and_csrf_hold_in_the_browser(browser: Any, console: Console) -> None:
     """The session cookie is invisible to scripts, a write without the CSRF token is refused,
     a viewer's page reaches no console action, and signing out ends the session."""

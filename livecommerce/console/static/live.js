@@ -5,7 +5,8 @@ import { api, ApiError, humanMessage, el, $, show, yuan, randomKey, liveClient }
 const roomId = Number((/^\/live\/(\d+)/.exec(location.pathname) || [])[1]);
 const TOKEN_KEY = 'lc_user_token';
 const S = { token: localStorage.getItem(TOKEN_KEY) || '', room: null, client: null, bubble: null,
-  order: null, bubbleTimer: null, frames: [], bubbles: [], notices: [], myGroups: new Set() };
+  order: null, bubbleTimer: null, frames: [], bubbles: [], notices: [], myGroups: new Set(),
+  shownPushes: new Set() };
 window.__live = S; // for the browser tests
 
 function error(text) { const n = $('#error'); n.textContent = text; show(n, !!text); }
@@ -82,9 +83,11 @@ function connect() {
   c.on('welcome', (f) => {
     conn.textContent = f.resumed ? 'reconnected' : 'connected';
     if (f.resumed) S.resumes = (S.resumes || 0) + 1;
-    sync();
+    // A resumed welcome is followed by the frames missed, in order: they show (or withdraw)
+    // the bubbles themselves; a fresh welcome or a resync is the whole state.
+    sync(!f.resumed);
   });
-  c.on('resync', sync);
+  c.on('resync', () => sync());
   c.on('goods_push', (f) => showBubble(f));
   c.on('goods_withdraw', () => hideBubble());
   c.on('flash_sale_push', (f) => showBubble(f));
@@ -118,11 +121,12 @@ function connect() {
   c.connect();
 }
 
-function sync() {
+function sync(withBubble = true) {
   const st = S.client.state;
   if (st.room) renderRoom(st.room);
   $('#viewers').textContent = st.viewers;
   $('#likes').textContent = st.likes;
+  if (!withBubble) return;
   if (st.bubble) { showBubble(st.bubble); freshen(st.bubble); } else hideBubble();
 }
 
@@ -196,11 +200,21 @@ async function freshen(f) {
 }
 
 function showBubble(f) {
+  // A bubble whose time is over (a push replayed after a long reconnect) is not shown, and so
+  // not counted as an impression: the viewer never saw it while it was on.
+  const serverNow = Date.now() + ((S.client && S.client.clockOffsetMs) || 0);
+  if (f.ts && f.ts + (f.show_seconds || 30) * 1000 <= serverNow) return;
   if (!renderBubble(f)) return;
   const g = bubbleView(f).goods;
   show($('#bubble'), true);
-  S.bubbles.push({ push_id: f.push_id, goods_id: g.id, ts: f.ts, shown_at: Date.now() });
-  trackBubble('bubble_impression', f);
+  // One impression per push: the same push again (the welcome's current bubble, then its
+  // replayed frame after a resume) is drawn again but not counted again.
+  const key = f.push_id || f.seq;
+  if (key === undefined || !S.shownPushes.has(key)) {
+    if (key !== undefined) S.shownPushes.add(key);
+    S.bubbles.push({ push_id: f.push_id, goods_id: g.id, ts: f.ts, shown_at: Date.now() });
+    trackBubble('bubble_impression', f);
+  }
   clearTimeout(S.bubbleTimer);
   const until = (f.ts || Date.now()) + (f.show_seconds || 30) * 1000;
   S.bubbleTimer = setTimeout(hideBubble, Math.max(1000, until - Date.now()));
