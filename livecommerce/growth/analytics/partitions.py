@@ -3,17 +3,39 @@
 A partition is named ``analytics_events_YYYYMMDD`` and holds ``[day 00:00 UTC, next day)``.
 Both steps are idempotent and safe to run on several nodes at once (``IF NOT EXISTS``; a
 concurrent create of the same partition is caught by class).
+
+Creating or dropping a partition locks the parent table exclusively, and every event write
+queues behind a waiting exclusive lock: behind a long report query, an unbounded wait would
+stall ingestion (then 503 ``buffer_full``). Each statement waits at most ``LOCK_WAIT_MS`` for
+its locks and is skipped otherwise (logged); the next maintenance pass tries again, and
+partitions are made days ahead, so a skipped pass costs nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+log = logging.getLogger("livecommerce.analytics")
 PARENT = "analytics_events"
 _NAME = re.compile(r"^analytics_events_(\d{8})$")
+LOCK_WAIT_MS = 1000  # the longest an event write may queue behind partition maintenance
+
+
+async def _ddl(conn: asyncpg.Connection, sql: str) -> bool:
+    """Run one DDL statement waiting at most ``LOCK_WAIT_MS`` for its locks; False (logged)
+    when it could not get them."""
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}")
+            await conn.execute(sql)
+    except asyncpg.LockNotAvailableError:
+        log.warning("analytics partitions: %r skipped (table busy); the next pass retries", sql)
+        return False
+    return True
 
 
 def partition_name(day: date) -> str:
@@ -21,7 +43,8 @@ def partition_name(day: date) -> str:
 
 
 async def create_partition(conn: asyncpg.Connection, day: date) -> bool:
-    """Create the partition of ``day`` unless it exists; True when this call created it."""
+    """Create the partition of ``day`` unless it exists; True when this call created it (False
+    also when the parent stayed locked for ``LOCK_WAIT_MS``)."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)
     name = partition_name(day)
@@ -29,13 +52,13 @@ async def create_partition(conn: asyncpg.Connection, day: date) -> bool:
     if exists:
         return False
     try:
-        await conn.execute(
+        return await _ddl(
+            conn,
             f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} "
-            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')",
         )
     except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
         return False  # another node made it meanwhile
-    return True
 
 
 async def ensure_partitions(
@@ -67,14 +90,15 @@ async def existing_days(conn: asyncpg.Connection) -> list[date]:
 
 async def drop_expired(conn: asyncpg.Connection, today: date, retention_days: int) -> list[str]:
     """Drop partitions whose whole day is older than ``retention_days`` before ``today``, and the
-    dedup ids stored before that; returns the dropped partition names."""
+    dedup ids stored before that; returns the dropped partition names (one whose table stayed
+    locked for ``LOCK_WAIT_MS`` is left for the next pass)."""
     cutoff = today - timedelta(days=retention_days)
     dropped = []
     for day in await existing_days(conn):
         if day < cutoff:
             name = partition_name(day)
-            await conn.execute(f"DROP TABLE IF EXISTS {name}")
-            dropped.append(name)
+            if await _ddl(conn, f"DROP TABLE IF EXISTS {name}"):
+                dropped.append(name)
     cutoff_at = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC)
     await conn.execute("DELETE FROM analytics_event_ids WHERE stored_at < $1", cutoff_at)
     return dropped
