@@ -18,6 +18,7 @@ the value came from); the CLI prints it and exits with status 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -338,6 +339,8 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             raise ConfigError(f"{name}: unknown setting ({source})")
         if from_env:
             value = _parse_env(name, value, source)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}: must be a finite number, got {value!r} ({source})")
         raw.setdefault(section, {})[key] = value
         where[name] = source
     try:

@@ -121,6 +121,27 @@ def test_model_constraints_name_key_rule_and_source(
 
 
 @pytest.mark.parametrize(
+    ("text", "env", "needle"),
+    [
+        (
+            "",
+            {"LIVECOMMERCE_TIMER_LEASE_SECONDS": "inf"},
+            "timer.lease_seconds: must be a finite number, got inf (env LIVECOMMERCE_",
+        ),
+        ("[rooms]\nheartbeat_seconds = inf\n", {}, "rooms.heartbeat_seconds: must be a finite"),
+        ("", {"LIVECOMMERCE_ROOMS_TICK_SECONDS": "-inf"}, "rooms.tick_seconds: must be a finite"),
+    ],
+)
+def test_infinite_float_is_a_config_error(
+    tmp_path: Path, text: str, env: dict[str, str], needle: str
+) -> None:
+    """``inf`` passed ``> 0`` and later crashed startup (int(inf * 1000)) with a traceback."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env=env)
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("word", "value"),
     [("yes", True), (" off ", False), ("1", True), ("FALSE", False), ("on", True)],
 )
