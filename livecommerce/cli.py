@@ -348,7 +348,7 @@ def cmd_host_token(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= len(name) <= 100:
         raise CliError("host name must be 1..100 characters")
     embedded = settings.uses_embedded
-    with backends(settings) as ready:
+    with backends(settings, share=True) as ready:
         run(_return_zero(prepare_database(ready, embedded=embedded, seed=False)))
         host_id = run(_host_id(ready, name))
     ttl = settings.security.host_token_ttl_seconds

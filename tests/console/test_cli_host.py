@@ -6,6 +6,8 @@ from pathlib import Path
 
 import asyncpg
 
+from livecommerce.auth.tokens import verify_token
+from livecommerce.config import DEV_SECRET
 from livecommerce.console.passwords import verify_password
 from livecommerce.embedded import EmbeddedBackends, running_urls
 from tests.support import child_env, run_cli
@@ -37,3 +39,20 @@ async def test_host_create_and_reset_while_the_data_dir_is_in_use(tmp_path: Path
         assert verify_password(stored, new_password)
         assert not verify_password(stored, password)
     assert running_urls(data_dir) is None
+
+
+async def test_host_token_while_the_data_dir_is_in_use(tmp_path: Path) -> None:
+    """`livecommerce host-token NAME` next to a running server (the token the README's
+    `loadtest URL --host-token` needs) used to fail with "data dir ... is in use"."""
+    data_dir = tmp_path / "data"
+    env = child_env(LIVECOMMERCE_EMBEDDED_DATA_DIR=str(data_dir))
+    with EmbeddedBackends(data_dir, fsync=False) as urls:
+        result = run_cli("host-token", "Erin", env=env)
+        assert result.returncode == 0, result.stderr
+        claims = verify_token(DEV_SECRET, result.stdout.strip().splitlines()[-1])
+        conn = await asyncpg.connect(urls.database_url)
+        try:
+            host_id = await conn.fetchval("SELECT id FROM hosts WHERE name = 'Erin'")
+        finally:
+            await conn.close()
+        assert claims.host_id == host_id
