@@ -41,7 +41,10 @@ def cookie_for(kinds: tuple[str, ...]) -> str:
 
 def csrf_ok(secret: str, session: str, sent: str) -> bool:
     """Whether ``sent`` is the CSRF token of ``session`` (constant time)."""
-    return hmac.compare_digest(csrf_token(secret, session), sent)
+    # bytes: compare_digest raises TypeError on a non-ASCII str (a header sent by anyone)
+    return hmac.compare_digest(
+        csrf_token(secret, session).encode(), sent.encode("utf-8", "surrogatepass")
+    )
 
 
 def session_cookie(value: str, max_age: int, *, secure: bool, name: str = COOKIE) -> str:

@@ -50,8 +50,13 @@ def require_admin(request: web.Request) -> None:
     if not expected:
         raise Forbidden("the admin API is disabled (security.admin_token)", code="admin_disabled")
     scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip(), expected):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(_utf8(sent.strip()), _utf8(expected)):
         raise Unauthorized("admin token required", code="bad_admin_token")
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes: ``hmac.compare_digest`` raises TypeError on non-ASCII ``str``."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 async def create_host(call: Call[HostCreate, None]) -> Reply[HostAccount]:

@@ -303,3 +303,30 @@ async def test_expired_sign_out_records_are_purged(
         assert time.monotonic() < deadline, "expired records were not purged"
         await asyncio.sleep(0.05)
     assert await pool.fetchval("SELECT sid FROM revoked_sessions") == "live-one"
+
+
+async def test_non_ascii_admin_token_or_csrf_header_is_refused_not_500(
+    console: Console,
+    make_server: object,
+    settings: Settings,
+    browser_session: aiohttp.ClientSession,
+) -> None:
+    """hmac.compare_digest raises TypeError on a non-ASCII str: `Authorization: Bearer tökén`
+    on an admin endpoint and `X-CSRF-Token: tökén` on a console write were 500s."""
+    security = dataclasses.replace(settings.security, admin_token="t" * 40)
+    server = await make_server(dataclasses.replace(settings, security=security))  # type: ignore[operator]
+    status, err = await http(
+        "POST", server.url + "/api/admin/hosts", json={"name": "dave"},
+        headers={"Authorization": "Bearer tökén"},
+    )  # fmt: skip
+    assert status == 401, err
+    assert isinstance(err, dict)
+    assert err["error"]["code"] == "bad_admin_token"
+    acct = await console.account()
+    await console.sign_in(browser_session, acct)
+    status, err = await console.call(
+        browser_session, "POST", "/api/rooms", json={"title": "x"},
+        headers={"X-CSRF-Token": "tökén"},
+    )  # fmt: skip
+    assert status == 403, err
+    assert err["error"]["code"] == "csrf_failed"
