@@ -18,7 +18,7 @@ from livecommerce.api.types import NO_NUL
 from livecommerce.console import hosts
 from livecommerce.console.passwords import MAX_LENGTH, MIN_LENGTH
 from livecommerce.console.session_api import HostName
-from livecommerce.errors import Forbidden, Unauthorized
+from livecommerce.errors import Forbidden, Unauthorized, ValidationError
 
 NewPassword = Annotated[
     str,
@@ -62,8 +62,13 @@ def _utf8(text: str) -> bytes:
 async def create_host(call: Call[HostCreate, None]) -> Reply[HostAccount]:
     """Create a host account (admin token). 409 ``host_exists`` if the name is taken."""
     require_admin(call.request)
+    # Trimmed like `livecommerce host create` and the console's sign-in form: " Alice " could
+    # never sign in there (the form sends "Alice").
+    name = call.body.name.strip()
+    if not name:
+        raise ValidationError("name", "must not be blank")
     password = call.body.password or hosts.new_password()
-    host = await hosts.create_host(call.app[keys.PG_POOL], call.body.name, password)
+    host = await hosts.create_host(call.app[keys.PG_POOL], name, password)
     return Reply(HostAccount(id=host.id, name=host.name, password=password), status=201)
 
 

@@ -330,3 +330,25 @@ async def test_non_ascii_admin_token_or_csrf_header_is_refused_not_500(
     )  # fmt: skip
     assert status == 403, err
     assert err["error"]["code"] == "csrf_failed"
+
+
+async def test_admin_create_host_trims_the_name_like_the_sign_in_form(
+    console: Console, make_server: object, settings: Settings
+) -> None:
+    """`{"name": " Erin "}` made a host the console could never sign in (its form trims the
+    name to "Erin"); a blank name was accepted too."""
+    security = dataclasses.replace(settings.security, admin_token="t" * 40)
+    server = await make_server(dataclasses.replace(settings, security=security))  # type: ignore[operator]
+    base, auth = server.url + "/api/admin/hosts", {"Authorization": "Bearer " + "t" * 40}
+    status, made = await http("POST", base, json={"name": " Erin "}, headers=auth)
+    assert status == 201, made
+    assert isinstance(made, dict)
+    assert made["name"] == "Erin"
+    creds = {"name": "Erin", "password": made["password"]}
+    assert (await http("POST", server.url + "/api/console/session", json=creds))[0] == 201
+    status, again = await http("POST", base, json={"name": "Erin  "}, headers=auth)
+    assert status == 409, again
+    status, err = await http("POST", base, json={"name": "   "}, headers=auth)
+    assert status == 400, err
+    assert isinstance(err, dict)
+    assert err["error"]["field"] == "name"
