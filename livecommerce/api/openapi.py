@@ -49,9 +49,6 @@ SECURITY = {
     "viewer": ("viewerToken", "An anonymous viewer token from `POST /api/tokens/viewer`"),
     "agent": ("agentToken", "A customer-service agent's session (`POST /api/agent/session`)"),
 }
-# The admin routes check `security.admin_token` themselves (no token kind): documented here so
-# Swagger UI's "Authorize" sends it.
-ADMIN_SECURITY = ("adminToken", "The configured `security.admin_token` (unset: 403)")
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
@@ -137,8 +134,6 @@ def _operation(r: Route, schemas: dict[Any, dict[str, Any]], components: dict[st
         }
     if r.auth:
         op["security"] = [{SECURITY[kind][0]: []} for kind in r.auth]
-    elif r.path.startswith("/api/admin/"):
-        op["security"] = [{ADMIN_SECURITY[0]: []}]
     responses: dict[str, Any] = {}
     if r.raw:
         for raw in r.raw_responses:
@@ -184,7 +179,7 @@ def document(routes: list[Route]) -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {
                 name: {"type": "http", "scheme": "bearer", "description": text}
-                for name, text in (*SECURITY.values(), ADMIN_SECURITY)
+                for name, text in SECURITY.values()
             },
             "responses": {
                 f"E{status}": {
