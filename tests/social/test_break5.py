@@ -1,0 +1,38 @@
+"""Social commerce tried as a new user (break5): replays and hidden goods."""
+
+from __future__ import annotations
+
+import secrets
+
+from tests.social.conftest import Social
+from tests.social.test_points import _grant
+
+
+async def test_points_checkout_replay_answers_the_first_order_after_a_price_drop(
+    social: Social,
+) -> None:
+    """A replayed points checkout answers the first order even when the goods' price has
+    dropped since (the discount cap is the first order's, not today's)."""
+    uid, token = await social.user()
+    await _grant(social, uid, 1000)
+    host_id, _ = await social.shop.host()
+    gid = await social.shop.goods(host_id, stock=10, price_fen=10_000)
+    key = secrets.token_hex(6)
+    body = {"goods_id": gid, "quantity": 1, "points": 100}
+    status, first = await social.post("/api/points/checkout", token, body, key)
+    assert status == 201, first
+    await social.pool.execute("UPDATE goods SET price_fen = 100 WHERE id = $1", gid)
+    status, again = await social.post("/api/points/checkout", token, body, key)
+    assert status == 200, again
+    assert again["id"] == first["id"] and again["points_spent"] == 100
+
+
+async def test_points_checkout_of_a_draft_does_not_tell_its_price(social: Social) -> None:
+    """A draft (or unknown) goods is 404 whatever the points: the 400 naming the points cap
+    would tell its price."""
+    _, token = await social.user()
+    host_id, _ = await social.shop.host()
+    gid = await social.shop.goods(host_id, stock=10, price_fen=10_000, status="draft")
+    body = {"goods_id": gid, "quantity": 1, "points": 10**9}
+    status, answer = await social.post("/api/points/checkout", token, body, secrets.token_hex(6))
+    assert status == 404, answer
