@@ -331,8 +331,12 @@ async def buy(
     if take.code == "not_loaded":
         await reconcile(pool, stock, sale_id)
         take = await stock.take(sale_id, user_id, quantity, claim)
-    if take.code == "duplicate":
+    if take.code in ("duplicate", "ended"):
+        # A retry of a lost answer may come after the end (the window is checked first, and
+        # the claim may be gone): its order, not 409 ended.
         existing = await _existing_order(pool, sale_id, user_id, idempotency_key)
+        if existing is None and take.code == "ended":
+            raise Conflict(REFUSALS["ended"], code="ended")
         if existing is None:
             raise Conflict(
                 "a purchase with this Idempotency-Key is in progress", code="in_progress"

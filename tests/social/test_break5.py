@@ -36,3 +36,21 @@ async def test_points_checkout_of_a_draft_does_not_tell_its_price(social: Social
     body = {"goods_id": gid, "quantity": 1, "points": 10**9}
     status, answer = await social.post("/api/points/checkout", token, body, secrets.token_hex(6))
     assert status == 404, answer
+
+
+async def test_flash_sale_replay_after_the_end_answers_the_first_order(social: Social) -> None:
+    """A buyer whose answer was lost retries with the same Idempotency-Key after the sale has
+    ended: 200 with the first order (docs/api.md), not 409 `ended`."""
+    import asyncio
+
+    from tests.social.test_flashsale import _buy, _sale
+
+    sale_id, _, _ = await _sale(social, stock=5, limit=1, start=-5, end=1.5)
+    _, token = await social.user()
+    key = secrets.token_hex(8)
+    status, first = await _buy(social, sale_id, token, key)
+    assert status == 201, first
+    await asyncio.sleep(2)
+    status, again = await _buy(social, sale_id, token, key)
+    assert status == 200, again
+    assert again["id"] == first["id"]
