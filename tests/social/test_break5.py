@@ -54,3 +54,22 @@ async def test_flash_sale_replay_after_the_end_answers_the_first_order(social: S
     status, again = await _buy(social, sale_id, token, key)
     assert status == 200, again
     assert again["id"] == first["id"]
+
+
+async def test_flash_buy_with_the_key_of_a_plain_order_of_the_same_goods_is_refused(
+    social: Social,
+) -> None:
+    """An Idempotency-Key first used for a plain order of the sale's own goods is a 409
+    `idempotency_key_reused` on the sale, not that full-price order answered as the purchase."""
+    from livecommerce import keys
+    from tests.social.test_flashsale import _buy, _sale
+
+    sale_id, goods_id, _ = await _sale(social, stock=5, limit=1)
+    _, token = await social.user()
+    status, plain = await social.post(
+        "/api/orders", token, {"goods_id": goods_id, "quantity": 1}, "k-same"
+    )
+    assert status == 201, plain
+    status, body = await _buy(social, sale_id, token, key="k-same")
+    assert (status, body.get("error", {}).get("code")) == (409, "idempotency_key_reused"), body
+    assert await social.app[keys.FLASH_STOCK].stock_left(sale_id) == 5
