@@ -73,3 +73,19 @@ async def test_flash_buy_with_the_key_of_a_plain_order_of_the_same_goods_is_refu
     status, body = await _buy(social, sale_id, token, key="k-same")
     assert (status, body.get("error", {}).get("code")) == (409, "idempotency_key_reused"), body
     assert await social.app[keys.FLASH_STOCK].stock_left(sale_id) == 5
+
+
+async def test_groups_of_a_draft_are_not_public(social: Social) -> None:
+    """Goods moved back to a draft: its offer is a 404 (docs/api.md), and so are its groups —
+    by id and in the goods' open-group list."""
+    from tests.social.test_groups import _offer, _open_paid
+
+    offer_id, goods_id = await _offer(social, size=3)
+    group_id, _ = await _open_paid(social, offer_id)
+    assert (await social.get(f"/api/groups/{group_id}"))[0] == 200
+    await social.pool.execute("UPDATE goods SET status = 'draft' WHERE id = $1", goods_id)
+    assert (await social.get(f"/api/group-offers/{offer_id}"))[0] == 404
+    status, listed = await social.get(f"/api/goods/{goods_id}/groups")
+    assert status == 404 or listed.get("items", listed) == [], listed
+    status, body = await social.get(f"/api/groups/{group_id}")
+    assert status == 404, body
