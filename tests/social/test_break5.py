@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
+from livecommerce import keys
 from tests.social.conftest import Social
+from tests.social.test_flashsale import _buy, _sale
+from tests.social.test_groups import _offer, _open_paid
 from tests.social.test_points import _grant
 
 
@@ -24,7 +28,8 @@ async def test_points_checkout_replay_answers_the_first_order_after_a_price_drop
     await social.pool.execute("UPDATE goods SET price_fen = 100 WHERE id = $1", gid)
     status, again = await social.post("/api/points/checkout", token, body, key)
     assert status == 200, again
-    assert again["id"] == first["id"] and again["points_spent"] == 100
+    assert again["id"] == first["id"]
+    assert again["points_spent"] == 100
 
 
 async def test_points_checkout_of_a_draft_does_not_tell_its_price(social: Social) -> None:
@@ -41,10 +46,6 @@ async def test_points_checkout_of_a_draft_does_not_tell_its_price(social: Social
 async def test_flash_sale_replay_after_the_end_answers_the_first_order(social: Social) -> None:
     """A buyer whose answer was lost retries with the same Idempotency-Key after the sale has
     ended: 200 with the first order (docs/api.md), not 409 `ended`."""
-    import asyncio
-
-    from tests.social.test_flashsale import _buy, _sale
-
     sale_id, _, _ = await _sale(social, stock=5, limit=1, start=-5, end=1.5)
     _, token = await social.user()
     key = secrets.token_hex(8)
@@ -61,9 +62,6 @@ async def test_flash_buy_with_the_key_of_a_plain_order_of_the_same_goods_is_refu
 ) -> None:
     """An Idempotency-Key first used for a plain order of the sale's own goods is a 409
     `idempotency_key_reused` on the sale, not that full-price order answered as the purchase."""
-    from livecommerce import keys
-    from tests.social.test_flashsale import _buy, _sale
-
     sale_id, goods_id, _ = await _sale(social, stock=5, limit=1)
     _, token = await social.user()
     status, plain = await social.post(
@@ -78,8 +76,6 @@ async def test_flash_buy_with_the_key_of_a_plain_order_of_the_same_goods_is_refu
 async def test_groups_of_a_draft_are_not_public(social: Social) -> None:
     """Goods moved back to a draft: its offer is a 404 (docs/api.md), and so are its groups —
     by id and in the goods' open-group list."""
-    from tests.social.test_groups import _offer, _open_paid
-
     offer_id, goods_id = await _offer(social, size=3)
     group_id, _ = await _open_paid(social, offer_id)
     assert (await social.get(f"/api/groups/{group_id}"))[0] == 200
