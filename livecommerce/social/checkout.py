@@ -39,6 +39,16 @@ async def checkout(
         # A replay answers the first order before today's price is looked at: the discount
         # cap was checked against the price it was made at.
         replay = await orders.replayed(conn, user_id, idempotency_key, goods_id, quantity)
+        if replay is not None and await conn.fetchval(
+            """SELECT 1 FROM flash_sale_orders WHERE order_id = $1
+               UNION ALL SELECT 1 FROM group_members WHERE order_id = $1 LIMIT 1""",
+            replay["id"],
+        ):
+            # The key made a flash-sale or group order: not this checkout's answer.
+            raise Conflict(
+                "Idempotency-Key was already used for another order",
+                code="idempotency_key_reused",
+            )
         if replay is not None:
             order, created = replay, False
         else:

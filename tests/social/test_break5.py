@@ -85,3 +85,18 @@ async def test_groups_of_a_draft_are_not_public(social: Social) -> None:
     assert status == 404 or listed.get("items", listed) == [], listed
     status, body = await social.get(f"/api/groups/{group_id}")
     assert status == 404, body
+
+
+async def test_points_checkout_with_the_key_of_a_flash_purchase_is_refused(social: Social) -> None:
+    """The Idempotency-Key of a flash-sale purchase of the same goods is 409
+    `idempotency_key_reused` on a points checkout, not the sale-price order answered as a
+    points checkout that spent nothing."""
+    sale_id, goods_id, _ = await _sale(social, stock=5, limit=1)
+    _, token = await social.user()
+    status, bought = await _buy(social, sale_id, token, key="k-flash")
+    assert status == 201, bought
+    status, body = await social.post(
+        "/api/points/checkout", token, {"goods_id": goods_id, "quantity": 1, "points": 0},
+        "k-flash",
+    )  # fmt: skip
+    assert (status, body.get("error", {}).get("code")) == (409, "idempotency_key_reused"), body
