@@ -36,21 +36,38 @@ async def checkout(
         Conflict: ``insufficient_points``, or the order flow's conflicts (sold out ...).
     """
     async with conn.transaction():
-        price = await conn.fetchval(
-            "SELECT price_fen FROM goods WHERE id = $1 FOR UPDATE", goods_id
-        )
-        if price is None:
-            raise NotFound("no such goods")
-        discount = points.discount_for(cfg, points_to_spend, price * quantity)
-        order, created = await orders.create_order(
-            conn,
-            user_id=user_id,
-            goods_id=goods_id,
-            quantity=quantity,
-            idempotency_key=idempotency_key,
-            payment_timeout_seconds=payment_timeout_seconds,
-            discount_fen=discount,
-        )
+        # A replay answers the first order before today's price is looked at: the discount
+        # cap was checked against the price it was made at.
+        replay = await orders.replayed(conn, user_id, idempotency_key, goods_id, quantity)
+        if replay is not None and await conn.fetchval(
+            """SELECT 1 FROM flash_sale_orders WHERE order_id = $1
+               UNION ALL SELECT 1 FROM group_members WHERE order_id = $1 LIMIT 1""",
+            replay["id"],
+        ):
+            # The key made a flash-sale or group order: not this checkout's answer.
+            raise Conflict(
+                "Idempotency-Key was already used for another order",
+                code="idempotency_key_reused",
+            )
+        if replay is not None:
+            order, created = replay, False
+        else:
+            goods = await conn.fetchrow(
+                "SELECT price_fen, status FROM goods WHERE id = $1 FOR UPDATE", goods_id
+            )
+            if goods is None or goods["status"] == "draft":
+                # Before the points cap: its message would tell a hidden draft's price.
+                raise NotFound("no such goods")
+            discount = points.discount_for(cfg, points_to_spend, goods["price_fen"] * quantity)
+            order, created = await orders.create_order(
+                conn,
+                user_id=user_id,
+                goods_id=goods_id,
+                quantity=quantity,
+                idempotency_key=idempotency_key,
+                payment_timeout_seconds=payment_timeout_seconds,
+                discount_fen=discount,
+            )
         if created and points_to_spend:
             await points.spend(conn, cfg, user_id, points_to_spend, order["id"])
     spent = await conn.fetchval(

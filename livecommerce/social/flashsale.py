@@ -296,7 +296,7 @@ async def _reconcile(pool: asyncpg.Pool, stock: FlashStock, sale_id: int) -> boo
 
 
 async def _existing_order(
-    pool: asyncpg.Pool, sale_id: int, user_id: int, key: str
+    pool: asyncpg.Connection | asyncpg.Pool, sale_id: int, user_id: int, key: str
 ) -> dict[str, Any] | None:
     order_id = await pool.fetchval(
         """SELECT o.id FROM orders o JOIN flash_sale_orders f ON f.order_id = o.id
@@ -331,8 +331,12 @@ async def buy(
     if take.code == "not_loaded":
         await reconcile(pool, stock, sale_id)
         take = await stock.take(sale_id, user_id, quantity, claim)
-    if take.code == "duplicate":
+    if take.code in ("duplicate", "ended"):
+        # A retry of a lost answer may come after the end (the window is checked first, and
+        # the claim may be gone): its order, not 409 ended.
         existing = await _existing_order(pool, sale_id, user_id, idempotency_key)
+        if existing is None and take.code == "ended":
+            raise Conflict(REFUSALS["ended"], code="ended")
         if existing is None:
             raise Conflict(
                 "a purchase with this Idempotency-Key is in progress", code="in_progress"
@@ -414,9 +418,13 @@ async def _persist(
 async def _replayed(
     conn: asyncpg.Connection, sale_id: int, user_id: int, quantity: int, key: str
 ) -> dict[str, Any]:
-    goods_id = await conn.fetchval("SELECT goods_id FROM flash_sales WHERE id = $1", sale_id)
-    order = await orders.replayed(conn, user_id, key, goods_id, quantity)
-    assert order is not None  # lc_flash_buy saw it committed
+    # The key's order must be a purchase of this sale: a plain order of the same goods (or
+    # another sale's) made with it is not this purchase's answer.
+    order = await _existing_order(conn, sale_id, user_id, key)
+    if order is None or order["quantity"] != quantity:
+        raise Conflict(
+            "Idempotency-Key was already used for another order", code="idempotency_key_reused"
+        )
     return order
 
 

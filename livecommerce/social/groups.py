@@ -89,11 +89,14 @@ async def get_group(conn: asyncpg.Connection | asyncpg.Pool, group_id: int) -> d
     g = await conn.fetchrow(
         """SELECT g.id, g.offer_id, g.leader_id, g.size, g.status, g.seats, g.paid,
                   g.expires_at, g.finished_at, g.created_at, o.goods_id, o.group_price_fen,
-                  greatest(0, EXTRACT(EPOCH FROM g.expires_at - now()))::float8 AS left_s
-           FROM groups g JOIN group_offers o ON o.id = g.offer_id WHERE g.id = $1""",
+                  greatest(0, EXTRACT(EPOCH FROM g.expires_at - now()))::float8 AS left_s,
+                  gd.status AS goods_status
+           FROM groups g JOIN group_offers o ON o.id = g.offer_id
+           JOIN goods gd ON gd.id = o.goods_id WHERE g.id = $1""",
         group_id,
     )
-    if g is None or g["status"] == "pending":
+    # A draft's groups are hidden like its offer (drafts are never public).
+    if g is None or g["status"] == "pending" or g["goods_status"] == "draft":
         raise NotFound("no such group", code="group_not_found")
     members = await conn.fetch(
         """SELECT m.user_id, m.status, m.joined_at, u.nickname, u.avatar_url
@@ -134,6 +137,7 @@ async def list_open(
     """Open groups of a goods' active offers with seats left, closest to filling first."""
     rows = await conn.fetch(
         """SELECT g.id FROM groups g JOIN group_offers o ON o.id = g.offer_id
+           JOIN goods gd ON gd.id = o.goods_id AND gd.status <> 'draft'
            WHERE o.goods_id = $1 AND o.active AND g.status = 'open' AND g.expires_at > now()
              AND g.seats < g.size
            ORDER BY g.size - g.seats, g.expires_at LIMIT $2""",
