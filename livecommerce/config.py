@@ -234,6 +234,7 @@ class AnalyticsConfig:
     buffer_max_events: Annotated[int, Meta(ge=1, le=10_000_000)] = 200_000
     flush_max_events: Annotated[int, Meta(ge=1, le=1_000_000)] = 5000
     flush_interval_ms: Annotated[int, Meta(ge=1, le=60_000)] = 50
+    flushers: Annotated[int, Meta(ge=1, le=16)] = 1
     retry_after_seconds: Annotated[int, Meta(ge=1, le=3600)] = 1
     attribution_window_seconds: Annotated[int, Meta(ge=1, le=30 * 86400)] = 86400
     live_interval_seconds: Annotated[float, Meta(gt=0, le=1)] = 1.0

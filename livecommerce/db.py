@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,13 +28,21 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-async def create_pool(cfg: DatabaseConfig) -> asyncpg.Pool:
+InitConnection = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+async def create_pool(
+    cfg: DatabaseConfig, *, max_size: int | None = None, init: InitConnection | None = None
+) -> asyncpg.Pool:
+    """The application's pool (JSON/JSONB as Python values), or with ``max_size`` and ``init``
+    a small pool of its own for one component (e.g. the analytics writer's COPY connections)."""
+    size = cfg.pool_max_size if max_size is None else max_size
     pool = await asyncpg.create_pool(
         cfg.url,
-        min_size=cfg.pool_min_size,
-        max_size=cfg.pool_max_size,
+        min_size=min(cfg.pool_min_size, size),
+        max_size=size,
         command_timeout=cfg.command_timeout_seconds,
-        init=_init_connection,
+        init=_init_connection if init is None else init,
     )
     assert pool is not None
     return pool

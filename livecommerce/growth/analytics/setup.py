@@ -15,11 +15,12 @@ from livecommerce import keys
 from livecommerce.aio import check_cancelled, running
 from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
 from livecommerce.api.openapi import Error
+from livecommerce.db import close_pool
 from livecommerce.growth.analytics import ingest_api, live, live_api, partitions, reports_api
 from livecommerce.growth.analytics.events import Row
 from livecommerce.growth.analytics.live_stats import StatsPusher
 from livecommerce.growth.analytics.server_events import PushRecorder
-from livecommerce.growth.analytics.writer import Writer
+from livecommerce.growth.analytics.writer import Writer, create_writer_pool
 from livecommerce.growth.experiments.exposures import ExposureRecorder
 
 log = logging.getLogger("livecommerce.analytics")
@@ -75,8 +76,10 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
         finally:
             await exposures.add(rows)
 
+    writer_pool = await create_writer_pool(settings.database, cfg.flushers)
     writer = Writer(
-        pool,
+        writer_pool,
+        flushers=cfg.flushers,
         max_events=cfg.buffer_max_events,
         flush_events=cfg.flush_max_events,
         flush_interval=cfg.flush_interval_ms / 1000,
@@ -125,7 +128,10 @@ async def analytics_ctx(app: web.Application) -> AsyncIterator[None]:
         if broker is not None:
             broker.on_published = None
         await recorder.drain()
-        await writer.close()  # graceful: everything buffered is written before the pool closes
+        try:
+            await writer.close()  # graceful: everything buffered is written before the pool closes
+        finally:
+            await close_pool(writer_pool)
 
 
 def setup(app: web.Application) -> None:

@@ -1,4 +1,4 @@
-"""The buffered event writer: COPY into a staging table, then one deduplicating INSERT.
+"""The buffered event writer: two binary COPYs a flush, exact dedup by a primary key.
 
 Crash guarantee — **acknowledge only after the write**: :meth:`Writer.write` returns (and so
 the HTTP answer or the socket's ``tracked`` frame is sent) only after the transaction holding
@@ -6,15 +6,27 @@ its events has committed. A crash loses at most events that were never acknowled
 retries them and the dedup stores each once. Graceful shutdown (:meth:`Writer.close`) refuses
 new events and flushes every buffered one before it returns.
 
-Exactly once, at write time: every flush runs, in one transaction,
+Exactly once, at write time: the primary key of ``analytics_event_ids`` decides, so a retried
+batch, a resumed socket, two nodes or two flushers racing on one id all store it once. Every
+flush is one transaction, on the fast path:
 
-* ``COPY`` of the rows into a temporary staging table (``ON COMMIT DELETE ROWS``), then
-* ``INSERT INTO analytics_event_ids … ON CONFLICT DO NOTHING RETURNING event_id`` of the
-  distinct staged ids, and ``INSERT INTO analytics_events`` only of the rows it returned; the
-  statement answers the staged ids that were not stored (duplicates), usually none.
+* ids this node committed recently (:class:`RecentIds`) and repeats inside the flush are set
+  aside as duplicates (both are certain: the first is in PostgreSQL, the second is a copy);
+* ``COPY`` of the remaining ids into ``analytics_event_ids`` — a unique violation (an id stored
+  through another node, a flush racing this one, or longer ago than :class:`RecentIds` holds)
+  aborts the transaction, and the flush is written the exact slow way instead;
+* ``COPY`` of their rows straight into ``analytics_events`` (routed to the day partition).
 
-The primary key of ``analytics_event_ids`` decides, so a retried batch, a resumed socket, two
-nodes or two flushers racing on one id all store it once.
+The slow way (also the whole writer before 2026-11-30, see bench/README.md): ``COPY`` into a
+temporary staging table, then one statement that inserts the distinct staged ids with
+``ON CONFLICT DO NOTHING``, the rows of the ids it inserted, and answers the staged ids that
+were not stored. COPY inserts rows in batches (one WAL record and buffer lock per page, not per
+row), so the fast path costs PostgreSQL about half the CPU of the slow one
+(``bench/ingest_pg_steps.py``).
+
+The writer has a pool of its own (one connection per flusher) whose ``jsonb`` codec is the
+binary one for JSON *text* (a version byte, then the text): the rows carry ``variants`` and
+``props`` as JSON text, encoded once when the event was judged.
 
 Memory is bounded: more than ``buffer_max_events`` waiting raises :class:`BufferFull` (the
 endpoint answers 503 with ``Retry-After``) instead of growing.
@@ -34,13 +46,15 @@ from datetime import date
 import asyncpg
 
 from livecommerce.aio import check_cancelled, wait_event
+from livecommerce.config import DatabaseConfig
+from livecommerce.db import create_pool
 from livecommerce.growth.analytics.events import COLUMNS, Row
 
 log = logging.getLogger("livecommerce.analytics")
 
 STAGING = "analytics_staging"
-# The JSON columns are staged as text (COPY's binary format has no jsonb encoder in asyncpg)
-# and cast on the way into analytics_events.
+# The slow way's staging table: the JSON columns are staged as text and cast on the way into
+# analytics_events.
 _CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS {STAGING} (
     event_id uuid, type text, occurred_at timestamptz, received_at timestamptz, source text,
@@ -63,6 +77,53 @@ WITH s AS (SELECT DISTINCT ON (event_id) * FROM {STAGING} ORDER BY event_id),
      d AS (SELECT event_id FROM {STAGING} EXCEPT ALL SELECT event_id FROM i)
 SELECT DISTINCT d.event_id, i.event_id IS NOT NULL AS stored_now FROM d LEFT JOIN i USING (event_id)
 """
+
+# How many ids one generation of RecentIds holds (two are kept): ≈ 6 MB a generation; at
+# 30,000 events/s a node remembers the last 4–8 s, at 300/s the last 7–14 minutes.
+RECENT_IDS = 131_072
+
+
+class RecentIds:
+    """The ids of events this node committed lately, as ``UUID.int`` (two generations of at
+    most ``size`` each: when the young one fills, it becomes the old one and the old one goes).
+    Only a hint that saves PostgreSQL work: an id here is certainly stored already; an id not
+    here may be too (the primary key still decides)."""
+
+    __slots__ = ("old", "size", "young")
+
+    def __init__(self, size: int = RECENT_IDS) -> None:
+        self.size = size
+        self.young: set[int] = set()
+        self.old: set[int] = set()
+
+    def __contains__(self, key: int) -> bool:
+        return key in self.young or key in self.old
+
+    def add_all(self, keys: set[int]) -> None:
+        if len(self.young) + len(keys) > self.size:
+            self.old, self.young = self.young, set()
+        self.young |= keys
+
+
+async def _init_copy_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary", encoder=_jsonb_text, decoder=_jsonb_read
+    )
+
+
+def _jsonb_text(text: str) -> bytes:
+    """JSON text → jsonb's binary input (format version 1, then the text)."""
+    return b"\x01" + text.encode()
+
+
+def _jsonb_read(data: bytes) -> str:
+    return data[1:].decode()
+
+
+async def create_writer_pool(cfg: DatabaseConfig, flushers: int) -> asyncpg.Pool:
+    """The writer's own connections (one per flusher), with the JSON-text jsonb codec."""
+    return await create_pool(cfg, max_size=flushers, init=_init_copy_connection)
+
 
 # Called after a commit with the rows just stored (the live counters).
 OnStored = Callable[[list[Row]], Awaitable[None]]
@@ -87,7 +148,10 @@ class _Pending:
 
 
 class Writer:
-    """One node's buffer of events on their way into PostgreSQL (see the module docstring)."""
+    """One node's buffer of events on their way into PostgreSQL (see the module docstring).
+
+    ``pool``: the writer's own (:func:`create_writer_pool`: its jsonb codec takes JSON text).
+    """
 
     def __init__(
         self,
@@ -96,7 +160,7 @@ class Writer:
         max_events: int,
         flush_events: int,
         flush_interval: float,
-        flushers: int = 2,
+        flushers: int = 1,
         ensure_days: EnsureDays | None = None,
         on_stored: OnStored | None = None,
     ) -> None:
@@ -115,6 +179,8 @@ class Writer:
         self._tasks: list[asyncio.Task[None]] = []
         self.stored_total = 0
         self.duplicates_total = 0
+        self.recent = RecentIds()
+        self.slow_flushes = 0  # flushes that met an id stored elsewhere (unique violation)
 
     # -- API
 
@@ -241,19 +307,51 @@ class Writer:
         """Write ``rows``; the ids (as ``UUID.int``) with a row that was not stored, each with
         whether one copy of it was stored by this call (a repeat inside ``rows``)."""
         started = time.perf_counter()
+        not_new: dict[int, bool] = {}
+        fresh: list[Row] = []
+        keys: set[int] = set()
+        young, old = self.recent.young, self.recent.old
+        for r in rows:
+            key = r[0].int
+            if key in keys:
+                not_new.setdefault(key, True)  # a repeat: its first copy is stored now
+            elif key in young or key in old:
+                not_new[key] = False  # committed by this node before
+            else:
+                keys.add(key)
+                fresh.append(r)
         for attempt in (1, 2):
+            if not fresh:
+                break  # every row a duplicate this node knows: nothing to write
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    await conn.execute(_CREATE_STAGING)
-                    await conn.copy_records_to_table(STAGING, records=rows, columns=COLUMNS)
-                    got = await conn.fetch(_DEDUP_INSERT)
+                async with self.pool.acquire() as conn:
+                    try:
+                        async with conn.transaction():
+                            await conn.copy_records_to_table(
+                                "analytics_event_ids",
+                                records=[(r[0],) for r in fresh],
+                                columns=("event_id",),
+                            )
+                            await conn.copy_records_to_table(
+                                "analytics_events", records=fresh, columns=COLUMNS
+                            )
+                    except asyncpg.UniqueViolationError:
+                        # Some id is stored already (another node, a racing flush, or longer
+                        # ago than `recent` holds): the exact slow way, for every row.
+                        self.slow_flushes += 1
+                        async with conn.transaction():
+                            await conn.execute(_CREATE_STAGING)
+                            await conn.copy_records_to_table(STAGING, records=rows, columns=COLUMNS)
+                            got = await conn.fetch(_DEDUP_INSERT)
+                        not_new = {r[0].int: r[1] for r in got}
                 break
             except asyncpg.CheckViolationError:
                 # "no partition of relation found for row": make the days' partitions, retry.
                 if attempt == 2 or self.ensure_days is None:
                     raise
                 await self.ensure_days({r[2].date() for r in rows})
-        not_new = {r[0].int: r[1] for r in got}
+        # Every id of a committed flush is in analytics_event_ids now (stored by it or before).
+        self.recent.add_all(keys)
         log.debug(
             "flushed %d rows (%d ids not new) in %.1f ms",
             len(rows),

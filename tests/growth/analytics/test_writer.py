@@ -1,0 +1,184 @@
+"""The event writer on real PostgreSQL: the COPY fast path, its exact fallback, and races.
+
+Two :class:`Writer` objects on one database stand for two nodes: each remembers only the ids it
+committed itself (``RecentIds``), so an id first stored through the other one reaches the
+primary key of ``analytics_event_ids`` and must be answered as a duplicate, stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from livecommerce.config import Settings
+from livecommerce.db import close_pool
+from livecommerce.growth.analytics import partitions
+from livecommerce.growth.analytics.events import Row
+from livecommerce.growth.analytics.writer import RecentIds, Writer, create_writer_pool
+
+
+def row(event_id: uuid.UUID | None = None, *, at: datetime | None = None,
+        props: str | None = None, variants: str | None = None) -> Row:  # fmt: skip
+    """A client event row in ``COLUMNS`` order."""
+    now = datetime.now(UTC)
+    return (
+        event_id or uuid.uuid4(), "bubble_click", at or now, now, "client", False, "viewer:t",
+        None, 7, 3, 11, None, None, "pages/live/live", variants, props,
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def writer_pool(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    async with pool.acquire() as conn:
+        await partitions.create_partition(conn, datetime.now(UTC).date())
+    p = await create_writer_pool(settings.database, 2)
+    yield p
+    await close_pool(p)
+
+
+async def started(pool: asyncpg.Pool, **kw: object) -> Writer:
+    w = Writer(pool, max_events=100_000, flush_events=5000, flush_interval=0.005, **kw)  # type: ignore[arg-type]
+    w.start()
+    return w
+
+
+async def counts(pool: asyncpg.Pool, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    got = await pool.fetch(
+        "SELECT event_id, count(*) AS n FROM analytics_events WHERE event_id = ANY($1::uuid[])"
+        " GROUP BY event_id",
+        ids,
+    )
+    return {r["event_id"]: r["n"] for r in got}
+
+
+async def test_fast_path_stores_rows_and_json(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """The fast path COPYs straight into analytics_events: JSON text lands as jsonb."""
+    w = await started(writer_pool)
+    try:
+        r = row(props='{"k":"值"}', variants='{"exp":"b"}')
+        assert await w.write([r]) == 1
+        got = await pool.fetchrow(
+            "SELECT props->>'k' AS k, variants->>'exp' AS v, jsonb_typeof(props) AS t"
+            " FROM analytics_events WHERE event_id = $1",
+            r[0],
+        )
+        assert got is not None
+        assert (got["k"], got["v"], got["t"]) == ("值", "b", "object")
+        assert await pool.fetchval("SELECT count(*) FROM analytics_event_ids") == 1
+        assert w.slow_flushes == 0
+    finally:
+        await w.close()
+
+
+async def test_repeat_on_this_node_never_reaches_postgres(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """An id this node committed is answered as a duplicate without a unique violation."""
+    w = await started(writer_pool)
+    try:
+        first = row()
+        assert await w.write([first]) == 1
+        again, other = row(first[0]), row()
+        assert await w.write([again, other, again]) == 1
+        assert w.slow_flushes == 0
+        assert await counts(pool, [first[0], other[0]]) == {first[0]: 1, other[0]: 1}
+    finally:
+        await w.close()
+
+
+async def test_repeat_through_another_node_is_stored_once(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """An id stored through node A, resent to node B (which never saw it) with new ids around
+    it: B's COPY meets the primary key, the flush is written the exact slow way, the resent
+    event is a duplicate and the new ones are stored."""
+    a, b = await started(writer_pool), await started(writer_pool)
+    try:
+        sent = [row() for _ in range(5)]
+        assert await a.write(sent) == 5
+        fresh = [row() for _ in range(3)]
+        assert await b.write([row(sent[2][0]), *fresh, row(fresh[0][0])]) == 3
+        assert b.slow_flushes == 1
+        ids = [r[0] for r in sent + fresh]
+        assert await counts(pool, ids) == dict.fromkeys(ids, 1)
+        # B now knows them: the next resend is settled without PostgreSQL.
+        assert await b.write([row(sent[2][0])]) == 0
+        assert b.slow_flushes == 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_forgotten_ids_still_deduplicated(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """RecentIds only saves work: once an id has left it, the primary key still decides."""
+    w = await started(writer_pool)
+    w.recent = RecentIds(size=4)
+    try:
+        old = [row() for _ in range(4)]
+        assert await w.write(old) == 4
+        for _ in range(3):  # two generations of 4 later, `old` is forgotten
+            assert await w.write([row() for _ in range(4)]) == 4
+        assert old[0][0].int not in w.recent
+        assert await w.write([row(old[0][0]), row()]) == 1
+        assert w.slow_flushes == 1
+        assert await counts(pool, [old[0][0]]) == {old[0][0]: 1}
+    finally:
+        await w.close()
+
+
+async def test_racing_nodes_store_each_id_once(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """Four writers (two nodes' flushers each) send the same 2,000 ids at once, in different
+    orders and batch sizes: every id stored exactly once, and the answers add up to 2,000."""
+    writers = [await started(writer_pool) for _ in range(4)]
+    ids = [uuid.uuid4() for _ in range(2000)]
+    try:
+
+        async def send(w: Writer, order: list[uuid.UUID], batch: int) -> int:
+            n = 0
+            for i in range(0, len(order), batch):
+                n += await w.write([row(x) for x in order[i : i + batch]])
+            return n
+
+        orders = [ids, ids[::-1], ids[1000:] + ids[:1000], ids[::2] + ids[1::2]]
+        stored = await asyncio.gather(
+            *(send(w, o, b) for w, o, b in zip(writers, orders, (100, 250, 37, 500), strict=True))
+        )
+        assert sum(stored) == 2000
+        assert await counts(pool, ids) == dict.fromkeys(ids, 1)
+    finally:
+        for w in writers:
+            await w.close()
+
+
+async def test_missing_partition_is_made_on_the_fast_path(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """A row of a day with no partition: the writer makes it (ensure_days) and stores the row."""
+    made: list[set[date]] = []
+
+    async def ensure_days(days: set[date]) -> None:
+        made.append(days)
+        async with pool.acquire() as conn:
+            for d in days:
+                await partitions.create_partition(conn, d)
+
+    w = await started(writer_pool, ensure_days=ensure_days)
+    try:
+        later = datetime.now(UTC) + timedelta(days=20)
+        r = row(at=later)
+        assert await w.write([r, row()]) == 2
+        assert made == [{later.date(), datetime.now(UTC).date()}]
+        assert await counts(pool, [r[0]]) == {r[0]: 1}
+    finally:
+        await w.close()
