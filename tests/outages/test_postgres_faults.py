@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 
+import asyncpg
 import pytest
 
 from livecommerce.auth.tokens import issue_token
@@ -154,3 +156,54 @@ async def test_no_endpoint_answers_500_or_400_for_the_outage(
     ]
     tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
     assert not tracebacks, [r.getMessage() for r in tracebacks]
+
+
+@pytest.mark.timeout(120)
+async def test_events_during_postgres_outage_answer_503_then_store_once(
+    fault_server: AppServer, fault_world: World, faulty: Faults
+) -> None:
+    """POST /api/events while PostgreSQL is stopped: 503 naming postgres (the writer's own
+    connections fail, nothing is acknowledged); the client's retry after the restart is stored
+    within 5 s, and a second retry is all duplicates: each event once."""
+    headers = {"Authorization": f"Bearer {fault_world.viewer_token()}"}
+
+    def batch(n: int) -> list[dict[str, object]]:
+        return [{"id": str(uuid.uuid4()), "type": "page_view"} for _ in range(n)]
+
+    first, during = batch(30), batch(40)
+    ok_first = await request(
+        fault_server.url, Call("POST", "/api/events", headers, {"events": first})
+    )
+    assert ok_first.status == 200, ok_first
+    await faulty.stop_postgres()
+    refused = await request(
+        fault_server.url, Call("POST", "/api/events", headers, {"events": during})
+    )
+    assert_unavailable(refused, "postgres")
+    await faulty.start_postgres()
+    answering = time.monotonic()
+    while True:
+        again = await request(
+            fault_server.url, Call("POST", "/api/events", headers, {"events": during})
+        )
+        if again.status == 200:
+            break
+        assert_unavailable(again, "postgres")
+        assert time.monotonic() - answering < RECOVERY_SECONDS, again
+        await asyncio.sleep(0.1)
+    assert again.body["duplicates"] == 0, again  # nothing of the refused batch was kept
+    once_more = await request(
+        fault_server.url, Call("POST", "/api/events", headers, {"events": during})
+    )
+    assert (once_more.status, once_more.body["duplicates"]) == (200, 40), once_more
+    ids = [uuid.UUID(str(e["id"])) for e in first + during]
+    conn = await asyncpg.connect(faulty.database_url)
+    try:
+        got = await conn.fetch(
+            "SELECT event_id, count(*) AS n FROM analytics_events"
+            " WHERE event_id = ANY($1::uuid[]) GROUP BY event_id",
+            ids,
+        )
+    finally:
+        await conn.close()
+    assert {r["event_id"]: r["n"] for r in got} == dict.fromkeys(ids, 1)
