@@ -88,8 +88,12 @@ class Tally:
     def account(self, ids: list[str], body: dict[str, Any], started: float) -> None:
         """An answer to the batch whose event ids are ``ids`` (in order)."""
         if rejected := body["rejected"]:
-            bad = {r["index"] for r in rejected}
-            self.acked.extend(e for i, e in enumerate(ids) if i not in bad)
+            bad = sorted({r["index"] for r in rejected})
+            prev = 0
+            for i in bad:  # the accepted runs between the rejected indexes, as slices
+                self.acked.extend(ids[prev:i])
+                prev = i + 1
+            self.acked.extend(ids[prev:])
             self.rejected += len(bad)
         else:
             self.acked.extend(ids)
