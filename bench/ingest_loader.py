@@ -6,8 +6,8 @@ as the server under test) stays small: an HTTP/1.1 keep-alive client and a WebSo
 burst — request heads and bodies (only ``sent_at`` is written at send time), ``track`` frames
 encoded and masked (RFC 6455: a random key per frame, chosen beforehand) — and replies parsed
 only as far as needed (status line, Content-Length / Retry-After, the JSON body; server frames
-by their length header). ``--socket-mode waiting`` runs each socket as callbacks (no task, no
-future per frame); ``pipelined`` as one coroutine per socket, as before.
+by their length header). Each socket runs as callbacks (no task, no future, no sleep per
+frame), in either ``--socket-mode``.
 """
 
 from __future__ import annotations
@@ -586,50 +586,96 @@ class WaitingSocket:
         self.done.set_result(None)
 
 
-async def socket_viewer_pipelined(ws: WsClient, plan: SocketPlan, t: Tally) -> None:
-    """``--socket-mode pipelined``: as the client library does, a frame whenever events are
-    ready (here: one per 0.1 s, within ``rooms.messages_per_second``) without waiting for the
-    previous answer; each unanswered frame is kept and sent again (same event ids) if its answer
-    is an error or does not come."""
-    frames = dict(zip(plan.refs, plan.frames, strict=True))
-    ids_of = dict(zip(plan.refs, plan.ids, strict=True))
-    sent_at: dict[str, float] = {}
-    last = 0.0
-    t.sent += sum(len(ids) for ids in plan.ids)
+class PipelinedSocket:
+    """``--socket-mode pipelined`` as callbacks on the socket, as the client library does: a
+    frame whenever events are ready (here: one per 0.1 s, within ``rooms.messages_per_second``)
+    without waiting for the previous answer; each unanswered frame is kept and sent again (same
+    event ids) if its answer is an error (after 0.5 s) or does not come (30 s without a
+    message: every unanswered frame again); the socket ending fails every unanswered frame."""
 
-    async def sender(refs: list[str]) -> None:
-        nonlocal last
-        for ref in refs:
-            await asyncio.sleep(max(0.0, 0.1 - (time.time() - last)))
-            sent_at[ref] = last = time.time()
-            ws.write(frames[ref])
+    def __init__(self, ws: WsClient, plan: SocketPlan, t: Tally) -> None:
+        self.ws, self.plan, self.t = ws, plan, t
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.number = {ref: n for n, ref in enumerate(plan.refs)}
+        self.pending = set(range(len(plan.frames)))
+        self.queue = collections.deque(range(len(plan.frames)))  # frames to send, in order
+        self.sent_at = [0.0] * len(plan.frames)
+        self.last = 0.0  # the last frame's send time
+        self.heard = 0.0  # the last message's receive time
+        self.pump_timer: asyncio.TimerHandle | None = None
+        self.quiet_timer: asyncio.TimerHandle | None = None
 
-    pending = set(frames)
-    writer = asyncio.create_task(sender(list(frames)))
-    try:
-        while pending:
-            try:
-                data = await ws.receive(30)
-            except TimeoutError:  # an answer that never came (a dropped frame): send again
-                t.retries_503 += len(pending)
-                await writer
-                writer = asyncio.create_task(sender(sorted(pending)))
-                continue
-            if data is None:
-                t.failed_batches += len(pending)
+    def start(self) -> None:
+        ws = self.ws
+        ended = ws.ended or None in ws.inbox  # before the burst: nothing of ours
+        ws.inbox.clear()
+        ws.on_text, ws.on_end = self.on_text, self.on_end
+        self.t.sent += sum(len(ids) for ids in self.plan.ids)
+        if not self.pending:
+            self.done.set_result(None)
+        elif ended:
+            self.on_end()
+        else:
+            self.heard = time.time()
+            self.quiet_timer = self.loop.call_later(30, self.quiet)
+            self.pump()
+
+    def pump(self) -> None:
+        """Send what is queued, one frame per 0.1 s."""
+        self.pump_timer = None
+        while self.queue:
+            now = time.time()
+            wait = self.last + 0.1 - now
+            if wait > 0:
+                self.pump_timer = self.loop.call_later(wait, self.pump)
                 return
-            reply = orjson.loads(data)
-            ref = reply.get("ref")
-            if reply.get("type") == "tracked" and ref in pending:
-                pending.discard(ref)
-                t.account(ids_of[ref], reply, sent_at[ref])
-            elif reply.get("type") == "error" and ref in pending:
-                t.retries_503 += 1  # unavailable (buffer full): back off, send it again
-                await asyncio.sleep(0.5)
-                await writer
-                writer = asyncio.create_task(sender([ref]))
-    finally:
-        writer.cancel()
+            n = self.queue.popleft()
+            self.sent_at[n] = self.last = now
+            self.ws.write(self.plan.frames[n])
+
+    def again(self, numbers: list[int]) -> None:
+        if self.done.done():
+            return
+        self.queue.extend(n for n in numbers if n in self.pending and n not in self.queue)
+        if self.pump_timer is None:
+            self.pump()
+
+    def quiet(self) -> None:
+        """30 s after the last message: an answer that never came (a dropped frame)."""
+        idle = time.time() - self.heard
+        if idle >= 30:
+            self.t.retries_503 += len(self.pending)
+            self.again(sorted(self.pending))
+            self.heard, idle = time.time(), 0.0
+        self.quiet_timer = self.loop.call_later(30 - idle, self.quiet)
+
+    def on_text(self, payload: bytes) -> None:
+        self.heard = time.time()
+        reply = orjson.loads(payload)
+        n = self.number.get(reply.get("ref"))  # type: ignore[arg-type]
+        if n is None or n not in self.pending:
+            return
+        kind = reply.get("type")
+        if kind == "tracked":
+            self.pending.discard(n)
+            self.t.account(self.plan.ids[n], reply, self.sent_at[n])
+            if not self.pending:
+                self.finish()
+        elif kind == "error":
+            self.t.retries_503 += 1  # unavailable (buffer full): back off, send it again
+            self.loop.call_later(0.5, self.again, [n])
+
+    def on_end(self) -> None:
+        if not self.done.done():
+            self.t.failed_batches += len(self.pending)
+            self.finish()
+
+    def finish(self) -> None:
+        for timer in (self.pump_timer, self.quiet_timer):
+            if timer is not None:
+                timer.cancel()
+        self.done.set_result(None)
 
 
 async def load(job: dict[str, Any], ready: Any, go: Any) -> dict[str, Any]:
@@ -662,14 +708,11 @@ async def load(job: dict[str, Any], ready: Any, go: Any) -> dict[str, Any]:
     gc.disable()
     await asyncio.sleep(max(0.0, start_at - time.time()))
     cpu = time.process_time()
-    if job["waiting"]:
-        waiting = [WaitingSocket(ws, plan, t) for (ws, _), plan in zip(sockets, socks, strict=True)]
-        for w in waiting:
-            w.start()
-        tasks = [w.done for w in waiting]
-    else:
-        tasks = [asyncio.ensure_future(socket_viewer_pipelined(ws, plan, t))
-                 for (ws, _), plan in zip(sockets, socks, strict=True)]  # fmt: skip
+    mode = WaitingSocket if job["waiting"] else PipelinedSocket
+    viewers = [mode(ws, plan, t) for (ws, _), plan in zip(sockets, socks, strict=True)]
+    for viewer in viewers:
+        viewer.start()
+    tasks = [viewer.done for viewer in viewers]
     await asyncio.gather(*(http_viewer(pool, plan, t) for plan in http), *tasks)
     cpu = time.process_time() - cpu
     gc.enable()
