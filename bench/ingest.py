@@ -3,10 +3,11 @@
     .venv/bin/python bench/ingest.py --json bench/results/ingest-YYYY-MM-DD.json
 
 Starts a private embedded PostgreSQL + Valkey and ``serve --workers N``, waits for the servers
-to go idle (start-up work done), opens a live room; ``--loaders`` loader processes make their
-viewers' events, encode them and join their sockets, then all start the burst at one wall-clock
-time. ``--viewers`` simulated viewers (half POST /api/events batches, half send ``track`` frames
-on their room socket) send ``--events`` events in all, of which 1 % are re-sends of events
+to go idle (start-up work done), opens a live room; ``--loaders`` loader processes
+(``ingest_loader.py``: raw asyncio HTTP and WebSocket clients) make their viewers' events,
+requests and frames and join their sockets, then all start the burst at one wall-clock time.
+``--viewers`` simulated viewers (half POST /api/events batches, half send ``track`` frames on
+their room socket) send ``--events`` events in all, of which 1 % are re-sends of events
 already sent (duplicates) and 1 % are invalid (bad UUID / unknown type). A 503 is retried after
 its Retry-After. Then it checks PostgreSQL: every acknowledged event stored (``lost`` =
 acknowledged ids missing), none stored twice; and measures the **COPY ceiling**: a raw ``COPY``
