@@ -288,6 +288,7 @@ class WsClient(asyncio.Protocol):
         self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.frag: bytearray | None = None
         self.ended = False
+        self.closing = False  # our close frame sent
         self.inbox: collections.deque[bytes | None] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
         self.on_text: Callable[[bytes], None] = self._queue
@@ -359,7 +360,8 @@ class WsClient(asyncio.Protocol):
         elif op == OP_PING:
             self.write(client_frame(payload, OP_PONG))
         elif op == OP_CLOSE:
-            self.write(client_frame(payload[:2], OP_CLOSE))  # echo the code, then close
+            if not self.closing:  # the server's: echo its code, then close
+                self.write(client_frame(payload[:2], OP_CLOSE))
             self._end()
             if self.transport is not None:
                 self.transport.close()
@@ -409,6 +411,7 @@ class WsClient(asyncio.Protocol):
         if self.transport is None:
             return
         if not self.ended:
+            self.closing = True
             self.write(client_frame(struct.pack("!H", 1000), OP_CLOSE))
             deadline = time.monotonic() + within
             while not self.ended and time.monotonic() < deadline:
