@@ -3,10 +3,11 @@
     .venv/bin/python bench/ingest.py --json bench/results/ingest-YYYY-MM-DD.json
 
 Starts a private embedded PostgreSQL + Valkey and ``serve --workers N``, waits for the servers
-to go idle (start-up work done), opens a live room; ``--loaders`` loader processes make their
-viewers' events, encode them and join their sockets, then all start the burst at one wall-clock
-time. ``--viewers`` simulated viewers (half POST /api/events batches, half send ``track`` frames
-on their room socket) send ``--events`` events in all, of which 1 % are re-sends of events
+to go idle (start-up work done), opens a live room; ``--loaders`` loader processes
+(``ingest_loader.py``: raw asyncio HTTP and WebSocket clients) make their viewers' events,
+requests and frames and join their sockets, then all start the burst at one wall-clock time.
+``--viewers`` simulated viewers (half POST /api/events batches, half send ``track`` frames on
+their room socket) send ``--events`` events in all, of which 1 % are re-sends of events
 already sent (duplicates) and 1 % are invalid (bad UUID / unknown type). A 503 is retried after
 its Retry-After. Then it checks PostgreSQL: every acknowledged event stored (``lost`` =
 acknowledged ids missing), none stored twice; and measures the **COPY ceiling**: a raw ``COPY``
@@ -29,266 +30,26 @@ import datetime as dt
 import json
 import multiprocessing
 import os
-import random
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
-
-import aiohttp
-import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flashsale import _prepare  # noqa: E402
+from ingest_loader import Tally, load_process  # noqa: E402
 from timer_stats import machine  # noqa: E402
 
-from livecommerce.auth.tokens import anonymous_subject, issue_token  # noqa: E402
-from livecommerce.config import DEV_SECRET  # noqa: E402
 from livecommerce.db import connect  # noqa: E402
 from livecommerce.embedded import EmbeddedBackends  # noqa: E402
 from livecommerce.growth.analytics.events import COLUMNS  # noqa: E402
-
-TYPES = ("page_view", "goods_impression", "bubble_impression", "bubble_click", "share")
-
-
-def make_events(n: int, room: int, dup_share: float, bad_share: float, rng: random.Random
-                ) -> list[dict[str, Any]]:  # fmt: skip
-    """``n`` events for one viewer: valid ones, re-sends of earlier ones, invalid ones."""
-    out: list[dict[str, Any]] = []
-    now = int(time.time() * 1000)
-    for i in range(n):
-        r = rng.random()
-        if out and r < dup_share:
-            out.append(dict(rng.choice(out)))
-        elif r < dup_share + bad_share:
-            out.append({"id": "not-a-uuid", "type": "page_view"} if i % 2 else
-                       {"id": str(uuid.uuid4()), "type": "no_such_type"})  # fmt: skip
-        else:
-            out.append({
-                "id": str(uuid.uuid4()), "type": rng.choice(TYPES),
-                "ts": now - rng.randint(0, 5000), "room_id": room,
-                "goods_id": rng.randint(1, 3), "push_seq": rng.randint(1, 20),
-                "page": "pages/live/live",
-            })  # fmt: skip
-    return out
-
-
-class Tally:
-    """One loader process's view of the burst (wall-clock times, comparable across processes)."""
-
-    def __init__(self) -> None:
-        self.acked: list[str] = []
-        self.sent = 0
-        self.duplicates = 0
-        self.rejected = 0
-        self.retries_503 = 0
-        self.failed_batches = 0
-        self.ack_ms: list[float] = []
-        self.last_ack = 0.0
-
-    def account(self, batch: list[dict[str, Any]], body: dict[str, Any], started: float) -> None:
-        bad = {r["index"] for r in body["rejected"]}
-        self.acked.extend(e["id"] for i, e in enumerate(batch) if i not in bad)
-        self.duplicates += body["duplicates"]
-        self.rejected += len(bad)
-        now = time.time()
-        self.ack_ms.append((now - started) * 1000)
-        self.last_ack = max(self.last_ack, now)
-
-
-async def http_viewer(session: aiohttp.ClientSession, url: str, events: list[dict[str, Any]],
-                      batch: int, t: Tally) -> None:  # fmt: skip
-    headers = {
-        "Authorization": f"Bearer {issue_token(DEV_SECRET, 'viewer', anonymous_subject(), 3600)}",
-        "Content-Type": "application/json",
-    }
-    # Encoded before the burst; only `sent_at` is written at send time.
-    chunks = [events[i : i + batch] for i in range(0, len(events), batch)]
-    bodies = [orjson.dumps(c) for c in chunks]
-    for chunk, encoded in zip(chunks, bodies, strict=True):
-        t.sent += len(chunk)
-        for _attempt in range(50):
-            started = time.time()
-            data = b'{"sent_at":%d,"events":%s}' % (int(started * 1000), encoded)
-            try:
-                async with session.post(url + "/api/events", headers=headers, data=data) as resp:
-                    if resp.status == 503:
-                        t.retries_503 += 1
-                        await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
-                        continue
-                    body = orjson.loads(await resp.read())
-                    assert resp.status == 200, body
-                    t.account(chunk, body, started)
-                    break
-            except (aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(0.5)
-        else:
-            t.failed_batches += 1
-
-
-async def socket_viewer(
-    ws: aiohttp.ClientWebSocketResponse,
-    offset: int,
-    events: list[dict[str, Any]],
-    frame_events: int,
-    t: Tally,
-) -> None:
-    """Sends ``events`` as ``track`` frames on an open, welcomed socket, as the client library
-    does: a frame whenever events are ready (here: one per 0.1 s, within
-    ``rooms.messages_per_second``) without waiting for the previous answer; each unanswered
-    frame is kept and sent again (same event ids) if its answer is an error or does not come."""
-    chunks = [events[i : i + frame_events] for i in range(0, len(events), frame_events)]
-    frames = {
-        f"r{n}": b'{"type":"track","ref":"r%d","offset_ms":%d,"events":%s}'
-        % (n, offset, orjson.dumps(c))
-        for n, c in enumerate(chunks)
-    }
-    chunk_of = {f"r{n}": c for n, c in enumerate(chunks)}
-    sent_at: dict[str, float] = {}
-    t.sent += len(events)
-
-    async def send(ref: str) -> None:
-        await asyncio.sleep(max(0.0, 0.1 - (time.time() - max(sent_at.values(), default=0.0))))
-        sent_at[ref] = time.time()
-        await ws.send_str(frames[ref].decode())
-
-    async def sender(refs: list[str]) -> None:
-        for ref in refs:
-            await send(ref)
-
-    pending = set(frames)
-    writer = asyncio.create_task(sender(list(frames)))
-    try:
-        while pending:
-            try:
-                msg = await ws.receive(timeout=30)
-            except TimeoutError:  # an answer that never came (a dropped frame): send again
-                t.retries_503 += len(pending)
-                await writer
-                writer = asyncio.create_task(sender(sorted(pending)))
-                continue
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                t.failed_batches += len(pending)
-                return
-            reply = orjson.loads(msg.data)
-            ref = reply.get("ref")
-            if reply.get("type") == "tracked" and ref in pending:
-                pending.discard(ref)
-                t.account(chunk_of[ref], reply, sent_at[ref])
-            elif reply.get("type") == "error" and ref in pending:
-                t.retries_503 += 1  # unavailable (buffer full): back off, send it again
-                await asyncio.sleep(0.5)
-                await writer
-                writer = asyncio.create_task(sender([ref]))
-    finally:
-        writer.cancel()
-
-
-async def socket_viewer_waiting(
-    ws: aiohttp.ClientWebSocketResponse,
-    offset: int,
-    events: list[dict[str, Any]],
-    frame_events: int,
-    t: Tally,
-) -> None:
-    """``--socket-mode waiting``: each ``track`` frame sent after the previous one's answer."""
-    chunks = [events[i : i + frame_events] for i in range(0, len(events), frame_events)]
-    frames = [
-        b'{"type":"track","ref":"r%d","offset_ms":%d,"events":%s}' % (n, offset, orjson.dumps(c))
-        for n, c in enumerate(chunks)
-    ]
-    for n, (chunk, frame) in enumerate(zip(chunks, frames, strict=True)):
-        t.sent += len(chunk)
-        ref = f"r{n}"
-        while True:
-            started = time.time()
-            await ws.send_str(frame.decode())
-            reply: dict[str, Any] = {}
-            while reply.get("ref") != ref and reply.get("code") != "rate_limited":
-                msg = await ws.receive()
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    t.failed_batches += 1
-                    return
-                reply = orjson.loads(msg.data)
-            if reply.get("type") == "tracked":
-                t.account(chunk, reply, started)
-                break
-            t.retries_503 += 1  # unavailable (buffer full) or rate limited: back off, resend
-            await asyncio.sleep(0.5)
-        # Within rooms.messages_per_second (10/s): at most one frame per 0.1 s per socket.
-        await asyncio.sleep(max(0.0, 0.1 - (time.time() - started)))
-
-
-async def open_socket(session: aiohttp.ClientSession, url: str, room: int
-                      ) -> tuple[aiohttp.ClientWebSocketResponse, int]:  # fmt: skip
-    token = issue_token(DEV_SECRET, "viewer", anonymous_subject(), 3600)
-    ws_url = url.replace("http://", "ws://") + f"/ws?room={room}&token={token}"
-    for _attempt in range(20):
-        try:
-            ws = await session.ws_connect(ws_url, heartbeat=None, max_msg_size=0)
-            welcome = orjson.loads((await ws.receive()).data)
-            return ws, int(welcome["server_time"] - time.time() * 1000)
-        except (aiohttp.ClientError, TimeoutError, KeyError, TypeError):
-            await asyncio.sleep(0.5)
-    raise SystemExit("a loader socket could not join")
-
-
-async def load(job: dict[str, Any], ready: Any, go: Any) -> dict[str, Any]:
-    """One loader process: its viewers' events made and its sockets joined, then (``ready``)
-    it waits for the start time on ``go`` (the same for every loader), then the burst."""
-    rng = random.Random(job["seed"])
-    plans = [make_events(job["per_viewer"], job["room"], 0.01, 0.01, rng)
-             for _ in range(job["http"] + job["sockets"])]  # fmt: skip
-    t = Tally()
-    url = job["url"]
-    connector = aiohttp.TCPConnector(limit=job["connections"])
-    # Sockets on connections of their own: an upgrade on a keep-alive connection that carried
-    # HTTP first is refused by the lean path (503, docs/protocol.md).
-    ws_connector = aiohttp.TCPConnector(limit=0, force_close=True)
-    timeout = aiohttp.ClientTimeout(120)
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as s,
-        aiohttp.ClientSession(connector=ws_connector, timeout=timeout) as ws_session,
-    ):
-        gate = asyncio.Semaphore(50)
-
-        async def joined() -> tuple[aiohttp.ClientWebSocketResponse, int]:
-            async with gate:
-                return await open_socket(ws_session, url, job["room"])
-
-        sockets = await asyncio.gather(*(joined() for _ in range(job["sockets"])))
-        ready.put(job["index"])
-        start_at = await asyncio.to_thread(go.get)  # the parent's start time (wall clock)
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        cpu = time.process_time()
-        await asyncio.gather(
-            *(http_viewer(s, url, plans[i], job["batch"], t) for i in range(job["http"])),
-            *((socket_viewer_waiting if job["waiting"] else socket_viewer)(
-                    ws, off, plans[job["http"] + i], job["frame_events"], t
-                )
-              for i, (ws, off) in enumerate(sockets)),
-        )  # fmt: skip
-        cpu = time.process_time() - cpu
-        for ws, _ in sockets:
-            await ws.close()
-    return {
-        "cpu": cpu,
-        "acked": t.acked, "sent": t.sent, "duplicates": t.duplicates, "rejected": t.rejected,
-        "retries_503": t.retries_503, "failed_batches": t.failed_batches, "ack_ms": t.ack_ms,
-        "last_ack": t.last_ack,
-    }  # fmt: skip
-
-
-def load_process(job: dict[str, Any], ready: Any, go: Any, out: Any) -> None:
-    out.put(asyncio.run(load(job, ready, go)))
 
 
 def _children(pid: int) -> list[int]:
