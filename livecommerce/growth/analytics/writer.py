@@ -40,7 +40,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import date
 
 import asyncpg
@@ -139,12 +138,13 @@ class WriterClosed(Exception):
     """The writer is shutting down (the node is stopping): answer 503, retry elsewhere."""
 
 
-@dataclass(slots=True)
 class _Pending:
-    rows: Sequence[Row]
-    done: asyncio.Future[int] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    """One ``write`` call's rows and the future its caller awaits (how many were new)."""
+
+    __slots__ = ("done", "rows")
+
+    def __init__(self, rows: Sequence[Row], done: asyncio.Future[int]) -> None:
+        self.rows, self.done = rows, done
 
 
 class Writer:
@@ -199,12 +199,13 @@ class Writer:
             raise WriterClosed("the event writer is shutting down")
         if self.buffered + len(rows) > self.max_events:
             raise BufferFull(f"{self.buffered} events are waiting to be written")
-        item = _Pending(rows)
-        self._queue.append(item)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(rows, done))
         self.buffered += len(rows)
         self._wake.set()
-        # Shielded: a client that disconnects does not cancel a flush other batches share.
-        return await asyncio.shield(item.done)
+        # A caller cancelled (its client went away) cancels only its own future: the rows
+        # stay queued and are written; the flusher skips answering a future that is done.
+        return await done
 
     def start(self) -> None:
         """Start the flushers (called by the cleanup context)."""

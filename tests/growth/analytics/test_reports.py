@@ -195,6 +195,37 @@ async def test_socket_track_corrects_skew_and_dedups(
     assert abs(ms - now) < 2000
 
 
+async def test_socket_frame_with_bad_events_keeps_the_good_ones(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """One track frame mixing good events with a bad UUID, an unknown field, an unknown type,
+    an oversized props and a NUL: each bad one is rejected by index, the good ones are stored
+    (the frame takes the per-event path once its one-pass decode fails)."""
+    good = [event("page_view", page="pages/a"), event("share", room_id=world.room_id)]
+    evs = [
+        good[0],
+        {"id": "x", "type": "page_view"},
+        event("page_view", colour="red"),
+        event("made_up"),
+        event("share", props={"blob": "x" * 2100}),
+        good[1],
+    ]
+    async with websockets.connect(
+        f"{server.ws_url()}?room={world.room_id}&token={world.viewer_token()}"
+    ) as ws:
+        json.loads(await ws.recv())
+        out = await track(ws, evs)
+        nul = await track(ws, [event("page_view", page="a\u0000b"), event("share")])
+    codes = {r["index"]: r["code"] for r in out["rejected"]}
+    assert codes == {1: "bad_uuid", 2: "invalid", 3: "unknown_type", 4: "too_large"}, out
+    assert (out["accepted"], out["stored"]) == (2, 2), out
+    assert [r["code"] for r in nul["rejected"]] == ["invalid"], nul
+    assert nul["stored"] == 1, nul
+    stored = {str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM analytics_events")}
+    assert {e["id"] for e in good} <= stored
+    assert len(stored) == 3
+
+
 async def test_reports_are_the_hosts_only(server: AppServer, world: World) -> None:
     """Another host's room answers 404 (report) and 400 (funnel scope)."""
     other = {"Authorization": f"Bearer {world.other_host_token}"}
