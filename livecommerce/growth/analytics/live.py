@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ log = logging.getLogger("livecommerce.analytics")
 TTL_SECONDS = 86400
 # Row positions (events.COLUMNS).
 _TYPE, _AT, _ROOM, _GOODS, _SEQ, _PROPS = 1, 2, 8, 9, 10, 15
+_KEY = itemgetter(_ROOM, _TYPE, _SEQ)
 
 
 def live_key(room_id: int) -> str:
@@ -48,15 +50,18 @@ class LiveCounters:
 
     async def add(self, rows: list[Row]) -> None:
         """Count freshly stored ``rows`` (each once: the writer passes only new ones)."""
-        # Counted by (room, type, seq) first (C-level tuple hashing), fields formatted once each.
-        by_key = Counter((r[_ROOM], r[_TYPE], r[_SEQ]) for r in rows if r[_ROOM] is not None)
-        if not by_key:
-            return
+        # Counted by (room, type, seq) first (itemgetter and Counter iterate in C), fields
+        # formatted once each; events without a room are counted and then skipped.
+        by_key: Counter[tuple[int | None, str, int | None]] = Counter(map(_KEY, rows))
         counts: Counter[tuple[int, str]] = Counter()
         for (room, type_, seq), n in by_key.items():
+            if room is None:
+                continue
             counts[(room, f"t:{type_}")] += n
             if seq is not None:
                 counts[(room, f"p:{seq}:{type_}")] += n
+        if not counts:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             rooms = set()
             for (room, fld), n in counts.items():
