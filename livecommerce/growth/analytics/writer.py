@@ -114,7 +114,8 @@ class RecentIds:
         self.young |= keys
 
 
-async def _init_copy_connection(conn: asyncpg.Connection) -> None:
+async def init_copy_connection(conn: asyncpg.Connection) -> None:
+    """Give ``conn`` the writer's jsonb codec: JSON text in jsonb's binary format (COPY)."""
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", format="binary", encoder=_jsonb_text, decoder=_jsonb_read
     )
@@ -131,7 +132,7 @@ def _jsonb_read(data: bytes) -> str:
 
 async def create_writer_pool(cfg: DatabaseConfig, flushers: int) -> asyncpg.Pool:
     """The writer's own connections (one per flusher), with the JSON-text jsonb codec."""
-    return await create_pool(cfg, max_size=flushers, init=_init_copy_connection)
+    return await create_pool(cfg, max_size=flushers, init=init_copy_connection)
 
 
 # Called after a commit with the rows just stored (the live counters).
