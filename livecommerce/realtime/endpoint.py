@@ -69,7 +69,8 @@ MAX_OFFSET_MS = 30 * 86400 * 1000
 
 
 def _error(code: str, message: str, ref: Any = None) -> dict[str, Any]:
-    """An ``error`` frame; ``ref``: the client's ref of the comment it is about (echoed)."""
+    """An ``error`` frame; ``ref``: the client's ref of the comment or ``track`` frame it is
+    about (echoed)."""
     if ref is not None:
         return {"type": "error", "code": code, "message": message, "ref": ref}
     return {"type": "error", "code": code, "message": message}
@@ -346,14 +347,14 @@ class Endpoint:
         """A ``track`` frame: analytics events, corrected by the client's ``offset_ms`` (server
         time minus its clock, measured from the welcome frame's ``server_time``)."""
         events, offset, ref = data.get("events"), data.get("offset_ms", 0), data.get("ref")
-        if self.tracker is None:
-            return _error("unavailable", "analytics is not enabled on this node")
-        if not isinstance(events, list):
-            return _error("invalid", "events must be a list")
-        if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_OFFSET_MS:
-            return _error("invalid", "offset_ms must be an integer (ms)")
         if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
             return _error("invalid", "ref must be a string of at most 64 characters")
+        if self.tracker is None:
+            return _error("unavailable", "analytics is not enabled on this node", ref)
+        if not isinstance(events, list):
+            return _error("invalid", "events must be a list", ref)
+        if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_OFFSET_MS:
+            return _error("invalid", "offset_ms must be an integer (ms)", ref)
         kind, _, subject = conn.identity.partition(":")
         return self._tracked(self.tracker, kind, subject, events, offset, ref, text)
 

@@ -382,7 +382,7 @@ def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
         for r in rows:
             w.writerow({k: _cell(v) for k, v in r.items()})
     return web.Response(
-        body=buf.getvalue().encode(),
+        body=buf.getvalue().encode("utf-8-sig"),  # the BOM makes Excel read UTF-8 (as orders.csv)
         content_type="text/csv",
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}-{int(time.time())}.csv"'},

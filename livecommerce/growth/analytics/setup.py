@@ -142,7 +142,7 @@ def setup(app: web.Application) -> None:
 
 def _csv(summary: str) -> tuple[RawResponse, ...]:
     return (
-        RawResponse(200, summary, "text/csv"),
+        RawResponse(200, f"{summary} (UTF-8 with BOM)", "text/csv"),
         RawResponse(400, "A bad query", "application/json", Error),
         RawResponse(401, "No or a bad token", "application/json", Error),
         RawResponse(403, "Not a host token", "application/json", Error),

@@ -169,7 +169,8 @@ async def test_order_attributed_to_the_right_bubble(
     )  # fmt: skip
     assert status == 200
     assert isinstance(text, str)
-    lines = text.strip().splitlines()
+    assert text.startswith("\ufeff")  # UTF-8 with a BOM, as Excel needs it
+    lines = text[1:].strip().splitlines()
     assert lines[0].startswith("push_seq,goods_id,pushed_at")
     assert len(lines) == 3
 
@@ -224,6 +225,27 @@ async def test_socket_frame_with_bad_events_keeps_the_good_ones(
     stored = {str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM analytics_events")}
     assert {e["id"] for e in good} <= stored
     assert len(stored) == 3
+
+
+async def test_socket_track_errors_echo_the_ref(server: AppServer, world: World) -> None:
+    """A malformed track frame's error names its ref, so the client knows which frame failed."""
+    async with websockets.connect(
+        f"{server.ws_url()}?room={world.room_id}&token={world.viewer_token()}"
+    ) as ws:
+        json.loads(await ws.recv())
+        answers = []
+        for frame in (
+            {"type": "track", "ref": "t1", "events": "nope"},
+            {"type": "track", "ref": "t2", "events": [], "offset_ms": "soon"},
+            {"type": "track", "ref": 5, "events": []},
+        ):
+            await ws.send(json.dumps(frame))
+            answers.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+    assert [(a["type"], a["code"], a.get("ref")) for a in answers] == [
+        ("error", "invalid", "t1"),
+        ("error", "invalid", "t2"),
+        ("error", "invalid", None),
+    ], answers
 
 
 async def test_reports_are_the_hosts_only(server: AppServer, world: World) -> None:
