@@ -50,6 +50,7 @@ import asyncpg
 from livecommerce.commerce import merchant_no
 from livecommerce.errors import Conflict, NotFound
 from livecommerce.notify import outbox
+from livecommerce.social.flash_orders import is_flash_order
 
 FINAL = ("success", "abnormal", "closed")
 COLUMNS = """id, order_id, transaction_id, amount_fen, payment_fen, reason, status, refund_id,
@@ -323,7 +324,7 @@ async def close(
             and not await _group_failed(conn, row["order_id"])
             # A flash-sale order's refund gives its unit back to the sale (maybe sold again by
             # now): the order cannot go back without overselling, so its refund is owed.
-            and not await _flash_order(conn, row["order_id"])
+            and not await is_flash_order(conn, row["order_id"])
         )
         if own and refunded and host_decided:
             if live < paid:
@@ -335,13 +336,6 @@ async def close(
             result = await _reissue(conn, refund_id, row, paid - live, reissue_delay)
         await _notice(conn, refund_id, row, "closed", {"outcome": result.action})
     return result
-
-
-async def _flash_order(conn: asyncpg.Connection, order_id: int) -> bool:
-    """An order bought in a flash sale (its refund releases the sale unit)."""
-    return bool(
-        await conn.fetchval("SELECT 1 FROM flash_sale_orders WHERE order_id = $1", order_id)
-    )
 
 
 async def _group_failed(conn: asyncpg.Connection, order_id: int) -> bool:

@@ -32,6 +32,7 @@ import asyncpg
 from livecommerce.aio import check_cancelled
 from livecommerce.config import Settings
 from livecommerce.social import flashsale, groups, offers, points
+from livecommerce.social.flash_orders import is_flash_order
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.social.refunds import refund_paid_order
 
@@ -69,11 +70,7 @@ async def apply(conn: asyncpg.Connection, deps: Deps, ev: asyncpg.Record) -> Non
         total = await conn.fetchval("SELECT total_fen FROM orders WHERE id = $1", order_id)
         await points.credit_purchase(conn, cfg, user_id, order_id, total)
         grouped = await groups.on_paid(conn, order_id, old)
-        if (
-            grouped is None
-            and old == "cancelled"
-            and await flashsale.is_flash_order(conn, order_id)
-        ):
+        if grouped is None and old == "cancelled" and await is_flash_order(conn, order_id):
             await refund_paid_order(conn, order_id, "flash_sale_released")
     elif new == "cancelled":
         await flashsale.release(conn, deps.stock, order_id)

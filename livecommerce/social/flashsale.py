@@ -489,12 +489,6 @@ async def release(conn: asyncpg.Connection, stock: FlashStock, order_id: int) ->
     return True
 
 
-async def is_flash_order(conn: asyncpg.Connection, order_id: int) -> bool:
-    return bool(
-        await conn.fetchval("SELECT 1 FROM flash_sale_orders WHERE order_id = $1", order_id)
-    )
-
-
 # -- live rooms -----------------------------------------------------------------------------
 
 
