@@ -388,9 +388,10 @@ def cmd_host_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_host_reset(args: argparse.Namespace, settings: Settings) -> int:
+    name = args.name.strip()  # as `host create`, the admin API and the sign-in form
     password = _password_arg(args)
     with backends(settings, share=True) as ready:
-        host = run(_with_conn(ready, lambda conn: set_password(conn, password, name=args.name)))
+        host = run(_with_conn(ready, lambda conn: set_password(conn, password, name=name)))
     say(f"password of host {host.name!r} (id {host.id}) reset")
     print(f"password: {password}" if not args.password_stdin else "password set", flush=True)
     return 0

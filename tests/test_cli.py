@@ -38,3 +38,13 @@ async def test_host_token_prints_a_valid_host_token(backend_urls: EmbeddedUrls, 
     bad = run_cli("host-token", "  ", env=env_for(backend_urls))
     assert bad.returncode == 1
     assert "host name must be" in bad.stderr
+
+
+async def test_host_reset_password_trims_the_name(backend_urls: EmbeddedUrls, pool: Any) -> None:
+    """`host reset-password "  Bea "` resets Bea's password, as create and sign-in trim names."""
+    made = run_cli("host", "create", "Bea", env=env_for(backend_urls))
+    assert made.returncode == 0, made.stderr
+    before = await pool.fetchval("SELECT password_hash FROM hosts WHERE name = 'Bea'")
+    reset = run_cli("host", "reset-password", "  Bea ", env=env_for(backend_urls))
+    assert reset.returncode == 0, reset.stderr
+    assert await pool.fetchval("SELECT password_hash FROM hosts WHERE name = 'Bea'") != before
