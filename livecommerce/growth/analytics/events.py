@@ -180,7 +180,10 @@ def _judge(index: int, event_id: uuid.UUID, ev: EventIn | FastEvent, ctx: _Ctx) 
     props = None
     limits = ctx.limits
     if ev.props is not None:
-        encoded = orjson.dumps(ev.props)  # UTF-8: the limit is in bytes, not characters
+        try:
+            encoded = orjson.dumps(ev.props)  # UTF-8: the limit is in bytes, not characters
+        except orjson.JSONEncodeError as exc:  # an integer past 64 bits, nested too deep
+            return Rejection(index, "invalid", f"props: {exc}", str(event_id))
         if len(encoded) > limits.max_props_bytes or b"\\u0000" in encoded:
             return Rejection(
                 index, "too_large", f"props over {limits.max_props_bytes} bytes", str(event_id)
