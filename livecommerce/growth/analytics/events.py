@@ -205,6 +205,12 @@ def _collect(
     return rows, rejected, sum(1 for r in rows if r[5])
 
 
+def _unreadable(index: int, exc: orjson.JSONDecodeError) -> Rejection:
+    """An event msgspec's typed decode refused and orjson cannot read either (a number out of
+    a double's range such as ``1e400``): ``invalid``, that event alone."""
+    return Rejection(index, "invalid", f"not readable: {exc.msg}")
+
+
 def _judge_fields(index: int, item: Any, ctx: _Ctx) -> Row | Rejection:
     """One event that failed the typed decode (or came decoded): checked field by field."""
     raw_id = item.get("id") if isinstance(item, dict) else None
@@ -248,7 +254,11 @@ def parse_events(
                 else:
                     judged.append(_judge(index, fast.id, fast, ctx))
                     continue
-            item = orjson.loads(data)
+            try:
+                item = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double
+                judged.append(_unreadable(index, exc))
+                continue
         if index >= max_events:
             raw_id = item.get("id") if isinstance(item, dict) else None
             sid = raw_id if isinstance(raw_id, str) else None
@@ -299,7 +309,12 @@ def _judge_each(events: list[msgspec.Raw], ctx: _Ctx) -> list[Row | Rejection]:
         try:
             fast = decode(item)
         except msgspec.ValidationError:
-            judged.append(_judge_fields(index, orjson.loads(memoryview(item)), ctx))
+            try:
+                loaded = orjson.loads(memoryview(item))
+            except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double
+                judged.append(_unreadable(index, exc))
+                continue
+            judged.append(_judge_fields(index, loaded, ctx))
         else:
             judged.append(_judge(index, fast.id, fast, ctx))
     return judged

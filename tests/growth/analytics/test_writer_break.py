@@ -75,3 +75,30 @@ async def test_props_orjson_cannot_encode_rejected_alone(
         }
     assert await pool.fetchval("SELECT count(*) FROM analytics_events") == 1
     assert await pool.fetchval("SELECT (props->>'n')::bigint FROM analytics_events") == 2**63 - 1
+
+
+async def test_number_past_a_double_rejected_alone(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A prop ``1e400`` fails msgspec's typed decode and then orjson's (infinity): it was a 500
+    for the whole batch, on the per-event path and on the over-the-limit path alike. Now that
+    event alone is rejected ``invalid``."""
+
+    def ev(props: bytes = b"{}") -> bytes:
+        return b'{"id":"%s","type":"page_view","props":%s}' % (str(uuid.uuid4()).encode(), props)
+
+    # A NUL-free batch (per-event typed decode), then one over max_batch_events (500).
+    for evs in (
+        [ev(), ev(b'{"f":1e400}')],
+        [ev(), ev(b'{"f":-1e400}'), *(ev() for _ in range(499))],
+    ):
+        raw = b'{"events":[' + b",".join(evs) + b"]}"
+        status, body = await http(
+            "POST", server.url + "/api/events", data=raw,
+            headers={**viewer_headers(world), "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert status == 200, body
+        assert isinstance(body, dict)
+        assert body["rejected"][0]["index"] == 1  # type: ignore[index]
+        assert body["rejected"][0]["code"] == "invalid"  # type: ignore[index]
+        assert body["stored"] == len(evs) - 1 - (len(evs) > 500)
