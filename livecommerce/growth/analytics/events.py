@@ -249,7 +249,7 @@ def parse_events(
             if index < max_events and b"\\u0000" not in data:
                 try:
                     fast = _ONE.decode(data)
-                except msgspec.ValidationError:
+                except (msgspec.ValidationError, RecursionError):
                     pass
                 else:
                     judged.append(_judge(index, fast.id, fast, ctx))
@@ -284,6 +284,8 @@ def parse_fast(
         return None
     try:
         batch = _FAST.decode(raw)
+    except RecursionError:  # nested past msgspec's depth (orjson's is deeper): one by one
+        return None
     except msgspec.ValidationError:
         # Some event is malformed (1 in 100 makes most batches of 100 so): each event gets
         # the typed decode alone, and only one that fails it the field-by-field judgement.
@@ -308,7 +310,7 @@ def _judge_each(events: list[msgspec.Raw], ctx: _Ctx) -> list[Row | Rejection]:
     for index, item in enumerate(events):
         try:
             fast = decode(item)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, RecursionError):
             try:
                 loaded = orjson.loads(memoryview(item))
             except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double

@@ -5,18 +5,21 @@ Real PostgreSQL and Valkey; two :class:`Writer` objects on one database stand fo
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
+import websockets
 
 from livecommerce.config import Settings
 from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
 from livecommerce.growth.analytics.writer import EnsureDays, Writer, create_writer_pool
-from tests.growth.analytics.conftest import viewer_headers
+from tests.growth.analytics.conftest import stored_ids, viewer_headers
 from tests.realtime.conftest import World
 from tests.support import AppServer, http
 
@@ -102,3 +105,35 @@ async def test_number_past_a_double_rejected_alone(
         assert body["rejected"][0]["index"] == 1  # type: ignore[index]
         assert body["rejected"][0]["code"] == "invalid"  # type: ignore[index]
         assert body["stored"] == len(evs) - 1 - (len(evs) > 500)
+
+
+def deep_event(depth: int) -> str:
+    """An event whose props nest ``depth`` arrays: within orjson's limit (1,024), past the
+    recursion msgspec's decode can take (about 1,000 frames)."""
+    nested = "[" * depth + "]" * depth
+    return f'{{"id":"{uuid.uuid4()}","type":"page_view","props":{{"d":{nested}}}}}'
+
+
+async def test_socket_frame_nested_past_msgspec_keeps_the_good_event(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A track frame orjson reads but msgspec's typed decode cannot (RecursionError) closed the
+    viewer's socket with 1011 and an ERROR; now the deep event is rejected and the good one
+    stored."""
+    good = uuid.uuid4()
+    frame = (
+        f'{{"type":"track","ref":"r","events":[{{"id":"{good}","type":"page_view"}},'
+        f"{deep_event(1010)}]}}"
+    )
+    async with websockets.connect(
+        f"{server.ws_url()}?room={world.room_id}&token={world.viewer_token()}"
+    ) as ws:
+        json.loads(await ws.recv())
+        await ws.send(frame)
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if msg.get("type") in ("tracked", "error") and "seq" not in msg:
+                break
+    assert (msg["type"], msg["stored"]) == ("tracked", 1), msg
+    assert [(r["index"], r["code"]) for r in msg["rejected"]] == [(1, "invalid")]
+    assert await stored_ids(pool) == [str(good)]
