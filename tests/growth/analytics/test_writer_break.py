@@ -137,3 +137,18 @@ async def test_socket_frame_nested_past_msgspec_keeps_the_good_event(
     assert (msg["type"], msg["stored"]) == ("tracked", 1), msg
     assert [(r["index"], r["code"]) for r in msg["rejected"]] == [(1, "invalid")]
     assert await stored_ids(pool) == [str(good)]
+
+
+async def test_http_body_nested_past_msgspec_is_a_400(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A body nested deeper than msgspec can decode (RecursionError) was a 500 with an ERROR
+    traceback, on POST /api/events as on every JSON route; now a 400 naming the body."""
+    raw = ('{"events":[' + deep_event(1100) + "]}").encode()
+    status, body = await http(
+        "POST", server.url + "/api/events", data=raw,
+        headers={**viewer_headers(world), "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert status == 400, body
+    assert body["error"]["field"] == "body"  # type: ignore[index]
+    assert await stored_ids(pool) == []
