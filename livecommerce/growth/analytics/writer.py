@@ -73,8 +73,10 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGING} (
 _COLS = ", ".join(COLUMNS)
 # Answers only the staged ids that were NOT stored by this flush (a re-send of a stored event,
 # or a repeat inside the flush: EXCEPT ALL keeps one copy per extra occurrence), each with
-# whether another copy of it was stored now. In the common case nothing comes back: decoding
-# every new id (a record and a UUID per row) cost the server ~1 µs an event (bench/README.md).
+# whether another copy of it was stored now. The writer stages one row per id, the first copy
+# (of several, DISTINCT ON would store an arbitrary one), so stored_now is false. In the common
+# case nothing comes back: decoding every new id (a record and a UUID per row) cost the server
+# ~1 µs an event (bench/README.md).
 _DEDUP_INSERT = f"""
 WITH s AS (SELECT DISTINCT ON (event_id) * FROM {STAGING} ORDER BY event_id),
      n AS (INSERT INTO analytics_event_ids (event_id) SELECT event_id FROM s
@@ -354,13 +356,17 @@ class Writer:
                             )
                     except asyncpg.UniqueViolationError:
                         # Some id is stored already (another node, a racing flush, or longer
-                        # ago than `recent` holds): the exact slow way, for every row.
+                        # ago than `recent` holds): the exact slow way for the same rows (the
+                        # first copy of each id, as counted), answering those stored before.
                         self.slow_flushes += 1
                         async with conn.transaction():
                             await conn.execute(_CREATE_STAGING)
-                            await conn.copy_records_to_table(STAGING, records=rows, columns=COLUMNS)
+                            await conn.copy_records_to_table(
+                                STAGING, records=fresh, columns=COLUMNS
+                            )
                             got = await conn.fetch(_DEDUP_INSERT)
-                        not_new = {r[0].int: r[1] for r in got}
+                        for r in got:  # stored before: none of its copies is stored now
+                            not_new[r[0].int] = False
                 break
             except asyncpg.CheckViolationError:
                 # "no partition of relation found for row": make the days' partitions, retry.

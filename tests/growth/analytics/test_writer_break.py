@@ -18,8 +18,10 @@ import websockets
 from livecommerce.config import Settings
 from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
+from livecommerce.growth.analytics.events import Row
 from livecommerce.growth.analytics.writer import EnsureDays, Writer, create_writer_pool
 from tests.growth.analytics.conftest import stored_ids, viewer_headers
+from tests.growth.analytics.test_writer import row
 from tests.realtime.conftest import World
 from tests.support import AppServer, http
 
@@ -152,3 +154,40 @@ async def test_http_body_nested_past_msgspec_is_a_400(
     assert status == 400, body
     assert body["error"]["field"] == "body"  # type: ignore[index]
     assert await stored_ids(pool) == []
+
+
+def in_room(event_id: uuid.UUID, room: int) -> Row:
+    r = row(event_id)
+    return (*r[:8], room, *r[9:])
+
+
+async def test_slow_path_stores_the_first_copy_as_counted(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """Copies of one id inside a slow-path flush: the fast path stores the first and so do
+    the answers and the live counters (``on_stored``). The slow way staged every copy and
+    stored an arbitrary one (``DISTINCT ON`` ties), so a copy counted in room 1 was stored in
+    room 2: the live figures disagreed with the reports."""
+    counted: list[Row] = []
+
+    async def on_stored(rows: list[Row]) -> None:
+        counted.extend(rows)
+
+    a = await started(writer_pool)
+    b = await started(writer_pool, on_stored=on_stored)
+    try:
+        elsewhere = row()
+        assert await a.write([elsewhere]) == 1
+        xs = [uuid.uuid4() for _ in range(40)]
+        batch = [row(elsewhere[0]), *(in_room(x, 1) for x in xs), *(in_room(x, 2) for x in xs)]
+        assert await b.write(batch) == 40
+        assert b.slow_flushes == 1
+        got = await pool.fetch(
+            "SELECT event_id, room_id FROM analytics_events WHERE event_id = ANY($1::uuid[])", xs
+        )
+        assert {r["event_id"]: r["room_id"] for r in got} == dict.fromkeys(xs, 1)
+        assert {r[0]: r[8] for r in counted} == dict.fromkeys(xs, 1)
+        assert len(counted) == 40
+    finally:
+        await a.close()
+        await b.close()
