@@ -92,7 +92,7 @@ def _refuse_nul(raw: bytes) -> None:
     """400 naming the first key or string holding a NUL character (no text may hold one)."""
     try:
         data = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return  # the typed decode reports it
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:

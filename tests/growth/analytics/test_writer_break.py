@@ -146,13 +146,15 @@ async def test_http_body_nested_past_msgspec_is_a_400(
 ) -> None:
     """A body nested deeper than msgspec can decode (RecursionError) was a 500 with an ERROR
     traceback, on POST /api/events as on every JSON route; now a 400 naming the body."""
-    raw = ('{"events":[' + deep_event(1100) + "]}").encode()
-    status, body = await http(
-        "POST", server.url + "/api/events", data=raw,
-        headers={**viewer_headers(world), "Content-Type": "application/json"},
-    )  # fmt: skip
-    assert status == 400, body
-    assert body["error"]["field"] == "body"  # type: ignore[index]
+    plain = '{"events":[' + deep_event(1100) + "]}"
+    with_nul = '{"events":[{"page":"a\\u0000b"},' + deep_event(1100) + "]}"  # NUL check first
+    for raw in (plain.encode(), with_nul.encode()):
+        status, body = await http(
+            "POST", server.url + "/api/events", data=raw,
+            headers={**viewer_headers(world), "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert status == 400, body
+        assert body["error"]["field"] == "body"  # type: ignore[index]
     assert await stored_ids(pool) == []
 
 
