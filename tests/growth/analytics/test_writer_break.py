@@ -6,22 +6,24 @@ Real PostgreSQL and Valkey; two :class:`Writer` objects on one database stand fo
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
 import websockets
 
+from livecommerce import keys
 from livecommerce.config import Settings
 from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
-from livecommerce.growth.analytics.events import Row
+from livecommerce.growth.analytics.events import Row, server_event_id, server_row
 from livecommerce.growth.analytics.writer import EnsureDays, Writer, create_writer_pool
 from tests.growth.analytics.conftest import stored_ids, viewer_headers
-from tests.growth.analytics.test_writer import row
+from tests.growth.analytics.test_writer import counts, row
 from tests.realtime.conftest import World
 from tests.support import AppServer, http
 
@@ -190,6 +192,115 @@ async def test_slow_path_stores_the_first_copy_as_counted(
         assert {r["event_id"]: r["room_id"] for r in got} == dict.fromkeys(xs, 1)
         assert {r[0]: r[8] for r in counted} == dict.fromkeys(xs, 1)
         assert len(counted) == 40
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_one_id_in_every_textual_form_stored_and_counted_once(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """Held: one id as lower/upper case, without hyphens, in braces and as a URN (the last two
+    only through the field-by-field judgement) in one batch and again in another: stored once,
+    answered 1 + 11 duplicates, counted once live."""
+    u = uuid.uuid4()
+    forms = [str(u), str(u).upper(), u.hex, u.hex.upper(), "{" + str(u) + "}", f"urn:uuid:{u}"]
+    evs = [
+        {"id": f, "type": "bubble_click", "room_id": world.room_id, "push_seq": 3} for f in forms
+    ]
+    answers = []
+    for batch in (evs, evs[::-1]):
+        status, body = await http(
+            "POST", server.url + "/api/events", json={"events": batch},
+            headers=viewer_headers(world),
+        )  # fmt: skip
+        assert status == 200, body
+        answers.append(body)
+    assert [(b["stored"], b["duplicates"]) for b in answers] == [(1, 5), (0, 6)]  # type: ignore[index]
+    assert await stored_ids(pool) == [str(u)]
+    live = await server.app[keys.ANALYTICS_LIVE].read(world.room_id)
+    assert live["events"] == {"bubble_click": 1}
+
+
+async def test_known_duplicates_only_and_cancelled_callers(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """Held: a flush of only ids this node committed never reaches PostgreSQL; callers
+    cancelled while their flush runs (clients gone) still get their rows stored, once, and
+    leave no unretrieved future exception behind."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    w = await started(writer_pool)
+    try:
+        first = [row() for _ in range(50)]
+        assert await w.write(first) == 50
+        assert await w.write([row(r[0]) for r in first[::-1]]) == 0
+        assert (w.slow_flushes, w.duplicates_total) == (0, 50)
+        batches = [[row() for _ in range(100)] for _ in range(10)]
+        tasks = [asyncio.create_task(w.write(b)) for b in batches]
+        await asyncio.sleep(0.002)
+        for t in tasks[::2]:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(500):  # the cancelled callers' rows are written all the same
+            if not w.buffered:
+                break
+            await asyncio.sleep(0.01)
+        ids = [r[0] for b in batches for r in b]
+        assert await counts(pool, ids) == dict.fromkeys(ids, 1)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        await w.close()
+    assert errors == []
+
+
+async def test_slow_path_with_missing_partitions_of_two_days(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """Held: a flush meeting an id of another node (slow way) and rows of two days without a
+    partition: the partitions are made, the flush retried, each id stored once."""
+    made: list[set[date]] = []
+    a = await started(writer_pool)
+    b = await started(writer_pool, ensure_days=ensurer(pool, made))
+    later = datetime.now(UTC) + timedelta(days=25)
+    try:
+        first = row()
+        assert await a.write([first]) == 1
+        fut = [row(at=later), row(at=later + timedelta(days=1))]
+        assert await b.write([row(first[0]), *fut, row(fut[0][0])]) == 2
+        assert made == [{first[2].date(), later.date(), (later + timedelta(days=1)).date()}]
+        ids = [first[0], fut[0][0], fut[1][0]]
+        assert await counts(pool, ids) == dict.fromkeys(ids, 1)
+    finally:
+        await a.close()
+        await b.close()
+        for d in (later, later + timedelta(days=1)):
+            await pool.execute(f"DROP TABLE IF EXISTS {partitions.partition_name(d.date())}")
+
+
+async def test_server_rows_of_two_nodes_mixed_with_client_rows(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """Held: the same room_minute (deterministic id) from two nodes, each flushed with client
+    rows some of which the other node also has: each id stored and counted once in all."""
+    counted: list[Row] = []
+
+    async def on_stored(rows: list[Row]) -> None:
+        counted.extend(rows)
+
+    a = await started(writer_pool, on_stored=on_stored)
+    b = await started(writer_pool, on_stored=on_stored)
+    try:
+        eid = server_event_id("room_minute", 7, 123)
+        ra = server_row("room_minute", event_id=eid, room_id=7, props={"viewers": 1})
+        rb = server_row("room_minute", event_id=eid, room_id=7, props={"viewers": 2})
+        cl = [row() for _ in range(3)]
+        got = await asyncio.gather(a.write([ra, *cl[:2]]), b.write([rb, *cl[1:]]))
+        assert sum(got) == 4
+        assert sorted(r[0] for r in counted) == sorted([eid, *(r[0] for r in cl)])
+        assert await counts(pool, [eid]) == {eid: 1}
     finally:
         await a.close()
         await b.close()
