@@ -137,8 +137,10 @@ async def create_writer_pool(cfg: DatabaseConfig, flushers: int) -> asyncpg.Pool
     return await create_pool(cfg, max_size=flushers, init=init_copy_connection)
 
 
-# Called after a commit with the rows just stored (the live counters).
+# Called after a commit with the rows just stored (the live counters), aside from the flusher.
 OnStored = Callable[[list[Row]], Awaitable[None]]
+# At most this many flushes' on_stored calls at once (Redis hung): later flushes go uncounted.
+COUNTING_MAX = 64
 # Makes the partitions of these days (a row fell outside every partition).
 EnsureDays = Callable[[set[date]], Awaitable[None]]
 
@@ -190,6 +192,7 @@ class Writer:
         self._wake = asyncio.Event()
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._counting: set[asyncio.Task[None]] = set()  # on_stored calls in flight
         self.stored_total = 0
         self.duplicates_total = 0
         self.recent = RecentIds()
@@ -227,7 +230,7 @@ class Writer:
 
     async def close(self, grace_seconds: float = 30.0) -> None:
         """Refuse new events, let the flushers write every buffered one (an in-flight flush is
-        never cancelled while it has time), then stop them."""
+        never cancelled while it has time), then stop them; wait for the last live counting."""
         self._closed = True
         self._wake.set()
         if self._tasks:
@@ -240,6 +243,8 @@ class Writer:
         self._tasks.clear()
         while self._queue:  # flushers that did not start, or were stuck past the timeout
             await self._flush_once()
+        if self._counting:  # the live counters of the last flushes
+            await asyncio.wait(self._counting, timeout=grace_seconds)
 
     # -- flushing
 
@@ -312,10 +317,20 @@ class Writer:
         self.stored_total += len(stored_rows)
         self.duplicates_total += len(rows) - len(stored_rows)
         if self.on_stored is not None and stored_rows:
-            try:
-                await self.on_stored(stored_rows)
-            except Exception as exc:  # live counters are best effort, the rows are stored
-                log.warning("live counters not updated: %s", exc)
+            # Counted aside: a slow or hung Redis must not hold up the next flush.
+            if len(self._counting) >= COUNTING_MAX:
+                log.warning("live counters not updated: %d flushes still counting", COUNTING_MAX)
+                return
+            task = asyncio.create_task(self._count(self.on_stored, stored_rows))
+            self._counting.add(task)
+            task.add_done_callback(self._counting.discard)
+
+    @staticmethod
+    async def _count(on_stored: OnStored, rows: list[Row]) -> None:
+        try:
+            await on_stored(rows)
+        except Exception as exc:  # live counters are best effort, the rows are stored
+            log.warning("live counters not updated: %s", exc)
 
     async def _store(self, rows: list[Row]) -> dict[int, bool]:
         """Write ``rows``; the ids (as ``UUID.int``) with a row that was not stored, each with

@@ -304,3 +304,35 @@ async def test_server_rows_of_two_nodes_mixed_with_client_rows(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_hung_live_counters_do_not_stall_the_next_flush(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """The live counters (``on_stored``: Redis) are best effort, but the flusher awaited them
+    before its next flush: with Redis hung every events request took the Redis timeout and
+    its retries (2.3 s a request at a 0.5 s timeout, measured over HTTP; ~12 s at the default
+    3 s), and the buffer filled. Now they are counted aside: the next flush does not wait, and
+    close() still waits for the counting in flight."""
+    hung = asyncio.Event()
+    counted: list[Row] = []
+
+    async def on_stored(rows: list[Row]) -> None:
+        await hung.wait()
+        counted.extend(rows)
+
+    w = await started(writer_pool, on_stored=on_stored)
+    try:
+        first, second = row(), row()
+        assert await asyncio.wait_for(w.write([first]), 2) == 1
+        assert await asyncio.wait_for(w.write([second]), 2) == 1
+        assert await counts(pool, [first[0], second[0]]) == {first[0]: 1, second[0]: 1}
+        closing = asyncio.create_task(w.close())
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # the counting in flight is waited for
+        hung.set()
+        await asyncio.wait_for(closing, 2)
+        assert sorted(r[0] for r in counted) == sorted([first[0], second[0]])
+    finally:
+        hung.set()
+        await w.close()
