@@ -193,6 +193,7 @@ class Writer:
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._counting: set[asyncio.Task[None]] = set()  # on_stored calls in flight
+        self._uncounted = 0  # stored events skipped by the live counters (COUNTING_MAX)
         self.stored_total = 0
         self.duplicates_total = 0
         self.recent = RecentIds()
@@ -319,8 +320,13 @@ class Writer:
         if self.on_stored is not None and stored_rows:
             # Counted aside: a slow or hung Redis must not hold up the next flush.
             if len(self._counting) >= COUNTING_MAX:
-                log.warning("live counters not updated: %d flushes still counting", COUNTING_MAX)
+                if not self._uncounted:  # once per episode, not per flush
+                    log.warning("live counters skipped: %d flushes still counting", COUNTING_MAX)
+                self._uncounted += len(stored_rows)
                 return
+            if self._uncounted:
+                log.warning("live counters resumed (%d events were not counted)", self._uncounted)
+                self._uncounted = 0
             task = asyncio.create_task(self._count(self.on_stored, stored_rows))
             self._counting.add(task)
             task.add_done_callback(self._counting.discard)

@@ -20,6 +20,7 @@ from livecommerce import keys
 from livecommerce.config import Settings
 from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
+from livecommerce.growth.analytics import writer as writer_module
 from livecommerce.growth.analytics.events import Row, server_event_id, server_row
 from livecommerce.growth.analytics.writer import EnsureDays, Writer, create_writer_pool
 from tests.growth.analytics.conftest import stored_ids, viewer_headers
@@ -336,3 +337,35 @@ async def test_hung_live_counters_do_not_stall_the_next_flush(
     finally:
         hung.set()
         await w.close()
+
+
+async def test_live_counting_in_flight_is_bounded(
+    writer_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While ``COUNTING_MAX`` flushes are still counting (Redis hung), later flushes are
+    stored and answered but not counted (no unbounded pile of tasks holding rows); logged once
+    when it starts and once when counting resumes."""
+    monkeypatch.setattr(writer_module, "COUNTING_MAX", 1)
+    hung = asyncio.Event()
+    counted: list[Row] = []
+
+    async def on_stored(rows: list[Row]) -> None:
+        await hung.wait()
+        counted.extend(rows)
+
+    w = await started(writer_pool, on_stored=on_stored)
+    try:
+        rows = [row() for _ in range(4)]
+        for r in rows[:3]:
+            assert await asyncio.wait_for(w.write([r]), 2) == 1
+        hung.set()
+        await asyncio.sleep(0.01)
+        assert await w.write([rows[3]]) == 1
+    finally:
+        await w.close()
+    assert [r[0] for r in counted] == [rows[0][0], rows[3][0]]
+    said = [m for m in caplog.messages if m.startswith("live counters")]
+    assert said == [
+        "live counters skipped: 1 flushes still counting",
+        "live counters resumed (2 events were not counted)",
+    ]
