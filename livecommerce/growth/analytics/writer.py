@@ -234,6 +234,7 @@ class Writer:
         never cancelled while it has time), then stop them; wait for the last live counting."""
         self._closed = True
         self._wake.set()
+        deadline = time.monotonic() + grace_seconds
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
             for task in pending:
@@ -244,8 +245,8 @@ class Writer:
         self._tasks.clear()
         while self._queue:  # flushers that did not start, or were stuck past the timeout
             await self._flush_once()
-        if self._counting:  # the live counters of the last flushes
-            await asyncio.wait(self._counting, timeout=grace_seconds)
+        if self._counting:  # the live counters of the last flushes, in what is left of grace
+            await asyncio.wait(self._counting, timeout=max(0.0, deadline - time.monotonic()))
 
     # -- flushing
 
