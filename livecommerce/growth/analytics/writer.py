@@ -139,7 +139,7 @@ async def create_writer_pool(cfg: DatabaseConfig, flushers: int) -> asyncpg.Pool
 
 # Called after a commit with the rows just stored (the live counters), aside from the flusher.
 OnStored = Callable[[list[Row]], Awaitable[None]]
-# At most this many flushes' on_stored calls at once (Redis hung): later flushes go uncounted.
+# At most this many flushes' on_stored calls at once (Redis hung): then the flusher waits.
 COUNTING_MAX = 64
 # Makes the partitions of these days (a row fell outside every partition).
 EnsureDays = Callable[[set[date]], Awaitable[None]]
@@ -193,7 +193,6 @@ class Writer:
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._counting: set[asyncio.Task[None]] = set()  # on_stored calls in flight
-        self._uncounted = 0  # stored events skipped by the live counters (COUNTING_MAX)
         self.stored_total = 0
         self.duplicates_total = 0
         self.recent = RecentIds()
@@ -320,14 +319,10 @@ class Writer:
         self.duplicates_total += len(rows) - len(stored_rows)
         if self.on_stored is not None and stored_rows:
             # Counted aside: a slow or hung Redis must not hold up the next flush.
-            if len(self._counting) >= COUNTING_MAX:
-                if not self._uncounted:  # once per episode, not per flush
-                    log.warning("live counters skipped: %d flushes still counting", COUNTING_MAX)
-                self._uncounted += len(stored_rows)
-                return
-            if self._uncounted:
-                log.warning("live counters resumed (%d events were not counted)", self._uncounted)
-                self._uncounted = 0
+            # At the bound, wait for one to end (memory stays bounded, nothing goes uncounted:
+            # the exposures of on_stored are results data, not best effort).
+            while len(self._counting) >= COUNTING_MAX:
+                await asyncio.wait(self._counting, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.create_task(self._count(self.on_stored, stored_rows))
             self._counting.add(task)
             task.add_done_callback(self._counting.discard)
