@@ -51,8 +51,8 @@ def decode_body(raw: bytes, model: type[T]) -> T:
     """The JSON body as ``model``; an empty body reads as ``{}``.
 
     Raises:
-        ValidationError: malformed JSON or not an object (field ``body``), or a field that
-            breaks the model (field named).
+        ValidationError: malformed JSON, not an object or nested too deeply (field ``body``),
+            or a field that breaks the model (field named).
     """
     decoder = _decoders.get(model)
     if decoder is None:
@@ -70,6 +70,8 @@ def decode_body(raw: bytes, model: type[T]) -> T:
         error = exc
     except msgspec.DecodeError:
         raise ValidationError("body", "must be valid JSON") from None
+    except RecursionError:  # nested deeper than the decoder's recursion can go
+        raise ValidationError("body", "is nested too deeply") from None
     # JSON has one number type: 5.0 is the integer 5 (as JSON Schema says), 5.5 is not. Only
     # a body msgspec refused for a float pays for this second, untyped pass.
     try:
@@ -90,7 +92,7 @@ def _refuse_nul(raw: bytes) -> None:
     """400 naming the first key or string holding a NUL character (no text may hold one)."""
     try:
         data = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return  # the typed decode reports it
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:

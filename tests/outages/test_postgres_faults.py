@@ -4,15 +4,21 @@ once, and every call succeeding within 5 s of PostgreSQL answering again (no res
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from livecommerce.auth.tokens import issue_token
-from livecommerce.config import DEV_SECRET
+from livecommerce.config import DEV_SECRET, Settings
+from livecommerce.db import close_pool, create_pool
+from livecommerce.growth.analytics import partitions
+from livecommerce.growth.analytics.writer import Writer, create_writer_pool
+from tests.growth.analytics.test_writer import row
 from tests.outages.conftest import Faults
 from tests.outages.traffic import (
     Call,
@@ -207,3 +213,45 @@ async def test_events_during_postgres_outage_answer_503_then_store_once(
     finally:
         await conn.close()
     assert {r["event_id"]: r["n"] for r in got} == dict.fromkeys(ids, 1)
+
+
+@pytest.mark.timeout(120)
+async def test_event_writer_across_a_restart_and_a_close_with_postgres_stopping(
+    faulty: Faults, fault_settings: Settings
+) -> None:
+    """Held (2026-11-30): PostgreSQL restarted between two flushes, the writer's pool hands
+    out no stale connection (the next flush succeeds at once); close() while flushes are in
+    flight and PostgreSQL is stopping returns promptly with every caller answered (stored, or
+    an error: nothing acknowledged unwritten) and no unretrieved future exception."""
+    pool = await create_pool(fault_settings.database)
+    try:
+        async with pool.acquire() as conn:
+            await partitions.create_partition(conn, datetime.now(UTC).date())
+    finally:
+        await pool.close()
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    wp = await create_writer_pool(fault_settings.database, 2)
+    w = Writer(wp, max_events=100_000, flush_events=2000, flush_interval=0.005, flushers=2)
+    w.start()
+    try:
+        assert await w.write([row() for _ in range(10)]) == 10
+        await faulty.stop_postgres()
+        await faulty.start_postgres()
+        assert await w.write([row() for _ in range(10)]) == 10
+        tasks = [asyncio.create_task(w.write([row() for _ in range(2000)])) for _ in range(6)]
+        await asyncio.sleep(0.01)
+        stopping = asyncio.create_task(faulty.stop_postgres())
+        await asyncio.sleep(0.05)
+        started_at = time.monotonic()
+        await w.close(grace_seconds=10)
+        assert time.monotonic() - started_at < 5
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(a == 2000 or isinstance(a, Exception) for a in answers), answers
+        await stopping
+    finally:
+        await close_pool(wp)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert errors == []

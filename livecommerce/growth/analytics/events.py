@@ -180,7 +180,10 @@ def _judge(index: int, event_id: uuid.UUID, ev: EventIn | FastEvent, ctx: _Ctx) 
     props = None
     limits = ctx.limits
     if ev.props is not None:
-        encoded = orjson.dumps(ev.props)  # UTF-8: the limit is in bytes, not characters
+        try:
+            encoded = orjson.dumps(ev.props)  # UTF-8: the limit is in bytes, not characters
+        except orjson.JSONEncodeError as exc:  # an integer past 64 bits, nested too deep
+            return Rejection(index, "invalid", f"props: {exc}", str(event_id))
         if len(encoded) > limits.max_props_bytes or b"\\u0000" in encoded:
             return Rejection(
                 index, "too_large", f"props over {limits.max_props_bytes} bytes", str(event_id)
@@ -200,6 +203,12 @@ def _collect(
     rows = [r for r in judged if type(r) is tuple]
     rejected = [r for r in judged if type(r) is Rejection]
     return rows, rejected, sum(1 for r in rows if r[5])
+
+
+def _unreadable(index: int, exc: orjson.JSONDecodeError) -> Rejection:
+    """An event msgspec's typed decode refused and orjson cannot read either (a number out of
+    a double's range such as ``1e400``): ``invalid``, that event alone."""
+    return Rejection(index, "invalid", f"not readable: {exc.msg}")
 
 
 def _judge_fields(index: int, item: Any, ctx: _Ctx) -> Row | Rejection:
@@ -240,12 +249,16 @@ def parse_events(
             if index < max_events and b"\\u0000" not in data:
                 try:
                     fast = _ONE.decode(data)
-                except msgspec.ValidationError:
+                except (msgspec.ValidationError, RecursionError):
                     pass
                 else:
                     judged.append(_judge(index, fast.id, fast, ctx))
                     continue
-            item = orjson.loads(data)
+            try:
+                item = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double
+                judged.append(_unreadable(index, exc))
+                continue
         if index >= max_events:
             raw_id = item.get("id") if isinstance(item, dict) else None
             sid = raw_id if isinstance(raw_id, str) else None
@@ -271,6 +284,8 @@ def parse_fast(
         return None
     try:
         batch = _FAST.decode(raw)
+    except RecursionError:  # nested past msgspec's depth (orjson's is deeper): one by one
+        return None
     except msgspec.ValidationError:
         # Some event is malformed (1 in 100 makes most batches of 100 so): each event gets
         # the typed decode alone, and only one that fails it the field-by-field judgement.
@@ -295,8 +310,13 @@ def _judge_each(events: list[msgspec.Raw], ctx: _Ctx) -> list[Row | Rejection]:
     for index, item in enumerate(events):
         try:
             fast = decode(item)
-        except msgspec.ValidationError:
-            judged.append(_judge_fields(index, orjson.loads(memoryview(item)), ctx))
+        except (msgspec.ValidationError, RecursionError):
+            try:
+                loaded = orjson.loads(memoryview(item))
+            except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double
+                judged.append(_unreadable(index, exc))
+                continue
+            judged.append(_judge_fields(index, loaded, ctx))
         else:
             judged.append(_judge(index, fast.id, fast, ctx))
     return judged

@@ -73,8 +73,10 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGING} (
 _COLS = ", ".join(COLUMNS)
 # Answers only the staged ids that were NOT stored by this flush (a re-send of a stored event,
 # or a repeat inside the flush: EXCEPT ALL keeps one copy per extra occurrence), each with
-# whether another copy of it was stored now. In the common case nothing comes back: decoding
-# every new id (a record and a UUID per row) cost the server ~1 µs an event (bench/README.md).
+# whether another copy of it was stored now. The writer stages one row per id, the first copy
+# (of several, DISTINCT ON would store an arbitrary one), so stored_now is false. In the common
+# case nothing comes back: decoding every new id (a record and a UUID per row) cost the server
+# ~1 µs an event (bench/README.md).
 _DEDUP_INSERT = f"""
 WITH s AS (SELECT DISTINCT ON (event_id) * FROM {STAGING} ORDER BY event_id),
      n AS (INSERT INTO analytics_event_ids (event_id) SELECT event_id FROM s
@@ -135,8 +137,10 @@ async def create_writer_pool(cfg: DatabaseConfig, flushers: int) -> asyncpg.Pool
     return await create_pool(cfg, max_size=flushers, init=init_copy_connection)
 
 
-# Called after a commit with the rows just stored (the live counters).
+# Called after a commit with the rows just stored (the live counters), aside from the flusher.
 OnStored = Callable[[list[Row]], Awaitable[None]]
+# At most this many flushes' on_stored calls at once (Redis hung): then the flusher waits.
+COUNTING_MAX = 64
 # Makes the partitions of these days (a row fell outside every partition).
 EnsureDays = Callable[[set[date]], Awaitable[None]]
 
@@ -188,6 +192,7 @@ class Writer:
         self._wake = asyncio.Event()
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._counting: set[asyncio.Task[None]] = set()  # on_stored calls in flight
         self.stored_total = 0
         self.duplicates_total = 0
         self.recent = RecentIds()
@@ -225,9 +230,10 @@ class Writer:
 
     async def close(self, grace_seconds: float = 30.0) -> None:
         """Refuse new events, let the flushers write every buffered one (an in-flight flush is
-        never cancelled while it has time), then stop them."""
+        never cancelled while it has time), then stop them; wait for the last live counting."""
         self._closed = True
         self._wake.set()
+        deadline = time.monotonic() + grace_seconds
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
             for task in pending:
@@ -238,6 +244,8 @@ class Writer:
         self._tasks.clear()
         while self._queue:  # flushers that did not start, or were stuck past the timeout
             await self._flush_once()
+        if self._counting:  # the live counters of the last flushes, in what is left of grace
+            await asyncio.wait(self._counting, timeout=max(0.0, deadline - time.monotonic()))
 
     # -- flushing
 
@@ -310,10 +318,21 @@ class Writer:
         self.stored_total += len(stored_rows)
         self.duplicates_total += len(rows) - len(stored_rows)
         if self.on_stored is not None and stored_rows:
-            try:
-                await self.on_stored(stored_rows)
-            except Exception as exc:  # live counters are best effort, the rows are stored
-                log.warning("live counters not updated: %s", exc)
+            # Counted aside: a slow or hung Redis must not hold up the next flush.
+            # At the bound, wait for one to end (memory stays bounded, nothing goes uncounted:
+            # the exposures of on_stored are results data, not best effort).
+            while len(self._counting) >= COUNTING_MAX:
+                await asyncio.wait(self._counting, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(self._count(self.on_stored, stored_rows))
+            self._counting.add(task)
+            task.add_done_callback(self._counting.discard)
+
+    @staticmethod
+    async def _count(on_stored: OnStored, rows: list[Row]) -> None:
+        try:
+            await on_stored(rows)
+        except Exception as exc:  # live counters are best effort, the rows are stored
+            log.warning("live counters not updated: %s", exc)
 
     async def _store(self, rows: list[Row]) -> dict[int, bool]:
         """Write ``rows``; the ids (as ``UUID.int``) with a row that was not stored, each with
@@ -354,13 +373,17 @@ class Writer:
                             )
                     except asyncpg.UniqueViolationError:
                         # Some id is stored already (another node, a racing flush, or longer
-                        # ago than `recent` holds): the exact slow way, for every row.
+                        # ago than `recent` holds): the exact slow way for the same rows (the
+                        # first copy of each id, as counted), answering those stored before.
                         self.slow_flushes += 1
                         async with conn.transaction():
                             await conn.execute(_CREATE_STAGING)
-                            await conn.copy_records_to_table(STAGING, records=rows, columns=COLUMNS)
+                            await conn.copy_records_to_table(
+                                STAGING, records=fresh, columns=COLUMNS
+                            )
                             got = await conn.fetch(_DEDUP_INSERT)
-                        not_new = {r[0].int: r[1] for r in got}
+                        for r in got:  # stored before: none of its copies is stored now
+                            not_new[r[0].int] = False
                 break
             except asyncpg.CheckViolationError:
                 # "no partition of relation found for row": make the days' partitions, retry.
