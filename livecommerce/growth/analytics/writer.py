@@ -162,6 +162,13 @@ class _Pending:
         self.rows, self.done = rows, done
 
 
+def _answer(taken: list[_Pending], answers: list[int]) -> None:
+    """Each caller's future: how many of its rows were new (a cancelled caller's is done)."""
+    for p, n in zip(taken, answers, strict=True):
+        if not p.done.done():
+            p.done.set_result(n)
+
+
 class Writer:
     """One node's buffer of events on their way into PostgreSQL (see the module docstring).
 
@@ -292,11 +299,10 @@ class Writer:
             return
         self.buffered -= len(rows)
         stored_rows: list[Row] = []
+        answers: list[int] = []
         if not not_new:  # the common case: every row new (and so distinct)
             stored_rows = rows
-            for p in taken:
-                if not p.done.done():
-                    p.done.set_result(len(p.rows))
+            answers = [len(p.rows) for p in taken]
         else:
             # An id in ``not_new`` is stored once, by its first row, when another copy of it
             # was stored now; every other row of it is a duplicate (ids compared as ints:
@@ -313,19 +319,27 @@ class Writer:
                         not_new[key] = False
                         stored_rows.append(r)
                         n += 1
-                if not p.done.done():
-                    p.done.set_result(n)
+                answers.append(n)
         self.stored_total += len(stored_rows)
         self.duplicates_total += len(rows) - len(stored_rows)
+        answered = False
         if self.on_stored is not None and stored_rows:
             # Counted aside: a slow or hung Redis must not hold up the next flush.
-            # At the bound, wait for one to end (memory stays bounded, nothing goes uncounted:
-            # the exposures of on_stored are results data, not best effort).
-            while len(self._counting) >= COUNTING_MAX:
-                await asyncio.wait(self._counting, return_when=asyncio.FIRST_COMPLETED)
+            # At the bound, answer, then wait for one to end (memory stays bounded, nothing
+            # goes uncounted: the exposures of on_stored are results data, not best effort).
+            if len(self._counting) >= COUNTING_MAX:
+                _answer(taken, answers)
+                answered = True
+                while len(self._counting) >= COUNTING_MAX:
+                    await asyncio.wait(self._counting, return_when=asyncio.FIRST_COMPLETED)
+            # Otherwise started before the answers: its first step (which sends the Redis
+            # pipeline) runs before the callers wake, so a client that reads the live figures
+            # after its answer sees its events counted, as when the flusher awaited it.
             task = asyncio.create_task(self._count(self.on_stored, stored_rows))
             self._counting.add(task)
             task.add_done_callback(self._counting.discard)
+        if not answered:
+            _answer(taken, answers)
 
     @staticmethod
     async def _count(on_stored: OnStored, rows: list[Row]) -> None:

@@ -187,3 +187,23 @@ async def test_missing_partition_is_made_on_the_fast_path(
         assert await counts(pool, [r[0]]) == {r[0]: 1}
     finally:
         await w.close()
+
+
+async def test_counting_starts_before_the_answer(writer_pool: asyncpg.Pool) -> None:
+    """The live counting (on_stored) is started before the callers are answered, so a client
+    that reads the live figures after its answer finds its events counted (the counting's
+    Redis pipeline is sent in its first step), while a slow counting never holds the answer."""
+    begun: list[int] = []
+    release = asyncio.Event()
+
+    async def on_stored(rows: list[Row]) -> None:
+        begun.append(len(rows))  # before the first await: where the pipeline is sent
+        await release.wait()
+
+    w = await started(writer_pool, on_stored=on_stored)
+    try:
+        assert await asyncio.wait_for(w.write([row(), row()]), 2) == 2
+        assert begun == [2]
+    finally:
+        release.set()
+        await w.close()
