@@ -68,6 +68,7 @@ class LiveRoomClient {
     // track frames not yet answered by `tracked`, resent (same ids: stored once) after a resume.
     this.clockOffsetMs = 0;
     this.trackMax = opts.trackMax || 100;
+    this.trackRetryMs = opts.trackRetryMs || 2000; // after `unavailable`: 1..2 times this
     this._tracking = {}; // ref -> events
     this._trackSeq = 0;
   }
@@ -156,6 +157,12 @@ class LiveRoomClient {
     return ref;
   }
 
+  _retryTrack(ref) {
+    var self = this;
+    var wait = this.trackRetryMs + Math.floor(this.random() * this.trackRetryMs);
+    this._setTimeout(function () { if (self._tracking[ref]) self._sendTrack(ref); }, wait);
+  }
+
   _sendTrack(ref) {
     return this._send({ type: 'track', ref: ref, offset_ms: this.clockOffsetMs, events: this._tracking[ref] });
   }
@@ -206,7 +213,14 @@ class LiveRoomClient {
       case 'likes': s.likes = f.total; break;
       case 'room_state': if (f.room) s.room = f.room; break;
       case 'pong': this._awaitingPong = false; break;
-      case 'error': this._lastError = f; break;
+      case 'error':
+        this._lastError = f;
+        // A track frame the server could not store now (writer full, database down): the
+        // same frame again later, on this socket (a resume would resend it anyway).
+        if (f.code === 'unavailable' && typeof f.ref === 'string' && this._tracking[f.ref]) {
+          this._retryTrack(f.ref);
+        }
+        break;
     }
     this._emit('frame', f);
     if (EVENTS.indexOf(f.type) >= 0) this._emit(f.type, f);

@@ -372,6 +372,16 @@ class Endpoint:
             out = await tracker(kind, subject, events, offset, text.encode())
         except (BufferFull, WriterClosed):
             return {"type": "error", "code": "unavailable", "message": "retry later", "ref": ref}
+        except _BACKEND_ERRORS as exc:
+            # The events could not be stored (PostgreSQL down): the viewer keeps watching and
+            # resends the frame later; only a join or a comment needs the socket closed.
+            backend = unavailable_backend(exc)
+            if backend is not None and self.outages is not None:
+                self.outages.failed(backend, exc)
+            else:
+                log.warning("track frame not stored: %r", exc)
+            name = NAMES.get(backend or "", "a backend")
+            return _error("unavailable", f"{name} is unavailable; send the frame again later", ref)
         return {
             "type": "tracked",
             "ref": ref,

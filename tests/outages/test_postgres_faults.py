@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import time
 import uuid
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+import websockets
 
 from livecommerce.auth.tokens import issue_token
 from livecommerce.config import DEV_SECRET, Settings
@@ -255,3 +257,43 @@ async def test_event_writer_across_a_restart_and_a_close_with_postgres_stopping(
     gc.collect()
     await asyncio.sleep(0)
     assert errors == []
+
+
+@pytest.mark.timeout(120)
+async def test_track_frame_during_postgres_outage_keeps_the_viewer(
+    fault_server: AppServer, fault_world: World, faulty: Faults
+) -> None:
+    """A viewer's track frame while PostgreSQL is stopped: ``error`` ``unavailable`` with the
+    frame's ref, and the socket stays open (watching the stream needs no PostgreSQL); the same
+    frame sent again after the restart is stored once."""
+    events = [{"id": str(uuid.uuid4()), "type": "share"} for _ in range(3)]
+    frame = json.dumps({"type": "track", "ref": "t1", "events": events})
+    url = f"{fault_server.ws_url()}?room={fault_world.room_id}&token={fault_world.viewer_token()}"
+    async with websockets.connect(url) as ws:
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        await faulty.stop_postgres()
+
+        async def answer() -> dict[str, object]:
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if msg["type"] in ("tracked", "error"):
+                    return msg  # type: ignore[no-any-return]
+
+        await ws.send(frame)
+        refused = await answer()
+        assert (refused["type"], refused["code"], refused["ref"]) == ("error", "unavailable", "t1")
+        await ws.send(json.dumps({"type": "ping", "t": 1}))  # still open and answering
+        await faulty.start_postgres()
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while True:
+            await asyncio.sleep(0.2)
+            await ws.send(frame)
+            got = await answer()
+            if got["type"] == "tracked":
+                break
+            assert got["code"] == "unavailable", got
+            assert time.monotonic() < deadline, got
+        assert (got["ref"], got["stored"], got["duplicates"]) == ("t1", 3, 0)
+        await ws.send(frame)
+        again = await answer()
+        assert (again["stored"], again["duplicates"]) == (0, 3)

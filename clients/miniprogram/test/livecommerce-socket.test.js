@@ -390,6 +390,27 @@ test('track: ids and ts added, offset from the welcome server_time, resent after
   assert.throws(() => s.client.track([]), RangeError);
 });
 
+test('track: an `unavailable` answer resends the same frame later on the same socket', () => {
+  const s = setup();
+  s.client.connect();
+  s.last().open();
+  s.last().msg(welcome({}));
+  const ref = s.client.track([{ type: 'share' }]);
+  const first = s.last().sent.filter((f) => f.type === 'track');
+  assert.strictEqual(first.length, 1);
+  s.last().msg({ type: 'error', code: 'unavailable', message: 'retry later', ref });
+  s.clock.advance(4001); // at most twice trackRetryMs (2 s)
+  const sent = s.last().sent.filter((f) => f.type === 'track');
+  assert.strictEqual(sent.length, 2);
+  assert.deepStrictEqual(sent[1].events, first[0].events);
+  // Answered: an `unavailable` for an answered ref (or another error) resends nothing.
+  s.last().msg({ type: 'tracked', ref, accepted: 1, stored: 1, duplicates: 0, clamped: 0, rejected: [] });
+  s.last().msg({ type: 'error', code: 'unavailable', message: 'retry later', ref });
+  s.last().msg({ type: 'error', code: 'invalid', message: 'events must be a list', ref: 'nope' });
+  s.clock.advance(5000);
+  assert.strictEqual(s.last().sent.filter((f) => f.type === 'track').length, 2);
+});
+
 test('flash sale and group offer bubbles: pushed, then their live numbers follow', () => {
   const s = connected();
   const t = s.last();

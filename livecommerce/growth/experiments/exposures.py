@@ -133,6 +133,10 @@ class ExposureRecorder:
                 sticky.append((exp_id, user, a["variant"]))
         if not exposures:
             return
+        # In key order: two recordings at once (the writer counts flushes aside, several at a
+        # time) then wait for each other's rows in one order, never in a deadlock cycle.
+        exposures.sort()
+        sticky.sort()
         async with self.pool.acquire() as c, c.transaction():
             if sticky:
                 await c.executemany(
