@@ -174,7 +174,9 @@ class _Ctx:
 
 
 def _judge(index: int, event_id: uuid.UUID, ev: EventIn | FastEvent, ctx: _Ctx) -> Row | Rejection:
-    """The row of a well-formed event, or why it is refused (type, props size)."""
+    """The row of a well-formed event, or why it is refused (id variant, type, props size)."""
+    if (event_id.int >> 62) & 0b11 != 0b10:  # not RFC 9562's variant (server ids: 111)
+        return Rejection(index, "bad_uuid", "id must be an RFC 9562 UUID", str(event_id))
     if ev.type not in CLIENT_TYPES and not CUSTOM.match(ev.type):
         return Rejection(index, "unknown_type", f"unknown event type {ev.type!r}", str(event_id))
     props = None
@@ -350,6 +352,15 @@ def server_row(
 NAMESPACE = uuid.UUID("5b0f6a52-9d1e-4c3e-9a55-8a1c0e6f1a16")
 
 
+# The variant bits (the top three of byte 8): RFC 9562's 10x for client ids; 111, reserved
+# for future use by the RFC, marks a server event id (migration 0026 does the same in SQL).
+_VARIANT_SHIFT = 61
+_SERVER_VARIANT = 0b111 << _VARIANT_SHIFT
+
+
 def server_event_id(*parts: object) -> uuid.UUID:
-    """A deterministic event id for a server event (the same action twice: the same id)."""
-    return uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts))
+    """A deterministic event id for a server event (the same action twice: the same id): uuid5
+    of ``parts`` with the variant bits set to 111, which :func:`_judge` refuses in client ids
+    (a client could otherwise send a coming server event's predictable id first)."""
+    h = uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)).int
+    return uuid.UUID(int=(h & ~(0b111 << _VARIANT_SHIFT)) | _SERVER_VARIANT)
