@@ -479,6 +479,12 @@ def _check(s: Settings) -> None:
             _check_url(name, url, ("http", "https"))
     if s.analytics.max_past_seconds > (s.analytics.retention_days - 1) * 86400:
         raise ConfigError("analytics.max_past_seconds: must be below analytics.retention_days - 1")
+    if s.analytics.buffer_max_events < s.analytics.max_batch_events:
+        # A full batch would never fit: 503 buffer_full forever.
+        raise ConfigError(
+            "analytics.buffer_max_events: must be at least analytics.max_batch_events "
+            f"({s.analytics.max_batch_events})"
+        )
     for key in ("encoding_aes_key", "previous_encoding_aes_key"):
         value = getattr(s.support, key)
         if value and not re.fullmatch(r"[A-Za-z0-9+/]{43}", value):

@@ -73,6 +73,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ('[server]\nmode = "prod"\n', {}, "server.mode"),
         ("[database]\npool_min_size = 5\npool_max_size = 2\n", {}, "database.pool_max_size"),
         ("[timer]\nlookahead_ms = -1\n", {}, "timer.lookahead_ms"),
+        ("[analytics]\nbuffer_max_events = 10\n", {}, "analytics.buffer_max_events: must be at"),
     ],
 )
 def test_bad_config_names_the_key(
