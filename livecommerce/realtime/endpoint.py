@@ -171,13 +171,17 @@ class Endpoint:
     def _backend_failed(self, conn: Conn, exc: Exception) -> None:
         """A join or message could not reach PostgreSQL/Redis: an ``unavailable`` error frame,
         then close 1012 (reconnect with backoff). An outage is logged once, not per viewer."""
+        name = self._outage(exc, "socket closed on backend error")
+        conn.refuse(p.CLOSE_RECONNECT, "unavailable", f"{name} is unavailable; reconnect")
+
+    def _outage(self, exc: Exception, what: str) -> str:
+        """Record a backend failure (an outage is logged once, else ``what``); its name."""
         backend = unavailable_backend(exc)
         if backend is not None and self.outages is not None:
             self.outages.failed(backend, exc)
         else:
-            log.warning("socket closed on backend error: %r", exc)
-        name = NAMES.get(backend or "", "a backend")
-        conn.refuse(p.CLOSE_RECONNECT, "unavailable", f"{name} is unavailable; reconnect")
+            log.warning("%s: %r", what, exc)
+        return NAMES.get(backend or "", "a backend")
 
     async def _join_steps(self, conn: Conn, up: Upgrade) -> None:
         cfg, hub = self.cfg, self.hub
@@ -375,12 +379,7 @@ class Endpoint:
         except _BACKEND_ERRORS as exc:
             # The events could not be stored (PostgreSQL down): the viewer keeps watching and
             # resends the frame later; only a join or a comment needs the socket closed.
-            backend = unavailable_backend(exc)
-            if backend is not None and self.outages is not None:
-                self.outages.failed(backend, exc)
-            else:
-                log.warning("track frame not stored: %r", exc)
-            name = NAMES.get(backend or "", "a backend")
+            name = self._outage(exc, "track frame not stored")
             return _error("unavailable", f"{name} is unavailable; send the frame again later", ref)
         return {
             "type": "tracked",
