@@ -50,7 +50,7 @@ from timer_stats import machine  # noqa: E402
 from livecommerce.db import connect  # noqa: E402
 from livecommerce.embedded import EmbeddedBackends  # noqa: E402
 from livecommerce.growth.analytics.events import COLUMNS  # noqa: E402
-from livecommerce.growth.analytics.writer import init_copy_connection  # noqa: E402
+from livecommerce.growth.analytics.writer_pool import init_copy_connection  # noqa: E402
 
 
 def _children(pid: int) -> list[int]:

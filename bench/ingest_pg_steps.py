@@ -34,6 +34,7 @@ from livecommerce.embedded import EmbeddedBackends
 from livecommerce.growth.analytics import writer as w
 from livecommerce.growth.analytics.events import COLUMNS
 from livecommerce.growth.analytics.partitions import create_partition
+from livecommerce.growth.analytics.writer_pool import init_copy_connection
 
 TICK = os.sysconf("SC_CLK_TCK")
 S = w.STAGING
@@ -132,7 +133,7 @@ STEPS: list[tuple[str, Step]] = [
 async def measure(db: str, name: str, step: Step, rows: list[tuple[Any, ...]], batch: int
                   ) -> None:  # fmt: skip
     conn = await connect(db)
-    await w.init_copy_connection(conn)
+    await init_copy_connection(conn)
     try:
         await conn.execute("TRUNCATE analytics_event_ids, analytics_events, bench_copy")
         pid = conn.get_server_pid()

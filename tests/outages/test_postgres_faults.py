@@ -19,7 +19,8 @@ from livecommerce.auth.tokens import issue_token
 from livecommerce.config import DEV_SECRET, Settings
 from livecommerce.db import close_pool, create_pool
 from livecommerce.growth.analytics import partitions
-from livecommerce.growth.analytics.writer import Writer, create_writer_pool
+from livecommerce.growth.analytics.writer import Writer
+from livecommerce.growth.analytics.writer_pool import create_writer_pool
 from tests.growth.analytics.test_writer import row
 from tests.outages.conftest import Faults
 from tests.outages.traffic import (

@@ -20,7 +20,8 @@ from livecommerce.growth.analytics import ingest_api, live, live_api, partitions
 from livecommerce.growth.analytics.events import Row
 from livecommerce.growth.analytics.live_stats import StatsPusher
 from livecommerce.growth.analytics.server_events import PushRecorder
-from livecommerce.growth.analytics.writer import Writer, create_writer_pool
+from livecommerce.growth.analytics.writer import Writer
+from livecommerce.growth.analytics.writer_pool import create_writer_pool
 from livecommerce.growth.experiments.exposures import ExposureRecorder
 
 log = logging.getLogger("livecommerce.analytics")

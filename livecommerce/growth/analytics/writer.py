@@ -24,9 +24,9 @@ were not stored. COPY inserts rows in batches (one WAL record and buffer lock pe
 row), so the fast path costs PostgreSQL about half the CPU of the slow one
 (``bench/ingest_pg_steps.py``).
 
-The writer has a pool of its own (one connection per flusher) whose ``jsonb`` codec is the
-binary one for JSON *text* (a version byte, then the text): the rows carry ``variants`` and
-``props`` as JSON text, encoded once when the event was judged.
+The writer has a pool of its own (``writer_pool.py``: one connection per flusher) whose
+``jsonb`` codec is the binary one for JSON *text* (a version byte, then the text): the rows
+carry ``variants`` and ``props`` as JSON text, encoded once when the event was judged.
 
 Memory is bounded: more than ``buffer_max_events`` waiting raises :class:`BufferFull` (the
 endpoint answers 503 with ``Retry-After``) instead of growing.
@@ -47,8 +47,6 @@ from operator import itemgetter
 import asyncpg
 
 from livecommerce.aio import check_cancelled, wait_event
-from livecommerce.config import DatabaseConfig
-from livecommerce.db import create_pool
 from livecommerce.growth.analytics.events import COLUMNS, Row
 
 log = logging.getLogger("livecommerce.analytics")
@@ -116,27 +114,6 @@ class RecentIds:
         self.young |= keys
 
 
-async def init_copy_connection(conn: asyncpg.Connection) -> None:
-    """Give ``conn`` the writer's jsonb codec: JSON text in jsonb's binary format (COPY)."""
-    await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", format="binary", encoder=_jsonb_text, decoder=_jsonb_read
-    )
-
-
-def _jsonb_text(text: str) -> bytes:
-    """JSON text → jsonb's binary input (format version 1, then the text)."""
-    return b"\x01" + text.encode()
-
-
-def _jsonb_read(data: bytes) -> str:
-    return data[1:].decode()
-
-
-async def create_writer_pool(cfg: DatabaseConfig, flushers: int) -> asyncpg.Pool:
-    """The writer's own connections (one per flusher), with the JSON-text jsonb codec."""
-    return await create_pool(cfg, max_size=flushers, init=init_copy_connection)
-
-
 # Called after a commit with the rows just stored (the live counters), aside from the flusher.
 OnStored = Callable[[list[Row]], Awaitable[None]]
 # At most this many flushes' on_stored calls at once (Redis hung): then the flusher waits.
@@ -172,7 +149,7 @@ def _answer(taken: list[_Pending], answers: list[int]) -> None:
 class Writer:
     """One node's buffer of events on their way into PostgreSQL (see the module docstring).
 
-    ``pool``: the writer's own (:func:`create_writer_pool`: its jsonb codec takes JSON text).
+    ``pool``: the writer's own (``writer_pool.create_writer_pool``: jsonb as JSON text).
     """
 
     def __init__(

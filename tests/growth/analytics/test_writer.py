@@ -19,7 +19,8 @@ from livecommerce.config import Settings
 from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
 from livecommerce.growth.analytics.events import Row
-from livecommerce.growth.analytics.writer import RecentIds, Writer, create_writer_pool
+from livecommerce.growth.analytics.writer import RecentIds, Writer
+from livecommerce.growth.analytics.writer_pool import create_writer_pool
 
 
 def row(event_id: uuid.UUID | None = None, *, at: datetime | None = None,

@@ -23,7 +23,8 @@ from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
 from livecommerce.growth.analytics import writer as writer_module
 from livecommerce.growth.analytics.events import Row, server_event_id, server_row
-from livecommerce.growth.analytics.writer import EnsureDays, Writer, create_writer_pool
+from livecommerce.growth.analytics.writer import EnsureDays, Writer
+from livecommerce.growth.analytics.writer_pool import create_writer_pool
 from tests.growth.analytics.conftest import stored_ids, viewer_headers
 from tests.growth.analytics.test_writer import counts, row
 from tests.realtime.conftest import World
