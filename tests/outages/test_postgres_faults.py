@@ -257,7 +257,20 @@ async def test_event_writer_across_a_restart_and_a_close_with_postgres_stopping(
         await close_pool(wp)
     gc.collect()
     await asyncio.sleep(0)
-    assert errors == []
+    assert [e for e in errors if not _asyncpg_reset(e)] == []
+
+
+def _asyncpg_reset(ctx: dict[str, object]) -> bool:
+    """asyncpg's own reports when PostgreSQL dies in the middle of a COPY: the pool resets the
+    broken connection still marked in a transaction, and a protocol waiter nobody awaits holds
+    the connection error (seen once in CI). The callers got their errors; nothing of ours."""
+    message = str(ctx.get("message", ""))
+    if message.startswith("Resetting connection with an active transaction"):
+        return True
+    lost = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError)
+    return message == "Future exception was never retrieved" and isinstance(
+        ctx.get("exception"), lost
+    )
 
 
 @pytest.mark.timeout(120)
