@@ -26,7 +26,7 @@ from livecommerce.auth.tokens import Claims, verify_token
 from livecommerce.config import RoomsConfig
 from livecommerce.errors import Unauthorized
 from livecommerce.growth.analytics.live import Tracker
-from livecommerce.growth.analytics.writer import BufferFull, WriterClosed
+from livecommerce.growth.analytics.writer import BufferFull, PartitionUnavailable, WriterClosed
 from livecommerce.metrics import Metrics
 from livecommerce.outage import NAMES, OutageLog, unavailable_backend
 from livecommerce.realtime import protocol as p
@@ -374,7 +374,7 @@ class Endpoint:
     ) -> Reply:
         try:
             out = await tracker(kind, subject, events, offset, text.encode())
-        except (BufferFull, WriterClosed):
+        except (BufferFull, WriterClosed, PartitionUnavailable):
             return {"type": "error", "code": "unavailable", "message": "retry later", "ref": ref}
         except _BACKEND_ERRORS as exc:
             # The events could not be stored (PostgreSQL down): the viewer keeps watching and

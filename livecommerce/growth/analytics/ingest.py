@@ -58,7 +58,7 @@ async def ingest(
     ``offset_ms`` is the client's clock error (server time minus client time), added to every
     client time. ``raw``: the HTTP body ``events`` came from, for the one-pass typed decode
     (when every event is well-formed). Raises what :meth:`Writer.write` raises (BufferFull,
-    WriterClosed, backend)."""
+    WriterClosed, PartitionUnavailable, backend)."""
     received = now_ms() if received_ms is None else received_ms
     actor, user_id = actor_of(kind, subject)
     args: dict[str, Any] = {

@@ -11,7 +11,7 @@ from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model
 from livecommerce.errors import PayloadTooLarge, Unavailable
 from livecommerce.growth.analytics import ingest as service
-from livecommerce.growth.analytics.writer import BufferFull, WriterClosed
+from livecommerce.growth.analytics.writer import BufferFull, PartitionUnavailable, WriterClosed
 
 # The static ceiling; ``analytics.max_batch_events`` (config) rejects the excess per event.
 MAX_EVENTS = 1000
@@ -101,6 +101,8 @@ async def track(call: Call[EventBatch, None]) -> Ingested:
         raise BufferFullError("too many events waiting to be written; retry later") from None
     except WriterClosed:
         raise Unavailable("this node is shutting down; retry") from None
+    except PartitionUnavailable:
+        raise Unavailable("these events' day cannot be stored right now; retry") from None
     return Ingested(
         accepted=out.accepted,
         stored=out.stored,

@@ -130,6 +130,11 @@ class WriterClosed(Exception):
     """The writer is shutting down (the node is stopping): answer 503, retry elsewhere."""
 
 
+class PartitionUnavailable(Exception):
+    """A row's day has no partition and one could not be made now (maintenance holds the lock,
+    or the day is past every partition): nothing of the flush is stored; answer 503, retry."""
+
+
 class _Pending:
     """One ``write`` call's rows and the future its caller awaits (how many were new)."""
 
@@ -191,6 +196,7 @@ class Writer:
         Raises:
             BufferFull: the buffer cannot take them now (nothing was buffered).
             WriterClosed: the node is shutting down (nothing was buffered).
+            PartitionUnavailable: a day's partition could not be made (nothing stored; retry).
             asyncpg / OSError: the flush failed; nothing is acknowledged (retry).
         """
         if not rows:
@@ -376,11 +382,15 @@ class Writer:
                         for r in got:  # stored before: none of its copies is stored now
                             not_new[r[0].int] = False
                 break
-            except asyncpg.CheckViolationError:
+            except asyncpg.CheckViolationError as exc:
                 # "no partition of relation found for row": make the days' partitions, retry.
+                days = {r[2].date() for r in rows}
                 if attempt == 2 or self.ensure_days is None:
-                    raise
-                await self.ensure_days({r[2].date() for r in rows})
+                    raise PartitionUnavailable(f"no partition for {sorted(days)}") from exc
+                try:
+                    await self.ensure_days(days)
+                except asyncpg.PostgresError as made:  # its lock wait (1 s) ran out, say
+                    raise PartitionUnavailable(f"partitions not made now: {made}") from made
         # Every id of a committed flush is in analytics_event_ids now (stored by it or before).
         self.recent.add_all(keys)
         log.debug(

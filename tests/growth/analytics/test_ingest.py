@@ -7,6 +7,7 @@ import dataclasses
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, date, datetime
 
 import aiohttp
 import asyncpg
@@ -14,6 +15,7 @@ import asyncpg
 from livecommerce import keys
 from livecommerce.app import create_app
 from livecommerce.config import Settings
+from livecommerce.growth.analytics.partitions import partition_name
 from tests.growth.analytics.conftest import event, stored_ids, user_headers, viewer_headers
 from tests.realtime.conftest import World
 from tests.support import AppServer, http, start_app, stop_app
@@ -248,3 +250,35 @@ async def test_well_formed_batch_rejects_unknown_types_too(
     ]  # type: ignore[union-attr]
     assert await stored_ids(pool) == [good["id"]]
     assert await pool.fetchval("SELECT variants->>'exp1' FROM analytics_events") == "b"
+
+
+async def test_a_day_that_cannot_be_made_answers_503(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """Today's partition gone and not makeable now (maintenance holds the lock): POST
+    /api/events is 503 ``unavailable`` with Retry-After, nothing stored; once the partition can
+    be made, the same batch is stored."""
+    writer = server.app[keys.ANALYTICS_WRITER]
+    make = writer.ensure_days
+
+    async def lock_timeout(days: set[date]) -> None:
+        raise asyncpg.LockNotAvailableError("canceling statement due to lock timeout")
+
+    await pool.execute(f"DROP TABLE {partition_name(datetime.now(UTC).date())}")
+    writer.ensure_days = lock_timeout
+    evs = [event("page_view") for _ in range(3)]
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            server.url + "/api/events", json={"events": evs}, headers=viewer_headers(world)
+        ) as resp:
+            body = await resp.json()
+            assert resp.status == 503, body
+            assert body["error"]["code"] == "unavailable"
+            assert resp.headers["Retry-After"].isdigit()
+        assert await stored_ids(pool) == []
+        writer.ensure_days = make
+        async with s.post(
+            server.url + "/api/events", json={"events": evs}, headers=viewer_headers(world)
+        ) as resp:
+            assert resp.status == 200
+            assert (await resp.json())["stored"] == 3

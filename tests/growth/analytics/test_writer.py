@@ -19,7 +19,7 @@ from livecommerce.config import Settings
 from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
 from livecommerce.growth.analytics.events import Row
-from livecommerce.growth.analytics.writer import RecentIds, Writer
+from livecommerce.growth.analytics.writer import PartitionUnavailable, RecentIds, Writer
 from livecommerce.growth.analytics.writer_pool import create_writer_pool
 
 
@@ -209,3 +209,28 @@ async def test_counting_starts_before_the_answer(writer_pool: asyncpg.Pool) -> N
     finally:
         release.set()
         await w.close()
+
+
+async def test_a_day_that_cannot_be_made_is_unavailable(
+    writer_pool: asyncpg.Pool, pool: asyncpg.Pool
+) -> None:
+    """A row of a day without a partition, and the partition cannot be made now (its lock wait
+    ran out, or it is still missing): PartitionUnavailable (503, retry), nothing stored."""
+
+    async def lock_timeout(days: set[date]) -> None:
+        raise asyncpg.LockNotAvailableError("canceling statement due to lock timeout")
+
+    async def makes_nothing(days: set[date]) -> None:
+        return None
+
+    later = datetime.now(UTC) + timedelta(days=40)
+    for ensure in (lock_timeout, makes_nothing):
+        w = await started(writer_pool, ensure_days=ensure)
+        try:
+            today = row()
+            with pytest.raises(PartitionUnavailable):
+                await w.write([row(at=later), today])
+            assert await counts(pool, [today[0]]) == {}
+            assert await w.write([today]) == 1  # the retry, without the far day, is stored
+        finally:
+            await w.close()
