@@ -9,52 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from livecommerce.config import Settings
-from livecommerce.db import close_pool
-from livecommerce.growth.analytics import partitions
 from livecommerce.growth.analytics.events import Row
 from livecommerce.growth.analytics.writer import PartitionUnavailable, RecentIds, Writer
-from livecommerce.growth.analytics.writer_pool import create_writer_pool
-
-
-def row(event_id: uuid.UUID | None = None, *, at: datetime | None = None,
-        props: str | None = None, variants: str | None = None) -> Row:  # fmt: skip
-    """A client event row in ``COLUMNS`` order."""
-    now = datetime.now(UTC)
-    return (
-        event_id or uuid.uuid4(), "bubble_click", at or now, now, "client", False, "viewer:t",
-        None, 7, 3, 11, None, None, "pages/live/live", variants, props,
-    )  # fmt: skip
-
-
-@pytest.fixture
-async def writer_pool(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
-    async with pool.acquire() as conn:
-        await partitions.create_partition(conn, datetime.now(UTC).date())
-    p = await create_writer_pool(settings.database, 2)
-    yield p
-    await close_pool(p)
-
-
-async def started(pool: asyncpg.Pool, **kw: object) -> Writer:
-    w = Writer(pool, max_events=100_000, flush_events=5000, flush_interval=0.005, **kw)  # type: ignore[arg-type]
-    w.start()
-    return w
-
-
-async def counts(pool: asyncpg.Pool, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    got = await pool.fetch(
-        "SELECT event_id, count(*) AS n FROM analytics_events WHERE event_id = ANY($1::uuid[])"
-        " GROUP BY event_id",
-        ids,
-    )
-    return {r["event_id"]: r["n"] for r in got}
+from tests.growth.analytics.conftest import counts, ensurer, row, started
 
 
 async def test_fast_path_stores_rows_and_json(
@@ -172,14 +134,7 @@ async def test_missing_partition_is_made_on_the_fast_path(
 ) -> None:
     """A row of a day with no partition: the writer makes it (ensure_days) and stores the row."""
     made: list[set[date]] = []
-
-    async def ensure_days(days: set[date]) -> None:
-        made.append(days)
-        async with pool.acquire() as conn:
-            for d in days:
-                await partitions.create_partition(conn, d)
-
-    w = await started(writer_pool, ensure_days=ensure_days)
+    w = await started(writer_pool, ensure_days=ensurer(pool, made))
     try:
         later = datetime.now(UTC) + timedelta(days=20)
         r = row(at=later)

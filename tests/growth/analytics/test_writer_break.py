@@ -10,7 +10,6 @@ import gc
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
@@ -18,45 +17,19 @@ import pytest
 import websockets
 
 from livecommerce import keys
-from livecommerce.config import Settings
-from livecommerce.db import close_pool
 from livecommerce.growth.analytics import partitions
 from livecommerce.growth.analytics import writer as writer_module
 from livecommerce.growth.analytics.events import Row, server_event_id, server_row
-from livecommerce.growth.analytics.writer import EnsureDays, Writer
-from livecommerce.growth.analytics.writer_pool import create_writer_pool
-from tests.growth.analytics.conftest import stored_ids, viewer_headers
-from tests.growth.analytics.test_writer import counts, row
+from tests.growth.analytics.conftest import (
+    counts,
+    ensurer,
+    row,
+    started,
+    stored_ids,
+    viewer_headers,
+)
 from tests.realtime.conftest import World
 from tests.support import AppServer, http
-
-
-@pytest.fixture
-async def writer_pool(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
-    async with pool.acquire() as conn:
-        await partitions.create_partition(conn, datetime.now(UTC).date())
-    p = await create_writer_pool(settings.database, 4)
-    yield p
-    await close_pool(p)
-
-
-def ensurer(pool: asyncpg.Pool, made: list[set[date]] | None = None) -> EnsureDays:
-    """An ``ensure_days`` that makes the partitions (and notes the days asked for)."""
-
-    async def ensure_days(days: set[date]) -> None:
-        if made is not None:
-            made.append(days)
-        async with pool.acquire() as conn:
-            for d in days:
-                await partitions.create_partition(conn, d)
-
-    return ensure_days
-
-
-async def started(pool: asyncpg.Pool, **kw: object) -> Writer:
-    w = Writer(pool, max_events=100_000, flush_events=5000, flush_interval=0.005, **kw)  # type: ignore[arg-type]
-    w.start()
-    return w
 
 
 async def test_props_orjson_cannot_encode_rejected_alone(
