@@ -68,6 +68,20 @@ class Handshake(Exception):
 MAX_OFFSET_MS = 30 * 86400 * 1000
 
 
+class _TrackHead(msgspec.Struct, gc=False):
+    """A ``track`` frame's fields but its events (skipped, not decoded: the tracker decodes
+    them once, typed); any other field is ignored, as the general path ignores it."""
+
+    type: Any = None
+    events: msgspec.Raw = msgspec.Raw(b"null")
+    offset_ms: Any = 0
+    ref: Any = None
+
+
+_TRACK_HEAD = msgspec.json.Decoder(_TrackHead)
+_TRACK_PREFIX = '{"type":"track"'
+
+
 def _error(code: str, message: str, ref: Any = None) -> dict[str, Any]:
     """An ``error`` frame; ``ref``: the client's ref of the comment or ``track`` frame it is
     about (echoed)."""
@@ -273,6 +287,13 @@ class Endpoint:
             conn.send(p.encode(reply))
 
     def _handle(self, conn: Conn, text: str) -> Reply | Coroutine[Any, Any, Reply]:
+        if text.startswith(_TRACK_PREFIX):  # as clients write it: its events left unread here
+            try:
+                head = _TRACK_HEAD.decode(text)
+            except (msgspec.DecodeError, RecursionError):
+                head = None  # judged the general way below
+            if head is not None and head.type == "track":
+                return self._track(conn, head.events, head.offset_ms, head.ref, text)
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -307,7 +328,9 @@ class Endpoint:
         if kind == "comment":
             return self._comment(conn, data.get("text"), data.get("ref"))
         if kind == "track":
-            return self._track(conn, data, text)
+            return self._track(
+                conn, data.get("events"), data.get("offset_ms", 0), data.get("ref"), text
+            )
         # resume: only as the first message, before any live frame reached this connection.
         last = data.get("last_seq")
         if not isinstance(last, int) or isinstance(last, bool) or last < 0:
@@ -346,16 +369,19 @@ class Endpoint:
         return self._publish_comment(conn.room_id, author, cleaned)
 
     def _track(
-        self, conn: Conn, data: dict[str, Any], text: str
+        self, conn: Conn, events: Any, offset: Any, ref: Any, text: str
     ) -> Reply | Coroutine[Any, Any, Reply]:
         """A ``track`` frame: analytics events, corrected by the client's ``offset_ms`` (server
-        time minus its clock, measured from the welcome frame's ``server_time``)."""
-        events, offset, ref = data.get("events"), data.get("offset_ms", 0), data.get("ref")
+        time minus its clock, measured from the welcome frame's ``server_time``). ``events``:
+        the frame's, decoded or (``msgspec.Raw``) not yet."""
+        if isinstance(events, msgspec.Raw):
+            # A list is read by the tracker; anything else is refused below.
+            events = None if bytes(memoryview(events)[:1]) == b"[" else {}
         if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
             return _error("invalid", "ref must be a string of at most 64 characters")
         if self.tracker is None:
             return _error("unavailable", "analytics is not enabled on this node", ref)
-        if not isinstance(events, list):
+        if events is not None and not isinstance(events, list):
             return _error("invalid", "events must be a list", ref)
         if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_OFFSET_MS:
             return _error("invalid", "offset_ms must be an integer (ms)", ref)
@@ -367,7 +393,7 @@ class Endpoint:
         tracker: Tracker,
         kind: str,
         subject: str,
-        events: list[Any],
+        events: list[Any] | None,
         offset: int,
         ref: Any,
         text: str,
@@ -376,6 +402,8 @@ class Endpoint:
             out = await tracker(kind, subject, events, offset, text.encode())
         except (BufferFull, WriterClosed, PartitionUnavailable):
             return {"type": "error", "code": "unavailable", "message": "retry later", "ref": ref}
+        except ValueError as exc:  # its events, left unread by _handle, cannot be read
+            return _error("invalid", str(exc), ref)
         except _BACKEND_ERRORS as exc:
             # The events could not be stored (PostgreSQL down): the viewer keeps watching and
             # resends the frame later; only a join or a comment needs the socket closed.

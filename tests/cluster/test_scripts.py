@@ -19,6 +19,7 @@ from livecommerce.moderation import rules as moderation_rules
 from livecommerce.realtime.broker import Broker, PublishItem
 from livecommerce.social.flashsale import FlashStock
 from livecommerce.timer.wheel import Wheel
+from tests.growth.analytics.live_counters_case import count_rooms
 
 LUA = Path(__file__).resolve().parents[2] / "livecommerce" / "lua"
 
@@ -75,6 +76,9 @@ async def test_every_lua_script_runs_on_the_cluster(redis: Any) -> None:
         assert got[:4] == [b"1", b"9", b"0", b"show"]
         assert got[5] == 0  # muted until unmuted
     ran |= {"moderation_load", "moderation_check"}
+
+    await count_rooms(redis, (1, 2, 3, 4, 5))  # the live counters: rooms on every shard
+    ran.add("analytics_live_add")
 
     assert ran == {p.stem for p in LUA.glob("*.lua")}, "a Lua script has no cluster check here"
 

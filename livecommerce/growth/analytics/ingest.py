@@ -15,6 +15,7 @@ from livecommerce.growth.analytics.events import (
     Limits,
     Rejection,
     actor_of,
+    frame_events,
     parse_events,
     parse_fast,
 )
@@ -45,7 +46,7 @@ def now_ms() -> int:
 async def ingest(
     writer: Writer,
     cfg: AnalyticsConfig,
-    events: list[Any],
+    events: list[Any] | None,
     *,
     kind: str,
     subject: str,
@@ -56,9 +57,11 @@ async def ingest(
     """Validate ``events`` for the token ``kind``/``subject`` and store the valid ones.
 
     ``offset_ms`` is the client's clock error (server time minus client time), added to every
-    client time. ``raw``: the HTTP body ``events`` came from, for the one-pass typed decode
-    (when every event is well-formed). Raises what :meth:`Writer.write` raises (BufferFull,
-    WriterClosed, PartitionUnavailable, backend)."""
+    client time. ``raw``: the HTTP body or socket frame ``events`` came from, for the one-pass
+    typed decode (when every event is well-formed); ``events`` None: read from ``raw`` only if
+    that pass fails. Raises what :meth:`Writer.write` raises (BufferFull, WriterClosed,
+    PartitionUnavailable, backend); ValueError when ``events`` is None and ``raw``'s cannot be
+    read."""
     received = now_ms() if received_ms is None else received_ms
     actor, user_id = actor_of(kind, subject)
     args: dict[str, Any] = {
@@ -70,7 +73,11 @@ async def ingest(
         "max_events": cfg.max_batch_events,
     }
     parsed = parse_fast(raw, **args) if raw is not None else None
-    rows, rejected, clamped = parsed if parsed is not None else parse_events(events, **args)
+    if parsed is None:
+        if events is None:
+            events = frame_events(raw or b"")
+        parsed = parse_events(events, **args)
+    rows, rejected, clamped = parsed
     stored = await writer.write(rows)
     return Outcome(len(rows), stored, len(rows) - stored, clamped, rejected, offset_ms)
 

@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 import asyncpg
 
@@ -53,6 +53,7 @@ log = logging.getLogger("livecommerce.analytics")
 
 STAGING = "analytics_staging"
 _ID = itemgetter(0)  # a row's event_id
+_INT = attrgetter("int")  # a UUID's int
 
 
 def _id_int(row: Row) -> int:
@@ -336,22 +337,27 @@ class Writer:
         whether one copy of it was stored by this call (a repeat inside ``rows``)."""
         started = time.perf_counter()
         not_new: dict[int, bool] = {}
-        fresh: list[Row] = []
-        keys: set[int] = set()
         young, old = self.recent.young, self.recent.old
-        for r in rows:
-            key = r[0].int
-            if key in keys:
-                not_new.setdefault(key, True)  # a repeat: its first copy is stored now
-            elif key in young or key in old:
-                not_new[key] = False  # committed by this node before
-            else:
-                keys.add(key)
-                fresh.append(r)
-        # Ascending ids, as the slow way's statement inserts them: two flushes (nodes) holding
-        # some of the same new ids then wait for each other in one order, never in a cycle
-        # (a deadlock, found by tests/growth/analytics/test_writer.py's race).
-        fresh.sort(key=_id_int)
+        ints = list(map(_INT, map(_ID, rows)))
+        keys = set(ints)
+        if len(keys) == len(rows) and keys.isdisjoint(young) and keys.isdisjoint(old):
+            # The common case, in C: every id distinct and none committed here lately.
+            # Ascending ids, as the slow way's statement inserts them: two flushes (nodes)
+            # holding some of the same new ids then wait for each other in one order, never
+            # in a cycle (a deadlock, found by tests/growth/analytics/test_writer.py's race).
+            fresh = list(map(rows.__getitem__, sorted(range(len(rows)), key=ints.__getitem__)))
+        else:
+            fresh = []
+            keys = set()
+            for key, r in zip(ints, rows, strict=True):
+                if key in keys:
+                    not_new.setdefault(key, True)  # a repeat: its first copy is stored now
+                elif key in young or key in old:
+                    not_new[key] = False  # committed by this node before
+                else:
+                    keys.add(key)
+                    fresh.append(r)
+            fresh.sort(key=_id_int)
         for attempt in (1, 2):
             if not fresh:
                 break  # every row a duplicate this node knows: nothing to write

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import asyncpg
+import pytest
 import websockets
 
 from livecommerce.auth.tokens import issue_token
@@ -57,9 +58,16 @@ async def wait_for(pool: asyncpg.Pool, sql: str, *args: Any, want: int = 1) -> N
     raise AssertionError(f"timed out waiting for {sql}")
 
 
-async def track(ws: Any, events: list[dict[str, Any]], offset_ms: int = 0) -> dict[str, Any]:
-    await ws.send(json.dumps({"type": "track", "events": events, "offset_ms": offset_ms,
-                              "ref": "r1"}))  # fmt: skip
+# How frames are written: compactly, as clients do (JSON.stringify, orjson; the server reads
+# those with its track-frame head), or with spaces (the general path).
+COMPACT, SPACED = (",", ":"), (", ", ": ")
+
+
+async def track(
+    ws: Any, events: list[dict[str, Any]], offset_ms: int = 0, separators: Any = COMPACT
+) -> dict[str, Any]:
+    frame = {"type": "track", "events": events, "offset_ms": offset_ms, "ref": "r1"}
+    await ws.send(json.dumps(frame, separators=separators))
     while True:
         msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
         if msg.get("type") in ("tracked", "error") and "seq" not in msg:
@@ -196,12 +204,14 @@ async def test_socket_track_corrects_skew_and_dedups(
     assert abs(ms - now) < 2000
 
 
+@pytest.mark.parametrize("separators", [COMPACT, SPACED], ids=["compact", "spaced"])
 async def test_socket_frame_with_bad_events_keeps_the_good_ones(
-    server: AppServer, world: World, pool: asyncpg.Pool
+    server: AppServer, world: World, pool: asyncpg.Pool, separators: Any
 ) -> None:
     """One track frame mixing good events with a bad UUID, an unknown field, an unknown type,
-    an oversized props and a NUL: each bad one is rejected by index, the good ones are stored
-    (the frame takes the per-event path once its one-pass decode fails)."""
+    an oversized props, an unreadable number and a NUL: each bad one is rejected by index, the
+    good ones are stored (the frame takes the per-event path once its one-pass decode fails),
+    whichever way the frame is written."""
     good = [event("page_view", page="pages/a"), event("share", room_id=world.room_id)]
     evs = [
         good[0],
@@ -210,25 +220,45 @@ async def test_socket_frame_with_bad_events_keeps_the_good_ones(
         event("made_up"),
         event("share", props={"blob": "x" * 2100}),
         good[1],
+        event("share", props={"n": 1e300}),  # written as 1e400 below: past a double
     ]
+    huge = json.dumps(
+        {"type": "track", "events": [event("share"), event("share", props={"n": 1e300})]},
+        separators=separators,
+    ).replace("1e+300", "1e400")
     async with websockets.connect(
         f"{server.ws_url()}?room={world.room_id}&token={world.viewer_token()}"
     ) as ws:
         json.loads(await ws.recv())
-        out = await track(ws, evs)
-        nul = await track(ws, [event("page_view", page="a\u0000b"), event("share")])
+        out = await track(ws, evs[:-1], separators=separators)
+        nul = await track(
+            ws, [event("page_view", page="a\u0000b"), event("share")], separators=separators
+        )
+        await ws.send(huge)
+        unreadable = json.loads(await asyncio.wait_for(ws.recv(), 5))
     codes = {r["index"]: r["code"] for r in out["rejected"]}
     assert codes == {1: "bad_uuid", 2: "invalid", 3: "unknown_type", 4: "too_large"}, out
     assert (out["accepted"], out["stored"]) == (2, 2), out
     assert [r["code"] for r in nul["rejected"]] == ["invalid"], nul
     assert nul["stored"] == 1, nul
+    if separators == COMPACT:  # read by the head: only that event is refused
+        assert [r["index"] for r in unreadable["rejected"]] == [1], unreadable
+        assert unreadable["stored"] == 1, unreadable
+        want = 4
+    else:  # the general path reads the whole frame first: the frame is refused
+        assert (unreadable["type"], unreadable["code"]) == ("error", "bad_json"), unreadable
+        want = 3
     stored = {str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM analytics_events")}
     assert {e["id"] for e in good} <= stored
-    assert len(stored) == 3
+    assert len(stored) == want
 
 
-async def test_socket_track_errors_echo_the_ref(server: AppServer, world: World) -> None:
-    """A malformed track frame's error names its ref, so the client knows which frame failed."""
+@pytest.mark.parametrize("separators", [COMPACT, SPACED], ids=["compact", "spaced"])
+async def test_socket_track_errors_echo_the_ref(
+    server: AppServer, world: World, separators: Any
+) -> None:
+    """A malformed track frame's error names its ref, so the client knows which frame failed,
+    whichever way the frame is written; a frame that is not JSON is ``bad_json``."""
     async with websockets.connect(
         f"{server.ws_url()}?room={world.room_id}&token={world.viewer_token()}"
     ) as ws:
@@ -238,13 +268,24 @@ async def test_socket_track_errors_echo_the_ref(server: AppServer, world: World)
             {"type": "track", "ref": "t1", "events": "nope"},
             {"type": "track", "ref": "t2", "events": [], "offset_ms": "soon"},
             {"type": "track", "ref": 5, "events": []},
+            {"type": "track", "ref": "t4"},
+            {"type": "track", "ref": "t5", "events": {"0": {}}},
+            {"type": "track", "ref": "t6", "events": [], "offset_ms": 10**30},
         ):
-            await ws.send(json.dumps(frame))
+            await ws.send(json.dumps(frame, separators=separators))
+            answers.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        for text in ('{"type":"track","ref":"\\ud800","events":[]}', '{"type":"track",'):
+            await ws.send(text)  # a lone surrogate; cut short
             answers.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
     assert [(a["type"], a["code"], a.get("ref")) for a in answers] == [
         ("error", "invalid", "t1"),
         ("error", "invalid", "t2"),
         ("error", "invalid", None),
+        ("error", "invalid", "t4"),
+        ("error", "invalid", "t5"),
+        ("error", "invalid", "t6"),
+        ("error", "bad_json", None),
+        ("error", "bad_json", None),
     ], answers
 
 
