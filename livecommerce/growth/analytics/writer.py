@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -53,12 +54,10 @@ log = logging.getLogger("livecommerce.analytics")
 
 STAGING = "analytics_staging"
 _ID = itemgetter(0)  # a row's event_id
-_INT = attrgetter("int")  # a UUID's int
-
-
-def _id_int(row: Row) -> int:
-    """A row's event id as an int: ordered as PostgreSQL orders uuids (bytes, big-endian)."""
-    return int(row[0].int)
+# A UUID's 16 bytes: the writer's key for an id (ordered as PostgreSQL orders uuids; asyncpg's
+# UUID, which client rows carry, gives them in C).
+_BYTES = attrgetter("bytes")
+_SECOND = itemgetter(1)
 
 
 # The slow way's staging table: the JSON columns are staged as text and cast on the way into
@@ -94,7 +93,7 @@ RECENT_IDS = 131_072
 
 
 class RecentIds:
-    """The ids of events this node committed lately, as ``UUID.int`` (two generations of at
+    """The ids of events this node committed lately, as ``UUID.bytes`` (two generations of at
     most ``size`` each: when the young one fills, it becomes the old one and the old one goes).
     Only a hint that saves PostgreSQL work: an id here is certainly stored already; an id not
     here may be too (the primary key still decides)."""
@@ -103,13 +102,13 @@ class RecentIds:
 
     def __init__(self, size: int = RECENT_IDS) -> None:
         self.size = size
-        self.young: set[int] = set()
-        self.old: set[int] = set()
+        self.young: set[bytes] = set()
+        self.old: set[bytes] = set()
 
-    def __contains__(self, key: int) -> bool:
+    def __contains__(self, key: bytes) -> bool:
         return key in self.young or key in self.old
 
-    def add_all(self, keys: set[int]) -> None:
+    def add_all(self, keys: set[bytes]) -> None:
         if len(self.young) + len(keys) > self.size:
             self.old, self.young = self.young, set()
         self.young |= keys
@@ -268,7 +267,7 @@ class Writer:
             return
         rows = list(chain.from_iterable(p.rows for p in taken))
         try:
-            not_new = await self._store(rows)
+            stored = await self._store(rows)
         except BaseException as exc:
             self.buffered -= len(rows)
             for p in taken:
@@ -282,28 +281,17 @@ class Writer:
             log.warning("event flush of %d rows failed: %s", len(rows), exc)
             return
         self.buffered -= len(rows)
-        stored_rows: list[Row] = []
-        answers: list[int] = []
-        if not not_new:  # the common case: every row new (and so distinct)
+        if len(stored) == len(rows):  # every row new (and so distinct)
             stored_rows = rows
             answers = [len(p.rows) for p in taken]
-        else:
-            # An id in ``not_new`` is stored once, by its first row, when another copy of it
-            # was stored now; every other row of it is a duplicate (ids compared as ints:
-            # uuid.UUID hashes in Python, an int in C).
+        else:  # each caller: how many of its rows were stored (the others are duplicates)
+            at = sorted(stored.values())
+            stored_rows = list(map(rows.__getitem__, at))
+            answers, start = [], 0
             for p in taken:
-                n = 0
-                for r in p.rows:
-                    key = r[0].int
-                    first = not_new.get(key)
-                    if first is None:
-                        stored_rows.append(r)
-                        n += 1
-                    elif first:
-                        not_new[key] = False
-                        stored_rows.append(r)
-                        n += 1
-                answers.append(n)
+                end = start + len(p.rows)
+                answers.append(bisect_left(at, end) - bisect_left(at, start))
+                start = end
         self.stored_total += len(stored_rows)
         self.duplicates_total += len(rows) - len(stored_rows)
         answered = False
@@ -332,32 +320,22 @@ class Writer:
         except Exception as exc:  # live counters are best effort, the rows are stored
             log.warning("live counters not updated: %s", exc)
 
-    async def _store(self, rows: list[Row]) -> dict[int, bool]:
-        """Write ``rows``; the ids (as ``UUID.int``) with a row that was not stored, each with
-        whether one copy of it was stored by this call (a repeat inside ``rows``)."""
+    async def _store(self, rows: list[Row]) -> dict[bytes, int]:
+        """Write ``rows``: the ids stored by this call (as ``UUID.bytes``), each with the index
+        of its row in ``rows`` (an id's first row; its other rows, and every row of an id stored
+        before, are duplicates)."""
         started = time.perf_counter()
-        not_new: dict[int, bool] = {}
-        young, old = self.recent.young, self.recent.old
-        ints = list(map(_INT, map(_ID, rows)))
-        keys = set(ints)
-        if len(keys) == len(rows) and keys.isdisjoint(young) and keys.isdisjoint(old):
-            # The common case, in C: every id distinct and none committed here lately.
-            # Ascending ids, as the slow way's statement inserts them: two flushes (nodes)
-            # holding some of the same new ids then wait for each other in one order, never
-            # in a cycle (a deadlock, found by tests/growth/analytics/test_writer.py's race).
-            fresh = list(map(rows.__getitem__, sorted(range(len(rows)), key=ints.__getitem__)))
-        else:
-            fresh = []
-            keys = set()
-            for key, r in zip(ints, rows, strict=True):
-                if key in keys:
-                    not_new.setdefault(key, True)  # a repeat: its first copy is stored now
-                elif key in young or key in old:
-                    not_new[key] = False  # committed by this node before
-                else:
-                    keys.add(key)
-                    fresh.append(r)
-            fresh.sort(key=_id_int)
+        ids = list(map(_BYTES, map(_ID, rows)))
+        # Each id's first row (fed backwards, the dict keeps the first index), in C.
+        first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))
+        recent = self.recent
+        for key in (first.keys() & recent.young) | (first.keys() & recent.old):
+            del first[key]  # committed by this node before: none of its rows is stored
+        # Ascending ids, as the slow way's statement inserts them: two flushes (nodes) holding
+        # some of the same new ids then wait for each other in one order, never in a cycle
+        # (a deadlock, found by tests/growth/analytics/test_writer.py's race).
+        fresh = list(map(rows.__getitem__, map(_SECOND, sorted(first.items()))))
+        keys = set(first)
         for attempt in (1, 2):
             if not fresh:
                 break  # every row a duplicate this node knows: nothing to write
@@ -386,7 +364,7 @@ class Writer:
                             )
                             got = await conn.fetch(_DEDUP_INSERT)
                         for r in got:  # stored before: none of its copies is stored now
-                            not_new[r[0].int] = False
+                            first.pop(r[0].bytes, None)
                 break
             except asyncpg.CheckViolationError as exc:
                 # "no partition of relation found for row": make the days' partitions, retry.
@@ -398,11 +376,11 @@ class Writer:
                 except asyncpg.PostgresError as made:  # its lock wait (1 s) ran out, say
                     raise PartitionUnavailable(f"partitions not made now: {made}") from made
         # Every id of a committed flush is in analytics_event_ids now (stored by it or before).
-        self.recent.add_all(keys)
+        recent.add_all(keys)
         log.debug(
-            "flushed %d rows (%d ids not new) in %.1f ms",
+            "flushed %d rows (%d stored) in %.1f ms",
             len(rows),
-            len(not_new),
+            len(first),
             (time.perf_counter() - started) * 1000,
         )
-        return not_new
+        return first

@@ -62,3 +62,23 @@ def test_one_pass_reads_ids_as_the_field_path_does(text: str, stored: bool) -> N
     else:
         assert [(r.index, r.code) for r in rejected] == [(0, "bad_uuid")]
         assert len(rows) == 1
+
+
+@pytest.mark.parametrize("form", ["canonical", "upper", "bare", "braces"])
+def test_only_rfc_9562_variant_ids_are_read_in_every_form(form: str) -> None:
+    """The one-pass decode reads the variant from the text; it must agree with the int."""
+    ids = [uuid.UUID(int=uuid.uuid4().int & ~(0b111 << 61) | (v << 61)) for v in range(8)]
+    texts = {
+        "canonical": str, "upper": lambda u: str(u).upper(), "bare": lambda u: u.hex,
+        "braces": lambda u: "{" + str(u) + "}",
+    }  # fmt: skip
+    body = orjson.dumps({"events": [{"id": texts[form](u), "type": "share"} for u in ids]})
+    got = parse_fast(
+        body, actor="viewer:v", user_id=None, received_ms=1_764_540_000_000, offset_ms=0,
+        limits=Limits(2048, 60_000, 86_400_000), max_events=100,
+    )  # fmt: skip
+    assert got is not None
+    rows, rejected, _ = got
+    assert [r[0] for r in rows] == [u for u in ids if (u.int >> 62) & 0b11 == 0b10]
+    assert {r.index for r in rejected} == {i for i, u in enumerate(ids) if (u.int >> 62) & 3 != 2}
+    assert {r.code for r in rejected} == {"bad_uuid"}
