@@ -79,7 +79,7 @@ class _TrackHead(msgspec.Struct, gc=False):
 
 
 _TRACK_HEAD = msgspec.json.Decoder(_TrackHead)
-_TRACK_PREFIX = '{"type":"track"'
+_TRACK = '"track"'
 
 
 def _error(code: str, message: str, ref: Any = None) -> dict[str, Any]:
@@ -287,7 +287,7 @@ class Endpoint:
             conn.send(p.encode(reply))
 
     def _handle(self, conn: Conn, text: str) -> Reply | Coroutine[Any, Any, Reply]:
-        if text.startswith(_TRACK_PREFIX):  # as clients write it: its events left unread here
+        if _TRACK in text:  # likely a track frame: read without its events (the tracker does)
             try:
                 head = _TRACK_HEAD.decode(text)
             except (msgspec.DecodeError, RecursionError):

@@ -58,8 +58,7 @@ async def wait_for(pool: asyncpg.Pool, sql: str, *args: Any, want: int = 1) -> N
     raise AssertionError(f"timed out waiting for {sql}")
 
 
-# How frames are written: compactly, as clients do (JSON.stringify, orjson; the server reads
-# those with its track-frame head), or with spaces (the general path).
+# How frames are written: compactly, as clients do (JSON.stringify, orjson), or with spaces.
 COMPACT, SPACED = (",", ":"), (", ", ": ")
 
 
@@ -241,16 +240,12 @@ async def test_socket_frame_with_bad_events_keeps_the_good_ones(
     assert (out["accepted"], out["stored"]) == (2, 2), out
     assert [r["code"] for r in nul["rejected"]] == ["invalid"], nul
     assert nul["stored"] == 1, nul
-    if separators == COMPACT:  # read by the head: only that event is refused
-        assert [r["index"] for r in unreadable["rejected"]] == [1], unreadable
-        assert unreadable["stored"] == 1, unreadable
-        want = 4
-    else:  # the general path reads the whole frame first: the frame is refused
-        assert (unreadable["type"], unreadable["code"]) == ("error", "bad_json"), unreadable
-        want = 3
+    # Only that event is refused (the frame is read without its events first).
+    assert [r["index"] for r in unreadable["rejected"]] == [1], unreadable
+    assert unreadable["stored"] == 1, unreadable
     stored = {str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM analytics_events")}
     assert {e["id"] for e in good} <= stored
-    assert len(stored) == want
+    assert len(stored) == 4
 
 
 @pytest.mark.parametrize("separators", [COMPACT, SPACED], ids=["compact", "spaced"])
