@@ -38,7 +38,8 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
     by_cookie = bool(cookie) and "Authorization" not in request.headers
     if not by_cookie:
         source = session.BEARER
-    claims = verify_token(secret, cookie if by_cookie else bearer_token(request))
+    token = cookie if by_cookie else bearer_token(request)
+    claims = request.get(session.VERIFIED, {}).get(token) or verify_token(secret, token)
     why = request.get(session.REVOKED, {}).get(source)
     if why is not None:
         raise Unauthorized(f"the session ended: {why}", code="session_revoked")

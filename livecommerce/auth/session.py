@@ -13,6 +13,8 @@ import hmac
 
 from aiohttp import web
 
+from livecommerce.auth.tokens import Claims
+
 COOKIE = "lc_session"
 # An agent's session (customer service) is its own cookie: a host and one of their agents can
 # be signed in side by side in one browser.
@@ -26,6 +28,9 @@ BEARER = "bearer"
 # (``BEARER``, ``COOKIE``, ``AGENT_COOKIE``) -> why. ``require_claims`` refuses the token it
 # would use from such a source with 401 ``session_revoked``.
 REVOKED = web.RequestKey("session_revoked", dict[str, str])
+# Set by ``console/session_guard.py``: each token it verified for the request -> its claims, so
+# ``require_claims`` does not verify (HMAC, base64, JSON) the same token a second time.
+VERIFIED = web.RequestKey("verified_tokens", dict[str, Claims])
 
 
 def csrf_token(secret: str, session: str) -> str:

@@ -60,10 +60,15 @@ async def session_guard(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     secret = request.app[keys.SETTINGS].secret
     sessions: dict[str, Claims] = {}
+    verified: dict[str, Claims] = {}
     for source, token in _tokens(request).items():
         claims = _claims(secret, token)
-        if claims is not None and (claims.session is not None or claims.session_id is not None):
+        if claims is None:
+            continue
+        verified[token] = claims
+        if claims.session is not None or claims.session_id is not None:
             sessions[source] = claims
+    request[session.VERIFIED] = verified
     if sessions:
         versioned = [c for c in sessions.values() if c.kind == "host" and c.session is not None]
         # One host's version is read: the first session's (the bearer's, or the console
