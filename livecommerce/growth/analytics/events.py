@@ -362,7 +362,7 @@ def parse_fast(
         # the typed decode alone, and only one that fails it the field-by-field judgement.
         try:
             events = _RAWS.decode(raw).events
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, RecursionError):  # a later event nested too deep
             return None
         if len(events) > max_events:
             return None
