@@ -59,3 +59,26 @@ async def test_later_event_nested_past_msgspec_after_a_malformed_one(
     assert {
         str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM analytics_events")
     } == {str(good)}
+
+
+async def test_duplicate_events_key_read_as_the_general_path_reads_it(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A frame naming ``events`` twice, a non-list then a list: JSON readers (orjson, the
+    general path, and the server before the track head) take the last, so its events were
+    stored; the track head took the last too, but the tracker re-read the frame typed and met
+    the first: ``invalid`` "events cannot be read". Now both ways store the last one's."""
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    frames = [
+        f'{{"type":"track","ref":"e1","events":5,"events":[{{"id":"{ids[0]}","type":"share"}}]}}',
+        # Spelled so the head does not read it (the general path).
+        f'{{"type":"trac\\u006b","ref":"e2","events":{{}},'
+        f'"events":[{{"id":"{ids[1]}","type":"share"}}]}}',
+    ]
+    got = await answers_to(server, world, frames)
+    assert [(a["type"], a.get("ref"), a.get("stored")) for a in got] == [
+        ("tracked", "e1", 1),
+        ("tracked", "e2", 1),
+    ], got
+    stored = {str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM analytics_events")}
+    assert stored == {str(i) for i in ids}
