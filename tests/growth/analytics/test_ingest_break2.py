@@ -82,3 +82,21 @@ async def test_duplicate_events_key_read_as_the_general_path_reads_it(
     ], got
     stored = {str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM analytics_events")}
     assert stored == {str(i) for i in ids}
+
+
+async def test_missing_events_is_not_a_list_either_way(server: AppServer, world: World) -> None:
+    """A track frame without ``events`` (or with ``null``) is ``invalid`` "events must be a
+    list" (docs/protocol.md), checked before ``offset_ms``. Read by the general path (a type
+    spelled with an escape, so the head does not read it) ``None`` was taken for "not decoded
+    yet": the tracker answered "events cannot be read: Object missing required field", and a
+    bad offset_ms was named instead."""
+    frames = [
+        '{"type":"track","ref":"m1"}',
+        '{"type":"trac\\u006b","ref":"m2"}',
+        '{"type":"trac\\u006b","ref":"m3","events":null}',
+        '{"type":"trac\\u006b","ref":"m4","offset_ms":"x"}',
+    ]
+    got = await answers_to(server, world, frames)
+    assert [(a["type"], a["code"], a.get("ref"), a["message"]) for a in got] == [
+        ("error", "invalid", f"m{i}", "events must be a list") for i in range(1, 5)
+    ], got
