@@ -374,15 +374,16 @@ class Endpoint:
         """A ``track`` frame: analytics events, corrected by the client's ``offset_ms`` (server
         time minus its clock, measured from the welcome frame's ``server_time``). ``events``:
         the frame's, decoded or (``msgspec.Raw``) not yet."""
-        if isinstance(events, msgspec.Raw):
+        unread = isinstance(events, msgspec.Raw)
+        if unread:
             # A list is read by the tracker; anything else is refused below.
             events = None if bytes(memoryview(events)[:1]) == b"[" else {}
         if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
             return _error("invalid", "ref must be a string of at most 64 characters")
         if self.tracker is None:
             return _error("unavailable", "analytics is not enabled on this node", ref)
-        if events is not None and not isinstance(events, list):
-            return _error("invalid", "events must be a list", ref)
+        if not isinstance(events, list) and not (unread and events is None):
+            return _error("invalid", "events must be a list", ref)  # missing or null too
         if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_OFFSET_MS:
             return _error("invalid", "offset_ms must be an integer (ms)", ref)
         kind, _, subject = conn.identity.partition(":")

@@ -115,9 +115,18 @@ class _RawBatch(msgspec.Struct, kw_only=True, gc=False):
     events: list[msgspec.Raw]
 
 
+class _FrameEvents(msgspec.Struct, gc=False):
+    """A socket ``track`` frame's ``events``, kept whole: named twice, the last is read, as
+    orjson (the general path) and the track head read it (a typed list would meet the first)."""
+
+    events: msgspec.Raw
+
+
 _FAST = msgspec.json.Decoder(FastBatch)
 _ONE = msgspec.json.Decoder(FastEvent)
 _RAWS = msgspec.json.Decoder(_RawBatch)
+_FRAME_EVENTS = msgspec.json.Decoder(_FrameEvents)
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +301,7 @@ def frame_events(raw: bytes) -> list[Any]:
     each undecoded (``msgspec.Raw``) for :func:`parse_events`. Raises ValueError when they
     cannot be read."""
     try:
-        return list(_RAWS.decode(raw).events)
+        return _RAW_LIST.decode(_FRAME_EVENTS.decode(raw).events)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise ValueError(f"events cannot be read: {exc}") from None
 
@@ -362,7 +371,7 @@ def parse_fast(
         # the typed decode alone, and only one that fails it the field-by-field judgement.
         try:
             events = _RAWS.decode(raw).events
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, RecursionError):  # a later event nested too deep
             return None
         if len(events) > max_events:
             return None
