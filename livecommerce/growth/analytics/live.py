@@ -74,9 +74,8 @@ class LiveCounters:
         args: dict[int, list[str | int]] = {}
         for (room, fld), n in counts.items():
             args.setdefault(room, [TTL_SECONDS]).extend((fld, n))
-        await asyncio.gather(
-            *(self._add(keys=[live_key(room)], args=a) for room, a in args.items())
-        )
+        for room, a in args.items():  # one after another: one pooled connection, as a pipeline
+            await self._add(keys=[live_key(room)], args=a)
         if pushed:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for r in rows:
