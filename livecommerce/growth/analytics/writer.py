@@ -57,7 +57,6 @@ _ID = itemgetter(0)  # a row's event_id
 # A UUID's 16 bytes: the writer's key for an id (ordered as PostgreSQL orders uuids; asyncpg's
 # UUID, which client rows carry, gives them in C).
 _BYTES = attrgetter("bytes")
-_SECOND = itemgetter(1)
 
 
 # The slow way's staging table: the JSON columns are staged as text and cast on the way into
@@ -334,7 +333,8 @@ class Writer:
         # Ascending ids, as the slow way's statement inserts them: two flushes (nodes) holding
         # some of the same new ids then wait for each other in one order, never in a cycle
         # (a deadlock, found by tests/growth/analytics/test_writer.py's race).
-        fresh = list(map(rows.__getitem__, map(_SECOND, sorted(first.items()))))
+        # (Sorting the bytes alone: twice as fast as sorting (bytes, index) pairs.)
+        fresh = list(map(rows.__getitem__, map(first.__getitem__, sorted(first))))
         keys = set(first)
         for attempt in (1, 2):
             if not fresh:
