@@ -273,10 +273,25 @@ def _collect(
     return rows, rejected, sum(1 for r in rows if r[5])
 
 
-def _unreadable(index: int, exc: orjson.JSONDecodeError) -> Rejection:
+class _IdOnly(msgspec.Struct, gc=False):
+    """An event's ``id`` alone (its other fields skipped unread)."""
+
+    id: Any = None
+
+
+_ID_ONLY = msgspec.json.Decoder(_IdOnly)
+
+
+def _unreadable(index: int, exc: orjson.JSONDecodeError, data: Any) -> Rejection:
     """An event msgspec's typed decode refused and orjson cannot read either (a number out of
-    a double's range such as ``1e400``): ``invalid``, that event alone."""
-    return Rejection(index, "invalid", f"not readable: {exc.msg}")
+    a double's range such as ``1e400``): ``invalid``, that event alone, with its ``id`` when it
+    has a string one (read with the rest of the event skipped)."""
+    try:
+        raw_id = _ID_ONLY.decode(data).id
+    except (msgspec.DecodeError, RecursionError):
+        raw_id = None
+    sid = raw_id if isinstance(raw_id, str) else None
+    return Rejection(index, "invalid", f"not readable: {exc.msg}", sid)
 
 
 def _judge_fields(index: int, item: Any, ctx: _Ctx) -> Row | Rejection:
@@ -337,7 +352,7 @@ def parse_events(
             try:
                 item = orjson.loads(data)
             except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double
-                judged.append(_unreadable(index, exc))
+                judged.append(_unreadable(index, exc, data))
                 continue
         if index >= max_events:
             raw_id = item.get("id") if isinstance(item, dict) else None
@@ -394,7 +409,7 @@ def _judge_each(events: list[msgspec.Raw], ctx: _Ctx) -> list[Row | Rejection]:
             try:
                 loaded = orjson.loads(memoryview(item))
             except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double
-                judged.append(_unreadable(index, exc))
+                judged.append(_unreadable(index, exc, item))
                 continue
             judged.append(_judge_fields(index, loaded, ctx))
         else:

@@ -65,10 +65,12 @@ async def test_number_past_a_double_rejected_alone(
 ) -> None:
     """A prop ``1e400`` fails msgspec's typed decode and then orjson's (infinity): it was a 500
     for the whole batch, on the per-event path and on the over-the-limit path alike. Now that
-    event alone is rejected ``invalid``."""
+    event alone is rejected ``invalid``, naming its id."""
+    bad_id = str(uuid.uuid4())
 
     def ev(props: bytes = b"{}") -> bytes:
-        return b'{"id":"%s","type":"page_view","props":%s}' % (str(uuid.uuid4()).encode(), props)
+        i = bad_id if b"400" in props else str(uuid.uuid4())
+        return b'{"id":"%s","type":"page_view","props":%s}' % (i.encode(), props)
 
     # A NUL-free batch (per-event typed decode), then one over max_batch_events (500).
     for evs in (
@@ -84,6 +86,7 @@ async def test_number_past_a_double_rejected_alone(
         assert isinstance(body, dict)
         assert body["rejected"][0]["index"] == 1  # type: ignore[index]
         assert body["rejected"][0]["code"] == "invalid"  # type: ignore[index]
+        assert body["rejected"][0]["id"] == bad_id  # type: ignore[index]
         assert body["stored"] == len(evs) - 1 - (len(evs) > 500)
 
 
