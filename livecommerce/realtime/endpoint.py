@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from livecommerce.auth.tokens import Claims, verify_token
 from livecommerce.config import RoomsConfig
 from livecommerce.errors import Unauthorized
+from livecommerce.growth.analytics.events import UnreadableEvents
 from livecommerce.growth.analytics.live import Tracker
 from livecommerce.growth.analytics.writer import BufferFull, PartitionUnavailable, WriterClosed
 from livecommerce.metrics import Metrics
@@ -403,7 +404,7 @@ class Endpoint:
             out = await tracker(kind, subject, events, offset, text.encode())
         except (BufferFull, WriterClosed, PartitionUnavailable):
             return {"type": "error", "code": "unavailable", "message": "retry later", "ref": ref}
-        except ValueError as exc:  # its events, left unread by _handle, cannot be read
+        except UnreadableEvents as exc:  # its events, left unread by _handle, cannot be read
             return _error("invalid", str(exc), ref)
         except _BACKEND_ERRORS as exc:
             # The events could not be stored (PostgreSQL down): the viewer keeps watching and

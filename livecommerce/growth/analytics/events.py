@@ -311,14 +311,18 @@ def _judge_fields(index: int, item: Any, ctx: _Ctx) -> Row | Rejection:
     return _judge(index, event_id, ev, ctx)
 
 
+class UnreadableEvents(ValueError):
+    """A socket ``track`` frame's ``events`` cannot be read as a list (answered ``invalid``)."""
+
+
 def frame_events(raw: bytes) -> list[Any]:
     """The ``events`` of a JSON object ``raw`` (a socket ``track`` frame read without them),
-    each undecoded (``msgspec.Raw``) for :func:`parse_events`. Raises ValueError when they
-    cannot be read."""
+    each undecoded (``msgspec.Raw``) for :func:`parse_events`. Raises UnreadableEvents when
+    they cannot be read."""
     try:
         return _RAW_LIST.decode(_FRAME_EVENTS.decode(raw).events)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise ValueError(f"events cannot be read: {exc}") from None
+        raise UnreadableEvents(f"events cannot be read: {exc}") from None
 
 
 def parse_events(

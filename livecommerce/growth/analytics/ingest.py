@@ -60,8 +60,8 @@ async def ingest(
     client time. ``raw``: the HTTP body or socket frame ``events`` came from, for the one-pass
     typed decode (when every event is well-formed); ``events`` None: read from ``raw`` only if
     that pass fails. Raises what :meth:`Writer.write` raises (BufferFull, WriterClosed,
-    PartitionUnavailable, backend); ValueError when ``events`` is None and ``raw``'s cannot be
-    read."""
+    PartitionUnavailable, backend); UnreadableEvents when ``events`` is None and ``raw``'s
+    cannot be read."""
     received = now_ms() if received_ms is None else received_ms
     actor, user_id = actor_of(kind, subject)
     args: dict[str, Any] = {
