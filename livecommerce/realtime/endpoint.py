@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from livecommerce.auth.tokens import Claims, verify_token
 from livecommerce.config import RoomsConfig
 from livecommerce.errors import Unauthorized
-from livecommerce.growth.analytics.events import UnreadableEvents
+from livecommerce.growth.analytics.judge import UnreadableEvents
 from livecommerce.growth.analytics.live import Tracker
 from livecommerce.growth.analytics.writer import BufferFull, PartitionUnavailable, WriterClosed
 from livecommerce.metrics import Metrics

@@ -11,14 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from livecommerce.config import AnalyticsConfig
-from livecommerce.growth.analytics.events import (
-    Limits,
-    Rejection,
-    actor_of,
-    frame_events,
-    parse_events,
-    parse_fast,
-)
+from livecommerce.growth.analytics.events import Limits, Rejection, actor_of
+from livecommerce.growth.analytics.judge import frame_events, parse_events, parse_fast
 from livecommerce.growth.analytics.writer import Writer
 
 

@@ -1,4 +1,4 @@
-"""events.py's pure parts: exact times, the ids the one-pass decode reads."""
+"""events.py's and judge.py's pure parts: exact times, the ids the one-pass decode reads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from livecommerce.growth.analytics import events
-from livecommerce.growth.analytics.events import Limits, fast_uuid, ms_to_dt, parse_fast
+from livecommerce.growth.analytics.events import Limits, ms_to_dt
+from livecommerce.growth.analytics.judge import fast_uuid, parse_fast
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
