@@ -152,6 +152,7 @@ async def run(
             "frame_events": args.frame_events, "connections": max(1, args.connections // n),
             "index": i,
             "waiting": args.socket_mode == "waiting",
+            "ids": args.ids,
         }
         for i in range(n)
     ]  # fmt: skip
@@ -238,6 +239,7 @@ async def run(
         "workers": args.workers,
         "loader_processes": args.loaders,
         "socket_mode": args.socket_mode,
+        "event_ids": args.ids,
         "server_settings": args.set or [],
         "cpu_seconds_during_burst": {
             "servers": round(cpu1[0] - cpu0[0], 2),
@@ -333,6 +335,13 @@ def main() -> int:
         default="waiting",
         help="track frames without waiting for answers (as the client library) or each after "
         "the previous answer",
+    )
+    p.add_argument(
+        "--ids",
+        choices=("v7", "v4"),
+        default="v7",
+        help="the valid events' ids: time-ordered v7 UUIDs from each event's ts (as the client "
+        "library makes them) or random v4 UUIDs (as some other clients do)",
     )
     p.add_argument(
         "--settle",

@@ -50,9 +50,24 @@ MAX_HEAD = 65536
 TIMEOUT = 120.0  # a request's answer (the aiohttp loader's ClientTimeout)
 
 
-def make_events(n: int, room: int, dup_share: float, bad_share: float, rng: random.Random
+def uuid7(ms: int, rng: random.Random) -> str:
+    """A version 7 UUID (RFC 9562 §5.7) for the Unix time ``ms``, as the viewer client makes
+    its event ids (clients/miniprogram/livecommerce-socket.js): 48 bits of milliseconds, the
+    version, 74 random bits, the variant."""
+    bits = (ms << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64) | (0b10 << 62)
+    return str(uuid.UUID(int=bits | rng.getrandbits(62)))
+
+
+def uuid4(ms: int, rng: random.Random) -> str:
+    """A random (v4) UUID (RFC 9562 §5.4), as clients that do not order their ids make them."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def make_events(n: int, room: int, dup_share: float, bad_share: float, rng: random.Random,
+                make_id: Callable[[int, random.Random], str] = uuid7,
                 ) -> list[dict[str, Any]]:  # fmt: skip
-    """``n`` events for one viewer: valid ones, re-sends of earlier ones, invalid ones."""
+    """``n`` events for one viewer: valid ones, re-sends of earlier ones, invalid ones; the
+    valid ones' ids from ``make_id(ts, rng)`` (as the client library: v7 from the event's ts)."""
     out: list[dict[str, Any]] = []
     now = int(time.time() * 1000)
     for i in range(n):
@@ -63,9 +78,10 @@ def make_events(n: int, room: int, dup_share: float, bad_share: float, rng: rand
             out.append({"id": "not-a-uuid", "type": "page_view"} if i % 2 else
                        {"id": str(uuid.uuid4()), "type": "no_such_type"})  # fmt: skip
         else:
+            ts = now - rng.randint(0, 5000)
             out.append({
-                "id": str(uuid.uuid4()), "type": rng.choice(TYPES),
-                "ts": now - rng.randint(0, 5000), "room_id": room,
+                "id": make_id(ts, rng), "type": rng.choice(TYPES),
+                "ts": ts, "room_id": room,
                 "goods_id": rng.randint(1, 3), "push_seq": rng.randint(1, 20),
                 "page": "pages/live/live",
             })  # fmt: skip
@@ -686,7 +702,8 @@ async def load(job: dict[str, Any], ready: Any, go: Any) -> dict[str, Any]:
     frames built, then (``ready``) it waits for the start time on ``go`` (the same for every
     loader), then the burst."""
     rng = random.Random(job["seed"])
-    plans = [make_events(job["per_viewer"], job["room"], 0.01, 0.01, rng)
+    make_id = uuid7 if job["ids"] == "v7" else uuid4
+    plans = [make_events(job["per_viewer"], job["room"], 0.01, 0.01, rng, make_id)
              for _ in range(job["http"] + job["sockets"])]  # fmt: skip
     t = Tally()
     parts = urlsplit(job["url"])

@@ -1,12 +1,14 @@
 """The analytics writer's PostgreSQL steps, one at a time, against the raw COPY ceiling.
 
-``.venv/bin/python bench/ingest_pg_steps.py [--rows 100000] [--batch 5000] [--repeats 2]``
+``.venv/bin/python bench/ingest_pg_steps.py [--rows 100000] [--batch 5000] [--repeats 2]
+[--ids v7|v4]``
 
 An embedded PostgreSQL (migrations applied, today's partition made), one connection, rows
 shaped like bench/ingest.py's (anonymous viewers; ``--signed-in`` gives every row a user, which
-the partial goods-by-user index then indexes). For each step: rows/s and the CPU per row (µs)
-of the PostgreSQL backend and of backend + this (client) process. Results: bench/README.md,
-"Analytics ingestion", "Second pass".
+the partial goods-by-user index then indexes; ``--ids v4`` gives random ids instead of
+time-ordered ones). For each step: rows/s and the CPU per row (µs) of the PostgreSQL backend and
+of backend + this (client) process. Results: bench/README.md, "Analytics ingestion", "Second
+pass" and "Sixth pass".
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flashsale import _prepare
+from ingest_loader import uuid7
 
 from livecommerce.db import connect
 from livecommerce.embedded import EmbeddedBackends
@@ -46,12 +49,17 @@ def cpu_of(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / TICK
 
 
-def make_rows(n: int, signed_in: bool) -> list[tuple[Any, ...]]:
+def make_rows(n: int, signed_in: bool, ids: str = "v7") -> list[tuple[Any, ...]]:
+    """``n`` rows; their ids v7 (50 a millisecond, as a burst's clients make them) or v4."""
     rng = random.Random(1)
     now = dt.datetime.now(dt.UTC)
+    ms = int(now.timestamp() * 1000)
     types = ["page_view", "goods_impression", "bubble_click"]
+    make_id = (
+        (lambda i: uuid.UUID(uuid7(ms + i // 50, rng))) if ids == "v7" else (lambda i: uuid.uuid4())
+    )
     return [
-        (uuid.uuid4(), rng.choice(types), now, now, "client", False,
+        (make_id(i), rng.choice(types), now, now, "client", False,
          f"viewer:{rng.randint(1, 2000)}", i % 5000 + 1 if signed_in else None,
          rng.randint(1, 2000), rng.randint(1, 3), rng.randint(1, 20), None, None,
          "pages/live/live", None, None)
@@ -112,8 +120,16 @@ async def fast_path(conn: Any, rows: list[tuple[Any, ...]]) -> None:
         await conn.copy_records_to_table("analytics_events", records=rows, columns=COLUMNS)
 
 
+async def copy_ids(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    await conn.copy_records_to_table(
+        "analytics_event_ids", records=zip(map(w._ID, rows)), columns=("event_id",)
+    )
+
+
 STEPS: list[tuple[str, Step]] = [
     ("ceiling: raw COPY, same shape (3 idx)", copy_into("bench_copy")),
+    ("COPY rows into analytics_events only", copy_into("analytics_events")),
+    ("COPY ids into analytics_event_ids only", copy_ids),
     ("COPY into the staging table only", staged()),
     ("+ ids INSERT ON CONFLICT DO NOTHING", staged(
         f"INSERT INTO analytics_event_ids (event_id) SELECT event_id FROM {S}"
@@ -157,8 +173,11 @@ async def main(args: argparse.Namespace) -> None:
         await create_partition(conn, dt.datetime.now(dt.UTC).date())
         await conn.execute("CREATE TABLE bench_copy (LIKE analytics_events INCLUDING ALL)")
         await conn.close()
-        rows = make_rows(args.rows, args.signed_in)
-        print(f"load average {os.getloadavg()[0]:.2f}, {args.rows:,} rows, {args.batch:,} a call")
+        rows = make_rows(args.rows, args.signed_in, args.ids)
+        print(
+            f"load average {os.getloadavg()[0]:.2f}, {args.rows:,} rows, {args.batch:,} a call,"
+            f" {args.ids} ids"
+        )
         for _ in range(args.repeats):
             for name, step in STEPS:
                 await measure(db, name, step, rows, args.batch)
@@ -170,4 +189,10 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=5000)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--signed-in", action="store_true", help="every row has a user_id")
+    p.add_argument(
+        "--ids",
+        choices=("v7", "v4"),
+        default="v7",
+        help="time-ordered ids (as the client library makes them) or random ones",
+    )
     asyncio.run(main(p.parse_args()))

@@ -11,6 +11,8 @@ import base64
 import hashlib
 import struct
 
+import numpy as np
+
 from livecommerce.realtime.protocol import CLOSE_MESSAGE_TOO_BIG
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -49,13 +51,25 @@ def append_bytes(buf: bytes | bytearray, data: bytes) -> bytes | bytearray:
     return buf
 
 
+# From this payload size on, numpy's XOR (a fixed ~2 µs a call, then next to nothing a byte)
+# beats one big-int XOR (which grows with the size: ~11 µs for a 4 KiB track frame).
+_NUMPY_FROM = 256
+
+
 def unmask(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
-    """XOR ``data`` with the 4-byte ``mask`` (one big-int XOR: fast for a few KiB in CPython)."""
+    """XOR ``data`` with the 4-byte ``mask`` repeated (RFC 6455 §5.3)."""
     n = len(data)
     if n == 0:
         return b""
-    key = (mask * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+    key = bytes(mask) * (n // 4 + 1)
+    if n >= _NUMPY_FROM:
+        xored = np.bitwise_xor(
+            np.frombuffer(data, dtype=np.uint8), np.frombuffer(key, dtype=np.uint8, count=n)
+        )
+        return xored.tobytes()
+    return (int.from_bytes(data, "little") ^ int.from_bytes(key[:n], "little")).to_bytes(
+        n, "little"
+    )
 
 
 def parse_frame(

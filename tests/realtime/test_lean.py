@@ -309,6 +309,20 @@ def test_parse_frame_is_incremental() -> None:
     assert frames.close_frame(1000, "é" * 100)[2:] == struct.pack("!H", 1000) + ("é" * 61).encode()
 
 
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 255, 256, 257, 258, 259, 4096, 70_001])
+def test_unmask_is_rfc6455_xor_on_both_sides_of_the_numpy_size(size: int) -> None:
+    """Byte i of the payload XOR byte i % 4 of the mask, below and above the size from which
+    unmask switches to numpy, for lengths that are and are not multiples of 4, from bytes and
+    from a bytearray (the reader's buffer)."""
+    payload = bytes(range(256)) * (size // 256 + 1)
+    payload = payload[:size]
+    mask = b"\x9a\x01\xff\x5c"
+    want = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert frames.unmask(payload, mask) == want
+    assert frames.unmask(bytearray(payload), bytearray(mask)) == want
+    assert type(frames.unmask(bytearray(payload), bytearray(mask))) is bytes
+
+
 # ---------------------------------------------------------------- review regressions
 
 

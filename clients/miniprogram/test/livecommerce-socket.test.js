@@ -1,7 +1,7 @@
 'use strict';
 const test = require('node:test');
 const assert = require('node:assert');
-const { LiveRoomClient, backoffDelay } = require('../livecommerce-socket.js');
+const { LiveRoomClient, backoffDelay, uuid4, uuid7 } = require('../livecommerce-socket.js');
 
 // A SocketTask the test drives: open(), msg(frame), serverClose(code), fail().
 class FakeTask {
@@ -356,6 +356,22 @@ test('connect() twice does not open a second socket; on() rejects unknown events
   assert.throws(() => s.client.on('nope', () => {}), /unknown event/);
 });
 
+test('uuid7: RFC 9562 v7 layout, the time in its first 48 bits, ids of later ms sort later', () => {
+  const ms = 1764547200123; // 2025-12-01T00:00:00.123Z
+  const ids = [];
+  for (let i = 0; i < 1000; i++) ids.push(uuid7(ms + Math.floor(i / 10)));
+  for (const id of ids) {
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  }
+  assert.strictEqual(parseInt(ids[0].replace(/-/g, '').slice(0, 12), 16), ms);
+  assert.strictEqual(new Set(ids).size, 1000);
+  for (let i = 10; i < ids.length; i += 10) assert.ok(ids[i - 10] < ids[i]);
+  // The random bits come from `random`: all zeros and all ones still give the variant 10xx.
+  assert.strictEqual(uuid7(0, () => 0), '00000000-0000-7000-8000-000000000000');
+  assert.strictEqual(uuid7(2 ** 48 - 1, () => 0.99999), 'ffffffff-ffff-7fff-bfff-ffffffffffff');
+  assert.match(uuid4(), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});
+
 test('track: ids and ts added, offset from the welcome server_time, resent after a reconnect', () => {
   const s = setup();
   s.client.connect();
@@ -367,8 +383,10 @@ test('track: ids and ts added, offset from the welcome server_time, resent after
   assert.strictEqual(frame.ref, ref);
   assert.strictEqual(frame.offset_ms, 5000);
   const ev = frame.events[0];
-  assert.match(ev.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.match(ev.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.strictEqual(ev.ts, s.clock.now());
+  // A v7 id: its first 48 bits are the event's ts in Unix milliseconds.
+  assert.strictEqual(parseInt(ev.id.replace(/-/g, '').slice(0, 12), 16), ev.ts);
   assert.deepStrictEqual([ev.type, ev.room_id, ev.goods_id, ev.push_seq], ['bubble_click', 7, 3, 42]);
   // The socket drops before `tracked`: the same events (same ids) go again after the welcome.
   s.last().serverClose(1012, 'restart');
