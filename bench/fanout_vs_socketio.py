@@ -16,7 +16,7 @@ from typing import Any
 
 from fanout_common import log, run_sync, save, scenario, slim, table
 
-from livecommerce.embedded import free_port
+from livecommerce.embedded.processes import free_port
 from livecommerce.loadtest.runner import LoadConfig, run_loadtest
 
 HERE = Path(__file__).resolve().parent

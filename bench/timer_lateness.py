@@ -51,7 +51,7 @@ import timer_ours as ours
 import timer_peers as peers
 from timer_stats import cpu_share, cpu_snapshot, dist, machine, table
 
-from livecommerce.embedded import pdeathsig
+from livecommerce.embedded.processes import pdeathsig
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -35,7 +35,8 @@ from websockets.asyncio.client import ClientConnection
 from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.config import DEV_SECRET
 from livecommerce.db import ensure_database
-from livecommerce.embedded import EmbeddedBackends, pdeathsig
+from livecommerce.embedded import EmbeddedBackends
+from livecommerce.embedded.processes import pdeathsig
 from livecommerce.loadtest.spawn import ServerProcess
 
 START_TIMEOUT = 90.0

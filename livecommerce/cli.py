@@ -182,7 +182,8 @@ def backends(
 
     ``share``: when a server already runs the embedded backends of this data dir, use them
     (for short admin commands) instead of failing on the data dir's lock. ``supervise``: restart
-    an embedded server that dies while we run (``serve``; see ``livecommerce/embedded.py``)."""
+    an embedded server that dies while we run (``serve``; see
+    ``livecommerce/embedded/supervision.py``)."""
     running = running_urls(settings.embedded.data_dir) if settings.uses_embedded else None
     if share and running is not None:
         say(f"using the running server's PostgreSQL {redact(running.database_url)}")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from livecommerce.config import Settings
-from livecommerce.embedded import free_port, pdeathsig
+from livecommerce.embedded.processes import free_port, pdeathsig
 
 READY_TIMEOUT_SECONDS = 120.0
 

@@ -11,7 +11,7 @@ import pytest
 from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 
-from livecommerce.embedded import free_port
+from livecommerce.embedded.processes import free_port
 from livecommerce.outage import OutageLog, suspected_backend, unavailable_backend
 
 

@@ -23,7 +23,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from livecommerce.embedded import EmbeddedError, EmbeddedValkey, valkey_server_bin
+from livecommerce.embedded import EmbeddedError, EmbeddedValkey
+from livecommerce.embedded.processes import valkey_server_bin
 
 NODE_TIMEOUT_MS = 1000
 

@@ -153,6 +153,6 @@ async def test_master_killed_mid_stream(
             await v.close()
         # The old master comes back as a replica of the promoted one (for the tests after).
         # Started from this thread: a child started from a worker thread gets its parent-death
-        # signal when that thread ends (embedded.pdeathsig).
+        # signal when that thread ends (embedded.processes.pdeathsig).
         victim.start()
         await asyncio.to_thread(valkey_cluster.wait_healthy, 60.0)
