@@ -9,7 +9,7 @@ import asyncpg
 from livecommerce.commerce import orders
 from livecommerce.config import PointsConfig
 from livecommerce.errors import Conflict, NotFound
-from livecommerce.social import points
+from livecommerce.social.points import spending
 
 
 async def checkout(
@@ -58,7 +58,7 @@ async def checkout(
             if goods is None or goods["status"] == "draft":
                 # Before the points cap: its message would tell a hidden draft's price.
                 raise NotFound("no such goods")
-            discount = points.discount_for(cfg, points_to_spend, goods["price_fen"] * quantity)
+            discount = spending.discount_for(cfg, points_to_spend, goods["price_fen"] * quantity)
             order, created = await orders.create_order(
                 conn,
                 user_id=user_id,
@@ -69,7 +69,7 @@ async def checkout(
                 discount_fen=discount,
             )
         if created and points_to_spend:
-            await points.spend(conn, cfg, user_id, points_to_spend, order["id"])
+            await spending.spend(conn, cfg, user_id, points_to_spend, order["id"])
     spent = await conn.fetchval(
         """SELECT coalesce(-sum(delta), 0) FROM points_entries
            WHERE user_id = $1 AND idempotency_key = $2""",

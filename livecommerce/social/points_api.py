@@ -16,7 +16,7 @@ from livecommerce.commerce import cursors
 from livecommerce.commerce.orders_api import Order, Quantity, quantity_allowed
 from livecommerce.errors import ValidationError
 from livecommerce.social import checkout as checkout_service
-from livecommerce.social import points
+from livecommerce.social.points import earning, reading
 
 MAX_POINTS = 10**9
 MAX_DAYS = 3660
@@ -33,7 +33,7 @@ class ActionBody(Body):
     # Text, not an enum, so an unknown action keeps its documented code `unknown_action`.
     action: Annotated[
         str,
-        Meta(min_length=1, max_length=32, extra_json_schema={"enum": list(points.ACTIONS)}),
+        Meta(min_length=1, max_length=32, extra_json_schema={"enum": list(earning.ACTIONS)}),
         NO_NUL,
     ]
     goods_id: Annotated[Id | None, Meta(description="Required for share, refused otherwise")] = None
@@ -57,7 +57,7 @@ class ExpiringQuery(Query):
 
 
 class HistoryQuery(Query):
-    limit: Annotated[int, Meta(ge=1, le=points.MAX_PAGE, description="Page size")] = 20
+    limit: Annotated[int, Meta(ge=1, le=reading.MAX_PAGE, description="Page size")] = 20
     cursor: Cursor | None = None
 
 
@@ -130,31 +130,31 @@ async def action(call: Call[ActionBody, None]) -> ActionResult:
     Unknown actions answer 400 `unknown_action`; a repeat answers `credited: false`.
     """
     b = call.body
-    if b.action not in points.ACTIONS:
-        raise ValidationError("action", f"unknown action; one of {', '.join(points.ACTIONS)}",
+    if b.action not in earning.ACTIONS:
+        raise ValidationError("action", f"unknown action; one of {', '.join(earning.ACTIONS)}",
                               code="unknown_action")  # fmt: skip
     cfg = call.app[keys.SETTINGS].points
     async with call.app[keys.PG_POOL].acquire() as conn:
         if b.action == "checkin":
             if b.goods_id is not None:
                 raise ValidationError("goods_id", "not used by checkin")
-            result = await points.checkin(conn, cfg, call.user_id)
+            result = await earning.checkin(conn, cfg, call.user_id)
         else:
             if b.goods_id is None:
                 raise ValidationError("goods_id", "is required")
-            result = await points.share(conn, cfg, call.user_id, b.goods_id)
+            result = await earning.share(conn, cfg, call.user_id, b.goods_id)
     return to(ActionResult, result)
 
 
 async def balance(call: Call[None, None]) -> Balance:
     """The caller's spendable points."""
-    return Balance(balance=await points.balance(call.app[keys.PG_POOL], call.user_id))
+    return Balance(balance=await reading.balance(call.app[keys.PG_POOL], call.user_id))
 
 
 async def expiring(call: Call[None, ExpiringQuery]) -> Expiring:
     """Lots of the caller's points expiring soon."""
     days = call.query.days or call.app[keys.SETTINGS].points.expiring_soon_days
-    lots = await points.expiring(call.app[keys.PG_POOL], call.user_id, timedelta(days=days))
+    lots = await reading.expiring(call.app[keys.PG_POOL], call.user_id, timedelta(days=days))
     return to(Expiring, {"days": days, "lots": lots, "points": sum(x["points"] for x in lots)})
 
 
@@ -164,7 +164,7 @@ async def history(call: Call[None, HistoryQuery]) -> EntryPage:
     secret = call.app[keys.SETTINGS].secret
     scope = f"points:{call.user_id}"
     after = cursors.decode(secret, scope, q.cursor, [])
-    items, next_id = await points.history(call.app[keys.PG_POOL], call.user_id, limit=q.limit,
+    items, next_id = await reading.history(call.app[keys.PG_POOL], call.user_id, limit=q.limit,
                                           after_id=after)  # fmt: skip
     next_cursor = None if next_id is None else cursors.encode(secret, scope, next_id, [])
     return to(EntryPage, {"items": items, "next_cursor": next_cursor})

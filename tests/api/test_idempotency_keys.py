@@ -17,7 +17,7 @@ import pytest
 
 from livecommerce import keys
 from livecommerce import redis_keys as rk
-from livecommerce.social import points
+from livecommerce.social.points import ledger
 from tests.social.conftest import Social, bearer
 from tests.support import http
 
@@ -143,7 +143,7 @@ async def _flash_buy(social: Social, user_id: int) -> Case:
 async def _points_checkout(social: Social, user_id: int) -> Case:
     cfg = social.app[keys.SETTINGS].points
     async with social.pool.acquire() as conn, conn.transaction():
-        await points._credit(conn, cfg, user_id, "checkin", 500, "grant", points.now())
+        await ledger.credit(conn, cfg, user_id, "checkin", 500, "grant", ledger.now())
     host_id, _ = await social.shop.host()
     g1, g2 = [await social.shop.goods(host_id, stock=100, price_fen=1000) for _ in range(2)]
     path, body = "/api/points/checkout", {"goods_id": g1, "quantity": 1, "points": 30}

@@ -12,6 +12,7 @@ import pytest
 from livecommerce import keys
 from livecommerce.errors import Conflict
 from livecommerce.social import points
+from livecommerce.social.points import ledger
 from livecommerce.social.refunds import refund_paid_order
 from tests.social.conftest import Social
 
@@ -21,7 +22,7 @@ async def _grant(social: Social, user_id: int, amount: int, at: datetime | None 
     cfg = social.app[keys.SETTINGS].points
     at = at or points.now()
     async with social.pool.acquire() as conn, conn.transaction():
-        await points._credit(
+        await ledger.credit(
             conn, cfg, user_id, "checkin", amount, "grant:" + secrets.token_hex(4), at,
             expires_at=None if days is None else at + timedelta(days=days),
         )  # fmt: skip
