@@ -1,24 +1,21 @@
-"""HTTP: analytics reports for the room's host — JSON (typed) and CSV (same data, one table).
+"""HTTP: analytics reports for the room's host as JSON (typed), and the reports' queries, which
+their CSV twins (:mod:`.reports_csv`) answer as one table.
 
 Every report takes an optional ``since``/``until`` (RFC 3339; default: the last 7 days to now).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import msgspec
 from aiohttp import web
 from msgspec import Meta
 
 from livecommerce import keys
-from livecommerce.api.contract import Call, Model, Query, decode_query, path_ids, to
+from livecommerce.api.contract import Call, Model, Query, to
 from livecommerce.api.types import Id, Time, check_time
-from livecommerce.auth.http import require_claims
 from livecommerce.errors import ValidationError
 from livecommerce.growth.analytics import reports
 from livecommerce.growth.analytics.live import LiveCounters
@@ -245,56 +242,51 @@ def _window(call: Call[Any, Any]) -> timedelta:
     return window_of(call.app[keys.SETTINGS])
 
 
-async def pushes(call: Call[None, Span]) -> PushReport:
-    """Per pushed bubble funnels of a room (JSON; `.csv` for the same as CSV).
-
-    An order is attributed to the last bubble of its goods the buyer clicked within
-    `analytics.attribution_window_seconds` before ordering."""
-    room_id = call.id()
-    start, end = call.query.bounds(call.request)
-    async with call.app[keys.PG_POOL].acquire() as conn:
-        await reports.host_room(conn, call.host_id, room_id)
-        rows = await reports.push_funnels(conn, room_id, start, end, _window(call))
-    return PushReport(
-        room_id=room_id,
-        attribution_window_seconds=int(_window(call).total_seconds()),
-        pushes=to(list[PushFunnel], rows),
-    )
+# -- the reports' queries (the JSON handlers below and the CSV ones of .reports_csv) -----------
 
 
-async def room(call: Call[None, Span]) -> RoomReport:
-    """A room's report: viewer curve, likes/comments per minute, GMV, GPM, buyers, top goods."""
-    room_id = call.id()
-    start, end = call.query.bounds(call.request)
-    async with call.app[keys.PG_POOL].acquire() as conn:
-        await reports.host_room(conn, call.host_id, room_id)
-        out = await reports.room_report(conn, room_id, start, end, _window(call))
-    return to(RoomReport, out)
+async def push_rows(
+    request: web.Request, host_id: int, room_id: int, span: Span
+) -> list[dict[str, Any]]:
+    """The room's per-bubble funnels over ``span`` (NotFound unless it is the host's room)."""
+    start, end = span.bounds(request)
+    window = window_of(request.app[keys.SETTINGS])
+    async with request.app[keys.PG_POOL].acquire() as conn:
+        await reports.host_room(conn, host_id, room_id)
+        return await reports.push_funnels(conn, room_id, start, end, window)
 
 
-async def goods_daily(call: Call[None, Span]) -> GoodsReport:
-    """The host's goods per day: impressions, clicks, detail views, orders, CTR, conversion."""
-    start, end = call.query.bounds(call.request)
-    async with call.app[keys.PG_POOL].acquire() as conn:
-        goods = await reports.host_goods(conn, call.host_id)
-        rows = await reports.goods_daily(conn, goods, start, end)
-    return GoodsReport(days=to(list[GoodsDay], rows))
+async def room_data(request: web.Request, host_id: int, room_id: int, span: Span) -> dict[str, Any]:
+    """The room's report over ``span`` (NotFound unless it is the host's room)."""
+    start, end = span.bounds(request)
+    window = window_of(request.app[keys.SETTINGS])
+    async with request.app[keys.PG_POOL].acquire() as conn:
+        await reports.host_room(conn, host_id, room_id)
+        return await reports.room_report(conn, room_id, start, end, window)
 
 
-async def funnel(call: Call[None, FunnelQuery]) -> FunnelReport:
-    """A funnel of people through ordered event steps within a window, by one breakdown.
+async def goods_rows(request: web.Request, host_id: int, span: Span) -> list[dict[str, Any]]:
+    """The host's goods per day over ``span``."""
+    start, end = span.bounds(request)
+    async with request.app[keys.PG_POOL].acquire() as conn:
+        goods = await reports.host_goods(conn, host_id)
+        return await reports.goods_daily(conn, goods, start, end)
 
-    Scoped to `room_id` (the host's) or else to the host's goods."""
-    q = call.query
+
+async def funnel_rows(
+    request: web.Request, host_id: int, q: FunnelQuery
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(steps, one row per breakdown value) of the funnel ``q`` asks for: scoped to its
+    ``room_id`` (400 unless the host's) or else to the host's goods."""
     steps = q.steps.split(",")
     reports.check_steps(steps)
-    start, end = q.bounds(call.request)
-    async with call.app[keys.PG_POOL].acquire() as conn:
+    start, end = q.bounds(request)
+    async with request.app[keys.PG_POOL].acquire() as conn:
         goods = None
         if q.room_id is not None:
-            await _own_room_or_400(conn, call.host_id, q.room_id)
+            await _own_room_or_400(conn, host_id, q.room_id)
         else:
-            goods = await reports.host_goods(conn, call.host_id)
+            goods = await reports.host_goods(conn, host_id)
         rows = await reports.funnel(
             conn,
             steps,
@@ -306,6 +298,43 @@ async def funnel(call: Call[None, FunnelQuery]) -> FunnelReport:
             breakdown=q.breakdown,
             experiment=q.experiment,
         )
+    return steps, rows
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+
+async def pushes(call: Call[None, Span]) -> PushReport:
+    """Per pushed bubble funnels of a room (JSON; `.csv` for the same as CSV).
+
+    An order is attributed to the last bubble of its goods the buyer clicked within
+    `analytics.attribution_window_seconds` before ordering."""
+    room_id = call.id()
+    rows = await push_rows(call.request, call.host_id, room_id, call.query)
+    return PushReport(
+        room_id=room_id,
+        attribution_window_seconds=int(_window(call).total_seconds()),
+        pushes=to(list[PushFunnel], rows),
+    )
+
+
+async def room(call: Call[None, Span]) -> RoomReport:
+    """A room's report: viewer curve, likes/comments per minute, GMV, GPM, buyers, top goods."""
+    return to(RoomReport, await room_data(call.request, call.host_id, call.id(), call.query))
+
+
+async def goods_daily(call: Call[None, Span]) -> GoodsReport:
+    """The host's goods per day: impressions, clicks, detail views, orders, CTR, conversion."""
+    rows = await goods_rows(call.request, call.host_id, call.query)
+    return GoodsReport(days=to(list[GoodsDay], rows))
+
+
+async def funnel(call: Call[None, FunnelQuery]) -> FunnelReport:
+    """A funnel of people through ordered event steps within a window, by one breakdown.
+
+    Scoped to `room_id` (the host's) or else to the host's goods."""
+    q = call.query
+    steps, rows = await funnel_rows(call.request, call.host_id, q)
     return FunnelReport(
         steps=steps,
         window_seconds=q.window_seconds,
@@ -368,118 +397,4 @@ async def _cached_orders(call: Call[Any, Any], room_id: int, ttl: float) -> dict
     if len(cache) > 10_000:
         cache.clear()
     cache[room_id] = (now, out)
-    return out
-
-
-# -- CSV --------------------------------------------------------------------------------------
-
-
-def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _cell(v) for k, v in r.items()})
-    return web.Response(
-        body=buf.getvalue().encode("utf-8-sig"),  # the BOM makes Excel read UTF-8 (as orders.csv)
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}-{int(time.time())}.csv"'},
-    )
-
-
-# A cell starting with one of these is a formula to Excel, LibreOffice or Sheets (OWASP "CSV
-# Injection"): text from clients (a variant name in `variants`) must not run on the host's PC.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, list | dict):
-        return msgspec.json.encode(v).decode()
-    if isinstance(v, str) and v.startswith(_FORMULA_START):
-        return "'" + v  # shown as text; numbers are written as numbers, never prefixed
-    return "" if v is None else v
-
-
-async def pushes_csv(request: web.Request) -> web.StreamResponse:
-    """The per-bubble funnels as CSV (one row per push, then one per variant of a tested
-    push)."""
-    claims = require_claims(request, "host")
-    room_id = path_ids(request, ("id",))["id"]
-    start, end = decode_query(request, Span).bounds(request)
-    window = timedelta(seconds=request.app[keys.SETTINGS].analytics.attribution_window_seconds)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        await reports.host_room(conn, int(claims.subject), room_id)
-        rows = await reports.push_funnels(conn, room_id, start, end, window)
-    return _csv(flat_pushes(rows), f"room-{room_id}-pushes")
-
-
-def flat_pushes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One CSV row per push (``variant`` empty) followed by one per variant of a tested push
-    (the push's columns, the variant's counts)."""
-    out = []
-    for r in rows:
-        base = {k: v for k, v in r.items() if k != "by_variant"}
-        out.append({**base, "variant": ""})
-        for v in r.get("by_variant") or []:
-            out.append({**base, **v, "variant": v["variant"]})
-    return out
-
-
-async def room_csv(request: web.Request) -> web.StreamResponse:
-    """The room's per-minute curve as CSV, with the totals repeated on every row."""
-    claims = require_claims(request, "host")
-    room_id = path_ids(request, ("id",))["id"]
-    start, end = decode_query(request, Span).bounds(request)
-    window = timedelta(seconds=request.app[keys.SETTINGS].analytics.attribution_window_seconds)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        await reports.host_room(conn, int(claims.subject), room_id)
-        out = await reports.room_report(conn, room_id, start, end, window)
-    totals = {k: out[k] for k in ("gmv_fen", "gpm_fen", "paid_buyers", "paid_orders")}
-    return _csv([{**m, **totals} for m in out["minutes"]], f"room-{room_id}")
-
-
-async def goods_csv(request: web.Request) -> web.StreamResponse:
-    """The goods-per-day report as CSV."""
-    claims = require_claims(request, "host")
-    start, end = decode_query(request, Span).bounds(request)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        goods = await reports.host_goods(conn, int(claims.subject))
-        rows = await reports.goods_daily(conn, goods, start, end)
-    return _csv(rows, "goods-daily")
-
-
-async def funnel_csv(request: web.Request) -> web.StreamResponse:
-    """A funnel as CSV: one row per breakdown value, one column per step."""
-    claims = require_claims(request, "host")
-    q = decode_query(request, FunnelQuery)
-    steps = q.steps.split(",")
-    reports.check_steps(steps)
-    start, end = q.bounds(request)
-    async with request.app[keys.PG_POOL].acquire() as conn:
-        goods = None
-        if q.room_id is not None:
-            await _own_room_or_400(conn, int(claims.subject), q.room_id)
-        else:
-            goods = await reports.host_goods(conn, int(claims.subject))
-        rows = await reports.funnel(
-            conn, steps, start=start, end=end, window=timedelta(seconds=q.window_seconds),
-            room_id=q.room_id, goods=goods, breakdown=q.breakdown, experiment=q.experiment,
-        )  # fmt: skip
-    columns = step_columns(steps)
-    flat = [{"value": r["value"], **dict(zip(columns, r["counts"], strict=True))} for r in rows]
-    return _csv(flat, "funnel")
-
-
-def step_columns(steps: list[str]) -> list[str]:
-    """The funnel CSV's step columns: the event type, ``#n`` on its n-th repeat (``#`` is in no
-    event type), so a repeated step keeps its own column."""
-    seen: dict[str, int] = {}
-    out = []
-    for s in steps:
-        seen[s] = seen.get(s, 0) + 1
-        out.append(s if seen[s] == 1 else f"{s}#{seen[s]}")
     return out

@@ -16,7 +16,14 @@ from livecommerce.aio import check_cancelled, running
 from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, route
 from livecommerce.api.openapi import Error
 from livecommerce.db import close_pool
-from livecommerce.growth.analytics import ingest_api, live, live_api, partitions, reports_api
+from livecommerce.growth.analytics import (
+    ingest_api,
+    live,
+    live_api,
+    partitions,
+    reports_api,
+    reports_csv,
+)
 from livecommerce.growth.analytics.events import Row
 from livecommerce.growth.analytics.live_stats import StatsPusher
 from livecommerce.growth.analytics.server_events import PushRecorder
@@ -169,14 +176,14 @@ ROUTES = (
                  "batch is refused; other bad events are rejected one by one)",)),
     route("GET", "/api/host/rooms/{id}/analytics/pushes", reports_api.pushes, auth=HOST,
           tag="analytics", rules=SPAN_RULES),
-    raw_route("GET", "/api/host/rooms/{id}/analytics/pushes.csv", reports_api.pushes_csv,
+    raw_route("GET", "/api/host/rooms/{id}/analytics/pushes.csv", reports_csv.pushes_csv,
               auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
               responses=(*_csv("The per-bubble funnels: one row per push, then one per "
                                 "variant of a tested push"),
                          RawResponse(404, "No such room of the host", "application/json", Error))),
     route("GET", "/api/host/rooms/{id}/analytics/room", reports_api.room, auth=HOST,
           tag="analytics", rules=SPAN_RULES),
-    raw_route("GET", "/api/host/rooms/{id}/analytics/room.csv", reports_api.room_csv,
+    raw_route("GET", "/api/host/rooms/{id}/analytics/room.csv", reports_csv.room_csv,
               auth=HOST, query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
               responses=(*_csv("The room per minute, totals on every row"),
                          RawResponse(404, "No such room of the host", "application/json", Error))),
@@ -186,12 +193,12 @@ ROUTES = (
           status=201, tag="analytics"),
     route("GET", "/api/host/analytics/goods", reports_api.goods_daily, auth=HOST,
           tag="analytics", rules=SPAN_RULES),
-    raw_route("GET", "/api/host/analytics/goods.csv", reports_api.goods_csv, auth=HOST,
+    raw_route("GET", "/api/host/analytics/goods.csv", reports_csv.goods_csv, auth=HOST,
               query=reports_api.Span, tag="analytics", rules=SPAN_RULES,
               responses=_csv("The goods per day")),
     route("GET", "/api/host/analytics/funnel", reports_api.funnel, auth=HOST, tag="analytics",
           rules=FUNNEL_RULES),
-    raw_route("GET", "/api/host/analytics/funnel.csv", reports_api.funnel_csv, auth=HOST,
+    raw_route("GET", "/api/host/analytics/funnel.csv", reports_csv.funnel_csv, auth=HOST,
               query=reports_api.FunnelQuery, tag="analytics", rules=FUNNEL_RULES,
               responses=_csv("The funnel, one row per breakdown value")),
 )  # fmt: skip
