@@ -73,3 +73,13 @@ def check_ahead(field: str, value: datetime, days: int = MAX_AHEAD_DAYS) -> None
     """
     if value - datetime.now(UTC) > timedelta(days=days):
         raise ValidationError(field, f"is more than {days} days ahead")
+
+
+def check_behind(field: str, value: datetime, days: int) -> None:
+    """Refuse a time more than ``days`` before now, for a model's ``__post_init__``.
+
+    Raises:
+        ValidationError: on ``field``.
+    """
+    if datetime.now(UTC) - value > timedelta(days=days):
+        raise ValidationError(field, f"is more than {days} day{'s' * (days != 1)} in the past")

@@ -17,12 +17,15 @@ from livecommerce.api import contract
 from livecommerce.api.contract import HOST, Body, Call, Model, Reply, route, to
 from livecommerce.api.types import (
     HTTP_URL,
+    MAX_AHEAD_DAYS,
     NO_NUL,
     STREAM_URL,
     Id,
     NonBlankTitle,
     ShowSeconds,
     Time,
+    check_ahead,
+    check_behind,
     check_time,
 )
 from livecommerce.auth.tokens import anonymous_subject, issue_token
@@ -42,6 +45,17 @@ StreamUrl = Annotated[
         pattern=STREAM_URL,
         description="The live stream, as WeChat's <live-player> plays it: rtmp:// or http(s):// "
         "(HTTP-FLV)",
+    ),
+]
+# A planned start may lie a little in the past (a room made for a show already under way, a
+# browser clock a little ahead) but not further, nor more than MAX_AHEAD_DAYS ahead: year 1,
+# 1970 or 9999 is a typo, not a plan (checked against the server's clock at creation).
+PLANNED_START_PAST_DAYS = 1
+PlannedStart = Annotated[
+    Time,
+    Meta(
+        description=f"When the live is planned to start: at most {PLANNED_START_PAST_DAYS} day in "
+        f"the past and at most {MAX_AHEAD_DAYS} days ahead; omit (or null) for none"
     ),
 ]
 PushKey = Annotated[
@@ -79,11 +93,13 @@ class RoomCreate(Body):
     title: Annotated[NonBlankTitle, Meta(description="Not blank")]
     cover_url: Annotated[CoverUrl | None, Meta(description="Omit (or null) for none")] = None
     stream_url: Annotated[StreamUrl | None, Meta(description="Omit (or null) for none")] = None
-    planned_start_at: Time | None = None
+    planned_start_at: PlannedStart | None = None
 
     def __post_init__(self) -> None:
         if self.planned_start_at is not None:
-            check_time("planned_start_at", self.planned_start_at)
+            when = check_time("planned_start_at", self.planned_start_at)
+            check_behind("planned_start_at", when, PLANNED_START_PAST_DAYS)
+            check_ahead("planned_start_at", when)
 
 
 class Room(Model):
@@ -257,6 +273,8 @@ ROUTES = (
     route("POST", "/api/rooms", create_room, auth=HOST, status=201,
           rules=(
               "`planned_start_at` is out of range once converted to UTC",
+              f"`planned_start_at` is more than {PLANNED_START_PAST_DAYS} day in the past or "
+              f"more than {MAX_AHEAD_DAYS} days ahead",
           )),
     route("GET", "/api/rooms/{room_id}", get_room),
     route("POST", "/api/rooms/{room_id}/start", start_room, auth=HOST, errors=(409,)),

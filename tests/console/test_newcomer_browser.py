@@ -101,6 +101,35 @@ async def test_offset_on_a_room_without_a_start_says_what_to_do(
     assert "offset_seconds" not in await notice.inner_text()
 
 
+LOCAL_INPUT = """(ms) => {
+  const d = new Date(Date.now() + ms);
+  d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
+  return d.toISOString().slice(0, 16);
+}"""  # a datetime-local value ``ms`` from now, in the browser's zone
+
+
+async def test_planned_start_too_far_back_says_so(browser: Any, console: Console) -> None:
+    """A planned start two days back is refused (400 on ``planned_start_at``); the console says
+    how far back it may be, not the API's words, and the room is made once it is in range."""
+    host = await console.account("Planner host")
+    page = await sign_in(browser, console, host)
+    await page.get_by_text("New room").click()
+    await page.get_by_label("Title").fill("Planned show")
+    planned = page.get_by_label("Planned start")
+    await planned.fill(await page.evaluate(LOCAL_INPUT, -2 * 86_400_000))
+    await page.get_by_role("button", name="Create room").click()
+    notice = page.locator("#notice", has_text="at most a day in the past")
+    await notice.wait_for()
+    assert "planned_start_at" not in await notice.inner_text()
+    assert (
+        await console.pool.fetchval("SELECT count(*) FROM live_rooms WHERE host_id = $1", host.id)
+        == 0
+    )
+    await planned.fill(await page.evaluate(LOCAL_INPUT, 3_600_000))
+    await page.get_by_role("button", name="Create room").click()
+    await page.get_by_role("heading", name="Planned show").wait_for()
+
+
 ADDRESS = {"userName": "张三", "telNumber": "13800138000", "provinceName": "广东省",
            "cityName": "广州市", "detailInfo": "新港中路397号"}  # fmt: skip
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from livecommerce import keys
 from livecommerce.auth.tokens import issue_token
@@ -252,6 +253,41 @@ async def test_bad_pushes_are_refused(server: AppServer, world: World) -> None:
         headers=bearer(world.other_host_token),
     )  # fmt: skip
     assert status == 404
+
+
+BLANK_CREATIVES = [
+    pytest.param("title", " ", id="title-space"),
+    pytest.param("title", "\u3000\t\n", id="title-ideographic-space-tab-newline"),
+    pytest.param("price_display", "   ", id="price-spaces"),
+    pytest.param("price_display", "\u00a0", id="price-no-break-space"),
+]
+
+
+@pytest.mark.parametrize(("field", "blank"), BLANK_CREATIVES)
+async def test_blank_creative_text_is_refused(
+    server: AppServer, world: World, pool: asyncpg.Pool, field: str, blank: str
+) -> None:
+    """A creative ``title`` or ``price_display`` of whitespace alone would show a blank bubble:
+    400 ``invalid`` on ``variants.<field>``, for a push and a schedule alike; nothing is
+    published or stored. The same text with a visible character is accepted."""
+    exp = await experiment(server, world, "blank-" + field.replace("_", "-"))
+    variants = [CREATIVES[0], {**CREATIVES[1], field: blank}]
+    body = {"experiment_id": exp["id"], "variants": variants}
+    status, answer = await push(server, world, **body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid"
+    assert answer["error"]["field"] == f"variants.{field}"
+    url = f"{server.url}/api/rooms/{world.room_id}/schedules"
+    at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    sched = {"goods_id": world.goods_ids[0], "idempotency_key": "blank", "at": at, **body}
+    before = await pool.fetchval("SELECT count(*) FROM live_schedules")
+    status, answer = await http("POST", url, json=sched, headers=world.host_headers())
+    assert status == 400, answer
+    assert (answer["error"]["code"], answer["error"]["field"]) == ("invalid", f"variants.{field}")
+    assert await pool.fetchval("SELECT count(*) FROM live_schedules") == before
+    visible = [CREATIVES[0], {**CREATIVES[1], field: f"{blank}x{blank}"}]
+    status, answer = await push(server, world, experiment_id=exp["id"], variants=visible)
+    assert status == 201, answer
 
 
 async def test_idempotent_variant_push(server: AppServer, world: World) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -51,10 +52,11 @@ async def test_viewer_and_user_tokens_cannot_act_as_host(
 async def test_room_lifecycle(server: AppServer, world: World) -> None:
     """create -> attach goods -> start -> push -> withdraw -> end; illegal transitions are 409."""
     h = world.host_headers()
+    evening = (datetime.now(UTC) + timedelta(days=30)).astimezone(timezone(timedelta(hours=8)))
     status, room = await http(
         "POST",
         server.url + "/api/rooms",
-        json={"title": "Evening show", "planned_start_at": "2030-01-01T20:00:00+08:00"},
+        json={"title": "Evening show", "planned_start_at": evening.isoformat()},
         headers=h,
     )
     assert status == 201, room
@@ -244,6 +246,60 @@ async def test_times_outside_the_utc_calendar_are_400(
         headers=world.host_headers(),
     )  # fmt: skip
     assert (status, body["error"]["field"]) == (400, "planned_start_at")  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        pytest.param(timedelta(days=-2), "in the past", id="2-days-ago"),
+        pytest.param(timedelta(days=-1, minutes=-5), "in the past", id="a-day-and-5-min-ago"),
+        pytest.param(timedelta(days=367), "ahead", id="367-days-ahead"),
+        pytest.param("0001-01-01T00:00:00Z", "in the past", id="year-1"),
+        pytest.param("1970-01-01T00:00:00Z", "in the past", id="epoch"),
+        pytest.param("9999-12-31T00:00:00Z", "ahead", id="year-9999"),
+        pytest.param("2999-01-01T08:00:00+08:00", "ahead", id="year-2999"),
+    ],
+)
+async def test_planned_start_must_be_near(
+    server: AppServer, world: World, pool: asyncpg.Pool, when: str | timedelta, message: str
+) -> None:
+    """``planned_start_at`` more than a day in the past or more than 366 days ahead (a typo such
+    as year 1 or 9999) is a 400 on the field; nothing is stored."""
+    if isinstance(when, timedelta):
+        when = (datetime.now(UTC) + when).isoformat()
+    before = await pool.fetchval("SELECT count(*) FROM live_rooms")
+    status, body = await http(
+        "POST", server.url + "/api/rooms", json={"title": "t", "planned_start_at": when},
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert status == 400, body
+    assert (body["error"]["code"], body["error"]["field"]) == ("invalid", "planned_start_at")  # type: ignore[index]
+    assert message in body["error"]["message"]  # type: ignore[index]
+    assert await pool.fetchval("SELECT count(*) FROM live_rooms") == before
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        pytest.param(timedelta(hours=-23), id="23-hours-ago"),  # a show begun before its room
+        pytest.param(timedelta(minutes=-1), id="a-minute-ago"),  # datetime-local has no seconds
+        pytest.param(timedelta(hours=2), id="in-2-hours"),
+        pytest.param(timedelta(days=365), id="365-days-ahead"),
+    ],
+)
+async def test_planned_start_near_now_is_accepted(
+    server: AppServer, world: World, delta: timedelta
+) -> None:
+    """Up to a day in the past and up to 366 days ahead are fine, in any zone offset."""
+    when = (datetime.now(UTC) + delta).astimezone(timezone(timedelta(hours=-5)))
+    status, room = await http(
+        "POST", server.url + "/api/rooms",
+        json={"title": "t", "planned_start_at": when.isoformat()},
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert status == 201, room
+    got = datetime.fromisoformat(room["planned_start_at"])  # type: ignore[index]
+    assert got == when
 
 
 async def test_viewer_token_endpoint(server: AppServer) -> None:

@@ -60,6 +60,9 @@ export function humanMessage(status, err) {
     if (/no start/i.test(text) && err.field === 'offset_seconds') {
       return 'This room has no start time yet, so +mm:ss has nothing to count from: start the live first, or schedule at a clock time like 20:30.';
     }
+    if (/past/i.test(text) && err.field === 'planned_start_at') {
+      return 'The planned start may be at most a day in the past: pick a later time, or leave it empty.';
+    }
     if (/past/i.test(text)) return 'That time is in the past.';
     if (/days ahead/i.test(text)) return 'That time is too far ahead (' + text.replace(/^.*more than /, 'at most ') + ').';
     if (/matching regex/.test(text) && FORMATS[err.field]) return FORMATS[err.field];

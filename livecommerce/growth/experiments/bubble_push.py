@@ -17,7 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from livecommerce.api.models import Body
-from livecommerce.api.types import NO_NUL, ShowSeconds, Url
+from livecommerce.api.types import NO_NUL, NON_BLANK, NonBlankTitle, ShowSeconds, Url
 from livecommerce.errors import Conflict, ValidationError
 from livecommerce.growth.experiments import service
 from livecommerce.growth.experiments.bubbles import CREATIVE_FIELDS
@@ -31,7 +31,7 @@ class VariantCreative(Body):
     variant: Annotated[
         str, Meta(min_length=1, max_length=64, description="The experiment's variant key"), NO_NUL
     ]
-    title: Annotated[str, Meta(min_length=1, max_length=200), NO_NUL] | None = None
+    title: Annotated[NonBlankTitle, Meta(description="Not blank")] | None = None
     image: Url | None = None
     price_display: (
         Annotated[
@@ -39,10 +39,10 @@ class VariantCreative(Body):
             Meta(
                 min_length=1,
                 max_length=40,
-                description="Shown instead of the price, e.g. '¥70.4 today' (price_fen is "
-                "what is charged)",
+                pattern=NON_BLANK,
+                description="Not blank; shown instead of the price, e.g. '¥70.4 today' "
+                "(price_fen is what is charged)",
             ),
-            NO_NUL,
         ]
         | None
     ) = None
