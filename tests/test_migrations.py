@@ -142,3 +142,27 @@ async def test_0023_experiment_keys_unique_per_host(fresh_db: str, tmp_path: Pat
         ]
     finally:
         await conn.close()
+
+
+async def test_0027_agent_password_version(fresh_db: str, tmp_path: Path) -> None:
+    """0027 on a database with agents: each existing agent gets password version 0 (a session
+    token of theirs from before carries no version and counts as ended); new agents start at 0;
+    the column cannot be NULL."""
+    for mig in discover():
+        if mig.version < 27:
+            (tmp_path / f"{mig.version:04d}_{mig.name}.sql").write_text(mig.sql, encoding="utf-8")
+    conn = await connect(fresh_db)
+    try:
+        await migrate(conn, tmp_path)
+        host = await conn.fetchval("INSERT INTO hosts (name) VALUES ('shop') RETURNING id")
+        insert = """INSERT INTO support_agents (host_id, name, login, password_hash, capacity)
+                    VALUES ($1, $2, $2, 'x', 2) RETURNING id"""
+        before = await conn.fetchval(insert, host, "ann")
+        assert (await migrate(conn))[0] == "0027_agent_password_version"  # (and any later)
+        after = await conn.fetchval(insert, host, "bob")
+        rows = await conn.fetch("SELECT id, password_version FROM support_agents ORDER BY id")
+        assert [(r["id"], r["password_version"]) for r in rows] == [(before, 0), (after, 0)]
+        with pytest.raises(asyncpg.NotNullViolationError):
+            await conn.execute("UPDATE support_agents SET password_version = NULL")
+    finally:
+        await conn.close()

@@ -27,8 +27,8 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
 
     Raises:
         Unauthorized: no token, a bad or expired one, a session that was signed out or (a
-            console session) revoked by a password reset (``session_revoked``, flagged by
-            ``console/session_guard.py``).
+            console or agent session) revoked by a new password (``session_revoked``, flagged
+            by ``console/session_guard.py``).
         Forbidden: a valid token of another kind (a viewer calling a host action), or a
             cookie-authenticated write without its CSRF token (code ``csrf_failed``).
     """

@@ -3,8 +3,9 @@
 A console (host) or agent session's token carries ``sid``, a random id made at sign-in
 (:func:`new_session_id`). Signing out records that id in ``revoked_sessions`` (migration 0025)
 until the token's own expiry; ``console/session_guard.py`` looks the id up for every ``/api/``
-request presenting the token (the same statement that reads the host's password version: one
-round trip, primary-key lookups) and ``require_claims`` answers 401 ``session_revoked``.
+request presenting the token (the same statement that reads the host's and the agent's
+password versions: one round trip, primary-key lookups) and ``require_claims`` answers 401
+``session_revoked``.
 PostgreSQL is the record and answers every check: nothing is cached, so a sign-out counts on
 every node at once and the check does not depend on Redis. Other sessions of the same host or
 agent (other browsers, other devices) have other ids and stay signed in.

@@ -24,7 +24,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Where a request's token came from: the ``Authorization`` header, or one of the two cookies.
 BEARER = "bearer"
 # Set by ``console/session_guard.py`` on a request presenting a session that ended — signed out
-# (``auth/revocation.py``), or a host's session issued for an older password: token source
+# (``auth/revocation.py``), or a host's or agent's session issued for an older password (an
+# agent token without a password version): token source
 # (``BEARER``, ``COOKIE``, ``AGENT_COOKIE``) -> why. ``require_claims`` refuses the token it
 # would use from such a source with 401 ``session_revoked``.
 REVOKED = web.RequestKey("session_revoked", dict[str, str])

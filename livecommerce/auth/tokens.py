@@ -9,8 +9,9 @@ WebSocket presents:
 * ``agent``  — a customer-service agent of a host's shop; ``sub`` is ``support_agents.id``.
 
 The payload is JSON ``{"k": kind, "sub": str, "iat": int, "exp": int}``, plus ``"sv": int`` in a
-console session's host token (the host's password version at sign-in: a password reset
-revokes the session, see ``console/session_guard.py``), ``"sid": str`` in a console or agent
+console session's host token and in an agent session's token (the host's or agent's password
+version at sign-in: a new password revokes the session, see ``console/session_guard.py``; an
+agent token without it counts as ended), ``"sid": str`` in a console or agent
 session's token (the session's random id: signing out revokes that one session, see
 ``auth/revocation.py``) and ``"oid"`` (the user's WeChat openid)
 in user tokens issued at login: the hash attribute of A/B experiments, so a WebSocket buckets its
@@ -46,7 +47,7 @@ class Claims:
     subject: str
     issued_at: int
     expires_at: int
-    session: int | None = None  # console sessions: the password version they were issued for
+    session: int | None = None  # console and agent sessions: their password version (``sv``)
     session_id: str | None = None  # console and agent sessions: revoked by signing out
     openid: str | None = None  # user tokens issued at login (experiments' hash attribute)
 

@@ -3,7 +3,8 @@ password hashed exactly like a host's (:mod:`livecommerce.console.passwords`, sc
 event loop). No aiohttp here.
 
 Logins are unique across all agents (``support_agents.login``); sign-in compares exactly and
-costs the same whether the login exists or not.
+costs the same whether the login exists or not. A new password moves the agent's
+``password_version`` on (migration 0027), which ends the sessions signed in before it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ async def update(
     capacity: int | None, password: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """Change an agent of the host's shop (NotFound for another shop's). A capacity below the
-    conversations held now is a Conflict (``capacity_below_load``)."""
+    conversations held now is a Conflict (``capacity_below_load``). A new password moves the
+    agent's ``password_version`` on by one: every session signed in before ends (the caller
+    tells the agent's open sockets; ``console/session_guard.py`` refuses the tokens)."""
     hashed = await asyncio.to_thread(hash_password, password) if password else None
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
@@ -57,7 +60,9 @@ async def update(
         updated = await conn.fetchrow(
             f"""UPDATE support_agents SET name = COALESCE($2, name),
                     capacity = COALESCE($3, capacity),
-                    password_hash = COALESCE($4, password_hash)
+                    password_hash = COALESCE($4, password_hash),
+                    password_version = password_version + CASE WHEN $4::text IS NULL
+                                                              THEN 0 ELSE 1 END
                 WHERE id = $1 RETURNING {AGENT_COLUMNS}""",
             agent_id, name, capacity, hashed,
         )  # fmt: skip

@@ -4,7 +4,8 @@ password KDF, the failed-sign-in limits (counted under ``agent:<login>``, apart 
 names), the Origin check, an HttpOnly SameSite=Lax cookie — but its own cookie
 (``lc_agent_session``), holding an ``agent`` token, so a host and an agent can be signed in
 side by side. Signing out ends that one session on the server (``auth/revocation.py``) and
-closes its open feed sockets."""
+closes its open feed sockets. The token also carries the agent's password version (``sv``): a
+new password set by the host ends every session signed in before (``console/session_guard.py``)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ async def sign_in(call: Call[AgentSignIn, None]) -> Reply[AgentSession]:
     settings = app[keys.SETTINGS]
     ttl = settings.security.host_token_ttl_seconds
     token = issue_token(
-        settings.secret, "agent", agent["id"], ttl, session_id=revocation.new_session_id()
-    )
+        settings.secret, "agent", agent["id"], ttl, session=agent["password_version"],
+        session_id=revocation.new_session_id(),
+    )  # fmt: skip
     cookie = session.session_cookie(
         token, ttl, secure=settings.production, name=session.AGENT_COOKIE
     )

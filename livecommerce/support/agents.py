@@ -28,11 +28,13 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.errors import Conflict, NotFound
+from livecommerce.errors import Conflict, NotFound, Unauthorized
 
+# ``password_version``: the version an agent session's token carries (``sv``, migration 0027);
+# internal, never in an answer (the response models and feed views list their fields).
 AGENT_COLUMNS = (
     "id, host_id, name, login, capacity, active, online_until,"
-    " COALESCE(online_until > now(), false) AS online, created_at"
+    " COALESCE(online_until > now(), false) AS online, created_at, password_version"
 )
 CONV_COLUMNS = (
     "id, openid, host_id, state, agent_id, queued_at, session_from, last_goods_id, updated_at"
@@ -84,12 +86,19 @@ async def _agent(conn: asyncpg.Connection, agent_id: int) -> asyncpg.Record:
 
 
 async def presence(
-    pool: asyncpg.Pool, agent_id: int, online: bool, lease_seconds: float
-) -> tuple[dict[str, Any], list[int]]:
+    pool: asyncpg.Pool, agent_id: int, online: bool, lease_seconds: float,
+    version: int | None = None,
+) -> tuple[dict[str, Any], list[int]]:  # fmt: skip
     """Renew (``online``) or end the agent's presence lease; going online assigns the shop's
-    queued conversations up to the agent's capacity. The agent and the conversations assigned."""
+    queued conversations up to the agent's capacity. The agent and the conversations assigned.
+
+    ``version``: the password version of the session asking (the feed opening a socket); a
+    newer password meanwhile is Unauthorized (``session_revoked``) and changes nothing."""
     async with pool.acquire() as conn, conn.transaction():
-        await _agent(conn, agent_id)
+        agent = await _agent(conn, agent_id)
+        if version is not None and agent["password_version"] != version:
+            raise Unauthorized("the session ended: the password was changed",
+                               code="session_revoked")  # fmt: skip
         row = await conn.fetchrow(
             f"""UPDATE support_agents SET online_until = CASE WHEN $2
                     THEN now() + make_interval(secs => $3) END

@@ -40,7 +40,8 @@ class AgentCreate(Body):
 
 
 class AgentUpdate(Body):
-    """Change an agent: any of name, capacity, password (absent = unchanged)."""
+    """Change an agent: any of name, capacity, password (absent = unchanged). A new password
+    ends the sessions the agent signed in with before (401 ``session_revoked``)."""
 
     name: AgentName | None = None
     capacity: Capacity | None = None
@@ -88,12 +89,21 @@ async def create_agent(call: Call[AgentCreate, None]) -> Agent:
 
 
 async def update_agent(call: Call[AgentUpdate, None]) -> Agent:
-    """Change one of the host's agents (404 another shop's; 409 ``capacity_below_load``)."""
+    """Change one of the host's agents (404 another shop's; 409 ``capacity_below_load``).
+
+    A new ``password`` ends every session the agent signed in with before, on every node at
+    once: their requests answer 401 ``session_revoked`` and their open feed sockets close (1008
+    ``session_revoked``); the agent signs in again with the new password. A name or capacity
+    alone ends nothing."""
     b = call.body
     row = await agent_accounts.update(
         call.app[keys.PG_POOL], call.host_id, call.id(),
         name=b.name, capacity=b.capacity, password=b.password,
     )  # fmt: skip
+    if b.password is not None:
+        await call.app[keys.SUPPORT].feed.publish(
+            call.host_id, "revoked", agent_id=row["id"], version=row["password_version"]
+        )
     return to(Agent, row)
 
 

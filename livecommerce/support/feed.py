@@ -9,8 +9,11 @@ listens and, for a shop with sockets open here, reads the current state from Pos
 and sends the frames (docs/support.md, "Feed frames"): ``queue`` (the shop's whole queue),
 ``conversation`` (each changed one), ``agents`` (the shop's agents with load and presence),
 ``message``. ``revoked`` (an agent account deleted) sends no frame: that agent's sockets close
-with 1008 ``agent_not_found``. ``{"k": "signed_out", "s": session id}`` (an agent signed out)
-closes the sockets opened with that session, on every node, with 1008 ``session_revoked``.
+with 1008 ``agent_not_found``; with ``"v": version`` (the host set the agent a new password,
+whose version that is) the agent's sockets opened with a session of another password version
+close with 1008 ``session_revoked`` (those of a sign-in with the new password stay open).
+``{"k": "signed_out", "s": session id}`` (an agent signed out) closes the sockets opened with
+that session, on every node, with 1008 ``session_revoked``.
 
 Frames describe state, not deltas: a lost event is repaired by the next one or by the
 ``hello`` snapshot a reconnecting page gets. **Presence** is the agent's lease: this node
@@ -54,9 +57,11 @@ class Seat:
     agent_id: int
     host_id: int
     session_id: str | None = None  # the agent session the socket was opened with
+    version: int | None = None  # that session's password version (``sv``)
     outbox: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
-    # Set when the account was deleted (``agent_not_found``) or the session signed out
-    # (``session_revoked``): close 1008 with it, the page signs out instead of reconnecting.
+    # Set when the account was deleted (``agent_not_found``) or the session ended — signed out,
+    # or a new password (``session_revoked``): close 1008 with it, the page signs out instead
+    # of reconnecting.
     revoked: str | None = None
 
     def put_close(self, revoked: str | None = None) -> None:
@@ -140,9 +145,13 @@ class Feed:
 
     async def attach(self, seat: Seat) -> None:
         """Open a seat: the agent is online (lease renewed; queued work assigned) and gets a
-        ``hello`` snapshot first."""
+        ``hello`` snapshot first. Unauthorized (``session_revoked``) when the host set a new
+        password since the seat's session signed in: the seat is registered before that is
+        read, so a change committed later reaches it as a ``revoked`` event."""
         self.seats.setdefault(seat.host_id, set()).add(seat)
-        agent, assigned = await agents.presence(self.pool, seat.agent_id, True, self.lease)
+        agent, assigned = await agents.presence(
+            self.pool, seat.agent_id, True, self.lease, version=seat.version
+        )
         seat.put(await self.hello(agent))
         await self.publish(seat.host_id, "changed", assigned)
         await self.publish(seat.host_id, "agents")
@@ -177,13 +186,18 @@ class Feed:
     async def publish(
         self, host_id: int | None, kind: str, conv_ids: Iterable[int] = (), *,
         inbox_id: int | None = None, reply_id: int | None = None, agent_id: int | None = None,
+        version: int | None = None,
     ) -> None:  # fmt: skip
         """Tell every node's sockets of the shop (after the change committed). Best effort: a
-        Redis failure is logged; the state is in PostgreSQL and the next hello repairs it."""
+        Redis failure is logged; the state is in PostgreSQL and the next hello repairs it (an
+        ended session is refused from PostgreSQL's record, so its socket cannot reconnect)."""
         ids = list(conv_ids)
         if host_id is None or (kind == "changed" and not ids):
             return
-        event = {"h": host_id, "k": kind, "c": ids, "i": inbox_id, "r": reply_id, "a": agent_id}
+        event = {
+            "h": host_id, "k": kind, "c": ids, "i": inbox_id, "r": reply_id, "a": agent_id,
+            "v": version,
+        }  # fmt: skip
         try:
             await self.redis.publish(CHANNEL, orjson.dumps(event))
         except (RedisError, OSError) as exc:
@@ -261,10 +275,15 @@ class Feed:
         seats = self.seats.get(host) if isinstance(host, int) else None
         if not seats:
             return
-        if event.get("k") == "revoked":  # an agent account deleted: its sockets close now
+        if event.get("k") == "revoked":  # an account deleted, or a new password: close now
+            version = event.get("v")
             for seat in list(seats):
-                if seat.agent_id == event.get("a"):
+                if seat.agent_id != event.get("a"):
+                    continue
+                if version is None:
                     seat.put_close(revoked="agent_not_found")
+                elif seat.version != version:  # a session of an older password
+                    seat.put_close(revoked="session_revoked")
             return
         try:
             frames = await self._frames(host, event)  # type: ignore[arg-type]

@@ -48,7 +48,10 @@ async def feed(request: web.Request) -> web.StreamResponse:
     support = request.app[keys.SUPPORT]
     agent = await agents.get(request.app[keys.PG_POOL], claims.agent_id)
     await ws.prepare(request)
-    seat = Seat(agent_id=agent["id"], host_id=agent["host_id"], session_id=claims.session_id)
+    seat = Seat(
+        agent_id=agent["id"], host_id=agent["host_id"], session_id=claims.session_id,
+        version=claims.session,
+    )  # fmt: skip
     writer = asyncio.create_task(_write(ws, seat), name="agent-feed-writer")
     try:
         try:
@@ -56,7 +59,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
         except (OSError, asyncpg.PostgresError, RedisError):  # a backend down: retry later
             await ws.close(code=1012, message=b"unavailable; reconnect")
             return ws
-        except AppError as exc:  # the account went away meanwhile: do not retry
+        except AppError as exc:  # the account went away, or a new password, meanwhile
             await ws.close(code=1008, message=exc.code.encode()[:100])
             return ws
         async for msg in ws:  # each frame answered, in order: pong, or an error frame

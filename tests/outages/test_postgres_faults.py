@@ -150,7 +150,8 @@ async def test_no_endpoint_answers_500_or_400_for_the_outage(
     503 naming postgres (never a 500), no ``connection_lost``, and no traceback is logged."""
     caplog.set_level(logging.INFO)
     user = issue_token(DEV_SECRET, "user", 1, 3600)
-    agent = issue_token(DEV_SECRET, "agent", 1, 3600)  # agents are looked up in PostgreSQL
+    # agents are looked up in PostgreSQL (an agent token without a password version is ended)
+    agent = issue_token(DEV_SECRET, "agent", 1, 3600, session=0)
     calls = every_route(fault_server.app, [fault_world.host_token, user, agent])
     await faulty.stop_postgres()
     results = [await request(fault_server.url, call) for call in calls]

@@ -119,3 +119,44 @@ async def test_agent_workspace_in_a_browser(browser: Any, desk: Desk, shops: Sho
     await page.locator(f"#mine li[data-conv='{c2}']").wait_for(state="detached")
     assert (await state(desk, c2))[0] == "closed"
     await ctx.close()
+
+
+async def test_agent_page_signs_out_when_the_host_sets_a_new_password(
+    browser: Any, desk: Desk, shops: Shops
+) -> None:
+    """The page's socket closes 1008 ``session_revoked``: the page shows the sign-in form (no
+    reconnecting) and says why; the new password signs in from the page and the desk works."""
+    s = await shops()
+    ann = await s.agent("Ann")
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await ctx.new_page()
+    page.set_default_timeout(10_000)
+    await page.goto(desk.shop.url + "/agent")
+    await page.get_by_label("Login").fill(ann.login)
+    await page.get_by_label("Password").fill(ann.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.locator("#link", has_text="online").wait_for()
+    hellos = await page.evaluate("window.__agent.hellos")
+
+    status, _ = await s.call(
+        "PATCH", f"/api/host/support/agents/{ann.id}", {"password": "ann-new-password"}
+    )
+    assert status == 200
+    await page.locator("#notice", has_text="your password was changed").wait_for()
+    await page.locator("#signin").wait_for()
+    await page.locator("#desk").wait_for(state="hidden")
+    assert await page.evaluate("window.__agent.agent") is None
+    assert await page.evaluate("window.__agent.ws") is None
+    await asyncio.sleep(1.5)  # no reconnect attempts (the backoff would have fired by now)
+    assert await page.evaluate("window.__agent.hellos") == hellos
+
+    await page.get_by_label("Password").fill(ann.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.locator("#notice", has_text="Wrong login or password").wait_for()
+    await page.get_by_label("Password").fill("ann-new-password")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.locator("#link", has_text="online").wait_for()
+    conv = await queued(desk, "dana", f"goods:{s.goods_id}")
+    await page.locator(f"#mine li[data-conv='{conv}']").wait_for()
+    assert await state(desk, conv) == ("agent", ann.id)
+    await ctx.close()

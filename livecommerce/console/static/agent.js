@@ -25,6 +25,9 @@ const MESSAGES = {
   bad_credentials: 'Wrong login or password.',
 };
 
+// This session ended on the server: signed out elsewhere, or the host set a new password.
+const SESSION_ENDED = 'Your session has ended (signed out, or your password was changed). Please sign in again.';
+
 // A reply of ours that did not go out (its final state, from the feed).
 const NOT_SENT = {
   skipped_quota: 'A reply was not sent: WeChat\'s reply limit for that buyer was reached. They need to write again.',
@@ -119,15 +122,17 @@ function connect() {
     if (S.ws !== ws) return;
     S.ws = null; S.connected = false;
     if (!S.agent) return;
-    if (e.code === 1008) { // the account was deleted, or this session was signed out elsewhere
-      signedOut(e.reason === 'session_revoked' ? 'Your session has ended. Please sign in again.'
+    // 1008: the account was deleted, or this session ended (signed out elsewhere, or the host
+    // set a new password): sign out, no reconnect.
+    if (e.code === 1008) {
+      signedOut(e.reason === 'session_revoked' ? SESSION_ENDED
         : 'Your agent account is no longer available.');
       return;
     }
     if (S.retry >= 2) { // a refused handshake looks like a network error: is the session over?
       try { await api('GET', '/api/agent/session'); } catch (err) {
         if (err instanceof ApiError && (err.status === 401 || err.status === 404)) {
-          signedOut('Your session has ended. Please sign in again.');
+          signedOut(SESSION_ENDED);
           return;
         }
       }

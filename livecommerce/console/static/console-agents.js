@@ -37,7 +37,7 @@ function build() {
   const section = el('section', { id: 'support', class: 'card', hidden: true, 'aria-labelledby': 'support-title' },
     el('h2', { id: 'support-title' }, 'Customer service'),
     el('p', { class: 'hint' }, 'Agents sign in at ', el('a', { href: '/agent' }, '/agent'),
-      ' with the login and password you set here. Deleting an agent signs them out at once and puts their conversations back in the queue.'),
+      ' with the login and password you set here. A new password signs them out at once (they sign in again with it); deleting an agent signs them out and puts their conversations back in the queue.'),
     el('h3', { id: 'agents-h' }, 'Agents'),
     el('table', { id: 'agents', 'aria-labelledby': 'agents-h' },
       el('thead', {}, el('tr', {}, ['Name', 'Login', 'Capacity', 'Now', 'Online', ''].map((t) => el('th', { scope: 'col' }, t)))),
@@ -127,7 +127,8 @@ async function saveAgent(ev) {
   let done;
   if (A.editing) {
     if (password) body.password = password;
-    done = await guarded(() => call('PATCH', `/api/host/support/agents/${A.editing}`, body), `Agent ${body.name} saved.`);
+    const saved = password ? `Agent ${body.name} saved; they are signed out and sign in with the new password.` : `Agent ${body.name} saved.`;
+    done = await guarded(() => call('PATCH', `/api/host/support/agents/${A.editing}`, body), saved);
   } else {
     Object.assign(body, { login: $('#agent-login').value.trim(), password });
     done = await guarded(() => call('POST', '/api/host/support/agents', body), `Agent ${body.name} created. They sign in at /agent.`);
