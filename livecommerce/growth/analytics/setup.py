@@ -17,7 +17,7 @@ from livecommerce.api.contract import HOST, RawResponse, add_routes, raw_route, 
 from livecommerce.api.openapi import Error
 from livecommerce.db import close_pool
 from livecommerce.growth.analytics import ingest_api, live, live_api, partitions, reports_api
-from livecommerce.growth.analytics.events import Row
+from livecommerce.growth.analytics.events import ACTOR_KINDS, Row
 from livecommerce.growth.analytics.live_stats import StatsPusher
 from livecommerce.growth.analytics.server_events import PushRecorder
 from livecommerce.growth.analytics.writer import Writer
@@ -164,7 +164,7 @@ SPAN_RULES = (
 )
 
 ROUTES = (
-    route("POST", "/api/events", ingest_api.track, auth=("user", "viewer"), tag="analytics",
+    route("POST", "/api/events", ingest_api.track, auth=ACTOR_KINDS, tag="analytics",
           rules=("a text or key anywhere in the batch contains a NUL character (the whole "
                  "batch is refused; other bad events are rejected one by one)",)),
     route("GET", "/api/host/rooms/{id}/analytics/pushes", reports_api.pushes, auth=HOST,
