@@ -4,7 +4,8 @@ A handler is ``async def name(call: Call[Body, Query]) -> Response`` where ``Bod
 ``Query`` are :class:`msgspec.Struct` models (or ``None``) and ``Response`` is the model the
 answer is serialized through (or :class:`Reply` of it, to pick the status at run time). The
 route table (``Route`` values built with :func:`route`) adds what a signature cannot say:
-method, path, who may call it, the success status, extra error statuses. From the two come:
+method, path, who may call it (token kinds, or the admin token), the success status, extra
+error statuses. From the two come:
 
 * decoding and validation — msgspec decodes the body in one pass (unknown fields refused,
   constraints on the model) and converts the query string; every defect is a 400
@@ -38,7 +39,7 @@ from livecommerce.api.decode import (  # re-exported: handlers import them from 
     path_ids,
 )
 from livecommerce.api.models import Body, Model, Query
-from livecommerce.auth.http import require_claims
+from livecommerce.auth.http import require_admin, require_claims
 from livecommerce.auth.tokens import Claims, Kind
 from livecommerce.errors import ValidationError
 
@@ -168,6 +169,8 @@ class Route:
     raw: bool = False
     raw_responses: tuple[RawResponse, ...] = ()
     path_params: tuple[str, ...] = field(default=())
+    # Called with the admin token (``security.admin_token``) instead of a signed token.
+    admin: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -195,7 +198,7 @@ class Route:
             statuses.add(400)
         if self.body is not None:
             statuses.add(413)
-        if self.auth:
+        if self.auth or self.admin:
             statuses |= {401, 403}
         if self.path_params:
             statuses.add(404)
@@ -224,6 +227,7 @@ def route(
     handler: Handler,
     *,
     auth: tuple[Kind, ...] = (),
+    admin: bool = False,
     status: int = 200,
     also: tuple[int, ...] = (),
     errors: tuple[int, ...] = (),
@@ -234,16 +238,23 @@ def route(
 ) -> Route:
     """A typed route; body/query/response types are read from the handler's annotations.
 
+    ``auth``: the token kinds that may call it; ``admin``: the admin token alone may (a token
+    is 403 ``admin_disabled`` when none is configured). Either is checked before anything else
+    of the request is read, and declared in the OpenAPI document (``security``).
+
     ``guard`` sees the raw body before it is decoded (a signature check answers 401 before a
     malformed body answers 400). ``rules`` name what the handler or service refuses with a 400
     although the schema allows it (ownership, config limits, cross-field rules); they are listed
     in the operation's description and under ``x-rules``."""
+    if auth and admin:
+        raise ValueError(f"{method} {path}: a route takes tokens or the admin token, not both")
     body, query, response = _model_args(handler)
     return Route(
         method=method,
         path=path,
         handler=handler,
         auth=auth,
+        admin=admin,
         status=status,
         also=also,
         errors=errors,
@@ -325,6 +336,9 @@ def bind(r: Route) -> RawHandler:
         claims = require_claims(request, *r.auth) if r.auth else None
         if claims is not None:
             request[PRINCIPAL] = claims.kind
+        elif r.admin:
+            require_admin(request)
+            request[PRINCIPAL] = "admin"
         ids = path_ids(request, r.path_params)
         key = idempotency_key(request) if r.idempotency_key else ""
         if r.query is not None:
@@ -355,7 +369,7 @@ def bind(r: Route) -> RawHandler:
 
 
 ROUTES = web.AppKey("api_routes", list[Route])
-# The authenticated caller's kind (user, viewer, host), for the access log.
+# The authenticated caller's kind (user, viewer, host, agent, or admin), for the access log.
 PRINCIPAL = web.RequestKey("principal", str)
 
 

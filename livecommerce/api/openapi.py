@@ -49,6 +49,12 @@ SECURITY = {
     "viewer": ("viewerToken", "An anonymous viewer token from `POST /api/tokens/viewer`"),
     "agent": ("agentToken", "A customer-service agent's session (`POST /api/agent/session`)"),
 }
+# The admin routes (``route(..., admin=True)``): the configured token, not a signed one.
+ADMIN_SECURITY = (
+    "adminToken",
+    "The server's `security.admin_token` (config, or `LIVECOMMERCE_SECURITY_ADMIN_TOKEN`); "
+    "with none configured the admin routes answer a token 403 `admin_disabled`",
+)
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
@@ -81,6 +87,9 @@ def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
             "required": name in required,
             "schema": prop,
         }
+        if name not in required:
+            # An empty value counts as absent (api/models.py, Query): `?room_id=` is accepted.
+            param["allowEmptyValue"] = True
         if description:
             param["description"] = description
         params.append(param)
@@ -134,6 +143,8 @@ def _operation(r: Route, schemas: dict[Any, dict[str, Any]], components: dict[st
         }
     if r.auth:
         op["security"] = [{SECURITY[kind][0]: []} for kind in r.auth]
+    elif r.admin:
+        op["security"] = [{ADMIN_SECURITY[0]: []}]
     responses: dict[str, Any] = {}
     if r.raw:
         for raw in r.raw_responses:
@@ -179,7 +190,7 @@ def document(routes: list[Route]) -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {
                 name: {"type": "http", "scheme": "bearer", "description": text}
-                for name, text in SECURITY.values()
+                for name, text in (*SECURITY.values(), ADMIN_SECURITY)
             },
             "responses": {
                 f"E{status}": {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from aiohttp import web
 
 from livecommerce import keys
@@ -16,6 +18,32 @@ def bearer_token(request: web.Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token", code="missing_token")
     return token.strip()
+
+
+def require_admin(request: web.Request) -> None:
+    """Raise unless the request carries ``Authorization: Bearer <security.admin_token>`` (the
+    admin routes: ``route(..., admin=True)``; no session cookie stands in for it).
+
+    Raises:
+        Unauthorized: no bearer token (``bad_admin_token``; as every route answers a request
+            without credentials), or another one than the admin token.
+        Forbidden: a bearer token while no admin token is configured (``admin_disabled``): the
+            admin API is off, no token can open it.
+    """
+    expected = request.app[keys.SETTINGS].security.admin_token
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    sent = sent.strip() if scheme.lower() == "bearer" else ""
+    if not sent:
+        raise Unauthorized("admin token required", code="bad_admin_token")
+    if not expected:
+        raise Forbidden("the admin API is disabled (security.admin_token)", code="admin_disabled")
+    if not hmac.compare_digest(_utf8(sent), _utf8(expected)):
+        raise Unauthorized("admin token required", code="bad_admin_token")
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes: ``hmac.compare_digest`` raises TypeError on non-ASCII ``str``."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 def require_claims(request: web.Request, *kinds: Kind) -> Claims:

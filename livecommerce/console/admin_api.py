@@ -1,15 +1,15 @@
 """HTTP: the admin endpoints — create hosts and reset their passwords while the server runs.
 
-They take ``Authorization: Bearer <security.admin_token>``; with no admin token configured they
-answer 403 ``admin_disabled``. A generated password is answered once and never stored in clear.
+They take ``Authorization: Bearer <security.admin_token>`` (``route(..., admin=True)``: checked
+by the contract before the body is read, ``auth/http.py``); with no admin token configured they
+answer a token 403 ``admin_disabled``. A generated password is answered once and never stored in
+clear.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from aiohttp import web
 from msgspec import Meta
 
 from livecommerce import keys
@@ -18,7 +18,7 @@ from livecommerce.api.types import NO_NUL
 from livecommerce.console import hosts
 from livecommerce.console.passwords import MAX_LENGTH, MIN_LENGTH
 from livecommerce.console.session_api import HostName
-from livecommerce.errors import Forbidden, Unauthorized, ValidationError
+from livecommerce.errors import ValidationError
 
 NewPassword = Annotated[
     str,
@@ -44,24 +44,8 @@ class HostAccount(Model):
     password: str
 
 
-def require_admin(request: web.Request) -> None:
-    """Raise unless the request carries the configured admin token."""
-    expected = request.app[keys.SETTINGS].security.admin_token
-    if not expected:
-        raise Forbidden("the admin API is disabled (security.admin_token)", code="admin_disabled")
-    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(_utf8(sent.strip()), _utf8(expected)):
-        raise Unauthorized("admin token required", code="bad_admin_token")
-
-
-def _utf8(text: str) -> bytes:
-    """``text`` as bytes: ``hmac.compare_digest`` raises TypeError on non-ASCII ``str``."""
-    return text.encode("utf-8", "surrogatepass")
-
-
 async def create_host(call: Call[HostCreate, None]) -> Reply[HostAccount]:
     """Create a host account (admin token). 409 ``host_exists`` if the name is taken."""
-    require_admin(call.request)
     # Trimmed like `livecommerce host create` and the console's sign-in form: " Alice " could
     # never sign in there (the form sends "Alice").
     name = call.body.name.strip()
@@ -74,7 +58,6 @@ async def create_host(call: Call[HostCreate, None]) -> Reply[HostAccount]:
 
 async def reset_password(call: Call[PasswordReset, None]) -> HostAccount:
     """Set a host's password (admin token); omitted, a new one is generated and answered."""
-    require_admin(call.request)
     password = (call.body.password if call.body else None) or hosts.new_password()
     host = await hosts.set_password(call.app[keys.PG_POOL], password, host_id=call.id("host_id"))
     return HostAccount(id=host.id, name=host.name, password=password)

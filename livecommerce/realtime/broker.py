@@ -54,6 +54,15 @@ def _published(res: Any) -> Published:
 
 
 @dataclass(frozen=True, slots=True)
+class CommentDeletion:
+    """A comment's deletion (``lua/comment_delete.lua``): the ``comment_delete`` frame's seq."""
+
+    seq: int
+    checked: bool  # False: the comment is older than history keeps, so it was not checked
+    repeated: bool  # True: deleted before (that frame's seq); nothing was published now
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     seq: int
     state: dict[str, bytes]
@@ -72,6 +81,7 @@ class Broker:
         self._tick = redis.register_script(_script("room_tick"))
         self._head = redis.register_script(_script("room_head"))
         self._room_info = redis.register_script(_script("room_info"))
+        self._comment_delete = redis.register_script(_script("comment_delete"))
         # The channel the scripts publish a room's frames on (lua/publish_core.lua, lc_pub).
         self.channel = rk.room_shard_channel if is_cluster(redis) else rk.room_channel
         # Told of every fresh publish as (room_id, Published), synchronously and without
@@ -173,6 +183,32 @@ class Broker:
             rk.PUBLISH_IDEMPOTENCY_TTL_SECONDS,
         ]
         return keys, args
+
+    async def delete_comment(self, room_id: int, comment_seq: int) -> CommentDeletion | None:
+        """Publish ``{"type": "comment_delete", "comment_seq": N}`` if the room's frame N is a
+        comment, once (atomically: one script). None: N is not a comment of the room's stream
+        (another kind of frame, or past its current seq). N older than the history is not
+        checked (``checked=False``) and deleted all the same: clients may still show it."""
+        body = {"type": "comment_delete", "comment_seq": comment_seq}
+        res = await self._comment_delete(
+            keys=[rk.room_seq(room_id), rk.room_history(room_id), rk.room_state(room_id)],
+            args=[
+                self.channel(room_id),
+                comment_seq,
+                encode(body),
+                self.cfg.history_max_messages,
+                self._max_age_ms,
+            ],
+        )
+        outcome = bytes(res[0])
+        if outcome == b"not_found":
+            return None
+        deletion = CommentDeletion(
+            seq=int(res[1]), checked=bool(int(res[3])), repeated=outcome == b"repeated"
+        )
+        if not deletion.repeated and self.on_published is not None:
+            self.on_published(room_id, Published(seq=deletion.seq, frame=bytes(res[2]), fresh=True))
+        return deletion
 
     async def snapshot(self, room_id: int, last_seq: int | None) -> Snapshot:
         """The room as a joining viewer starts from (its epoch renewed first if the stream

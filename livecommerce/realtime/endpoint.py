@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from livecommerce.auth.tokens import Claims, verify_token
 from livecommerce.config import RoomsConfig
 from livecommerce.errors import Unauthorized
+from livecommerce.growth.analytics.events import ACTOR_KINDS
 from livecommerce.growth.analytics.judge import UnreadableEvents
 from livecommerce.growth.analytics.live import Tracker
 from livecommerce.growth.analytics.writer import BufferFull, PartitionUnavailable, WriterClosed
@@ -170,9 +171,15 @@ class Endpoint:
         if not token:
             raise Handshake(p.CLOSE_UNAUTHORIZED, "missing_token", "a token is required")
         try:
-            return verify_token(self.secret, token)
+            claims = verify_token(self.secret, token)
         except Unauthorized as exc:
             raise Handshake(p.CLOSE_UNAUTHORIZED, exc.code, exc.message) from None
+        if claims.kind not in p.VIEWER_KINDS:
+            raise Handshake(
+                p.CLOSE_UNAUTHORIZED, "wrong_role",
+                f"the room socket takes a user, viewer or host token (not {claims.kind})",
+            )  # fmt: skip
+        return claims
 
     async def _join(self, conn: Conn, up: Upgrade) -> None:
         try:
@@ -381,13 +388,15 @@ class Endpoint:
             events = None if bytes(memoryview(events)[:1]) == b"[" else {}
         if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
             return _error("invalid", "ref must be a string of at most 64 characters")
+        kind, _, subject = conn.identity.partition(":")
+        if kind not in ACTOR_KINDS:  # a host's socket (the console): as POST /api/events
+            return _error("wrong_role", "only users and viewers record events", ref)
         if self.tracker is None:
             return _error("unavailable", "analytics is not enabled on this node", ref)
         if not isinstance(events, list) and not (unread and events is None):
             return _error("invalid", "events must be a list", ref)  # missing or null too
         if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_OFFSET_MS:
             return _error("invalid", "offset_ms must be an integer (ms)", ref)
-        kind, _, subject = conn.identity.partition(":")
         return self._tracked(self.tracker, kind, subject, events, offset, ref, text)
 
     async def _tracked(

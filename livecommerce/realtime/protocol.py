@@ -16,11 +16,16 @@ CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame
 CLOSE_MESSAGE_TOO_BIG = 1009  # a frame over rooms.max_frame_bytes
 CLOSE_RECONNECT = 1012  # node shutting down: reconnect (to another node) and resume
 CLOSE_BAD_REQUEST = 4400  # missing/invalid room or last_seq in the URL
-CLOSE_UNAUTHORIZED = 4401  # missing, bad or expired token
+CLOSE_UNAUTHORIZED = 4401  # missing, bad or expired token, or not a viewer's (wrong_role)
 CLOSE_ROOM_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4408  # send buffer overflow: reconnect and resume
 CLOSE_ROOM_ENDED = 4410
 CLOSE_TOO_MANY_CONNECTIONS = 4429
+
+# Who joins a room: viewers — a signed-in user, an anonymous viewer, or a host (the console's
+# socket; a host of another room joins as a plain viewer). Any other kind of token (a
+# customer-service agent's) is refused like a bad one: `error` `wrong_role`, then 4401.
+VIEWER_KINDS = frozenset({"user", "viewer", "host"})
 
 # Viewer -> server message types; anything else gets an `error` frame with code unknown_type.
 CLIENT_TYPES = frozenset({"like", "comment", "ping", "resume", "track"})

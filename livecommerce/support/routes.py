@@ -175,8 +175,7 @@ ROUTES = (
     route("DELETE", "/api/agent/canned/{id}", canned_api.agent_delete, auth=AGENT,
           errors=(404,), tag="agent"),
     # The admin: conversations no shop could be derived for.
-    route("GET", "/api/admin/support/unscoped", admin_api.unscoped, tag="admin",
-          errors=(401, 403)),
-    route("POST", "/api/admin/support/conversations/{id}/shop", admin_api.set_shop, tag="admin",
-          errors=(401, 403, 404, 409)),
+    route("GET", "/api/admin/support/unscoped", admin_api.unscoped, admin=True, tag="admin"),
+    route("POST", "/api/admin/support/conversations/{id}/shop", admin_api.set_shop, admin=True,
+          tag="admin", errors=(404, 409)),
 )  # fmt: skip

@@ -3,6 +3,7 @@ touches the keys of one hash tag (a cross-slot access fails there, never on one 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,15 @@ async def test_every_lua_script_runs_on_the_cluster(redis: Any) -> None:
     many = await broker.publish_many([PublishItem(r, {"type": "t"}) for r in (1, 2, 3, 4, 5)])
     assert all(p.seq >= 2 for p in many)
     ran |= {"publish_core", "publish", "room_info", "snapshot", "room_head", "room_tick"}
+    for room_id in (1, 2, 3, 4, 5):
+        comment = await broker.publish(room_id, {"type": "comment", "text": "hi"})
+        deleted = await broker.delete_comment(room_id, comment.seq)
+        assert deleted is not None
+        assert (deleted.seq, deleted.checked, deleted.repeated) == (comment.seq + 1, True, False)
+        again = await broker.delete_comment(room_id, comment.seq)
+        assert again == dataclasses.replace(deleted, repeated=True)
+        assert await broker.delete_comment(room_id, 1) is None  # a goods_push
+    ran.add("comment_delete")
 
     wheel = Wheel(redis, lease_ms=5000, batch=10)
     now_ms = int(time.time() * 1000)

@@ -137,8 +137,13 @@ async def test_admin_endpoints_create_hosts_and_reset_passwords(
     console: Console, make_server: object, settings: Settings
 ) -> None:
     """With an admin token: create a host (password answered), reset it; without: 401/403."""
-    status, _ = await http("POST", console.url + "/api/admin/hosts", json={"name": "a"})
-    assert status == 403  # no admin token configured
+    # No admin token configured: a bearer token is refused 403, none at all is a 401 (as on
+    # every route that needs credentials).
+    status, err = await http("POST", console.url + "/api/admin/hosts", json={"name": "a"},
+                             headers={"Authorization": "Bearer anything"})  # fmt: skip
+    assert (status, err["error"]["code"]) == (403, "admin_disabled"), err  # type: ignore[index]
+    status, err = await http("POST", console.url + "/api/admin/hosts", json={"name": "a"})
+    assert (status, err["error"]["code"]) == (401, "bad_admin_token"), err  # type: ignore[index]
     security = dataclasses.replace(settings.security, admin_token="t" * 40)
     admin_settings = dataclasses.replace(settings, security=security)
     server = await make_server(admin_settings)  # type: ignore[operator]

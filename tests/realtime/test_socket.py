@@ -234,6 +234,27 @@ async def test_handshake_errors_have_close_codes(
     assert body["error"]["code"] == "websocket_expected"  # type: ignore[index]
 
 
+async def test_only_viewer_identities_join(server: AppServer, world: World) -> None:
+    """The room socket is for viewers: a user, an anonymous viewer or a host (the console)
+    joins; a customer-service agent's token — in the URL or as a bearer header — is refused
+    like a bad token: an ``error`` frame ``wrong_role``, then 4401."""
+    base = server.ws_url()
+    agent = issue_token(DEV_SECRET, "agent", 1, 3600, session_id="s-agent")
+    await expect_close(f"{base}?room={world.room_id}&token={agent}", 4401, "wrong_role")
+    async with websockets.connect(
+        f"{base}?room={world.room_id}", additional_headers={"Authorization": f"Bearer {agent}"}
+    ) as ws:
+        assert orjson.loads(await ws.recv())["code"] == "wrong_role"
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            await ws.recv()
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 4401
+    user = issue_token(DEV_SECRET, "user", 10**9, 3600)
+    for token in (world.viewer_token(), user, world.host_token):
+        async with websockets.connect(f"{base}?room={world.room_id}&token={token}") as ws:
+            assert orjson.loads(await ws.recv())["type"] == "welcome"
+
+
 async def test_query_is_checked_by_its_model(server: AppServer, world: World) -> None:
     """The /ws query (WsQuery) refuses what is not ASCII digits, even a trailing newline or
     "1e3", and ignores parameters it does not know (cache busters)."""

@@ -22,6 +22,13 @@ from typing import Any
 
 import orjson
 
+from livecommerce.auth.tokens import Kind
+
+# Who records client events, over HTTP (`POST /api/events`) and the socket's `track` frame
+# alike: users and anonymous viewers. Hosts (the console joins its room's socket) and
+# customer-service agents are refused (403 / `error` `wrong_role`): they are not the audience.
+ACTOR_KINDS: tuple[Kind, ...] = ("user", "viewer")
+
 CLIENT_TYPES = frozenset(
     {
         "page_view",

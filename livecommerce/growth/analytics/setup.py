@@ -24,7 +24,7 @@ from livecommerce.growth.analytics import (
     reports_api,
     reports_csv,
 )
-from livecommerce.growth.analytics.events import Row
+from livecommerce.growth.analytics.events import ACTOR_KINDS, Row
 from livecommerce.growth.analytics.live_stats import StatsPusher
 from livecommerce.growth.analytics.server_events import PushRecorder
 from livecommerce.growth.analytics.writer import Writer
@@ -171,7 +171,7 @@ SPAN_RULES = (
 )
 
 ROUTES = (
-    route("POST", "/api/events", ingest_api.track, auth=("user", "viewer"), tag="analytics",
+    route("POST", "/api/events", ingest_api.track, auth=ACTOR_KINDS, tag="analytics",
           rules=("a text or key anywhere in the batch contains a NUL character (the whole "
                  "batch is refused; other bad events are rejected one by one)",)),
     route("GET", "/api/host/rooms/{id}/analytics/pushes", reports_api.pushes, auth=HOST,

@@ -284,6 +284,33 @@ async def test_socket_track_errors_echo_the_ref(
     ], answers
 
 
+async def test_events_are_a_viewers_on_either_way_in(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """Only users and anonymous viewers record events: ``POST /api/events`` answers a host's or
+    an agent's token 403 ``wrong_role``, and a ``track`` frame on a host's socket (the console
+    joins the room with one) gets ``error`` ``wrong_role`` with its ref — the socket stays open.
+    Nothing is stored."""
+    agent = issue_token(DEV_SECRET, "agent", 1, 3600)
+    for token in (world.host_token, agent):
+        status, body = await http(
+            "POST", f"{server.url}/api/events", json={"events": [event("page_view")]},
+            headers={"Authorization": f"Bearer {token}"},
+        )  # fmt: skip
+        assert (status, body["error"]["code"]) == (403, "wrong_role"), body  # type: ignore[index]
+    async with websockets.connect(
+        f"{server.ws_url()}?room={world.room_id}&token={world.host_token}"
+    ) as ws:
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        for separators in (COMPACT, SPACED):  # the one-pass path and the general one
+            out = await track(ws, [event("page_view")], separators=separators)
+            assert (out["type"], out["code"], out["ref"]) == ("error", "wrong_role", "r1"), out
+        await ws.send(json.dumps({"type": "ping", "t": 1}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] != "pong":
+            pass
+    assert await pool.fetchval("SELECT count(*) FROM analytics_events") == 0
+
+
 async def test_reports_are_the_hosts_only(server: AppServer, world: World) -> None:
     """Another host's room answers 404 (report) and 400 (funnel scope)."""
     other = {"Authorization": f"Bearer {world.other_host_token}"}
