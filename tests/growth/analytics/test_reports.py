@@ -291,7 +291,7 @@ async def test_events_are_a_viewers_on_either_way_in(
     an agent's token 403 ``wrong_role``, and a ``track`` frame on a host's socket (the console
     joins the room with one) gets ``error`` ``wrong_role`` with its ref — the socket stays open.
     Nothing is stored."""
-    agent = issue_token(DEV_SECRET, "agent", 1, 3600)
+    agent = issue_token(DEV_SECRET, "agent", 1, 3600, session=0)  # a versioned agent session
     for token in (world.host_token, agent):
         status, body = await http(
             "POST", f"{server.url}/api/events", json={"events": [event("page_view")]},
