@@ -29,9 +29,15 @@ function uuid4(random) {
 // (docs/protocol.md, track). 48 bits of Unix milliseconds `ms`, the version, 74 random bits,
 // the variant. Ids made close in time sort close together, so PostgreSQL's dedup index takes
 // them near its right edge instead of on random pages (bench/README.md, "Analytics ingestion").
+// `ms` is taken modulo 2^48 (a negative one from before 1970 too), floored; one that is not a
+// finite number (NaN, Infinity, undefined from a broken clock) counts as 0: the id is a valid
+// UUID all the same, which the server accepts.
+var MS_48 = 281474976710656; // 2^48
 function uuid7(ms, random) {
   random = random || Math.random;
-  var h = Math.floor(ms).toString(16).padStart(12, '0').slice(-12) + '7';
+  var t = Math.floor(Number(ms));
+  t = isFinite(t) ? ((t % MS_48) + MS_48) % MS_48 : 0;
+  var h = t.toString(16).padStart(12, '0') + '7';
   for (var i = 13; i < 32; i++) {
     var n = Math.floor(random() * 16);
     if (i === 16) n = (n & 3) | 8;

@@ -10,7 +10,7 @@ and sends the frames (docs/support.md, "Feed frames"): ``queue`` (the shop's who
 ``conversation`` (each changed one), ``agents`` (the shop's agents with load and presence),
 ``message``. ``revoked`` (an agent account deleted) sends no frame: that agent's sockets close
 with 1008 ``agent_not_found``; with ``"v": version`` (the host set the agent a new password,
-whose version that is) the agent's sockets opened with a session of another password version
+whose version that is) the agent's sockets opened with a session of an older password version
 close with 1008 ``session_revoked`` (those of a sign-in with the new password stay open).
 ``{"k": "signed_out", "s": session id}`` (an agent signed out) closes the sockets opened with
 that session, on every node, with 1008 ``session_revoked``.
@@ -282,7 +282,8 @@ class Feed:
                     continue
                 if version is None:
                     seat.put_close(revoked="agent_not_found")
-                elif seat.version != version:  # a session of an older password
+                elif seat.version is None or seat.version < version:  # an older password's
+                    # (not a newer one's: two changes' events may arrive in either order)
                     seat.put_close(revoked="session_revoked")
             return
         try:

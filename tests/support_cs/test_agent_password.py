@@ -200,3 +200,34 @@ async def test_agent_tokens_without_a_password_version_are_ended(desk: Desk, sho
     assert exc.value.code == "session_revoked"
     row, _ = await agents.presence(pool, ann.id, True, lease, version=1)
     assert row["online"] is True
+
+
+async def test_an_older_passwords_late_revoked_event_leaves_newer_sessions_open(
+    desk: Desk, shops: Shops
+) -> None:
+    """Two new passwords in a row: each PATCH publishes its version after its commit, so the
+    first one's event may come last (two requests, two nodes). It ends only sessions older than
+    its version: a session of the newest password stays open."""
+    s = await shops()
+    ann = await s.agent("Ann")
+    for password in ("ann-second-password", "ann-third-password"):
+        status, body = await s.call(
+            "PATCH", f"/api/host/support/agents/{ann.id}", {"password": password}
+        )
+        assert status == 200, body
+    assert (await ann.sign_in("ann-third-password"))[0] == 201
+    feed = await ann.feed()
+    # The first change's event (version 1), late, after the agent signed in at version 2.
+    await desk.server.app[keys.SUPPORT].feed.publish(s.id, "revoked", agent_id=ann.id, version=1)
+    await feed.ws.send_str('{"type":"ping"}')
+    await feed.next("pong")  # still open
+    assert (await ann.call("GET", "/api/agent/session"))[0] == 200
+    # The newest version's own event ends nothing of it either; a later one ends it.
+    await desk.server.app[keys.SUPPORT].feed.publish(s.id, "revoked", agent_id=ann.id, version=2)
+    await feed.ws.send_str('{"type":"ping"}')
+    await feed.next("pong")
+    status, _ = await s.call(
+        "PATCH", f"/api/host/support/agents/{ann.id}", {"password": "ann-fourth-password"}
+    )
+    assert status == 200
+    assert await _closed(feed) == (1008, "session_revoked")

@@ -372,6 +372,20 @@ test('uuid7: RFC 9562 v7 layout, the time in its first 48 bits, ids of later ms 
   assert.match(uuid4(), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 });
 
+test('uuid7: any ms gives a valid v7 id (wrapped into 48 bits; not a finite number: 0)', () => {
+  const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const time = (id) => id.replace(/-/g, '').slice(0, 12);
+  for (const ms of [-1, -0.5, -(2 ** 60), 1.5, 2 ** 48, 2 ** 53, 1e21, NaN, Infinity, -Infinity,
+    undefined, 'abc']) {
+    assert.match(uuid7(ms), V7, String(ms));
+  }
+  assert.strictEqual(time(uuid7(-1)), 'ffffffffffff');
+  assert.strictEqual(time(uuid7(1.5)), '000000000001');
+  assert.strictEqual(time(uuid7(2 ** 48 + 5)), '000000000005');
+  assert.strictEqual(time(uuid7(NaN)), '000000000000');
+  assert.strictEqual(time(uuid7(Infinity)), '000000000000');
+});
+
 test('track: ids and ts added, offset from the welcome server_time, resent after a reconnect', () => {
   const s = setup();
   s.client.connect();
