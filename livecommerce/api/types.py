@@ -21,9 +21,14 @@ MAX_STOCK = 10**7
 # refuses a body with one before decoding it (api.contract.decode_body: 400 naming the field),
 # cheaper than a regex per string; this Meta writes that rule into the field's JSON Schema.
 NO_NUL = Meta(extra_json_schema={"pattern": "^[^\\u0000]*$"})
-# Not blank (at least one character that is not whitespace) and no NUL, as one pattern: a
+# What shows nothing: whitespace, and the invisible characters that are not whitespace (soft
+# hyphen, Hangul fillers, Mongolian vowel separator, zero-width space/joiners and direction
+# marks, word joiner and invisible operators, BOM, braille blank). The same in Python's re and
+# in the JSON Schema's (ECMA) regex, where ``\s`` alone would differ (U+FEFF).
+_BLANK = r"\s\u00ad\u115f\u1160\u180e\u200b-\u200f\u2060-\u2064\u2800\u3164\ufeff\uffa0"
+# Not blank (at least one character that is none of ``_BLANK``) and no NUL, as one pattern: a
 # second ``Meta`` (``NO_NUL``) would replace the first one's pattern in the JSON Schema.
-NON_BLANK = r"^\s*[^\x00\s][^\x00]*$"
+NON_BLANK = rf"^[{_BLANK}]*[^\x00{_BLANK}][^\x00]*$"
 # A scheme, then a host (no whitespace anywhere): what a browser or <live-player> can load.
 _HOST_AND_REST = r"://[^\s/?#\x00]+[^\s\x00]*$"
 HTTP_URL = r"^https?" + _HOST_AND_REST

@@ -260,6 +260,12 @@ BLANK_CREATIVES = [
     pytest.param("title", "\u3000\t\n", id="title-ideographic-space-tab-newline"),
     pytest.param("price_display", "   ", id="price-spaces"),
     pytest.param("price_display", "\u00a0", id="price-no-break-space"),
+    # Invisible characters that are not whitespace show an empty bubble all the same.
+    pytest.param("title", "\u200b", id="title-zero-width-space"),
+    pytest.param("title", " \u200b\u200d\ufeff\u2060 ", id="title-zero-width-mix"),
+    pytest.param("title", "\u3164", id="title-hangul-filler"),
+    pytest.param("price_display", "\u00ad\u180e", id="price-soft-hyphen-mongolian-separator"),
+    pytest.param("price_display", "\u2800", id="price-braille-blank"),
 ]
 
 

@@ -191,6 +191,7 @@ async def test_malformed_and_oversized_bodies(server: AppServer, world: World) -
     [
         ({"title": " "}, "title"),
         ({"title": "\u3000\t\n"}, "title"),  # ideographic space, tab, newline: still blank
+        ({"title": "\u200b\ufeff\u2060"}, "title"),  # zero-width characters alone: blank
         ({"title": "Show", "cover_url": "javascript:alert(1)"}, "cover_url"),
         ({"title": "Show", "cover_url": "data:image/png;base64,iVBORw0KGgo="}, "cover_url"),
         ({"title": "Show", "cover_url": "rtmp://live.example.com/w/1"}, "cover_url"),
