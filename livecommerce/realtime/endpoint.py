@@ -179,6 +179,15 @@ class Endpoint:
                 p.CLOSE_UNAUTHORIZED, "wrong_role",
                 f"the room socket takes a user, viewer or host token (not {claims.kind})",
             )  # fmt: skip
+        if claims.session is not None or claims.session_id is not None:
+            # A console session's token (its cookie): whether it ended is checked on /api/
+            # only (console/session_guard.py), so a copy kept after signing out would still
+            # join as the room's host. The console joins with its socket token instead.
+            raise Handshake(
+                p.CLOSE_UNAUTHORIZED, "wrong_role",
+                "the room socket takes the console's socket token "
+                "(POST /api/host/rooms/{id}/socket-token), not a console session's",
+            )  # fmt: skip
         return claims
 
     async def _join(self, conn: Conn, up: Upgrade) -> None:

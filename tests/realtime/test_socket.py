@@ -7,13 +7,16 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 import websockets
 
 from livecommerce import keys
+from livecommerce.auth.session import COOKIE
 from livecommerce.auth.tokens import issue_token
 from livecommerce.config import DEV_SECRET, Settings
+from livecommerce.console import hosts
 from tests.realtime.conftest import World, make_world
 from tests.realtime.viewer import TestViewer, assert_contiguous, close_code, wait_until
 from tests.support import AppServer, http
@@ -476,3 +479,43 @@ async def test_publish_many_survives_a_script_flush(server: AppServer, world: Wo
     await wait_until(lambda: len(v.of_type("comment")) == 5)
     assert [f["text"] for f in v.of_type("comment")] == [f"c{i}" for i in range(5)]
     await v.close()
+
+
+async def test_a_console_session_token_does_not_open_the_room_socket(
+    server: AppServer, pool: Any
+) -> None:
+    """The console session's token (its HttpOnly cookie) is not a room-socket token: it carries
+    the session (``sv``, ``sid``), which only the ``/api/`` routes check. Taken as the room's
+    host, a copy kept after signing out would still get the ``stats`` frames and comment as the
+    host. It is refused like an agent's (``wrong_role``, 4401); the console's socket token
+    (``POST /api/host/rooms/{id}/socket-token``) joins."""
+    host = await hosts.create_host(pool, f"sock-{id(server)}", "sock-password-1")
+    room = await pool.fetchval(
+        "INSERT INTO live_rooms (host_id, title, state, started_at) VALUES ($1, 'r', 'live', now())"
+        " RETURNING id",
+        host.id,
+    )
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            server.url + "/api/console/session",
+            json={"name": host.name, "password": "sock-password-1"},
+        ) as resp:
+            assert resp.status == 201
+            csrf = (await resp.json())["csrf_token"]
+            cookie = resp.cookies[COOKIE].value
+        bearer = {"Authorization": f"Bearer {cookie}"}
+        async with s.post(f"{server.url}/api/host/rooms/{room}/socket-token", headers=bearer) as r:
+            assert r.status == 201
+            socket_token = (await r.json())["token"]
+        base = f"{server.ws_url()}?room={room}"
+        await expect_close(f"{base}&token={cookie}", 4401, "wrong_role")  # signed in, too
+        async with websockets.connect(f"{base}&token={socket_token}") as ws:
+            assert orjson.loads(await ws.recv())["type"] == "welcome"
+        async with s.delete(
+            server.url + "/api/console/session",
+            headers={"Cookie": f"{COOKIE}={cookie}", "X-CSRF-Token": csrf},
+        ) as resp:
+            assert resp.status == 200
+        await expect_close(f"{base}&token={cookie}", 4401, "wrong_role")  # signed out
+        async with websockets.connect(base, additional_headers=bearer) as ws:
+            assert orjson.loads(await ws.recv())["code"] == "wrong_role"
