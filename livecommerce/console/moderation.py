@@ -17,8 +17,9 @@ from livecommerce.rooms.service import owned_room
 
 
 async def delete_comment(
-    pool: asyncpg.Pool, broker: Broker, host_id: int, room_id: int, comment_seq: int
-) -> CommentDeletion:
+    pool: asyncpg.Pool, broker: Broker, host_id: int, room_id: int, comment_seq: int,
+    epoch: str = "",
+) -> CommentDeletion:  # fmt: skip
     """Delete the comment whose frame has ``comment_seq`` in the host's room for everyone.
 
     Deleting it again publishes nothing and answers the first deletion (``repeated``) while
@@ -27,10 +28,10 @@ async def delete_comment(
 
     Raises NotFound: ``room_not_found`` for a room that is not the host's,
     ``comment_not_found`` for a seq that is not a comment of the room (another kind of frame,
-    or not published yet)."""
+    or not published yet, or ``epoch`` given and not the room stream's: its seqs restarted)."""
     async with pool.acquire() as conn:
         await owned_room(conn, host_id, room_id)
-    deletion = await broker.delete_comment(room_id, comment_seq)
+    deletion = await broker.delete_comment(room_id, comment_seq, epoch)
     if deletion is None:
         raise NotFound(f"no comment with seq {comment_seq} in this room", code="comment_not_found")
     return deletion

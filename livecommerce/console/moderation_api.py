@@ -8,6 +8,7 @@ from msgspec import Meta
 
 from livecommerce import keys
 from livecommerce.api.contract import Call, Model
+from livecommerce.api.models import Query
 from livecommerce.console import moderation
 
 
@@ -30,16 +31,33 @@ class CommentDeleted(Model):
     ]
 
 
-async def delete_comment(call: Call[None, None]) -> CommentDeleted:
+class CommentEpoch(Query):
+    epoch: (
+        Annotated[
+            str,
+            Meta(
+                max_length=64,
+                description="The room stream's `epoch` the comment was seen in (the socket's "
+                "`welcome`/`resync`): another one is 404 `comment_not_found`, as a new epoch "
+                "restarts the seqs and `{seq}` may be another comment there",
+            ),
+        ]
+        | None
+    ) = None
+
+
+async def delete_comment(call: Call[None, CommentEpoch]) -> CommentDeleted:
     """Delete a comment for everyone: viewers get ``comment_delete`` with the comment's seq.
 
     ``{seq}`` is the ``seq`` of the comment's frame. Deleting it again answers the first
     deletion (``repeated``). 404 ``room_not_found`` for another host's room, 404
     ``comment_not_found`` for a seq that is not a comment of the room (another kind of frame,
-    or not published yet).
+    or not published yet, or ``epoch`` given and no longer the room stream's).
     """
     app = call.app
+    epoch = call.query.epoch or ""
     deletion = await moderation.delete_comment(
-        app[keys.PG_POOL], app[keys.BROKER], call.host_id, call.id("room_id"), call.id("seq")
-    )
+        app[keys.PG_POOL], app[keys.BROKER], call.host_id, call.id("room_id"), call.id("seq"),
+        epoch,
+    )  # fmt: skip
     return CommentDeleted(seq=deletion.seq, checked=deletion.checked, repeated=deletion.repeated)

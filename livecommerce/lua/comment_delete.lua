@@ -1,9 +1,12 @@
 -- The host deletes a comment: publish {"type":"comment_delete","comment_seq":N} only if the
 -- room's frame N is a comment, and only once (docs/api.md, "Console").
 -- KEYS: 1 seq, 2 history, 3 state (all share the room's hash tag)
--- ARGV: 1 channel, 2 N, 3 the deletion's body JSON, 4 max history count, 5 max history age ms
+-- ARGV: 1 channel, 2 N, 3 the deletion's body JSON, 4 max history count, 5 max history age ms,
+--       6 the epoch N was seen in ('' = any): seqs restart on a new epoch, so another epoch's N
+--       may be another comment
 -- Returns {outcome, seq, frame, checked}:
---   'not_found'  N is past the room's current seq, or history holds N and it is not a comment
+--   'not_found'  N is past the room's current seq, or history holds N and it is not a comment,
+--                or the room's epoch is not ARGV[6]
 --   'repeated'   a deletion of N is still in history: its seq; nothing is published
 --   'published'  the deletion's seq and frame
 -- checked = 0: N is older than what history keeps (trimmed by count and age), so it could not
@@ -11,7 +14,7 @@
 local epoch = lc_epoch(KEYS[1], KEYS[3], ARGV[1], false)
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local target = tonumber(ARGV[2])
-if epoch == '' or target > current then
+if epoch == '' or (ARGV[6] ~= '' and ARGV[6] ~= epoch) or target > current then
   return {'not_found', 0, '', 0}
 end
 

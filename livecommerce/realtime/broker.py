@@ -184,11 +184,15 @@ class Broker:
         ]
         return keys, args
 
-    async def delete_comment(self, room_id: int, comment_seq: int) -> CommentDeletion | None:
+    async def delete_comment(
+        self, room_id: int, comment_seq: int, epoch: str = ""
+    ) -> CommentDeletion | None:
         """Publish ``{"type": "comment_delete", "comment_seq": N}`` if the room's frame N is a
         comment, once (atomically: one script). None: N is not a comment of the room's stream
         (another kind of frame, or past its current seq). N older than the history is not
-        checked (``checked=False``) and deleted all the same: clients may still show it."""
+        checked (``checked=False``) and deleted all the same: clients may still show it.
+        ``epoch`` (not empty): the stream's epoch the comment was seen in; another one is None
+        too (seqs restart on a new epoch: N may be another comment)."""
         body = {"type": "comment_delete", "comment_seq": comment_seq}
         res = await self._comment_delete(
             keys=[rk.room_seq(room_id), rk.room_history(room_id), rk.room_state(room_id)],
@@ -198,6 +202,7 @@ class Broker:
                 encode(body),
                 self.cfg.history_max_messages,
                 self._max_age_ms,
+                epoch,
             ],
         )
         outcome = bytes(res[0])

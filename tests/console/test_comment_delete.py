@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from livecommerce import keys
+from livecommerce import redis_keys as rk
 from livecommerce.auth.tokens import anonymous_subject, issue_token
 from livecommerce.config import DEV_SECRET, Settings
 from tests.console.conftest import Account, Console
@@ -123,3 +124,43 @@ async def test_a_seq_older_than_the_history_is_deleted_unchecked(
     await wait_until(lambda: bool(viewer.of_type("comment_delete")))
     assert viewer.of_type("comment_delete")[0]["comment_seq"] == comment
     await viewer.close()
+
+
+async def test_a_seq_of_another_epoch_deletes_nothing(console: Console) -> None:
+    """Seqs name frames within the room stream's epoch: when Redis loses the stream, a new
+    epoch restarts them, and a comment seen before has the seq of another comment now. Given
+    the epoch the comment was seen in (``?epoch=``, as the console sends it), another epoch's
+    seq is 404 ``comment_not_found`` and publishes nothing; the current epoch's deletes."""
+    server = console.server
+    alice = await console.account()
+    room = await live_room(console.pool, alice)
+    viewer, comment = await commented(server, room, "before the loss")
+    old_epoch = viewer.epoch
+    assert old_epoch
+    await viewer.close()
+    # Redis loses the room's stream (emptied, or restarted without its data).
+    await server.app[keys.REDIS].delete(
+        rk.room_seq(room), rk.room_history(room), rk.room_state(room)
+    )
+    viewer2, comment2 = await commented(server, room, "after the loss")
+    assert viewer2.epoch
+    assert viewer2.epoch != old_epoch
+    top = await http_seq(server, room)
+    assert comment2 <= comment  # the seqs restarted: the old seq may name a new comment
+
+    status, body = await http(
+        "DELETE",
+        f"{server.url}/api/rooms/{room}/comments/{comment2}?epoch={old_epoch}",
+        headers=bearer(alice.token),
+    )
+    assert (status, body["error"]["code"]) == (404, "comment_not_found"), body  # type: ignore[index]
+    assert await http_seq(server, room) == top  # nothing published
+    status, body = await http(
+        "DELETE",
+        f"{server.url}/api/rooms/{room}/comments/{comment2}?epoch={viewer2.epoch}",
+        headers=bearer(alice.token),
+    )
+    assert (status, body) == (200, {"seq": top + 1, "checked": True, "repeated": False}), body
+    await wait_until(lambda: bool(viewer2.of_type("comment_delete")))
+    assert viewer2.of_type("comment_delete")[0]["comment_seq"] == comment2
+    await viewer2.close()

@@ -196,14 +196,21 @@ async function connectLive() {
   c.on('comment', (f) => {
     S.comments.push(Date.now());
     const who = f.user ? f.user.kind + ' ' + f.user.id : 'someone';
-    $('#comments').append(el('li', { 'data-seq': f.seq }, el('strong', {}, who + ': '), f.text, ' ',
+    // The seq names the comment within its epoch only: a new epoch (Redis lost the room's
+    // stream) restarts the seqs, so the deletion names the epoch too.
+    const epoch = c.epoch || '';
+    const path = `/api/rooms/${S.room.id}/comments/${f.seq}?epoch=${encodeURIComponent(epoch)}`;
+    $('#comments').append(el('li', { 'data-seq': f.seq, 'data-epoch': epoch }, el('strong', {}, who + ': '), f.text, ' ',
       el('button', { type: 'button', class: 'link', 'aria-label': `Delete comment: ${f.text}`,
-        onclick: () => guarded(() => call('DELETE', `/api/rooms/${S.room.id}/comments/${f.seq}`), 'Comment deleted for everyone.') },
+        onclick: () => guarded(() => call('DELETE', path), 'Comment deleted for everyone.') },
       'Delete'), ' ', muteButton(f)));
     $('#comments').lastChild.scrollIntoView({ block: 'nearest' });
     renderRate();
   });
-  c.on('comment_delete', (f) => { const li = $(`#comments li[data-seq='${f.comment_seq}']`); if (li) li.remove(); });
+  c.on('comment_delete', (f) => {
+    const li = $(`#comments li[data-seq='${f.comment_seq}'][data-epoch='${CSS.escape(c.epoch || '')}']`);
+    if (li) li.remove();
+  });
   c.on('reconnecting', (r) => { live = false; status(`connection lost, reconnecting (attempt ${r.attempt})…`, 'bad'); });
   c.on('ended', () => { live = false; status('the live has ended', ''); });
   c.on('unauthorized', async () => {
