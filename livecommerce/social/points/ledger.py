@@ -164,7 +164,8 @@ async def credit(
     order_id: int | None = None,
     expires_at: datetime | None = None,
 ) -> int | None:
-    """Credit ``amount`` as a new lot (account must be open); the entry id or None (a replay)."""
+    """Credit ``amount`` as a new lot (opening the account if need be); the entry id, or None
+    (a replay)."""
     balance = await open_account(conn, cfg, user_id, at)
     if await seen(conn, user_id, key):
         return None
