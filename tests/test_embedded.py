@@ -186,11 +186,14 @@ def test_supervised_backends_restart_after_kill_9_but_not_after_a_stop(
         os.kill(valkey_pid, signal.SIGKILL)
         _wait_until(lambda: not _valkey_answers(urls.redis_url), 5)
         _wait_until(lambda: _valkey_answers(urls.redis_url), 30)
+        # The watcher logs the restart once the backend answers: a moment after this thread sees it.
+        _wait_until(lambda: len(caplog.records) >= 2, 5)
         assert emb.pids[1] != valkey_pid
 
         os.kill(pg_pid, signal.SIGKILL)
         _wait_until(lambda: not _postgres_answers(urls.database_url), 5)
         _wait_until(lambda: _postgres_answers(urls.database_url), 30)
+        _wait_until(lambda: len(caplog.records) >= 4, 5)
         assert emb.pids[0] != pg_pid
 
         lines = [r.getMessage() for r in caplog.records]
