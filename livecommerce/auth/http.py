@@ -78,5 +78,7 @@ def require_claims(request: web.Request, *kinds: Kind) -> Claims:
     ):
         raise Forbidden("missing or wrong X-CSRF-Token", code="csrf_failed")
     if kinds and claims.kind not in kinds:
-        raise Forbidden(f"this action needs a {' or '.join(kinds)} token", code="wrong_role")
+        names = " or ".join(kinds)
+        article = "an" if names[0] in "aeiou" else "a"
+        raise Forbidden(f"this action needs {article} {names} token", code="wrong_role")
     return claims

@@ -67,6 +67,7 @@ async def test_sign_in_session_csrf_and_sign_out(desk: Desk, shops: Shops) -> No
     # The host token is no agent's; the agent's cookie is no host's.
     status, body = await s.call("GET", "/api/agent/queue")
     assert (status, body["error"]["code"]) == (403, "wrong_role")
+    assert body["error"]["message"] == "this action needs an agent token"
     status, _ = await ann.call("GET", "/api/host/support/queue")
     assert status == 401  # the agent cookie is not the console's cookie
     wrong = Agent(desk.shop.url, ann.id, ann.login, "not-the-password")

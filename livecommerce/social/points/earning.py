@@ -114,7 +114,7 @@ async def credit_purchase(
     if amount <= 0:
         return 0
     entry = await ledger.credit(
-        conn, cfg, user_id, "purchase", amount, f"purchase:order:{order_id}", at or now(),
+        conn, cfg, user_id, "purchase", amount, ledger.purchase_key(order_id), at or now(),
         order_id=order_id,
     )  # fmt: skip
     return amount if entry is not None else 0

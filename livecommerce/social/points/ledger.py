@@ -34,6 +34,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def purchase_key(order_id: int) -> str:
+    """The idempotency key of a paid order's purchase credit (``points_entries``), which the
+    reversals of its refunds look up."""
+    return f"purchase:order:{order_id}"
+
+
 def local_day(cfg: PointsConfig, at: datetime) -> date:
     return at.astimezone(ZoneInfo(cfg.time_zone)).date()
 

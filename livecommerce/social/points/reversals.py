@@ -111,7 +111,7 @@ async def restore_for_closed_refund(
            LEFT JOIN points_lots l ON l.entry_id = e.id
            WHERE e.user_id = $1 AND e.idempotency_key = $2""",
         user_id,
-        f"purchase:order:{order_id}",
+        ledger.purchase_key(order_id),
     )
     if credit is None or not credit["delta"]:
         return 0
@@ -154,7 +154,7 @@ async def _reverse_up_to(
     credited = await conn.fetchval(
         "SELECT delta FROM points_entries WHERE user_id = $1 AND idempotency_key = $2",
         user_id,
-        f"purchase:order:{order_id}",
+        ledger.purchase_key(order_id),
     )
     if not credited:
         return 0
