@@ -1,0 +1,40 @@
+"""Analytics tried as a new user would (break4, 2026-12-01): bytes that are not UTF-8 inside an
+event, funnel parameters that cannot mean anything. Real HTTP, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from tests.growth.analytics.conftest import stored_ids, viewer_headers
+from tests.realtime.conftest import World
+from tests.support import AppServer, http
+
+
+async def test_an_event_that_is_not_utf8_is_rejected_alone(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """A byte that is not UTF-8 inside one event's string (a client that built the JSON by
+    hand): the typed one-pass decode raised msgspec's DecodeError, which nothing caught, so the
+    batch was a 500 with a traceback logged. Now that event alone is `invalid` and the others
+    are stored, whether the bad event comes first or after a malformed one (the per-event
+    path), or in a body with a NUL escape (judged one by one from the start)."""
+    for prefix in (b"", b'{"id":5,"type":"page_view"},', b'{"id":"x","page":"\\u0000"},'):
+        good, bad = uuid.uuid4(), uuid.uuid4()
+        body = (
+            b'{"events":['
+            + prefix
+            + b'{"id":"%s","type":"page_view","page":"\xff\xfe"},' % str(bad).encode()
+            + b'{"id":"%s","type":"page_view"}]}' % str(good).encode()
+        )
+        headers = {**viewer_headers(world), "Content-Type": "application/json"}
+        status, answer = await http("POST", f"{server.url}/api/events", data=body, headers=headers)
+        assert status == 200, (prefix, answer)
+        assert isinstance(answer, dict)
+        at = 1 if prefix else 0
+        assert answer["stored"] == 1, (prefix, answer)
+        rejected = {(r["index"], r["code"]) for r in answer["rejected"]}  # type: ignore[attr-defined]
+        assert (at, "invalid") in rejected, (prefix, answer)
+        assert str(good) in await stored_ids(pool)
+        assert str(bad) not in await stored_ids(pool)
