@@ -86,6 +86,9 @@ class FunnelQuery(Query):
             self.since = check_time("since", self.since)
         if self.until is not None:
             self.until = check_time("until", self.until)
+        # A variant is one experiment's: without its key every row would be `(none)`.
+        if (self.breakdown == "variant") != (self.experiment is not None):
+            raise ValidationError("experiment", "goes with `breakdown=variant` (both or neither)")
 
     def bounds(self, request: web.Request) -> tuple[datetime, datetime]:
         return _bounds(request, self.since, self.until)

@@ -38,3 +38,21 @@ async def test_an_event_that_is_not_utf8_is_rejected_alone(
         assert (at, "invalid") in rejected, (prefix, answer)
         assert str(good) in await stored_ids(pool)
         assert str(bad) not in await stored_ids(pool)
+
+
+async def test_a_variant_breakdown_names_its_experiment(server: AppServer, world: World) -> None:
+    """`breakdown=variant` without `experiment` read the variant of the experiment "" (none):
+    every row was `(none)`, an answer that looks like data. And `experiment` without
+    `breakdown=variant` was silently ignored. Both are a 400 naming `experiment` now; with
+    both the funnel is answered."""
+    base = f"{server.url}/api/host/analytics/funnel?steps=page_view,share&room_id={world.room_id}"
+    for query in ("&breakdown=variant", "&experiment=exp", "&breakdown=room&experiment=exp"):
+        for path in ("funnel", "funnel.csv"):
+            url = base.replace("funnel?", f"{path}?") + query
+            status, body = await http("GET", url, headers=world.host_headers())
+            assert status == 400, (query, path, body)
+            assert body["error"]["field"] == "experiment", body  # type: ignore[index]
+    status, body = await http(
+        "GET", f"{base}&breakdown=variant&experiment=exp", headers=world.host_headers()
+    )
+    assert status == 200, body
