@@ -58,6 +58,9 @@ MAX_ID = 2**63 - 1
 MAX_PAGE = 256
 MAX_VARIANTS = 20
 MAX_PROPS_KEYS = 30
+# Events in one batch or track frame: more is refused whole (config's max_batch_events rejects
+# the excess of a batch under this ceiling per event).
+MAX_BATCH = 1000
 
 # The column order of analytics_events (and of the rows COPY writes).
 COLUMNS = (

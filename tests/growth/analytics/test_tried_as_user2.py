@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 
 from tests.growth.analytics.conftest import stored_ids, viewer_headers
+from tests.growth.analytics.test_ingest_break2 import answers_to
 from tests.realtime.conftest import World
 from tests.support import AppServer, http
 
@@ -56,3 +57,26 @@ async def test_a_variant_breakdown_names_its_experiment(server: AppServer, world
         "GET", f"{base}&breakdown=variant&experiment=exp", headers=world.host_headers()
     )
     assert status == 200, body
+
+
+async def test_a_track_frame_holds_at_most_a_batch_of_events(
+    server: AppServer, world: World
+) -> None:
+    """`POST /api/events` refuses more than 1,000 events whole (400); the socket's `track`,
+    "exactly those rules", judged 2,000 tiny entries (`0,0,…` fits a 4 KiB frame) one by one
+    and answered a 160 KB `tracked` of rejections to a 4 KB frame. Now past 1,000 it is an
+    `error` `invalid` with the frame's ref, read either way (the track head or the general
+    path); 1,000 are still judged one by one."""
+    zeros = ",".join(["0"] * 1001)
+    got = await answers_to(server, world, [
+        f'{{"type":"track","ref":"a","events":[{zeros}]}}',
+        f'{{"type":"trac\\u006b","ref":"b","events":[{zeros}]}}',  # the general path
+        f'{{"type":"track","ref":"c","events":[{zeros[2:]}]}}',
+    ])  # fmt: skip
+    assert [(a["type"], a.get("code"), a.get("ref")) for a in got] == [
+        ("error", "invalid", "a"),
+        ("error", "invalid", "b"),
+        ("tracked", None, "c"),
+    ], got
+    assert "1000" in got[0]["message"], got
+    assert len(got[2]["rejected"]) == 1000
