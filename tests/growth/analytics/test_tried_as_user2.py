@@ -3,12 +3,14 @@ event, funnel parameters that cannot mean anything. Real HTTP, PostgreSQL and Re
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import asyncpg
 
-from tests.growth.analytics.conftest import stored_ids, viewer_headers
+from tests.growth.analytics.conftest import event, stored_ids, user_headers, viewer_headers
 from tests.growth.analytics.test_ingest_break2 import answers_to
+from tests.growth.analytics.test_reports import make_user, place_order
 from tests.realtime.conftest import World
 from tests.support import AppServer, http
 
@@ -80,3 +82,35 @@ async def test_a_track_frame_holds_at_most_a_batch_of_events(
     ], got
     assert "1000" in got[0]["message"], got
     assert len(got[2]["rejected"]) == 1000
+
+
+async def test_a_room_funnel_reaches_the_orders(
+    server: AppServer, world: World, pool: asyncpg.Pool
+) -> None:
+    """`bubble_click,order_placed,order_paid` scoped to the host's room: the server's order
+    events have no room (an order is of goods, not of a room), so the room's scope left them
+    out and every room funnel ended at 0 orders, while the same funnel over the host's goods
+    counted them. A room's funnel now also takes the room-less events of the goods on its
+    shelf."""
+    goods = world.goods_ids[0]
+    buyer = await make_user(pool)
+    now = int(time.time() * 1000)
+    status, body = await http(
+        "POST", f"{server.url}/api/events",
+        json={"events": [event("bubble_click", ts=now - 60_000, room_id=world.room_id,
+                               goods_id=goods, push_seq=1)]},
+        headers=user_headers(buyer),
+    )  # fmt: skip
+    assert status == 200, body
+    assert body["stored"] == 1, body  # type: ignore[index]
+    order = await place_order(pool, buyer, goods, 990)
+    await pool.execute("UPDATE orders SET status = 'paid', paid_at = now() WHERE id = $1", order)
+    steps = "bubble_click,order_placed,order_paid"
+    for scope in (f"&room_id={world.room_id}", ""):
+        status, body = await http(
+            "GET",
+            f"{server.url}/api/host/analytics/funnel?steps={steps}{scope}",
+            headers=world.host_headers(),
+        )
+        assert status == 200, body
+        assert [r["counts"] for r in body["rows"]] == [[1, 1, 1]], (scope, body)  # type: ignore[index]
