@@ -53,7 +53,7 @@ SERVER_TYPES = frozenset(
         "room_minute",
     }
 )
-CUSTOM = re.compile(r"^custom:[a-z0-9_]{1,48}$")
+CUSTOM = re.compile(r"^custom:[a-z0-9_]{1,48}\Z")  # \Z: `$` would match before a final "\n"
 MAX_ID = 2**63 - 1
 MAX_PAGE = 256
 MAX_VARIANTS = 20

@@ -114,3 +114,23 @@ async def test_a_room_funnel_reaches_the_orders(
         )
         assert status == 200, body
         assert [r["counts"] for r in body["rows"]] == [[1, 1, 1]], (scope, body)  # type: ignore[index]
+
+
+async def test_a_custom_type_ends_where_its_name_ends(server: AppServer, world: World) -> None:
+    """`custom:<name>` is `[a-z0-9_]{1,48}`, but the check's `$` also matched before a final
+    newline: `custom:abc\\n` was stored as a type of its own (and a funnel step, its CSV
+    column a quoted line break). Now both are refused."""
+    status, body = await http(
+        "POST", f"{server.url}/api/events",
+        json={"events": [event("custom:abc\n"), event("custom:abc")]},
+        headers=viewer_headers(world),
+    )  # fmt: skip
+    assert status == 200, body
+    assert body["stored"] == 1, body  # type: ignore[index]
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [(0, "unknown_type")]  # type: ignore[index]
+    status, body = await http(
+        "GET", f"{server.url}/api/host/analytics/funnel?steps=page_view,custom:abc%0A",
+        headers=world.host_headers(),
+    )  # fmt: skip
+    assert status == 400, body
+    assert body["error"]["field"] == "steps", body  # type: ignore[index]
