@@ -53,11 +53,14 @@ SERVER_TYPES = frozenset(
         "room_minute",
     }
 )
-CUSTOM = re.compile(r"^custom:[a-z0-9_]{1,48}$")
+CUSTOM = re.compile(r"^custom:[a-z0-9_]{1,48}\Z")  # \Z: `$` would match before a final "\n"
 MAX_ID = 2**63 - 1
 MAX_PAGE = 256
 MAX_VARIANTS = 20
 MAX_PROPS_KEYS = 30
+# Events in one batch or track frame: more is refused whole (config's max_batch_events rejects
+# the excess of a batch under this ceiling per event).
+MAX_BATCH = 1000
 
 # The column order of analytics_events (and of the rows COPY writes).
 COLUMNS = (

@@ -11,8 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from livecommerce.config import AnalyticsConfig
-from livecommerce.growth.analytics.events import Limits, Rejection, actor_of
-from livecommerce.growth.analytics.judge import frame_events, parse_events, parse_fast
+from livecommerce.growth.analytics.events import MAX_BATCH, Limits, Rejection, actor_of
+from livecommerce.growth.analytics.judge import (
+    UnreadableEvents,
+    frame_events,
+    parse_events,
+    parse_fast,
+)
 from livecommerce.growth.analytics.writer import Writer
 
 
@@ -55,7 +60,7 @@ async def ingest(
     typed decode (when every event is well-formed); ``events`` None: read from ``raw`` only if
     that pass fails. Raises what :meth:`Writer.write` raises (BufferFull, WriterClosed,
     PartitionUnavailable, backend); UnreadableEvents when ``events`` is None and ``raw``'s
-    cannot be read."""
+    cannot be read, or they are more than ``MAX_BATCH``."""
     received = now_ms() if received_ms is None else received_ms
     actor, user_id = actor_of(kind, subject)
     args: dict[str, Any] = {
@@ -70,6 +75,8 @@ async def ingest(
     if parsed is None:
         if events is None:
             events = frame_events(raw or b"")
+        if len(events) > MAX_BATCH:  # a track frame (a body past it is a 400 already)
+            raise UnreadableEvents(f"events: at most {MAX_BATCH} in one frame")
         parsed = parse_events(events, **args)
     rows, rejected, clamped = parsed
     stored = await writer.write(rows)

@@ -11,10 +11,11 @@ from livecommerce import keys
 from livecommerce.api.contract import Body, Call, Model
 from livecommerce.errors import PayloadTooLarge, Unavailable
 from livecommerce.growth.analytics import ingest as service
+from livecommerce.growth.analytics.events import MAX_BATCH
 from livecommerce.growth.analytics.writer import BufferFull, PartitionUnavailable, WriterClosed
 
 # The static ceiling; ``analytics.max_batch_events`` (config) rejects the excess per event.
-MAX_EVENTS = 1000
+MAX_EVENTS = MAX_BATCH
 MAX_SKEW_MS = 30 * 86400 * 1000
 
 

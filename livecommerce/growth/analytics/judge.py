@@ -262,7 +262,7 @@ def parse_events(
             if index < max_events and b"\\u0000" not in data:
                 try:
                     fast = _ONE.decode(data)
-                except (msgspec.ValidationError, RecursionError):
+                except (msgspec.DecodeError, RecursionError):  # invalid, or a string not UTF-8
                     pass
                 else:
                     judged.append(_judge_fast(index, fast, ctx))
@@ -299,12 +299,12 @@ def parse_fast(
         batch = _FAST.decode(raw)
     except RecursionError:  # nested past msgspec's depth (orjson's is deeper): one by one
         return None
-    except msgspec.ValidationError:
+    except msgspec.DecodeError:  # ValidationError, or a string in an event that is not UTF-8
         # Some event is malformed (1 in 100 makes most batches of 100 so): each event gets
         # the typed decode alone, and only one that fails it the field-by-field judgement.
         try:
             events = _RAWS.decode(raw).events
-        except (msgspec.ValidationError, RecursionError):  # a later event nested too deep
+        except (msgspec.DecodeError, RecursionError):  # a later event nested too deep
             return None
         if len(events) > max_events:
             return None
@@ -323,7 +323,7 @@ def _judge_each(events: list[msgspec.Raw], ctx: _Ctx) -> list[Row | Rejection]:
     for index, item in enumerate(events):
         try:
             fast = decode(item)
-        except (msgspec.ValidationError, RecursionError):
+        except (msgspec.DecodeError, RecursionError):  # invalid, or a string not UTF-8
             try:
                 loaded = orjson.loads(memoryview(item))
             except orjson.JSONDecodeError as exc:  # valid JSON, but e.g. a number past a double

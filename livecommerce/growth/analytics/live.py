@@ -32,6 +32,9 @@ from livecommerce.growth.analytics.writer import Writer
 
 log = logging.getLogger("livecommerce.analytics")
 TTL_SECONDS = 86400
+# A room's live hash takes new ``custom:`` types only below this many fields (it is read whole
+# every second; the server's own types and published pushes are bounded and always counted).
+MAX_FIELDS = 5000
 # Row positions (events.COLUMNS).
 _TYPE, _AT, _ROOM, _GOODS, _SEQ, _PROPS = 1, 2, 8, 9, 10, 15
 _KEY = itemgetter(_ROOM, _TYPE, _SEQ)
@@ -47,16 +50,18 @@ def live_key(room_id: int) -> str:
 class LiveCounters:
     """The Redis counters behind ``GET /api/host/rooms/{id}/analytics/live``."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, max_fields: int = MAX_FIELDS) -> None:
         self.redis = redis
+        self.max_fields = max_fields
         self._add = redis.register_script(_LIVE_ADD)
         # room id -> (monotonic time, paid figures): the live endpoint's 1 s cache.
         self.orders_cache: dict[int, tuple[float, dict[str, int]]] = {}
 
     async def add(self, rows: list[Row]) -> None:
-        """Count freshly stored ``rows`` (each once: the writer passes only new ones): one
+        """Count freshly stored ``rows`` (each once: the writer passes only new ones): the
+        pushes' fields first (a seq's counts are kept only once it is published), then one
         script call per room (``analytics_live_add.lua``; a pipeline of a command per field
-        cost the servers about 0.2 µs an event), then the pushes' fields. Raises RedisError."""
+        cost the servers about 0.2 µs an event). Raises RedisError."""
         # Counted by (room, type, seq) first (itemgetter and Counter iterate in C), fields
         # formatted once each; events without a room are counted and then skipped.
         by_key: Counter[tuple[int | None, str, int | None]] = Counter(map(_KEY, rows))
@@ -71,11 +76,6 @@ class LiveCounters:
                 pushed = pushed or type_ == "push_published"
         if not counts:
             return
-        args: dict[int, list[str | int]] = {}
-        for (room, fld), n in counts.items():
-            args.setdefault(room, [TTL_SECONDS]).extend((fld, n))
-        for room, a in args.items():  # one after another: one pooled connection, as a pipeline
-            await self._add(keys=[live_key(room)], args=a)
         if pushed:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for r in rows:
@@ -84,6 +84,11 @@ class LiveCounters:
                         pipe.hset(key, items=[x for kv in push_meta(r).items() for x in kv])
                         pipe.expire(key, TTL_SECONDS)
                 await pipe.execute()
+        args: dict[int, list[str | int]] = {}
+        for (room, fld), n in counts.items():
+            args.setdefault(room, [TTL_SECONDS, self.max_fields]).extend((fld, n))
+        for room, a in args.items():  # one after another: one pooled connection, as a pipeline
+            await self._add(keys=[live_key(room)], args=a)
 
     async def read(self, room_id: int) -> dict[str, Any]:
         """The room's live figures from Redis: viewers and likes (room state), comments,

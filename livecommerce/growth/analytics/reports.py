@@ -322,15 +322,18 @@ async def funnel(
     """An ordered funnel of people: step k counts actors who did steps 1..k in order, each
     within ``window`` of their first step 1 in [start, end). Other events between steps are
     allowed. ``breakdown`` (room | goods | variant of ``experiment``) splits by the value on
-    the actor's step-1 event. Scoped to ``room_id`` or to ``goods``; returns one row per
-    breakdown value: ``{value, counts: [...], rates: [...]}``."""
-    arg: int | list[int]
+    the actor's step-1 event. Scoped to ``room_id`` (its events, and the room-less ones of
+    ``goods``, the goods on its shelf: the server's order events have no room) or to
+    ``goods``; returns one row per breakdown value: ``{value, counts: [...], rates: [...]}``."""
+    args: list[Any] = [goods or []]
     if room_id is not None:
-        scope, arg = "room_id = $4", room_id
+        scope = "(room_id = $5 OR (room_id IS NULL AND goods_id = ANY($4::bigint[])))"
+        args.append(room_id)
     else:
-        scope, arg = "goods_id = ANY($4::bigint[])", goods or []
+        scope = "goods_id = ANY($4::bigint[])"
     if breakdown == "variant":
-        key = "coalesce(variants->>$5, '(none)')"
+        key = f"coalesce(variants->>${len(args) + 4}, '(none)')"
+        args.append(experiment or "")
     elif breakdown is not None:
         key = f"coalesce({BREAKDOWNS[breakdown]}::text, '(none)')"
     else:
@@ -342,8 +345,7 @@ async def funnel(
         steps,
         start,
         end + window,
-        arg,
-        *([experiment or ""] if breakdown == "variant" else []),
+        *args,
     )
     per_value: dict[str, list[int]] = {}
     actor_rows: dict[str, list[asyncpg.Record]] = {}

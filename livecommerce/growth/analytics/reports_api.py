@@ -86,6 +86,9 @@ class FunnelQuery(Query):
             self.since = check_time("since", self.since)
         if self.until is not None:
             self.until = check_time("until", self.until)
+        # A variant is one experiment's: without its key every row would be `(none)`.
+        if (self.breakdown == "variant") != (self.experiment is not None):
+            raise ValidationError("experiment", "goes with `breakdown=variant` (both or neither)")
 
     def bounds(self, request: web.Request) -> tuple[datetime, datetime]:
         return _bounds(request, self.since, self.until)
@@ -277,14 +280,20 @@ async def funnel_rows(
     request: web.Request, host_id: int, q: FunnelQuery
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """(steps, one row per breakdown value) of the funnel ``q`` asks for: scoped to its
-    ``room_id`` (400 unless the host's) or else to the host's goods."""
+    ``room_id`` (400 unless the host's; with the room-less events of its shelf's goods, as the
+    server's order events) or else to the host's goods."""
     steps = q.steps.split(",")
     reports.check_steps(steps)
     start, end = q.bounds(request)
     async with request.app[keys.PG_POOL].acquire() as conn:
-        goods = None
         if q.room_id is not None:
             await _own_room_or_400(conn, host_id, q.room_id)
+            goods = [
+                r["goods_id"]
+                for r in await conn.fetch(
+                    "SELECT goods_id FROM room_goods WHERE room_id = $1", q.room_id
+                )
+            ]
         else:
             goods = await reports.host_goods(conn, host_id)
         rows = await reports.funnel(

@@ -28,7 +28,8 @@ def _fields(model: type[msgspec.Struct]) -> list[str]:
 
 # One row per push (`variant` empty), then one per variant of a tested push.
 PUSH_COLUMNS = [*(c for c in _fields(reports_api.PushFunnel) if c != "by_variant"), "variant"]
-ROOM_TOTALS = ("gmv_fen", "gpm_fen", "paid_buyers", "paid_orders")  # repeated on every minute
+# The report's figures, repeated on every minute (all of the JSON but `top_goods`, a table).
+ROOM_TOTALS = ("gmv_fen", "gpm_fen", "paid_buyers", "paid_orders", "orders", "peak_viewers")
 ROOM_COLUMNS = [*_fields(reports_api.Minute), *ROOM_TOTALS]
 GOODS_COLUMNS = _fields(reports_api.GoodsDay)
 

@@ -11,7 +11,7 @@ from livecommerce.growth.analytics.live import TTL_SECONDS, LiveCounters, live_k
 from tests.growth.analytics.conftest import row
 
 
-def _client(type_: str, room: int | None, seq: int | None) -> tuple[Any, ...]:
+def client_row(type_: str, room: int | None, seq: int | None) -> tuple[Any, ...]:
     r = row()
     return (*r[:1], type_, *r[2:8], room, 3, seq, *r[11:])
 
@@ -21,12 +21,12 @@ async def count_rooms(redis: Any, rooms: tuple[int, ...]) -> None:
     at = datetime(2026, 11, 30, 12, 0, 1, 500_000, tzinfo=UTC)
     rows = []
     for i, room in enumerate(rooms):
-        rows += [_client("bubble_click", room, 4)] * (i + 1)
-        rows += [_client("bubble_impression", room, 4)] * 3
-        rows += [_client("page_view", room, None)] * 2
+        rows += [client_row("bubble_click", room, 4)] * (i + 1)
+        rows += [client_row("bubble_impression", room, 4)] * 3
+        rows += [client_row("page_view", room, None)] * 2
         rows.append(server_row("push_published", room_id=room, goods_id=9, push_seq=4,
                                props={"viewers_online": 50 + i, "lateness_ms": 12}, at=at))  # fmt: skip
-    rows.append(_client("share", None, None))  # no room: not counted anywhere
+    rows.append(client_row("share", None, None))  # no room: not counted anywhere
     counters = LiveCounters(redis)
     await counters.add(rows)
     await counters.add(rows[:1])  # a second flush adds to the first
