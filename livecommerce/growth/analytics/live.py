@@ -32,8 +32,9 @@ from livecommerce.growth.analytics.writer import Writer
 
 log = logging.getLogger("livecommerce.analytics")
 TTL_SECONDS = 86400
-# A room's live hash takes new ``custom:`` types only below this many fields (it is read whole
-# every second; the server's own types and published pushes are bounded and always counted).
+# A room's live hash takes new fields of client-named seqs and ``custom:`` types only below this
+# many fields (it is read whole every second; the server's own types, the fields already there
+# and published pushes are always counted).
 MAX_FIELDS = 5000
 # Row positions (events.COLUMNS).
 _TYPE, _AT, _ROOM, _GOODS, _SEQ, _PROPS = 1, 2, 8, 9, 10, 15
@@ -59,7 +60,7 @@ class LiveCounters:
 
     async def add(self, rows: list[Row]) -> None:
         """Count freshly stored ``rows`` (each once: the writer passes only new ones): the
-        pushes' fields first (a seq's counts are kept only once it is published), then one
+        published pushes' fields first (always counted after that), then one
         script call per room (``analytics_live_add.lua``; a pipeline of a command per field
         cost the servers about 0.2 µs an event). Raises RedisError."""
         # Counted by (room, type, seq) first (itemgetter and Counter iterate in C), fields
