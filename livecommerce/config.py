@@ -55,7 +55,7 @@ class ServerConfig:
     mode: Literal["development", "production"] = "development"
     shutdown_grace_seconds: PosFloat = 10.0
     log_format: Literal["auto", "json", "text"] = "auto"
-    log_level: Annotated[str, Meta(pattern="^(?i:debug|info|warning|error)$")] = "info"
+    log_level: Annotated[str, Meta(pattern="^(?i:debug|info|warning|error)(?!\\n)$")] = "info"
     max_body_bytes: Pos = 1_048_576
     workers: Pos = 1
     request_head_timeout_seconds: PosFloat = 10.0

@@ -15,8 +15,9 @@ from aiohttp import web
 from livecommerce.errors import NotFound, ValidationError
 
 MAX_ID = 2**63 - 1
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DIGITS = re.compile(r"^[0-9]{1,19}(?!\n)$")
+# The Idempotency-Key header (also its OpenAPI pattern); (?!\n): `$` also matches before a "\n".
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(?!\n)$")
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _NAMED = re.compile(r"field `(?P<name>[^`]+)`")
 _INDEX = re.compile(r"\[[^\]]*\]")
@@ -172,7 +173,7 @@ def path_ids(request: web.Request, names: tuple[str, ...]) -> dict[str, int]:
 def idempotency_key(request: web.Request) -> str:
     """The ``Idempotency-Key`` header: 1-64 of ``A-Z a-z 0-9 _ -`` (400 otherwise)."""
     key = request.headers.get("Idempotency-Key", "")
-    if not _IDEMPOTENCY_KEY.match(key):
+    if not IDEMPOTENCY_KEY.match(key):
         raise ValidationError(
             "Idempotency-Key", "header required: 1-64 characters of A-Z a-z 0-9 _ -"
         )

@@ -14,6 +14,7 @@ import msgspec
 
 from livecommerce import __version__
 from livecommerce.api.contract import MAX_ID, Model, Route
+from livecommerce.api.decode import IDEMPOTENCY_KEY
 
 REF = "#/components/schemas/{name}"
 
@@ -126,7 +127,7 @@ def _operation(r: Route, schemas: dict[Any, dict[str, Any]], components: dict[st
                 "in": "header",
                 "required": True,
                 "description": "Replays with the same key answer the first result",
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
             }
         )
     if r.query is not None:

@@ -30,7 +30,7 @@ _BLANK = r"\s\u00ad\u115f\u1160\u180e\u200b-\u200f\u2060-\u2064\u2800\u3164\ufef
 # second ``Meta`` (``NO_NUL``) would replace the first one's pattern in the JSON Schema.
 NON_BLANK = rf"^[{_BLANK}]*[^\x00{_BLANK}][^\x00]*$"
 # A scheme, then a host (no whitespace anywhere): what a browser or <live-player> can load.
-_HOST_AND_REST = r"://[^\s/?#\x00]+[^\s\x00]*$"
+_HOST_AND_REST = r"://[^\s/?#\x00]+[^\s\x00]*(?!\n)$"
 HTTP_URL = r"^https?" + _HOST_AND_REST
 # A live stream: http(s) (HTTP-FLV, HLS) or rtmp, what WeChat's <live-player> plays.
 STREAM_URL = r"^(?:https?|rtmp)" + _HOST_AND_REST

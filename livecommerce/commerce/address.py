@@ -17,7 +17,10 @@ Name = Annotated[str, Meta(min_length=1, max_length=50), NO_NUL]
 Region = Annotated[str, Meta(min_length=1, max_length=50), NO_NUL]
 Phone = Annotated[
     str,
-    Meta(pattern=r"^\+?[0-9][0-9 -]{4,19}$", description="Mobile or landline, digits/space/-"),
+    Meta(
+        pattern=r"^\+?[0-9][0-9 -]{4,19}(?!\n)$",
+        description="Mobile or landline, digits/space/-",
+    ),
 ]
 
 
@@ -30,7 +33,7 @@ class ShippingAddress(Body):
     cityName: Region
     detailInfo: Annotated[str, Meta(min_length=1, max_length=200), NO_NUL]
     countyName: Annotated[str, Meta(max_length=50), NO_NUL] = ""
-    postalCode: Annotated[str, Meta(pattern=r"^[0-9]{6}$")] | None = None
+    postalCode: Annotated[str, Meta(pattern=r"^[0-9]{6}(?!\n)$")] | None = None
     nationalCode: Annotated[str, Meta(max_length=10), NO_NUL] | None = None
 
 

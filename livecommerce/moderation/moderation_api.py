@@ -17,7 +17,7 @@ from livecommerce.moderation import held, rules
 AuthorKind = Literal["user", "viewer", "host"]
 AuthorId = Annotated[
     str,
-    Meta(pattern=r"^[A-Za-z0-9_-]{1,20}$", description="The comment frame's `user.id`"),
+    Meta(pattern=r"^[A-Za-z0-9_-]{1,20}(?!\n)$", description="The comment frame's `user.id`"),
 ]
 Policy = Literal["hold", "show"]
 Word = Annotated[str, Meta(min_length=1, max_length=32), NO_NUL]

@@ -20,7 +20,7 @@ State = Literal["bot", "queued", "agent", "closed"]
 AgentName = Annotated[str, Meta(min_length=1, max_length=64, pattern=NON_BLANK)]
 Login = Annotated[
     str,
-    Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$",
+    Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+(?!\n)$",
          description="The agent's sign-in name (unique across agents)"),
 ]  # fmt: skip
 NewPassword = Annotated[

@@ -21,7 +21,7 @@ Keyword = Annotated[
 ]  # fmt: skip
 PagePath = Annotated[
     str,
-    Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_/.?=&%-]+$",
+    Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_/.?=&%-]+(?!\n)$",
          description="A mini-program page path, e.g. pages/goods/goods?id=7"),
 ]  # fmt: skip
 

@@ -24,7 +24,7 @@ from livecommerce.support.push import PushFormatError, detect, fields, parse
 
 log = logging.getLogger("livecommerce.support")
 
-_Text = Annotated[str, Meta(max_length=128, pattern="^[A-Za-z0-9_.=+/-]*$")]
+_Text = Annotated[str, Meta(max_length=128, pattern="^[A-Za-z0-9_.=+/-]*(?!\\n)$")]
 
 
 class PushQuery(msgspec.Struct, kw_only=True):
@@ -47,7 +47,9 @@ class PushQuery(msgspec.Struct, kw_only=True):
 class VerifyQuery(PushQuery, kw_only=True):
     """URL verification: the signature plus the ``echostr`` to echo."""
 
-    echostr: Annotated[str, Meta(min_length=1, max_length=256, pattern="^[A-Za-z0-9_.=+/-]+$")]
+    echostr: Annotated[
+        str, Meta(min_length=1, max_length=256, pattern="^[A-Za-z0-9_.=+/-]+(?!\\n)$")
+    ]
 
 
 Q = TypeVar("Q", bound=PushQuery)

@@ -31,7 +31,7 @@ MAX_OFFSET_SECONDS = 7 * 24 * 3600
 ScheduleKey = Annotated[
     str,
     Meta(
-        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        pattern=r"^[A-Za-z0-9._:-]{1,100}(?!\n)$",
         description="1-100 of A-Z a-z 0-9 . _ : - ; unique per room (a replay is a 409)",
     ),
 ]

@@ -68,7 +68,7 @@ class FunnelQuery(Query):
         Meta(
             min_length=3,
             max_length=600,
-            pattern=r"^[a-z0-9_:]+(,[a-z0-9_:]+)+$",
+            pattern=r"^[a-z0-9_:]+(,[a-z0-9_:]+)+(?!\n)$",
             description="2..8 event types in order, comma-separated",
         ),
     ]
@@ -76,7 +76,8 @@ class FunnelQuery(Query):
     room_id: Id | None = None
     breakdown: Literal["room", "goods", "variant"] | None = None
     experiment: (
-        Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")] | None
+        Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+(?!\n)$")]
+        | None
     ) = None
     since: Annotated[Time | None, Meta(description="Start (inclusive)")] = None
     until: Annotated[Time | None, Meta(description="End (exclusive; default now)")] = None

@@ -24,7 +24,7 @@ Key = Annotated[
     Meta(
         min_length=1,
         max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+        pattern=r"^[a-z0-9][a-z0-9_.-]*(?!\n)$",
         description="Lower-case letters, digits, `_`, `.`, `-`",
     ),
 ]
