@@ -13,6 +13,7 @@ from livecommerce import keys
 from livecommerce import redis_keys as rk
 from livecommerce.commerce import orders
 from livecommerce.social import flashsale
+from livecommerce.social.flashsale import loading
 from tests.social.conftest import Social, iso
 
 
@@ -238,14 +239,14 @@ async def test_cold_sale_rush_rebuilds_once(social: Social, monkeypatch: Any) ->
     assert await stock.stock_left(sale_id) == 5  # warmed by the create
     await social.app[keys.REDIS].flushdb()
     rebuilds = 0
-    real = flashsale._reconcile
+    real = loading._reconcile
 
     async def counting(*args: Any) -> bool:
         nonlocal rebuilds
         rebuilds += 1
         return await real(*args)
 
-    monkeypatch.setattr(flashsale, "_reconcile", counting)
+    monkeypatch.setattr(loading, "_reconcile", counting)
     users = [await social.user() for _ in range(40)]
     results = await asyncio.gather(*(_buy(social, sale_id, token) for _, token in users))
     assert sorted(status for status, _ in results).count(201) == 5
