@@ -1,7 +1,7 @@
 """Whether an order was bought in a flash sale: a table lookup shared by the sale and refunds.
 
-Its own module so that ``commerce/refunds.py`` can ask without importing ``social/flashsale/``
-(which imports the orders service, which imports refunds).
+Its own module so that ``commerce/refunds/`` (``settling``) can ask without importing
+``social/flashsale/`` (which imports the orders service, which imports refunds).
 """
 
 from __future__ import annotations

@@ -1,42 +1,8 @@
-"""Refunds owed to buyers (migration 0010): creating them, their states, the buyer's notices.
+"""A refund's states: moved as WeChat Pay reports them, closed (and what follows), noticed.
 
-A refund row is created in the transaction that decides the money goes back: by the
-``payments_refund_required`` trigger for a payment marked ``refund_required`` (a double
-payment, a late payment whose stock is gone, a failed group, a released flash-sale unit, an
-approved after-sales request) or by :func:`goodwill` for a host's full or partial refund. The
-refund worker (:mod:`refund_worker`) then asks WeChat Pay with the row's fixed
-``out_refund_no``; notifications and queries move it::
-
-    pending --WeChat accepted--> processing --notification / query--> success | abnormal | closed
-       (transient failures: retried with exponential backoff, same out_refund_no)
-    abnormal --WeChat reports it settled (after the merchant's manual handling)--> success | closed
-
-Every state write is a conditional UPDATE from the states it may leave, so a replayed
-notification or a query racing a notification applies once; the buyer's notices are outbox
-rows with a dedupe key per refund and event.
-
-**Closed** (WeChat Pay v3 ``CLOSED``: the buyer was *not* paid back — WeChat closes a refund
-left processing for 7 days without enough merchant balance — and that ``out_refund_no`` is
-final) is handled by :func:`close`, in one transaction: the refund stops counting as refunded
-(every sum skips ``closed``), then
-
-* an order the closed refund had left ``refunded`` by a host's decision (a goodwill refund of
-  all that was left, an approved after-sales request) — not a flash-sale order, whose released
-  unit may have been sold again (it would be oversold) — goes back to where it was — ``paid``,
-  ``shipped`` or ``completed`` (a ``paid`` one takes its stock again if it was restocked) — so
-  the host can refund it again (goodwill, or approving the buyer's new request);
-* a refund the shop owes whatever the host decides (a second payment of an order, a failed
-  group, a late payment whose stock is gone, a flash-sale order whose unit was released, even by
-  the host's refund) is re-issued: a new
-  row (new ``out_refund_no``, ``reissue_of``) that the worker requests after a backoff;
-* a partial goodwill refund of an order that stays paid is only reported: the host decides;
-* the buyer gets a ``refund_closed`` notice, and the order event ``refund_closed`` (migration
-  0024) gives back the purchase points the refund had reversed, once.
-
-**Abnormal** (``ABNORMAL``: the money left the merchant account but the buyer's card or account
-refused it) still counts as refunded and waits for the merchant to settle it by hand in the
-merchant platform (or WeChat's apply-abnormal-refund API); a later SUCCESS or CLOSED that WeChat
-reports for it is applied.
+:func:`set_state` applies PROCESSING, SUCCESS and ABNORMAL; :func:`close` applies CLOSED with
+the order, the re-issue and the points it involves; :func:`_notice` queues the buyer's notices.
+The model and the state diagram are in the package doc (:mod:`livecommerce.commerce.refunds`).
 """
 
 from __future__ import annotations
@@ -47,17 +13,12 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.commerce import merchant_no
-from livecommerce.errors import Conflict, NotFound
+from livecommerce.commerce.refunds.reading import WAKE_CHANNEL, out_refund_no
 from livecommerce.notify import outbox
 from livecommerce.social.flash_orders import is_flash_order
 
 FINAL = ("success", "abnormal", "closed")
-COLUMNS = """id, order_id, transaction_id, amount_fen, payment_fen, reason, status, refund_id,
-    attempts, last_error, reissue_of, created_at, updated_at, finished_at"""
-_TIMES = ("created_at", "updated_at", "finished_at")
-WAKE_CHANNEL = "lc_refunds"
-# The orders a host's decision refunded: a closed refund sends them back (see the module doc).
+# The orders a host's decision refunded: a closed refund sends them back (see the package doc).
 HOST_DECIDED = ("goodwill", "after_sale")
 # Why a closed / abnormal refund did not pay the buyer (its last_error).
 CLOSED_NOTE = (
@@ -68,132 +29,6 @@ ABNORMAL_NOTE = (
     "ABNORMAL at WeChat Pay: the buyer's account or card refused the money; settle it by hand "
     "in the merchant platform (Transactions > Refunds) or with apply-abnormal-refund"
 )
-
-
-def out_refund_no(refund_id: int) -> str:
-    """The merchant refund number sent to WeChat Pay (fixed per row: retries are idempotent)."""
-    return merchant_no.make("RF", refund_id)
-
-
-def parse_out_refund_no(value: object) -> int | None:
-    return merchant_no.parse("RF", value)
-
-
-def to_json(row: asyncpg.Record) -> dict[str, Any]:
-    out = merchant_no.row_json(row, _TIMES)
-    out["out_refund_no"] = out_refund_no(row["id"])
-    return out
-
-
-async def goodwill(
-    conn: asyncpg.Connection,
-    *,
-    host_id: int,
-    order_id: int,
-    amount_fen: int | None,
-    reason: str,
-    key: str,
-) -> tuple[dict[str, Any], bool]:
-    """A host refunds (part of) a paid, shipped or completed order of its own; (refund, created).
-
-    ``amount_fen`` None = everything not refunded yet. Refunding everything left moves the
-    order to ``refunded`` (points reversed once by the order-event rules; stock is not
-    restocked: the goods were sold); a partial refund leaves the order as it is. The same
-    ``key`` again returns the first refund.
-
-    Raises:
-        NotFound: not the host's order. Conflict: not paid (``illegal_transition``), the key
-            was used for another amount (``idempotency_key_reused``), or the amount is more
-            than what is left to refund (``refund_exceeds_payment``).
-    """
-    source = f"goodwill:{order_id}:{key}"
-    async with conn.transaction():
-        order = await conn.fetchrow(
-            """SELECT status, transaction_id, user_id FROM orders
-               WHERE id = $1 AND host_id = $2 FOR UPDATE""",
-            order_id,
-            host_id,
-        )
-        if order is None:
-            raise NotFound("no such order")
-        existing = await conn.fetchrow(
-            f"SELECT {COLUMNS} FROM refunds WHERE source_key = $1", source
-        )
-        if existing is not None:
-            if amount_fen is not None and existing["amount_fen"] != amount_fen:
-                raise Conflict(
-                    "Idempotency-Key was already used for another refund",
-                    code="idempotency_key_reused",
-                )
-            return to_json(existing), False
-        if order["status"] not in ("paid", "shipped", "completed") or not order["transaction_id"]:
-            raise Conflict(
-                f"cannot refund an order that is {order['status']}", code="illegal_transition"
-            )
-        paid = await conn.fetchval(
-            "SELECT amount_fen FROM payments WHERE transaction_id = $1 FOR UPDATE",
-            order["transaction_id"],
-        )
-        refunded = await conn.fetchval(
-            """SELECT COALESCE(sum(amount_fen), 0) FROM refunds
-               WHERE transaction_id = $1 AND status <> 'closed'""",
-            order["transaction_id"],
-        )
-        left = paid - refunded
-        amount = left if amount_fen is None else amount_fen
-        if amount <= 0 or amount > left:
-            raise Conflict(
-                f"only {left} fen of this payment can still be refunded",
-                code="refund_exceeds_payment",
-            )
-        row = await conn.fetchrow(
-            f"""INSERT INTO refunds (order_id, user_id, transaction_id, amount_fen, payment_fen,
-                                     reason, source_key)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}""",
-            order_id,
-            order["user_id"],
-            order["transaction_id"],
-            amount,
-            paid,
-            f"goodwill: {reason}" if reason else "goodwill",
-            source,
-        )
-        if amount == left:
-            await conn.execute(
-                """UPDATE orders SET status = 'refunded', refunded_at = now(),
-                          cancel_reason = 'goodwill', updated_at = now() WHERE id = $1""",
-                order_id,
-            )
-        await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
-    return to_json(row), True
-
-
-async def list_for_order(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    order_id: int,
-    *,
-    user_id: int | None = None,
-    host_id: int | None = None,
-) -> list[dict[str, Any]]:
-    """The refunds of an order the caller (buyer ``user_id`` or host ``host_id``) can see.
-
-    Raises:
-        NotFound: the order is not the caller's.
-    """
-    owner = await conn.fetchval(
-        """SELECT 1 FROM orders WHERE id = $1
-           AND ($2::bigint IS NULL OR user_id = $2) AND ($3::bigint IS NULL OR host_id = $3)""",
-        order_id,
-        user_id,
-        host_id,
-    )
-    if owner is None or (user_id is None and host_id is None):
-        raise NotFound("no such order")
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM refunds WHERE order_id = $1 ORDER BY id", order_id
-    )
-    return [to_json(r) for r in rows]
-
 
 # The states each state may be entered from (abnormal is final for our worker, but WeChat may
 # still report the outcome of the merchant's manual handling).
@@ -273,7 +108,7 @@ async def close(
     *,
     reissue_delay: Callable[[int], float] = lambda closed_before: 0.0,
 ) -> Closed | None:
-    """WeChat Pay closed the refund: record it and what follows (module doc), in one
+    """WeChat Pay closed the refund: record it and what follows (package doc), in one
     transaction; None when it was not open (a replayed notification, a racing query, a refund
     already final), and then nothing changes.
 
