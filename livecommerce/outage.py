@@ -49,6 +49,9 @@ _ORIGINS = (("asyncpg", POSTGRES), ("redis", REDIS))
 # asyncpg errors that mean "this connection is unusable" — when the server dropped it, or on a
 # programming error. Which of the two is decided by probing PostgreSQL (:meth:`OutageLog.confirm`).
 _PG_SUSPECT: tuple[type[BaseException], ...] = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+# What a call to PostgreSQL or Redis may raise when that backend is down or slow (a socket's
+# join or message catches these; :func:`unavailable_backend` then says which backend it was).
+BACKEND_ERRORS = (redis_exc.RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def unavailable_backend(exc: BaseException) -> str | None:

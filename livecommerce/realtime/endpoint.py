@@ -6,7 +6,8 @@
 The upgrade is recognised in front of aiohttp (``realtime/site.py``); from then on a viewer is
 one :class:`~livecommerce.realtime.conn.Conn`. The join runs in a short task (admission, the
 node subscription, the room snapshot, welcome); after it, messages are handled synchronously in
-the connection's ``data_received``, and only a comment publish or a ``resume`` runs a task.
+the connection's ``data_received``, and only a comment publish or a ``resume`` runs a task (a
+``track`` frame's checks and answer are in ``realtime/track.py``; storing its events is a task).
 """
 
 from __future__ import annotations
@@ -20,17 +21,13 @@ from typing import Any
 import asyncpg
 import msgspec
 import orjson
-from redis.exceptions import RedisError
 
 from livecommerce.auth.tokens import Claims, verify_token
 from livecommerce.config import RoomsConfig
 from livecommerce.errors import Unauthorized
-from livecommerce.growth.analytics.events import ACTOR_KINDS
-from livecommerce.growth.analytics.judge import UnreadableEvents
 from livecommerce.growth.analytics.live import Tracker
-from livecommerce.growth.analytics.writer import BufferFull, PartitionUnavailable, WriterClosed
 from livecommerce.metrics import Metrics
-from livecommerce.outage import NAMES, OutageLog, unavailable_backend
+from livecommerce.outage import BACKEND_ERRORS, NAMES, OutageLog, unavailable_backend
 from livecommerce.realtime import protocol as p
 from livecommerce.realtime import variants
 from livecommerce.realtime.broker import Broker, Snapshot
@@ -38,6 +35,7 @@ from livecommerce.realtime.conn import JOINING, OPEN, Conn, Sockets
 from livecommerce.realtime.frames import accept_key
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.node import Node
+from livecommerce.realtime.protocol import Reply, error_reply
 from livecommerce.realtime.snapshot import (
     RoomNotFound,
     load_snapshot,
@@ -45,18 +43,16 @@ from livecommerce.realtime.snapshot import (
     welcome_body,
 )
 from livecommerce.realtime.text import clean_text
+from livecommerce.realtime.track import TRACK, TRACK_HEAD, track_frame
 from livecommerce.realtime.upgrade import Upgrade, switching_protocols, ws_query
 
 log = logging.getLogger("livecommerce.socket")
 SUBSCRIBE_WAIT_SECONDS = 5.0
 JOIN_TIMEOUT_SECONDS = 30.0  # a join stuck on a backend is told to reconnect (1012)
 
-Reply = dict[str, Any] | None
 # Comment moderation (livecommerce/moderation): given the connection, the author (the comment
 # frame's ``user``), the cleaned text and the client's ``ref``, publishes/holds/refuses it.
 CommentHook = Callable[[Conn, dict[str, str], str, Any], Coroutine[Any, Any, Reply]]
-# What a join or a message may meet when PostgreSQL or Redis is down or slow (see outage.py).
-_BACKEND_ERRORS = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class Handshake(Exception):
@@ -65,31 +61,6 @@ class Handshake(Exception):
     def __init__(self, close_code: int, code: str, message: str) -> None:
         super().__init__(message)
         self.close_code, self.code, self.message = close_code, code, message
-
-
-MAX_OFFSET_MS = 30 * 86400 * 1000
-
-
-class _TrackHead(msgspec.Struct, gc=False):
-    """A ``track`` frame's fields but its events (skipped, not decoded: the tracker decodes
-    them once, typed); any other field is ignored, as the general path ignores it."""
-
-    type: Any = None
-    events: msgspec.Raw = msgspec.Raw(b"null")
-    offset_ms: Any = 0
-    ref: Any = None
-
-
-_TRACK_HEAD = msgspec.json.Decoder(_TrackHead)
-_TRACK = '"track"'
-
-
-def _error(code: str, message: str, ref: Any = None) -> dict[str, Any]:
-    """An ``error`` frame; ``ref``: the client's ref of the comment or ``track`` frame it is
-    about (echoed)."""
-    if ref is not None:
-        return {"type": "error", "code": code, "message": message, "ref": ref}
-    return {"type": "error", "code": code, "message": message}
 
 
 class Endpoint:
@@ -196,7 +167,7 @@ class Endpoint:
                 await self._join_steps(conn, up)
         except Handshake as exc:
             conn.refuse(exc.close_code, exc.code, exc.message)
-        except _BACKEND_ERRORS as exc:  # TimeoutError (JOIN_TIMEOUT_SECONDS) is an OSError
+        except BACKEND_ERRORS as exc:  # TimeoutError (JOIN_TIMEOUT_SECONDS) is an OSError
             self._backend_failed(conn, exc)
 
     def _backend_failed(self, conn: Conn, exc: Exception) -> None:
@@ -297,29 +268,32 @@ class Endpoint:
         except Handshake as exc:
             conn.refuse(exc.close_code, exc.code, exc.message)
             return
-        except _BACKEND_ERRORS as exc:
+        except BACKEND_ERRORS as exc:
             self._backend_failed(conn, exc)
             return
         if reply is not None:
             conn.send(p.encode(reply))
 
     def _handle(self, conn: Conn, text: str) -> Reply | Coroutine[Any, Any, Reply]:
-        if _TRACK in text:  # likely a track frame: read without its events (the tracker does)
+        if TRACK in text:  # likely a track frame: read without its events (the tracker does)
             try:
-                head = _TRACK_HEAD.decode(text)
+                head = TRACK_HEAD.decode(text)
             except (msgspec.DecodeError, RecursionError):
                 head = None  # judged the general way below
             if head is not None and head.type == "track":
-                return self._track(conn, head.events, head.offset_ms, head.ref, text)
+                return track_frame(
+                    conn.identity, self.tracker, head.events, head.offset_ms, head.ref, text,
+                    self._outage,
+                )  # fmt: skip
         try:
             data = orjson.loads(text)
         except orjson.JSONDecodeError:
-            return _error("bad_json", "frames must be JSON objects")
+            return error_reply("bad_json", "frames must be JSON objects")
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            return _error("bad_message", "a message is a JSON object with a string type")
+            return error_reply("bad_message", "a message is a JSON object with a string type")
         kind = data["type"]
         if kind not in p.CLIENT_TYPES:
-            return _error(
+            return error_reply(
                 "unknown_type",
                 f"unknown message type (allowed: {', '.join(sorted(p.CLIENT_TYPES))})",
             )
@@ -337,7 +311,9 @@ class Endpoint:
                 or isinstance(count, bool)
                 or not 1 <= count <= cfg.like_max_per_message
             ):
-                return _error("invalid", f"count must be an integer 1..{cfg.like_max_per_message}")
+                return error_reply(
+                    "invalid", f"count must be an integer 1..{cfg.like_max_per_message}"
+                )
             room = self.hub.rooms.get(conn.room_id)
             if room is not None:
                 room.likes += count
@@ -345,20 +321,21 @@ class Endpoint:
         if kind == "comment":
             return self._comment(conn, data.get("text"), data.get("ref"))
         if kind == "track":
-            return self._track(
-                conn, data.get("events"), data.get("offset_ms", 0), data.get("ref"), text
-            )
+            return track_frame(
+                conn.identity, self.tracker, data.get("events"), data.get("offset_ms", 0),
+                data.get("ref"), text, self._outage,
+            )  # fmt: skip
         # resume: only as the first message, before any live frame reached this connection.
         last = data.get("last_seq")
         if not isinstance(last, int) or isinstance(last, bool) or last < 0:
-            return _error("invalid", "last_seq must be a non-negative integer")
+            return error_reply("invalid", "last_seq must be a non-negative integer")
         epoch = data.get("epoch")
         if epoch is not None and not isinstance(epoch, str):
-            return _error("invalid", "epoch must be a string")
+            return error_reply("invalid", "epoch must be a string")
         room = self.hub.rooms.get(conn.room_id)
         since = conn.since
         if not conn.first or room is None or since is None or (room.last_seq or 0) > since:
-            return _error("resume_too_late", "reconnect with ?last_seq=N to resume")
+            return error_reply("resume_too_late", "reconnect with ?last_seq=N to resume")
         # Without the epoch (or with another one) the seqs cannot be trusted: resync.
         return self._resume(conn, last, since, trusted=epoch is not None and epoch == room.epoch)
 
@@ -367,80 +344,25 @@ class Endpoint:
     ) -> Reply | Coroutine[Any, Any, Reply]:
         cfg = self.cfg
         if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
-            return _error("invalid", "ref must be a string of at most 64 characters")
+            return error_reply("invalid", "ref must be a string of at most 64 characters")
         if not isinstance(raw, str):
-            return _error("invalid", "text must be a string", ref)
+            return error_reply("invalid", "text must be a string", ref)
         cleaned = clean_text(raw)
         if not cleaned:
-            return _error("invalid", "text is empty", ref)
+            return error_reply("invalid", "text is empty", ref)
         if len(cleaned) > cfg.comment_max_chars:
-            return _error("invalid", f"text is longer than {cfg.comment_max_chars} characters", ref)
+            return error_reply(
+                "invalid", f"text is longer than {cfg.comment_max_chars} characters", ref
+            )
         now = time.monotonic()
         if now - conn.last_comment < cfg.comment_min_interval_seconds:
-            return _error("rate_limited", "one comment per interval", ref)
+            return error_reply("rate_limited", "one comment per interval", ref)
         conn.last_comment = now
         kind, _, subject = conn.identity.partition(":")
         author = {"kind": kind, "id": subject[-8:] if kind == "viewer" else subject}
         if self.moderator is not None:
             return self.moderator(conn, author, cleaned, ref)
         return self._publish_comment(conn.room_id, author, cleaned)
-
-    def _track(
-        self, conn: Conn, events: Any, offset: Any, ref: Any, text: str
-    ) -> Reply | Coroutine[Any, Any, Reply]:
-        """A ``track`` frame: analytics events, corrected by the client's ``offset_ms`` (server
-        time minus its clock, measured from the welcome frame's ``server_time``). ``events``:
-        the frame's, decoded or (``msgspec.Raw``) not yet."""
-        unread = isinstance(events, msgspec.Raw)
-        if unread:
-            # A list is read by the tracker; anything else is refused below.
-            events = None if bytes(memoryview(events)[:1]) == b"[" else {}
-        if ref is not None and not (isinstance(ref, str) and len(ref) <= 64):
-            return _error("invalid", "ref must be a string of at most 64 characters")
-        kind, _, subject = conn.identity.partition(":")
-        if kind not in ACTOR_KINDS:  # a host's socket (the console): as POST /api/events
-            return _error("wrong_role", "only users and viewers record events", ref)
-        if self.tracker is None:
-            return _error("unavailable", "analytics is not enabled on this node", ref)
-        if not isinstance(events, list) and not (unread and events is None):
-            return _error("invalid", "events must be a list", ref)  # missing or null too
-        if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > MAX_OFFSET_MS:
-            return _error("invalid", "offset_ms must be an integer (ms)", ref)
-        return self._tracked(self.tracker, kind, subject, events, offset, ref, text)
-
-    async def _tracked(
-        self,
-        tracker: Tracker,
-        kind: str,
-        subject: str,
-        events: list[Any] | None,
-        offset: int,
-        ref: Any,
-        text: str,
-    ) -> Reply:
-        try:
-            out = await tracker(kind, subject, events, offset, text.encode())
-        except (BufferFull, WriterClosed, PartitionUnavailable):
-            return {"type": "error", "code": "unavailable", "message": "retry later", "ref": ref}
-        except UnreadableEvents as exc:  # its events, left unread by _handle, cannot be read
-            return _error("invalid", str(exc), ref)
-        except _BACKEND_ERRORS as exc:
-            # The events could not be stored (PostgreSQL down): the viewer keeps watching and
-            # resends the frame later; only a join or a comment needs the socket closed.
-            name = self._outage(exc, "track frame not stored")
-            return _error("unavailable", f"{name} is unavailable; send the frame again later", ref)
-        return {
-            "type": "tracked",
-            "ref": ref,
-            "accepted": out.accepted,
-            "stored": out.stored,
-            "duplicates": out.duplicates,
-            "clamped": out.clamped,
-            "rejected": [
-                {"index": r.index, "code": r.code, "message": r.message, "id": r.id}
-                for r in out.rejected
-            ],
-        }
 
     async def _publish_comment(self, room_id: int, author: dict[str, str], text: str) -> Reply:
         await self.broker.publish(room_id, {"type": "comment", "user": author, "text": text})

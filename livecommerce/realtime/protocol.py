@@ -30,6 +30,9 @@ VIEWER_KINDS = frozenset({"user", "viewer", "host"})
 # Viewer -> server message types; anything else gets an `error` frame with code unknown_type.
 CLIENT_TYPES = frozenset({"like", "comment", "ping", "resume", "track"})
 
+# What a viewer's message is answered with: a frame (sent encoded), or nothing.
+Reply = dict[str, Any] | None
+
 
 def encode(obj: Any) -> bytes:
     return orjson.dumps(obj)
@@ -52,3 +55,11 @@ def ws_text_frame(payload: bytes) -> bytes:
 
 def error_frame(code: str, message: str) -> bytes:
     return encode({"type": "error", "code": code, "message": message})
+
+
+def error_reply(code: str, message: str, ref: Any = None) -> dict[str, Any]:
+    """An ``error`` frame; ``ref``: the client's ref of the comment or ``track`` frame it is
+    about (echoed)."""
+    if ref is not None:
+        return {"type": "error", "code": code, "message": message, "ref": ref}
+    return {"type": "error", "code": code, "message": message}
