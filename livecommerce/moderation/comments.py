@@ -46,6 +46,7 @@ from livecommerce import redis_keys as rk
 from livecommerce.aio import check_cancelled
 from livecommerce.commerce.wechat_client import MessageFailed, WechatClient
 from livecommerce.moderation import held, rules
+from livecommerce.outage import BACKEND_ERRORS
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.protocol import encode
 
@@ -58,7 +59,6 @@ DRAIN_SECONDS = 5.0
 OPENID_CACHE_MAX = 50_000
 WORDS_CACHE_MAX = 10_000
 SCENE_COMMENT = 2
-_BACKEND_ERRORS = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 Reply = dict[str, Any] | None
 
@@ -197,7 +197,7 @@ class Moderator:
             self._busy += 1
             try:
                 reply = await self._check(item)
-            except _BACKEND_ERRORS as exc:
+            except BACKEND_ERRORS as exc:
                 log.warning("comment in room %d neither published nor held: %r", item.room_id, exc)
                 reply = error("unavailable", "your comment could not be published; resend",
                               item.ref)  # fmt: skip
@@ -327,7 +327,7 @@ class Moderator:
         for item in waiting:
             try:
                 await held.hold(self.pool, item.room_id, item.user, item.text, "unchecked")
-            except _BACKEND_ERRORS:
+            except BACKEND_ERRORS:
                 left += 1
         if left:
             log.warning("%d comments were neither checked nor held at shutdown", left)

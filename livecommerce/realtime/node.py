@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from livecommerce import redis_keys as rk
 from livecommerce.aio import check_cancelled, close_within
 from livecommerce.metrics import Metrics
+from livecommerce.outage import BACKEND_ERRORS
 from livecommerce.realtime.broker import Broker
 from livecommerce.realtime.hub import Hub
 from livecommerce.realtime.protocol import CLOSE_RECONNECT, CLOSE_ROOM_ENDED
@@ -269,7 +270,7 @@ class Node:
                             self.hub.deliver_to(identity, payload)
                         continue
                     await self.on_room_message(msg["channel"], payload)
-            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except BACKEND_ERRORS as exc:
                 # (PostgreSQL: a resync reloads the room info from it.) Joins wait (bounded)
                 # until we listen again: none may miss frames meanwhile; the next catch-up
                 # covers what was published in between.
