@@ -55,6 +55,18 @@ def to_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
+def goods_summary(row: asyncpg.Record) -> dict[str, Any]:
+    """The goods of an offer's row (a flash sale's, a group offer's: ``goods_id``, ``title``,
+    ``images``, ``price_fen`` joined from ``goods``): ``{id, title, image, price_fen}``, the
+    first image or ``""``, the price in fen."""
+    return {
+        "id": row["goods_id"],
+        "title": row["title"],
+        "image": row["images"][0] if row["images"] else "",
+        "price_fen": row["price_fen"],
+    }
+
+
 async def _link_rooms(
     conn: asyncpg.Connection, host_id: int, goods_id: int, rooms: list[int]
 ) -> None:

@@ -24,6 +24,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from livecommerce import redis_keys as rk
+from livecommerce.commerce.goods import goods_summary
 from livecommerce.errors import Conflict, NotFound
 from livecommerce.realtime.broker import Broker
 from livecommerce.rooms.service import owned_room, require_live
@@ -85,12 +86,7 @@ async def _offer_json(
     return {
         "id": row["id"],
         "host_id": row["host_id"],
-        "goods": {
-            "id": row["goods_id"],
-            "title": row["title"],
-            "image": row["images"][0] if row["images"] else "",
-            "price_fen": row["price_fen"],
-        },
+        "goods": goods_summary(row),
         "group_price_fen": row["group_price_fen"],
         "size": row["size"],
         "fill_seconds": row["fill_seconds"],

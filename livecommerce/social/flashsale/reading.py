@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from livecommerce.commerce.goods import goods_summary
 from livecommerce.errors import NotFound
 from livecommerce.social.flashsale.loading import reconcile
 from livecommerce.social.flashsale.stock import FlashStock
@@ -19,12 +20,7 @@ def sale_json(row: asyncpg.Record, stock_left: int | None = None) -> dict[str, A
     return {
         "id": row["id"],
         "host_id": row["host_id"],
-        "goods": {
-            "id": row["goods_id"],
-            "title": row["title"],
-            "image": row["images"][0] if row["images"] else "",
-            "price_fen": row["price_fen"],
-        },
+        "goods": goods_summary(row),
         "sale_price_fen": row["sale_price_fen"],
         "stock": row["stock"],
         "stock_left": row["stock"] - row["sold"] if stock_left is None else max(stock_left, 0),

@@ -7,7 +7,6 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.commerce import orders
 from livecommerce.config import GroupsConfig
 from livecommerce.errors import Conflict, NotFound
 from livecommerce.social.groups import membership
@@ -54,17 +53,14 @@ async def join_group(
             )
             if seat is None:
                 raise await _why_not_joinable(conn, group_id)
-            order, created = await orders.create_order(
+            order = await membership.member_order(
                 conn,
                 user_id=user_id,
                 goods_id=seat["goods_id"],
-                quantity=1,
+                group_price_fen=seat["group_price_fen"],
                 idempotency_key=idempotency_key,
                 payment_timeout_seconds=payment_timeout_seconds,
-                unit_price_fen=seat["group_price_fen"],
             )
-            if not created:
-                raise membership.Replay({})
             member = await conn.fetchval(
                 """INSERT INTO group_members AS m (group_id, user_id, order_id)
                    VALUES ($1, $2, $3)

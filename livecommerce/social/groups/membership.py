@@ -1,5 +1,6 @@
-"""What opening and joining a group share: the replay of a group order's Idempotency-Key, and
-the rule of one open group per offer and user (``groups.one_open_group_per_offer``)."""
+"""What opening and joining a group share: the member's order at the group price, the replay of
+a group order's Idempotency-Key, and the rule of one open group per offer and user
+(``groups.one_open_group_per_offer``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,32 @@ from livecommerce.errors import Conflict
 class Replay(Exception):
     def __init__(self, result: dict[str, Any]) -> None:
         self.result = result
+
+
+async def member_order(
+    conn: asyncpg.Connection,
+    *,
+    user_id: int,
+    goods_id: int,
+    group_price_fen: int,
+    idempotency_key: str,
+    payment_timeout_seconds: float,
+) -> dict[str, Any]:
+    """A member's order: one unit of ``goods_id`` at the group price (fen), pending payment
+    (``orders.create_order``). Raises Replay when ``idempotency_key`` made an order before
+    (the caller answers that first result), and what ``create_order`` raises."""
+    order, created = await orders.create_order(
+        conn,
+        user_id=user_id,
+        goods_id=goods_id,
+        quantity=1,
+        idempotency_key=idempotency_key,
+        payment_timeout_seconds=payment_timeout_seconds,
+        unit_price_fen=group_price_fen,
+    )
+    if not created:
+        raise Replay({})
+    return order
 
 
 async def replay(

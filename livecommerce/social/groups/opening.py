@@ -6,7 +6,6 @@ from typing import Any
 
 import asyncpg
 
-from livecommerce.commerce import orders
 from livecommerce.config import GroupsConfig
 from livecommerce.errors import Conflict, NotFound
 from livecommerce.social.groups import membership
@@ -43,17 +42,14 @@ async def open_group(
                 user_id,
                 offer["size"],
             )
-            order, created = await orders.create_order(
+            order = await membership.member_order(
                 conn,
                 user_id=user_id,
                 goods_id=offer["goods_id"],
-                quantity=1,
+                group_price_fen=offer["group_price_fen"],
                 idempotency_key=idempotency_key,
                 payment_timeout_seconds=payment_timeout_seconds,
-                unit_price_fen=offer["group_price_fen"],
             )
-            if not created:
-                raise membership.Replay({})
             await conn.execute(
                 "INSERT INTO group_members (group_id, user_id, order_id) VALUES ($1, $2, $3)",
                 group_id,
