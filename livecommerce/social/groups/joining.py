@@ -74,12 +74,8 @@ async def join_group(
             if member is None:
                 raise Conflict("you are already in this group", code="already_joined")
     except membership.Replay:
-        again = await membership.replay(conn, user_id, idempotency_key, group_id=group_id)
-        if again is None:
-            raise Conflict(
-                "Idempotency-Key was already used for another order", code="idempotency_key_reused"
-            ) from None
-        return again, False
+        first = await membership.first_result(conn, user_id, idempotency_key, group_id=group_id)
+        return first, False
     return {"group_id": group_id, "order": order}, True
 
 

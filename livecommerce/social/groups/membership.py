@@ -79,6 +79,25 @@ async def replay(
     return await _result(conn, user_id, row["group_id"], row["order_id"])
 
 
+async def first_result(
+    conn: asyncpg.Connection,
+    user_id: int,
+    key: str,
+    *,
+    offer_id: int | None = None,
+    group_id: int | None = None,
+) -> dict[str, Any]:
+    """:func:`replay` for a key whose order was just found made before (``Replay`` raised):
+    its first result. Raises Conflict ``idempotency_key_reused`` when the key made another
+    order (not a group order, or another request's)."""
+    again = await replay(conn, user_id, key, offer_id=offer_id, group_id=group_id)
+    if again is None:
+        raise Conflict(
+            "Idempotency-Key was already used for another order", code="idempotency_key_reused"
+        )
+    return again
+
+
 async def _result(
     conn: asyncpg.Connection, user_id: int, group_id: int, order_id: int
 ) -> dict[str, Any]:

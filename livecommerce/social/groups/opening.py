@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from livecommerce.config import GroupsConfig
-from livecommerce.errors import Conflict, NotFound
+from livecommerce.errors import NotFound
 from livecommerce.social.groups import membership
 
 
@@ -57,10 +57,6 @@ async def open_group(
                 order["id"],
             )
     except membership.Replay:
-        again = await membership.replay(conn, user_id, idempotency_key, offer_id=offer_id)
-        if again is None:
-            raise Conflict(
-                "Idempotency-Key was already used for another order", code="idempotency_key_reused"
-            ) from None
-        return again, False
+        first = await membership.first_result(conn, user_id, idempotency_key, offer_id=offer_id)
+        return first, False
     return {"group_id": group_id, "order": order}, True
